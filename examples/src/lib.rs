@@ -1,0 +1,1 @@
+//! Runnable examples and integration tests for the family.

@@ -1,0 +1,9 @@
+//! Self-healing for tower services: retry with backoff and jitter, per-error-class policies,
+//! Retry-After, retry budgets, fallback, and recovery when health degrades.
+//!
+//! This crate is a placeholder: the layers are not built yet. They will honour the family's
+//! [`Rejected::retry_after`] and read `Retry-After` with [`parse_retry_after`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use tower_outcome::{Rejected, parse_retry_after};

@@ -1,0 +1,208 @@
+//! Answer modes: how a layer hands its rejection to the caller.
+
+use std::error::Error;
+
+use crate::Rejected;
+
+/// The error type of the default answer mode, as in tower.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// How a layer answers: the error type it exposes and what a rejection becomes.
+///
+/// Three modes exist, chosen on the layer with a type-changing method, so the mode is part of
+/// the service's type and costs nothing at run time:
+///
+/// | mode | `Error` | a rejection becomes |
+/// |---|---|---|
+/// | [`BoxErrorAnswer`] (default) | [`BoxError`] | `Err(Box<Rejected>)`, downcastable |
+/// | [`HttpAnswer`] (`.http()`) | the inner error, unchanged | `Ok` 503 (429 for a budget) with `Retry-After` |
+/// | [`GrpcAnswer`] (`.grpc()`) | the inner error, unchanged | `Ok` Trailers-Only: `grpc-status` 14 (8 for a bulkhead) |
+///
+/// Keeping the inner error in the HTTP and gRPC modes keeps axum's `Infallible` (no
+/// `HandleErrorLayer` needed) and tonic's `named_layer` working.
+pub trait Answer<Res, E> {
+    /// The error type of the layered service.
+    type Error;
+
+    /// Converts an error from the inner service.
+    fn inner_error(error: E) -> Self::Error;
+
+    /// Views an error for classification.
+    fn error_ref(error: &Self::Error) -> &(dyn Error + 'static);
+
+    /// Answers a rejection.
+    fn rejected(rejected: Rejected) -> Result<Res, Self::Error>;
+}
+
+/// The default answer mode: errors become [`BoxError`]; a rejection is `Err(Box<Rejected>)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BoxErrorAnswer;
+
+impl<Res, E: Into<BoxError>> Answer<Res, E> for BoxErrorAnswer {
+    type Error = BoxError;
+
+    fn inner_error(error: E) -> BoxError {
+        error.into()
+    }
+
+    fn error_ref(error: &BoxError) -> &(dyn Error + 'static) {
+        &**error
+    }
+
+    fn rejected(rejected: Rejected) -> Result<Res, BoxError> {
+        Err(Box::new(rejected))
+    }
+}
+
+#[cfg(feature = "http")]
+mod http_modes {
+    use super::*;
+    use crate::retry_after::{GRPC_PUSHBACK, retry_after_value};
+    use http::header::{CONTENT_TYPE, RETRY_AFTER};
+    use http::{HeaderValue, Response, StatusCode};
+
+    /// The `.http()` answer mode: a rejection is an HTTP response; inner errors pass unchanged.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct HttpAnswer;
+
+    /// The `.grpc()` answer mode: a rejection is a gRPC Trailers-Only response; inner errors
+    /// pass unchanged.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct GrpcAnswer;
+
+    impl<B: Default, E: Error + 'static> Answer<Response<B>, E> for HttpAnswer {
+        type Error = E;
+
+        fn inner_error(error: E) -> E {
+            error
+        }
+
+        fn error_ref(error: &E) -> &(dyn Error + 'static) {
+            error
+        }
+
+        fn rejected(rejected: Rejected) -> Result<Response<B>, E> {
+            Ok(rejected.http_response())
+        }
+    }
+
+    impl<B: Default, E: Error + 'static> Answer<Response<B>, E> for GrpcAnswer {
+        type Error = E;
+
+        fn inner_error(error: E) -> E {
+            error
+        }
+
+        fn error_ref(error: &E) -> &(dyn Error + 'static) {
+            error
+        }
+
+        fn rejected(rejected: Rejected) -> Result<Response<B>, E> {
+            Ok(rejected.grpc_response())
+        }
+    }
+
+    impl Rejected {
+        /// The HTTP answer to this rejection: 503 (429 for an exhausted budget) with
+        /// `Retry-After` in whole seconds, rounded up, when the layer knows it; empty body.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use tower_outcome::{LayerKind, Reason, Rejected};
+        ///
+        /// let res: http::Response<()> = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen)
+        ///     .with_retry_after(Duration::from_millis(1500))
+        ///     .http_response();
+        /// assert_eq!(res.status(), 503);
+        /// assert_eq!(res.headers()["retry-after"], "2");
+        /// ```
+        #[must_use]
+        pub fn http_response<B: Default>(&self) -> Response<B> {
+            let mut res = Response::new(B::default());
+            *res.status_mut() = StatusCode::from_u16(self.http_status())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            if let Some(delay) = self.retry_after() {
+                res.headers_mut().insert(RETRY_AFTER, retry_after_value(delay));
+            }
+            res
+        }
+
+        /// The gRPC answer to this rejection, Trailers-Only: HTTP 200,
+        /// `content-type: application/grpc`, `grpc-status` ([`grpc_code`](Self::grpc_code)),
+        /// a percent-encoded `grpc-message`, and `grpc-retry-pushback-ms` when the layer knows
+        /// when to come back.
+        ///
+        /// ```
+        /// use tower_outcome::{LayerKind, Reason, Rejected};
+        ///
+        /// let res: http::Response<()> =
+        ///     Rejected::new(LayerKind::Bulkhead, Reason::BulkheadFull).grpc_response();
+        /// assert_eq!(res.status(), 200);
+        /// assert_eq!(res.headers()["grpc-status"], "8");
+        /// assert_eq!(res.headers()["grpc-message"], "bulkhead is full");
+        /// ```
+        #[must_use]
+        pub fn grpc_response<B: Default>(&self) -> Response<B> {
+            let mut res = Response::new(B::default());
+            let headers = res.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert("grpc-status", HeaderValue::from(self.grpc_code()));
+            if let Ok(message) = HeaderValue::from_str(&percent_encode(&self.to_string())) {
+                headers.insert("grpc-message", message);
+            }
+            if let Some(delay) = self.retry_after() {
+                let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
+            }
+            res
+        }
+    }
+
+    /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+    fn percent_encode(message: &str) -> String {
+        let mut out = String::with_capacity(message.len());
+        for byte in message.bytes() {
+            if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::{LayerKind, Reason};
+        use std::time::Duration;
+
+        #[test]
+        fn grpc_message_is_percent_encoded() {
+            assert_eq!(percent_encode("a \"b\" 100% é"), "a \"b\" 100%25 %C3%A9");
+        }
+
+        #[test]
+        fn grpc_answer_carries_pushback() {
+            let res: Response<()> = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen)
+                .with_name("db")
+                .with_retry_after(Duration::from_millis(2500))
+                .grpc_response();
+            assert_eq!(res.headers()["content-type"], "application/grpc");
+            assert_eq!(res.headers()["grpc-status"], "14");
+            assert_eq!(res.headers()["grpc-message"], "circuit breaker \"db\" is open");
+            assert_eq!(res.headers()["grpc-retry-pushback-ms"], "2500");
+        }
+
+        #[test]
+        fn budget_answers_429() {
+            let res: Response<()> =
+                Rejected::new(LayerKind::Bulkhead, Reason::BudgetExhausted).http_response();
+            assert_eq!(res.status(), 429);
+            assert!(res.headers().get("retry-after").is_none());
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+pub use http_modes::{GrpcAnswer, HttpAnswer};

@@ -1,0 +1,245 @@
+use std::error::Error;
+
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::{Classify, ClassifyEos, EosBody, Outcome, Settle, default_error_outcome};
+
+/// Classifies gRPC responses by `grpc-status`, read from the headers (Trailers-Only answers,
+/// which is how errors usually come) or else from the trailers at the end of the stream.
+///
+/// Defaults (DESIGN.md §1): `OK` (0) is a success; `UNAVAILABLE` (14), `DEADLINE_EXCEEDED` (4),
+/// `RESOURCE_EXHAUSTED` (8), `INTERNAL` (13), `UNKNOWN` (2) and `DATA_LOSS` (15) are failures;
+/// every other code (`CANCELLED` and the caller-fault codes) is ignored. A response whose HTTP
+/// status is not 200 is read as the gRPC spec maps it (502, 503, 504 and 429 are `UNAVAILABLE`).
+/// A stream that ends without a status, or with one that does not parse, is `UNKNOWN`; a
+/// stream dropped before its end settles nothing (cancelled).
+///
+/// ```
+/// use tower_outcome::{GrpcStatus, Outcome};
+///
+/// let classifier = GrpcStatus::new().ignore(8); // RESOURCE_EXHAUSTED is a quota, not ill health
+/// assert_eq!(classifier.outcome(14), Outcome::Failure);
+/// assert_eq!(classifier.outcome(8), Outcome::Ignore);
+/// assert_eq!(classifier.outcome(5), Outcome::Ignore); // NOT_FOUND
+/// assert_eq!(classifier.outcome(0), Outcome::Success);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct GrpcStatus {
+    /// Bit `n` set: code `n` is a failure.
+    failures: u32,
+}
+
+const DEFAULT_FAILURES: u32 = (1 << 14) | (1 << 4) | (1 << 8) | (1 << 13) | (1 << 2) | (1 << 15);
+const UNKNOWN: i32 = 2;
+const UNAVAILABLE: i32 = 14;
+
+impl GrpcStatus {
+    /// The default classification.
+    pub const fn new() -> Self {
+        Self {
+            failures: DEFAULT_FAILURES,
+        }
+    }
+
+    /// Counts gRPC status `code` (1..=16) as a failure; other values are left as they are.
+    pub const fn failure_on(mut self, code: i32) -> Self {
+        if 0 < code && code <= 16 {
+            self.failures |= 1 << code;
+        }
+        self
+    }
+
+    /// Ignores gRPC status `code`.
+    pub const fn ignore(mut self, code: i32) -> Self {
+        if 0 < code && code <= 16 {
+            self.failures &= !(1 << code);
+        }
+        self
+    }
+
+    /// The outcome of gRPC status `code`. Codes outside 0..=16 are treated as `UNKNOWN`.
+    #[must_use]
+    pub const fn outcome(&self, code: i32) -> Outcome {
+        let code = if 0 <= code && code <= 16 { code } else { UNKNOWN };
+        if code == 0 {
+            Outcome::Success
+        } else if self.failures & (1 << code) != 0 {
+            Outcome::Failure
+        } else {
+            Outcome::Ignore
+        }
+    }
+
+    fn outcome_of(&self, headers: &HeaderMap) -> Option<Outcome> {
+        headers
+            .get("grpc-status")
+            .map(|value| self.outcome(parse_code(value.as_bytes())))
+    }
+}
+
+impl Default for GrpcStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn parse_code(bytes: &[u8]) -> i32 {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(UNKNOWN)
+}
+
+/// The gRPC code a non-200 HTTP status stands for (gRPC "HTTP to gRPC status code mapping").
+fn code_for_http_status(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => UNAVAILABLE,
+        _ => UNKNOWN,
+    }
+}
+
+impl ClassifyEos for GrpcStatus {
+    fn classify_eos(&self, trailers: Option<&HeaderMap>) -> Outcome {
+        trailers
+            .and_then(|t| self.outcome_of(t))
+            .unwrap_or(self.outcome(UNKNOWN))
+    }
+}
+
+impl<B> Classify<Response<B>> for GrpcStatus {
+    type Response<G: Settle> = Response<EosBody<B, Self, G>>;
+
+    fn classify_response<G: Settle>(
+        &self,
+        response: Response<B>,
+        guard: G,
+    ) -> Response<EosBody<B, Self, G>> {
+        let outcome = if response.status() == StatusCode::OK {
+            self.outcome_of(response.headers())
+        } else {
+            Some(self.outcome(code_for_http_status(response.status())))
+        };
+        match outcome {
+            Some(outcome) => {
+                guard.settle(outcome);
+                response.map(EosBody::settled)
+            }
+            None => response.map(|body| EosBody::new(body, *self, guard)),
+        }
+    }
+
+    fn unclassified<G: Settle>(&self, response: Response<B>) -> Response<EosBody<B, Self, G>> {
+        response.map(EosBody::settled)
+    }
+
+    fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome {
+        default_error_outcome(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    #[derive(Clone, Default)]
+    struct Spy(Rc<Cell<Option<Outcome>>>);
+    impl Settle for Spy {
+        fn settle(self, outcome: Outcome) {
+            self.0.set(Some(outcome));
+        }
+    }
+
+    #[test]
+    fn design_table() {
+        let c = GrpcStatus::new();
+        for code in [14, 4, 8, 13, 2, 15] {
+            assert_eq!(c.outcome(code), Outcome::Failure, "{code}");
+        }
+        for code in [1, 3, 5, 6, 7, 9, 10, 11, 12, 16] {
+            assert_eq!(c.outcome(code), Outcome::Ignore, "{code}");
+        }
+        assert_eq!(c.outcome(0), Outcome::Success);
+        assert_eq!(c.outcome(99), Outcome::Failure);
+    }
+
+    #[test]
+    fn status_in_headers_settles_at_once() {
+        let spy = Spy::default();
+        let res = Response::builder()
+            .header("grpc-status", "14")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let _res = GrpcStatus::new().classify_response(res, spy.clone());
+        assert_eq!(spy.0.get(), Some(Outcome::Failure));
+    }
+
+    #[test]
+    fn http_503_is_unavailable() {
+        let spy = Spy::default();
+        let res = Response::builder().status(503).body(()).unwrap();
+        let _res = GrpcStatus::new().classify_response(res, spy.clone());
+        assert_eq!(spy.0.get(), Some(Outcome::Failure));
+    }
+
+    /// A body that yields one data frame, then optional trailers.
+    struct Frames(std::collections::VecDeque<http_body::Frame<Bytes>>);
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    fn streamed(trailer: Option<&'static str>) -> Response<Frames> {
+        let mut frames = std::collections::VecDeque::new();
+        frames.push_back(http_body::Frame::data(Bytes::from_static(b"x")));
+        if let Some(code) = trailer {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", code.parse().unwrap());
+            frames.push_back(http_body::Frame::trailers(trailers));
+        }
+        Response::new(Frames(frames))
+    }
+
+    #[tokio::test]
+    async fn trailers_settle_at_end_of_stream() {
+        for (trailer, expected) in [
+            (Some("0"), Outcome::Success),
+            (Some("13"), Outcome::Failure),
+            (Some("5"), Outcome::Ignore),
+            (None, Outcome::Failure),
+        ] {
+            let spy = Spy::default();
+            let res = GrpcStatus::new().classify_response(streamed(trailer), spy.clone());
+            assert_eq!(spy.0.get(), None, "not settled before the end");
+            res.into_body().collect().await.unwrap();
+            assert_eq!(spy.0.get(), Some(expected), "{trailer:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dropped_stream_settles_nothing() {
+        let spy = Spy::default();
+        let res = GrpcStatus::new().classify_response(streamed(Some("13")), spy.clone());
+        let mut body = res.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        drop(body);
+        assert_eq!(spy.0.get(), None);
+        assert_eq!(Rc::strong_count(&spy.0), 1, "guard dropped with the body");
+    }
+}

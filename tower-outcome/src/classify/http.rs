@@ -1,0 +1,129 @@
+use std::error::Error;
+
+use http::{Response, StatusCode};
+
+use crate::{Classify, Outcome, Settle, default_error_outcome};
+
+/// Classifies HTTP responses by status code.
+///
+/// Defaults (DESIGN.md §1): 500, 502, 503, 504 and 408 are failures; 501, 505, 429 and the other
+/// 4xx codes are ignored (the caller's fault or a rate limit, not ill health); 1xx, 2xx and 3xx
+/// are successes; any other 5xx is a failure. Errors are failures except the family's
+/// rejections. Each code can be moved with [`failure_on`](Self::failure_on) and
+/// [`ignore`](Self::ignore).
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use tower_outcome::{HttpStatus, Outcome};
+///
+/// let classifier = HttpStatus::new().ignore(StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(classifier.outcome(StatusCode::BAD_GATEWAY), Outcome::Failure);
+/// assert_eq!(classifier.outcome(StatusCode::SERVICE_UNAVAILABLE), Outcome::Ignore);
+/// assert_eq!(classifier.outcome(StatusCode::NOT_FOUND), Outcome::Ignore);
+/// assert_eq!(classifier.outcome(StatusCode::OK), Outcome::Success);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct HttpStatus {
+    /// One bit per status code 400..=599 that is an exception to the default by range.
+    failures_4xx: u128,
+    failures_5xx: u128,
+}
+
+impl HttpStatus {
+    /// The default classification.
+    pub const fn new() -> Self {
+        let mut failures_5xx = u128::MAX;
+        failures_5xx &= !(1 << 1); // 501 Not Implemented
+        failures_5xx &= !(1 << 5); // 505 HTTP Version Not Supported
+        Self {
+            failures_4xx: 1 << 8, // 408 Request Timeout
+            failures_5xx,
+        }
+    }
+
+    /// Counts `status` as a failure. Only 4xx and 5xx codes can be failures; others are left as they are.
+    pub const fn failure_on(mut self, status: StatusCode) -> Self {
+        match status.as_u16() {
+            code @ 400..=499 => self.failures_4xx |= 1 << (code - 400),
+            code @ 500..=599 => self.failures_5xx |= 1 << (code - 500),
+            _ => {}
+        }
+        self
+    }
+
+    /// Ignores `status`: it neither trips nor heals the breaker.
+    pub const fn ignore(mut self, status: StatusCode) -> Self {
+        match status.as_u16() {
+            code @ 400..=499 => self.failures_4xx &= !(1 << (code - 400)),
+            code @ 500..=599 => self.failures_5xx &= !(1 << (code - 500)),
+            _ => {}
+        }
+        self
+    }
+
+    /// The outcome of a response with `status`.
+    #[must_use]
+    pub const fn outcome(&self, status: StatusCode) -> Outcome {
+        match status.as_u16() {
+            code @ 400..=499 if self.failures_4xx & (1 << (code - 400)) != 0 => Outcome::Failure,
+            400..=499 => Outcome::Ignore,
+            code @ 500..=599 if self.failures_5xx & (1 << (code - 500)) != 0 => Outcome::Failure,
+            500..=599 => Outcome::Ignore,
+            _ => Outcome::Success,
+        }
+    }
+}
+
+impl Default for HttpStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B> Classify<Response<B>> for HttpStatus {
+    type Response<G: Settle> = Response<B>;
+
+    fn classify_response<G: Settle>(&self, response: Response<B>, guard: G) -> Response<B> {
+        guard.settle(self.outcome(response.status()));
+        response
+    }
+
+    fn unclassified<G: Settle>(&self, response: Response<B>) -> Response<B> {
+        response
+    }
+
+    fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome {
+        default_error_outcome(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_table() {
+        let c = HttpStatus::new();
+        for code in [500, 502, 503, 504, 408, 599] {
+            assert_eq!(c.outcome(StatusCode::from_u16(code).unwrap()), Outcome::Failure, "{code}");
+        }
+        for code in [501, 505, 429, 400, 404, 499] {
+            assert_eq!(c.outcome(StatusCode::from_u16(code).unwrap()), Outcome::Ignore, "{code}");
+        }
+        for code in [100, 200, 204, 301, 399] {
+            assert_eq!(c.outcome(StatusCode::from_u16(code).unwrap()), Outcome::Success, "{code}");
+        }
+    }
+
+    #[test]
+    fn moves_codes() {
+        let c = HttpStatus::new()
+            .failure_on(StatusCode::TOO_MANY_REQUESTS)
+            .ignore(StatusCode::INTERNAL_SERVER_ERROR)
+            .failure_on(StatusCode::OK);
+        assert_eq!(c.outcome(StatusCode::TOO_MANY_REQUESTS), Outcome::Failure);
+        assert_eq!(c.outcome(StatusCode::INTERNAL_SERVER_ERROR), Outcome::Ignore);
+        assert_eq!(c.outcome(StatusCode::OK), Outcome::Success);
+    }
+}
