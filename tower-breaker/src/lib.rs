@@ -1,1 +1,213 @@
-//! placeholder
+//! A circuit breaker for tower services: when a dependency keeps failing, fail fast for a
+//! while instead of piling more calls onto it, then probe it and close again once it recovers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_breaker::{CircuitBreakerLayer, Rejected, State};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_breaker::BoxError> {
+//! let breaker = CircuitBreakerLayer::builder()
+//!     .name("inventory")
+//!     .failure_threshold(3)                    // open after 3 failures in a row
+//!     .reset_timeout(Duration::from_secs(30))  // then fail fast for 30 s
+//!     .build()?;
+//! let handle = breaker.handle();
+//!
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(breaker)
+//!     .service_fn(|n: u32| async move {
+//!         if n == 0 { Err(std::io::Error::other("dependency down")) } else { Ok(n) }
+//!     });
+//!
+//! for _ in 0..3 {
+//!     assert!(svc.ready().await?.call(0).await.is_err());
+//! }
+//! assert_eq!(handle.state(), State::Open);
+//!
+//! // While open, calls are rejected at once, without reaching the dependency.
+//! let err = svc.ready().await?.call(1).await.unwrap_err();
+//! let rejected = err.downcast_ref::<Rejected>().unwrap();
+//! assert!(rejected.retry_after().unwrap() <= Duration::from_secs(30));
+//! # Ok(()) }
+//! ```
+//!
+//! # States
+//!
+//! - **Closed**: calls pass; their outcomes feed the trip rules. The circuit opens when any
+//!   configured rule fires: `failure_threshold` consecutive failures (default 5); a failure
+//!   rate of at least `failure_rate_threshold` over the window; a slow-call rate of at least
+//!   `slow_call_rate_threshold` (slow = taking `slow_call_duration` or more). Rate rules need
+//!   `minimum_calls` (default 20) in the window first. The window is the last N calls (default
+//!   100) or the last T seconds in buckets (default 10 s in 10); it really is the last N, not
+//!   "since the last transition".
+//! - **Open**: calls are rejected at once with [`Rejected`] ([`Reason::CircuitOpen`]) whose
+//!   `retry_after` is the time left. After `reset_timeout` (default 60 s) the next call, or a
+//!   state read through the handle, moves the breaker to half-open; no background task runs.
+//!   With `open_backoff`, each consecutive re-open doubles the open time, up to 10 × the reset
+//!   timeout, less up to 10 % jitter from a seedable source.
+//! - **HalfOpen**: at most `half_open_max_calls` probes in flight (default 1); other calls are
+//!   rejected ([`Reason::HalfOpenFull`]). `success_threshold` successful probes (default 1)
+//!   close the circuit with clean windows; any failed (or slow) probe re-opens it. A
+//!   cancelled probe frees its slot and counts for nothing; probes stuck for
+//!   `half_open_max_wait` (default: the reset timeout) re-open it.
+//! - Set through a [`CircuitBreakerHandle`]: **ForcedOpen** (reject everything),
+//!   **Disabled** (pass everything, record metrics), **MetricsOnly** (pass everything, evaluate
+//!   the rules and report when one would trip). [`reset`](CircuitBreakerHandle::reset)
+//!   returns to Closed with clean windows.
+//!
+//! Outcomes of calls admitted before a transition never steer the new state: every count is
+//! tagged with the breaker's generation.
+//!
+//! # What counts as a failure
+//!
+//! A [classifier](Classify) decides. The default, [`ErrorsAsFailures`], counts every error
+//! except the family's own rejections. [`HttpStatus`] counts 500, 502, 503, 504 and 408, and
+//! ignores 429, 501, 505 and other 4xx. [`GrpcStatus`] reads `grpc-status` from the headers, or
+//! else from the trailers at the end of the stream (the response body is then wrapped); it
+//! counts `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNKNOWN` and
+//! `DATA_LOSS`. [`FnClassifier`] takes a closure.
+//!
+//! # Where it goes in a stack
+//!
+//! On the client side, outermost first (a `ServiceBuilder` runs top to bottom):
+//! fallback → retry → **breaker** → bulkhead → per-attempt timeout → (chaos, when testing) →
+//! transport. Retry outside the breaker: each attempt is counted, and an open breaker stops
+//! the retries. A timeout inside the breaker makes a hung dependency count as a failure.
+//!
+//! # Answers
+//!
+//! | mode | error type | an open circuit answers |
+//! |---|---|---|
+//! | default | [`BoxError`] | `Err`, downcastable to [`Rejected`] |
+//! | [`.http()`](CircuitBreakerLayer::http) | the inner error, unchanged | `503 Service Unavailable` with `Retry-After` (whole seconds, rounded up) |
+//! | [`.grpc()`](CircuitBreakerLayer::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 14` (`UNAVAILABLE`), `grpc-message`, `grpc-retry-pushback-ms` |
+//!
+//! In the default mode an axum router needs `HandleErrorLayer` (axum requires `Infallible`
+//! errors) and a tonic client sees `Code::Unknown` with the [`Rejected`] in `source()`. With
+//! `.http()` axum needs nothing more; with `.grpc()` a tonic client sees `Code::Unavailable`
+//! and a tonic server answers instead of resetting the stream.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_breaker::{CircuitBreakerLayer, HttpStatus};
+//!
+//! let breaker = CircuitBreakerLayer::builder()
+//!     .name("reports")
+//!     .classifier(HttpStatus::new())
+//!     .http()
+//!     .build()
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/reports", get(|| async { "ok" }))
+//!     .route_layer(breaker); // unknown paths still answer 404
+//! ```
+//!
+//! # Sharing and clones
+//!
+//! The breaker's state is created with the layer value: every service it makes, and every
+//! clone of those (axum clones per request, tonic per connection), share one breaker. A clone
+//! never inherits readiness: it must be polled ready itself. For one breaker per host, tenant
+//! or route, use [`KeyedCircuitBreakerLayer`] ([`CircuitBreakerBuilder::build_keyed`]).
+//!
+//! # Backpressure
+//!
+//! `poll_ready` reads the state with one atomic load. A call to be refused returns ready at
+//! once **without polling the inner service**, so it reserves nothing downstream (a tonic
+//! `Channel`'s buffer slot, a concurrency permit), and is answered from the response future.
+//! An admitted call forwards the inner `poll_ready`. The breaker never fails `poll_ready` and
+//! never waits.
+//!
+//! # Cancellation
+//!
+//! What an admitted call holds (its half-open probe slot) is released when the response
+//! future, or the wrapped response body, is dropped. A dropped call counts for nothing.
+//!
+//! # Observability
+//!
+//! Every transition emits a `tracing` event (target `tower_breaker`, fields `breaker`, `key`,
+//! `from`, `to`, `reason`; `warn` when opening, `info` otherwise) and calls the listener given
+//! to [`on_transition`](CircuitBreakerBuilder::on_transition). Metrics (install the recorder
+//! before building layers):
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `breaker_calls_total` | counter | `breaker`, `outcome` = `success` \| `failure` \| `ignored` \| `rejected` |
+//! | `breaker_state` | gauge, one-hot | `breaker`, `state` = `closed` \| `open` \| `half_open` \| `forced_open` \| `disabled` \| `metrics_only` |
+//! | `breaker_transitions_total` | counter | `breaker`, `from`, `to` |
+//! | `breaker_keys` | gauge | `breaker` (per-key layers) |
+//!
+//! # Configuration from JSON
+//!
+//! With the `serde` feature, [`CircuitBreakerConfig`] reads our users' shape, and
+//! [`CircuitBreakerProfiles`] a map of named profiles:
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use tower_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Settings {
+//!     circuit_breaker: CircuitBreakerConfig,
+//! }
+//! let settings: Settings = serde_json::from_str(r#"{"circuit_breaker": {
+//!     "name": "mcp_filesystem", "failure_threshold": 5,
+//!     "reset_timeout_seconds": 60, "half_open_max_calls": 1
+//! }}"#).unwrap();
+//! let layer = CircuitBreakerLayer::from_config(settings.circuit_breaker).unwrap();
+//! assert_eq!(layer.name(), "mcp_filesystem");
+//! # }
+//! ```
+//!
+//! Invalid values (a zero threshold, a rate outside (0, 1], a zero window…) are a
+//! [`ConfigError`] naming the field when the layer is built, never a panic.
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `http` | yes | [`HttpStatus`], [`GrpcStatus`], `.http()`, `.grpc()` |
+//! | `serde` | no | `Deserialize`/`Serialize` for the configuration types |
+//!
+//! # Supported Rust versions
+//!
+//! The workspace's `rust-version`; raised only with a minor release.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod config;
+mod error;
+mod event;
+pub mod future;
+mod handle;
+mod keyed;
+mod layer;
+pub mod metrics;
+mod service;
+mod state;
+mod window;
+
+pub use builder::CircuitBreakerBuilder;
+pub use config::{
+    CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_PROBES, MAX_TIME_BUCKETS,
+    WindowConfig,
+};
+pub use error::{ConfigError, LayerKind, Reason, Rejected};
+pub use event::{Transition, TransitionReason};
+pub use handle::CircuitBreakerHandle;
+pub use keyed::{
+    KeyedCircuitBreaker, KeyedCircuitBreakerHandle, KeyedCircuitBreakerLayer, KeyedResponseFuture,
+};
+pub use layer::CircuitBreakerLayer;
+pub use service::CircuitBreaker;
+pub use state::State;
+
+pub use tower_outcome::{
+    BoxError, BoxErrorAnswer, Classify, ErrorsAsFailures, FnClassifier, Outcome, Settle,
+    default_error_outcome, find_rejected,
+};
+#[cfg(feature = "http")]
+pub use tower_outcome::{EosBody, GrpcAnswer, GrpcStatus, HttpAnswer, HttpStatus};

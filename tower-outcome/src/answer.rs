@@ -119,10 +119,11 @@ mod http_modes {
         #[must_use]
         pub fn http_response<B: Default>(&self) -> Response<B> {
             let mut res = Response::new(B::default());
-            *res.status_mut() = StatusCode::from_u16(self.http_status())
-                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            *res.status_mut() =
+                StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             if let Some(delay) = self.retry_after() {
-                res.headers_mut().insert(RETRY_AFTER, retry_after_value(delay));
+                res.headers_mut()
+                    .insert(RETRY_AFTER, retry_after_value(delay));
             }
             res
         }
@@ -190,7 +191,10 @@ mod http_modes {
                 .grpc_response();
             assert_eq!(res.headers()["content-type"], "application/grpc");
             assert_eq!(res.headers()["grpc-status"], "14");
-            assert_eq!(res.headers()["grpc-message"], "circuit breaker \"db\" is open");
+            assert_eq!(
+                res.headers()["grpc-message"],
+                "circuit breaker \"db\" is open"
+            );
             assert_eq!(res.headers()["grpc-retry-pushback-ms"], "2500");
         }
 

@@ -68,16 +68,18 @@ where
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
         let outcome = match &frame {
-            Some(Ok(frame)) => frame
-                .trailers_ref()
-                .and_then(|trailers| this.pending.as_ref().map(|(c, _)| c.classify_eos(Some(trailers)))),
+            Some(Ok(frame)) => frame.trailers_ref().and_then(|trailers| {
+                this.pending
+                    .as_ref()
+                    .map(|(c, _)| c.classify_eos(Some(trailers)))
+            }),
             Some(Err(_)) => Some(Outcome::Failure),
             None => this.pending.as_ref().map(|(c, _)| c.classify_eos(None)),
         };
-        if let Some(outcome) = outcome {
-            if let Some((_, guard)) = this.pending.take() {
-                guard.settle(outcome);
-            }
+        if let Some(outcome) = outcome
+            && let Some((_, guard)) = this.pending.take()
+        {
+            guard.settle(outcome);
         }
         Poll::Ready(frame)
     }

@@ -62,4 +62,6 @@ pub use body::{ClassifyEos, EosBody};
 #[cfg(feature = "http")]
 pub use classify::{grpc::GrpcStatus, http::HttpStatus};
 #[cfg(feature = "http")]
-pub use retry_after::{GRPC_PUSHBACK, Pushback, parse_grpc_pushback, parse_retry_after, retry_after_value};
+pub use retry_after::{
+    GRPC_PUSHBACK, Pushback, parse_grpc_pushback, parse_retry_after, retry_after_value,
+};

@@ -183,7 +183,12 @@ impl Rejected {
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.name {
-            Some(name) => write!(f, "{} {name:?} {}", self.kind.as_str(), self.reason.as_str()),
+            Some(name) => write!(
+                f,
+                "{} {name:?} {}",
+                self.kind.as_str(),
+                self.reason.as_str()
+            ),
             None => write!(f, "{} {}", self.kind.as_str(), self.reason.as_str()),
         }
     }
@@ -241,7 +246,10 @@ mod tests {
     #[test]
     fn found_in_source_chain() {
         let w = Wrapper(Rejected::new(LayerKind::Breaker, Reason::ForcedOpen));
-        assert_eq!(find_rejected(&w).map(Rejected::reason), Some(Reason::ForcedOpen));
+        assert_eq!(
+            find_rejected(&w).map(Rejected::reason),
+            Some(Reason::ForcedOpen)
+        );
     }
 
     #[test]

@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn past_date_is_zero() {
-        assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT", at(900_000_000)), Some(Duration::ZERO));
+        assert_eq!(
+            parse("Sun, 06 Nov 1994 08:49:37 GMT", at(900_000_000)),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ impl GrpcStatus {
     /// The outcome of gRPC status `code`. Codes outside 0..=16 are treated as `UNKNOWN`.
     #[must_use]
     pub const fn outcome(&self, code: i32) -> Outcome {
-        let code = if 0 <= code && code <= 16 { code } else { UNKNOWN };
+        let code = if 0 <= code && code <= 16 {
+            code
+        } else {
+            UNKNOWN
+        };
         if code == 0 {
             Outcome::Success
         } else if self.failures & (1 << code) != 0 {
@@ -133,7 +137,7 @@ impl<B> Classify<Response<B>> for GrpcStatus {
         }
     }
 
-    fn unclassified<G: Settle>(&self, response: Response<B>) -> Response<EosBody<B, Self, G>> {
+    fn unclassified<G: Settle>(response: Response<B>) -> Response<EosBody<B, Self, G>> {
         response.map(EosBody::settled)
     }
 

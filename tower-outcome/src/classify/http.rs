@@ -89,7 +89,7 @@ impl<B> Classify<Response<B>> for HttpStatus {
         response
     }
 
-    fn unclassified<G: Settle>(&self, response: Response<B>) -> Response<B> {
+    fn unclassified<G: Settle>(response: Response<B>) -> Response<B> {
         response
     }
 
@@ -106,13 +106,25 @@ mod tests {
     fn design_table() {
         let c = HttpStatus::new();
         for code in [500, 502, 503, 504, 408, 599] {
-            assert_eq!(c.outcome(StatusCode::from_u16(code).unwrap()), Outcome::Failure, "{code}");
+            assert_eq!(
+                c.outcome(StatusCode::from_u16(code).unwrap()),
+                Outcome::Failure,
+                "{code}"
+            );
         }
         for code in [501, 505, 429, 400, 404, 499] {
-            assert_eq!(c.outcome(StatusCode::from_u16(code).unwrap()), Outcome::Ignore, "{code}");
+            assert_eq!(
+                c.outcome(StatusCode::from_u16(code).unwrap()),
+                Outcome::Ignore,
+                "{code}"
+            );
         }
         for code in [100, 200, 204, 301, 399] {
-            assert_eq!(c.outcome(StatusCode::from_u16(code).unwrap()), Outcome::Success, "{code}");
+            assert_eq!(
+                c.outcome(StatusCode::from_u16(code).unwrap()),
+                Outcome::Success,
+                "{code}"
+            );
         }
     }
 
@@ -123,7 +135,10 @@ mod tests {
             .ignore(StatusCode::INTERNAL_SERVER_ERROR)
             .failure_on(StatusCode::OK);
         assert_eq!(c.outcome(StatusCode::TOO_MANY_REQUESTS), Outcome::Failure);
-        assert_eq!(c.outcome(StatusCode::INTERNAL_SERVER_ERROR), Outcome::Ignore);
+        assert_eq!(
+            c.outcome(StatusCode::INTERNAL_SERVER_ERROR),
+            Outcome::Ignore
+        );
         assert_eq!(c.outcome(StatusCode::OK), Outcome::Success);
     }
 }

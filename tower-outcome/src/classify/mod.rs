@@ -31,7 +31,7 @@ pub trait Classify<Res> {
     fn classify_response<G: Settle>(&self, response: Res, guard: G) -> Self::Response<G>;
 
     /// Passes a response through without classifying it (used for a layer's own answers).
-    fn unclassified<G: Settle>(&self, response: Res) -> Self::Response<G>;
+    fn unclassified<G: Settle>(response: Res) -> Self::Response<G>;
 
     /// Classifies an error returned instead of a response.
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome;
@@ -79,7 +79,7 @@ impl<Res> Classify<Res> for ErrorsAsFailures {
         response
     }
 
-    fn unclassified<G: Settle>(&self, response: Res) -> Res {
+    fn unclassified<G: Settle>(response: Res) -> Res {
         response
     }
 
@@ -153,7 +153,7 @@ where
         response
     }
 
-    fn unclassified<G: Settle>(&self, response: Res) -> Res {
+    fn unclassified<G: Settle>(response: Res) -> Res {
         response
     }
 

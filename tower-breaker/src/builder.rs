@@ -1,0 +1,249 @@
+//! The builder: typed setters named after the configuration's fields.
+
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
+#[cfg(feature = "http")]
+use tower_outcome::{GrpcAnswer, HttpAnswer};
+
+use crate::event::{Listener, Transition, debug_listener};
+use crate::state::Common;
+use crate::{
+    CircuitBreakerConfig, CircuitBreakerLayer, ConfigError, KeyedCircuitBreakerLayer, WindowConfig,
+};
+
+/// Builds a [`CircuitBreakerLayer`] (or a [`KeyedCircuitBreakerLayer`]).
+///
+/// Setters have the names of [`CircuitBreakerConfig`]'s fields and take typed values;
+/// [`build`](Self::build) checks them all and returns a [`ConfigError`] for the first bad one.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_breaker::{CircuitBreakerLayer, HttpStatus};
+///
+/// let layer = CircuitBreakerLayer::builder()
+///     .name("payments")
+///     .failure_threshold(None)             // rate rule only
+///     .failure_rate_threshold(0.5)
+///     .count_window(50)
+///     .minimum_calls(10)
+///     .reset_timeout(Duration::from_secs(10))
+///     .half_open_max_calls(3)
+///     .success_threshold(2)
+///     .classifier(HttpStatus::new())
+///     .on_transition(|t| println!("{} {} -> {}", t.name, t.from, t.to))
+///     .http()
+///     .build()
+///     .unwrap();
+/// assert_eq!(layer.name(), "payments");
+///
+/// let bad = CircuitBreakerLayer::builder().failure_rate_threshold(1.5).build();
+/// assert_eq!(bad.unwrap_err().to_string(), "failure_rate_threshold must be a rate between 0 and 1, got 1.5");
+/// ```
+#[must_use]
+pub struct CircuitBreakerBuilder<C = ErrorsAsFailures, A = BoxErrorAnswer> {
+    config: CircuitBreakerConfig,
+    classifier: C,
+    listener: Option<Listener>,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl CircuitBreakerBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            config: CircuitBreakerConfig::default(),
+            classifier: ErrorsAsFailures,
+            listener: None,
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<C, A> CircuitBreakerBuilder<C, A> {
+    /// Replaces the whole configuration (classifier, listener and answer mode stay).
+    pub fn config(mut self, config: CircuitBreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// `failure_threshold`: consecutive failures that open the circuit; `None` turns the rule off.
+    pub fn failure_threshold(mut self, threshold: impl Into<Option<u32>>) -> Self {
+        self.config.failure_threshold = threshold.into();
+        self
+    }
+
+    /// `failure_rate_threshold`: the failure rate over the window that opens the circuit.
+    pub fn failure_rate_threshold(mut self, rate: f64) -> Self {
+        self.config.failure_rate_threshold = Some(rate);
+        self
+    }
+
+    /// `slow_call_rate_threshold` and `slow_call_duration_seconds`: open when this share of
+    /// the window's calls took at least `duration`.
+    pub fn slow_call_rate_threshold(mut self, rate: f64, duration: Duration) -> Self {
+        self.config.slow_call_rate_threshold = Some(rate);
+        self.config.slow_call_duration_seconds = Some(duration.as_secs_f64());
+        self
+    }
+
+    /// `window`: the last `size` calls.
+    pub fn count_window(mut self, size: u32) -> Self {
+        self.config.window = WindowConfig::Count { size };
+        self
+    }
+
+    /// `window`: the last `length` of time, in `buckets` slices.
+    pub fn time_window(mut self, length: Duration, buckets: u32) -> Self {
+        self.config.window = WindowConfig::Time {
+            seconds: length.as_secs_f64(),
+            buckets,
+        };
+        self
+    }
+
+    /// `minimum_calls`: rate rules wait for this many calls in the window.
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
+        self.config.minimum_calls = calls;
+        self
+    }
+
+    /// `reset_timeout_seconds`: how long the circuit stays open before probing.
+    pub fn reset_timeout(mut self, timeout: Duration) -> Self {
+        self.config.reset_timeout_seconds = timeout.as_secs_f64();
+        self
+    }
+
+    /// `half_open_max_calls`: probes in flight at once.
+    pub fn half_open_max_calls(mut self, calls: u32) -> Self {
+        self.config.half_open_max_calls = calls;
+        self
+    }
+
+    /// `success_threshold`: successful probes that close the circuit.
+    pub fn success_threshold(mut self, successes: u32) -> Self {
+        self.config.success_threshold = successes;
+        self
+    }
+
+    /// `half_open_max_wait_seconds`: a probe stuck this long re-opens the circuit.
+    pub fn half_open_max_wait(mut self, wait: Duration) -> Self {
+        self.config.half_open_max_wait_seconds = Some(wait.as_secs_f64());
+        self
+    }
+
+    /// `open_backoff`: double the open time on each consecutive re-open (capped at 10 × the
+    /// reset timeout, jittered by up to 10 %).
+    pub fn open_backoff(mut self, enabled: bool) -> Self {
+        self.config.open_backoff = enabled;
+        self
+    }
+
+    /// `seed`: makes the backoff jitter reproducible.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = Some(seed);
+        self
+    }
+
+    /// `max_keys`: per-key breakers kept at once.
+    pub fn max_keys(mut self, keys: u32) -> Self {
+        self.config.max_keys = keys;
+        self
+    }
+
+    /// `key_idle_timeout_seconds`: a key idle this long is forgotten.
+    pub fn key_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.key_idle_timeout_seconds = timeout.as_secs_f64();
+        self
+    }
+
+    /// Sets the classifier that decides what counts as a failure (default:
+    /// [`ErrorsAsFailures`]; for HTTP [`HttpStatus`](crate::HttpStatus), for gRPC
+    /// [`GrpcStatus`](crate::GrpcStatus)).
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2, A> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            classifier,
+            listener: self.listener,
+            _answer: PhantomData,
+        }
+    }
+
+    /// Calls `listener` on every transition (after the new state is in force). It must be
+    /// quick and must not panic.
+    pub fn on_transition(
+        mut self,
+        listener: impl Fn(&Transition<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Answers rejections with HTTP 503 + `Retry-After` (see [`CircuitBreakerLayer::http`]).
+    #[cfg(feature = "http")]
+    pub fn http(self) -> CircuitBreakerBuilder<C, HttpAnswer> {
+        self.answer()
+    }
+
+    /// Answers rejections with gRPC `UNAVAILABLE` (see [`CircuitBreakerLayer::grpc`]).
+    #[cfg(feature = "http")]
+    pub fn grpc(self) -> CircuitBreakerBuilder<C, GrpcAnswer> {
+        self.answer()
+    }
+
+    #[cfg(feature = "http")]
+    fn answer<A2>(self) -> CircuitBreakerBuilder<C, A2> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            classifier: self.classifier,
+            listener: self.listener,
+            _answer: PhantomData,
+        }
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// # Errors
+    /// The first invalid value (see [`CircuitBreakerConfig::validate`]).
+    pub fn build(self) -> Result<CircuitBreakerLayer<C, A>, ConfigError> {
+        let settings = self.config.settings()?;
+        let common = Common::new(&settings, self.classifier, self.listener, false);
+        Ok(CircuitBreakerLayer::from_parts(Arc::new(common)))
+    }
+
+    /// Checks the configuration and builds a per-key layer: `key` maps each request to the
+    /// key whose breaker it goes through (a host, a tenant, a route template; never a raw path).
+    ///
+    /// # Errors
+    /// The first invalid value (see [`CircuitBreakerConfig::validate`]).
+    pub fn build_keyed<K, F>(
+        self,
+        key: F,
+    ) -> Result<KeyedCircuitBreakerLayer<K, F, C, A>, ConfigError>
+    where
+        K: Hash + Eq,
+    {
+        let settings = self.config.settings()?;
+        let common = Common::new(&settings, self.classifier, self.listener, true);
+        Ok(KeyedCircuitBreakerLayer::from_parts(Arc::new(common), key))
+    }
+}
+
+impl<C, A> fmt::Debug for CircuitBreakerBuilder<C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("CircuitBreakerBuilder");
+        s.field("config", &self.config)
+            .field("classifier", &std::any::type_name::<C>());
+        debug_listener(&self.listener, &mut s);
+        s.field("answer", &std::any::type_name::<A>()).finish()
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors of the breaker: the family's [`Rejected`] and this crate's [`ConfigError`].
+
+use std::fmt;
+
+pub use tower_outcome::{LayerKind, Reason, Rejected};
+
+/// A configuration the breaker cannot run with, found when a layer is built or a handle
+/// changes a threshold. The message names the field and the value.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count that must be at least 1 (and at most `max`) is out of range.
+    Count {
+        /// The field, as named in the configuration.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// A rate that must lie in 0..=1 does not.
+    Rate {
+        /// The field, as named in the configuration.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A duration that must be finite and positive (or, where allowed, zero) is not.
+    Duration {
+        /// The field, as named in the configuration.
+        field: &'static str,
+        /// The value given, in seconds.
+        seconds: f64,
+    },
+    /// A setting needs another one that is missing.
+    Missing {
+        /// The field that was set.
+        field: &'static str,
+        /// What it needs.
+        needs: &'static str,
+    },
+    /// A named profile was asked for that the configuration does not have.
+    UnknownProfile(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count { field, value, max } => {
+                write!(f, "{field} must be between 1 and {max}, got {value}")
+            }
+            Self::Rate { field, value } => {
+                write!(f, "{field} must be a rate between 0 and 1, got {value}")
+            }
+            Self::Duration { field, seconds } => {
+                write!(
+                    f,
+                    "{field} must be a finite, positive number of seconds, got {seconds}"
+                )
+            }
+            Self::Missing { field, needs } => write!(f, "{field} needs {needs}"),
+            Self::UnknownProfile(name) => write!(f, "no circuit breaker profile named {name:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,125 @@
+//! Response futures.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tower_outcome::{Answer, Classify, Rejected, Settle};
+
+pub use crate::state::Ticket;
+
+pin_project! {
+    /// The response future of [`CircuitBreaker`](crate::CircuitBreaker): the inner call with
+    /// its [`Ticket`], or a rejection answered at once.
+    ///
+    /// Dropping it before it completes cancels the call: the ticket frees its probe slot and
+    /// records nothing.
+    pub struct ResponseFuture<F, C, A> {
+        #[pin]
+        kind: Kind<F, C>,
+        _answer: PhantomData<fn() -> A>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Called { #[pin] future: F, ticket: Option<Ticket<C>> },
+        Rejected { rejected: Option<Rejected> },
+    }
+}
+
+impl<F, C, A> ResponseFuture<F, C, A> {
+    pub(crate) const fn called(future: F, ticket: Ticket<C>) -> Self {
+        Self {
+            kind: Kind::Called {
+                future,
+                ticket: Some(ticket),
+            },
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) const fn rejected(rejected: Rejected) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                rejected: Some(rejected),
+            },
+            _answer: PhantomData,
+        }
+    }
+}
+
+/// Classifies a finished call, settling (or handing on) its ticket.
+pub(crate) fn finish<C, A, Res, E>(
+    result: Result<Res, E>,
+    ticket: Ticket<C>,
+) -> Result<C::Response<Ticket<C>>, A::Error>
+where
+    C: Classify<Res> + Clone,
+    A: Answer<Res, E>,
+{
+    match result {
+        Ok(response) => {
+            let classifier = ticket.classifier().clone();
+            Ok(classifier.classify_response(response, ticket))
+        }
+        Err(error) => {
+            let error = A::inner_error(error);
+            let outcome = ticket.classifier().classify_error(A::error_ref(&error));
+            ticket.settle(outcome);
+            Err(error)
+        }
+    }
+}
+
+/// Answers a rejection in mode `A`.
+pub(crate) fn answer<C, A, Res, E>(rejected: Rejected) -> Result<C::Response<Ticket<C>>, A::Error>
+where
+    C: Classify<Res>,
+    A: Answer<Res, E>,
+{
+    A::rejected(rejected).map(C::unclassified)
+}
+
+impl<F, C, A, Res, E> Future for ResponseFuture<F, C, A>
+where
+    F: Future<Output = Result<Res, E>>,
+    C: Classify<Res> + Clone,
+    A: Answer<Res, E>,
+{
+    type Output = Result<C::Response<Ticket<C>>, A::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Called { future, ticket } => {
+                let result = ready!(future.poll(cx));
+                let ticket = ticket
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(finish::<C, A, Res, E>(result, ticket))
+            }
+            KindProj::Rejected { rejected } => {
+                let rejected = rejected
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(answer::<C, A, Res, E>(rejected))
+            }
+        }
+    }
+}
+
+impl<F, C, A> fmt::Debug for ResponseFuture<F, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.kind {
+            Kind::Called { .. } => "called",
+            Kind::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

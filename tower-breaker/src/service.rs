@@ -1,0 +1,111 @@
+//! The service: admits or refuses in `poll_ready`, answers refusals from the future.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::state::{Admission, Core, Ticket};
+
+/// A service behind a circuit breaker. Made by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
+///
+/// `poll_ready` reads the breaker's state with one atomic load. When the call is to be
+/// refused, it returns `Ready(Ok(()))` **without polling the inner service** (so no capacity
+/// of the inner, such as a `Buffer` slot or a concurrency permit, is reserved for a call that
+/// will not happen), and the rejection comes from the response future. Otherwise it forwards
+/// to the inner `poll_ready`. It never fails or waits because of the breaker.
+///
+/// A half-open probe slot is taken in `poll_ready` and held by this instance until `call`
+/// moves it into the response future; dropping the service or the future frees it.
+///
+/// # Panics
+/// `call` panics if `poll_ready` did not return `Ready(Ok(()))` first, as tower's contract
+/// requires.
+pub struct CircuitBreaker<S, C = ErrorsAsFailures, A = BoxErrorAnswer> {
+    inner: S,
+    core: Arc<Core<C>>,
+    /// Decided in `poll_ready`, consumed by `call`; a clone starts without one.
+    admission: Option<Admission<C>>,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl<S, C, A> CircuitBreaker<S, C, A> {
+    pub(crate) fn new(inner: S, core: Arc<Core<C>>) -> Self {
+        Self {
+            inner,
+            core,
+            admission: None,
+            _answer: PhantomData,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the breaker.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C, A> Clone for CircuitBreaker<S, C, A> {
+    fn clone(&self) -> Self {
+        // A clone shares the breaker but never inherits this instance's readiness (or its
+        // probe slot): it must be polled ready itself.
+        Self::new(self.inner.clone(), Arc::clone(&self.core))
+    }
+}
+
+impl<S: fmt::Debug, C, A> fmt::Debug for CircuitBreaker<S, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("name", &self.core.common.name)
+            .field("admitted", &self.admission.as_ref().map(Result::is_ok))
+            .finish()
+    }
+}
+
+impl<S, C, A, Req> Service<Req> for CircuitBreaker<S, C, A>
+where
+    S: Service<Req>,
+    C: Classify<S::Response> + Clone,
+    A: Answer<S::Response, S::Error>,
+{
+    type Response = C::Response<Ticket<C>>;
+    type Error = A::Error;
+    type Future = ResponseFuture<S::Future, C, A>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let admission = self.admission.get_or_insert_with(|| self.core.admit());
+        match admission {
+            Ok(_) => self.inner.poll_ready(cx).map_err(A::inner_error),
+            Err(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let admission = self
+            .admission
+            .take()
+            .expect("CircuitBreaker::call without poll_ready: poll_ready must be called first");
+        match admission {
+            Ok(mut ticket) => {
+                ticket.start();
+                ResponseFuture::called(self.inner.call(request), ticket)
+            }
+            Err(refusal) => ResponseFuture::rejected(self.core.rejection(refusal)),
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Rolling windows for the rate rules: the last N calls, or buckets over the last T seconds.
+//!
+//! Both are lock-free on the recording path. Every entry is tagged with the breaker's
+//! generation, so a transition empties a window by moving to a new generation (nothing is
+//! cleared), and an outcome recorded late by a call of an older generation can never count
+//! toward the new state.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+use crate::config::WindowSpec;
+
+/// What a window holds for the current generation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) calls: u32,
+    pub(crate) failures: u32,
+    pub(crate) slow: u32,
+}
+
+pub(crate) enum Window {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl Window {
+    pub(crate) fn new(spec: WindowSpec) -> Self {
+        match spec {
+            WindowSpec::Count(size) => Self::Count(CountWindow::new(size)),
+            WindowSpec::Time { width, buckets } => Self::Time(TimeWindow::new(width, buckets)),
+        }
+    }
+
+    /// The largest number of calls the window can hold, if it has one.
+    pub(crate) fn capacity(&self) -> Option<u32> {
+        match self {
+            Self::Count(w) => u32::try_from(w.slots.len()).ok(),
+            Self::Time(_) => None,
+        }
+    }
+
+    pub(crate) const fn needs_clock(&self) -> bool {
+        matches!(self, Self::Time(_))
+    }
+
+    /// Records one call; returns the totals when the call was a failure or slow (only then can
+    /// a rate have risen).
+    pub(crate) fn record(
+        &self,
+        generation: u32,
+        now_ns: u64,
+        failure: bool,
+        slow: bool,
+    ) -> Option<Totals> {
+        match self {
+            Self::Count(w) => w.record(generation, failure, slow),
+            Self::Time(w) => w.record(generation, now_ns, failure, slow),
+        }
+    }
+
+    pub(crate) fn totals(&self, generation: u32, now_ns: u64) -> Totals {
+        match self {
+            Self::Count(w) => w.totals(generation),
+            Self::Time(w) => w.totals(generation, now_ns),
+        }
+    }
+}
+
+const RECORDED: u32 = 1;
+const FAILURE: u32 = 2;
+const SLOW: u32 = 4;
+const GEN_TAG_MASK: u32 = 0x00FF_FFFF;
+
+const fn tag(generation: u32) -> u32 {
+    (generation & GEN_TAG_MASK) << 8
+}
+
+/// The last `size` calls: a ring of slots, each holding one call's bits and its generation.
+pub(crate) struct CountWindow {
+    head: AtomicU64,
+    slots: Box<[AtomicU32]>,
+}
+
+impl CountWindow {
+    fn new(size: u32) -> Self {
+        Self {
+            head: AtomicU64::new(0),
+            slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    fn record(&self, generation: u32, failure: bool, slow: bool) -> Option<Totals> {
+        let bits = RECORDED | if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
+        let index = self.head.fetch_add(1, Relaxed) % self.slots.len() as u64;
+        // `index` is below `slots.len()`, a `u32`, so it fits a `usize`.
+        self.slots[index as usize].store(tag(generation) | bits, Release);
+        (failure || slow).then(|| self.totals(generation))
+    }
+
+    fn totals(&self, generation: u32) -> Totals {
+        let want = tag(generation);
+        let mut totals = Totals::default();
+        for slot in &*self.slots {
+            let value = slot.load(Acquire);
+            if value & !0xFF == want && value & RECORDED != 0 {
+                totals.calls += 1;
+                totals.failures += u32::from(value & FAILURE != 0);
+                totals.slow += u32::from(value & SLOW != 0);
+            }
+        }
+        totals
+    }
+}
+
+struct Bucket {
+    /// `(generation << 40) | epoch`: which slice of time, in which generation, the counts are for.
+    tag: AtomicU64,
+    calls: AtomicU32,
+    failures: AtomicU32,
+    slow: AtomicU32,
+}
+
+const EPOCH_MASK: u64 = (1 << 40) - 1;
+
+const fn bucket_tag(generation: u32, epoch: u64) -> u64 {
+    ((generation & GEN_TAG_MASK) as u64) << 40 | (epoch & EPOCH_MASK)
+}
+
+/// The last `buckets × width` of time. A bucket is reused once its slice is a whole window old;
+/// reuse (once per bucket width) takes a lock, recording does not.
+pub(crate) struct TimeWindow {
+    width_ns: u64,
+    buckets: Box<[Bucket]>,
+    rotate: Mutex<()>,
+}
+
+impl TimeWindow {
+    fn new(width: Duration, buckets: u32) -> Self {
+        Self {
+            width_ns: u64::try_from(width.as_nanos()).unwrap_or(u64::MAX).max(1),
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    tag: AtomicU64::new(u64::MAX),
+                    calls: AtomicU32::new(0),
+                    failures: AtomicU32::new(0),
+                    slow: AtomicU32::new(0),
+                })
+                .collect(),
+            rotate: Mutex::new(()),
+        }
+    }
+
+    fn bucket(&self, epoch: u64) -> &Bucket {
+        // The modulo is below `buckets.len()`, a `u32`.
+        &self.buckets[(epoch % self.buckets.len() as u64) as usize]
+    }
+
+    fn record(&self, generation: u32, now_ns: u64, failure: bool, slow: bool) -> Option<Totals> {
+        let epoch = now_ns / self.width_ns;
+        let want = bucket_tag(generation, epoch);
+        let bucket = self.bucket(epoch);
+        if bucket.tag.load(Acquire) != want {
+            let _guard = self
+                .rotate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if bucket.tag.load(Acquire) != want {
+                bucket.calls.store(0, Relaxed);
+                bucket.failures.store(0, Relaxed);
+                bucket.slow.store(0, Relaxed);
+                bucket.tag.store(want, Release);
+            }
+        }
+        bucket.calls.fetch_add(1, Relaxed);
+        if failure {
+            bucket.failures.fetch_add(1, Relaxed);
+        }
+        if slow {
+            bucket.slow.fetch_add(1, Relaxed);
+        }
+        (failure || slow).then(|| self.totals(generation, now_ns))
+    }
+
+    fn totals(&self, generation: u32, now_ns: u64) -> Totals {
+        let current = now_ns / self.width_ns;
+        let oldest = current.saturating_sub(self.buckets.len() as u64 - 1);
+        let mut totals = Totals::default();
+        for bucket in &*self.buckets {
+            let tag = bucket.tag.load(Acquire);
+            let epoch = tag & EPOCH_MASK;
+            if tag != u64::MAX
+                && tag >> 40 == u64::from(generation & GEN_TAG_MASK)
+                && (oldest..=current).contains(&epoch)
+            {
+                totals.calls += bucket.calls.load(Relaxed);
+                totals.failures += bucket.failures.load(Relaxed);
+                totals.slow += bucket.slow.load(Relaxed);
+            }
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_window_keeps_the_last_n() {
+        let w = CountWindow::new(10);
+        for _ in 0..100 {
+            w.record(0, false, false);
+        }
+        assert_eq!(
+            w.totals(0),
+            Totals {
+                calls: 10,
+                failures: 0,
+                slow: 0
+            }
+        );
+        let mut last = None;
+        for _ in 0..5 {
+            last = w.record(0, true, false);
+        }
+        assert_eq!(
+            last,
+            Some(Totals {
+                calls: 10,
+                failures: 5,
+                slow: 0
+            })
+        );
+        for _ in 0..10 {
+            w.record(0, false, true);
+        }
+        assert_eq!(
+            w.totals(0),
+            Totals {
+                calls: 10,
+                failures: 0,
+                slow: 10
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_generation_starts_empty() {
+        let w = CountWindow::new(4);
+        w.record(7, true, false);
+        assert_eq!(w.totals(7).calls, 1);
+        assert_eq!(w.totals(8), Totals::default());
+        // A late outcome of generation 7 does not count in generation 8.
+        w.record(7, true, false);
+        assert_eq!(w.totals(8), Totals::default());
+    }
+
+    #[test]
+    fn time_window_forgets_old_buckets() {
+        let w = TimeWindow::new(Duration::from_secs(1), 10);
+        let s = 1_000_000_000;
+        w.record(0, 0, true, false);
+        w.record(0, 5 * s, false, false);
+        assert_eq!(
+            w.totals(0, 9 * s),
+            Totals {
+                calls: 2,
+                failures: 1,
+                slow: 0
+            }
+        );
+        // At 10 s the bucket of second 0 has left the window.
+        assert_eq!(
+            w.totals(0, 10 * s),
+            Totals {
+                calls: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
+        // Reusing the slot of second 0 at second 20 starts from zero.
+        assert_eq!(
+            w.record(0, 20 * s, true, false),
+            Some(Totals {
+                calls: 1,
+                failures: 1,
+                slow: 0
+            })
+        );
+    }
+}
