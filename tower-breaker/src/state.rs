@@ -135,6 +135,14 @@ pub(crate) struct Limits {
     pub(crate) half_open_max_wait_ns: AtomicU64,
 }
 
+/// The origin of a layer's clock readings: a day before it was built, so a reading taken on
+/// a clock that started a little earlier (a paused test runtime created before the layer)
+/// is still after it.
+fn clock_base() -> Instant {
+    let now = Instant::now();
+    now.checked_sub(Duration::from_secs(86_400)).unwrap_or(now)
+}
+
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -172,7 +180,7 @@ impl<C> Common<C> {
     ) -> Self {
         Self {
             name: Arc::clone(&settings.name),
-            base: Instant::now(),
+            base: clock_base(),
             limits: Limits {
                 failure_threshold: AtomicU32::new(settings.failure_threshold),
                 failure_rate: AtomicU64::new(rate_bits(settings.failure_rate)),
