@@ -1,0 +1,99 @@
+//! Metrics: names, labels, and the one-hot state gauge.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use support::{fail, succeed};
+use tokio::time::advance;
+use tower_breaker::CircuitBreakerLayer;
+use tower_test::mock;
+
+/// `name{label=value,...}` → value, for every metric in one snapshot.
+fn snapshot(recorder: &DebuggingRecorder) -> BTreeMap<String, f64> {
+    recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            let value = match value {
+                DebugValue::Counter(n) => n as f64,
+                DebugValue::Gauge(g) => g.into_inner(),
+                DebugValue::Histogram(_) => f64::NAN,
+            };
+            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+        })
+        .collect()
+}
+
+fn run(recorder: &DebuggingRecorder, steps: impl AsyncFnOnce(&CircuitBreakerLayer)) {
+    metrics::with_local_recorder(recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Handles bind to the recorder current when the layer is built.
+            let layer = CircuitBreakerLayer::builder().name("db").failure_threshold(2).build().unwrap();
+            steps(&layer).await;
+        });
+    });
+}
+
+fn states(values: &BTreeMap<String, f64>) -> Vec<(&str, f64)> {
+    values
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("breaker_state{breaker=db,state=").map(|s| (s.trim_end_matches('}'), *v)))
+        .collect()
+}
+
+#[test]
+fn exactly_one_state_reads_one_after_a_full_cycle() {
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async |layer| {
+        let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer.clone());
+        succeed(&mut svc, &mut handle).await;
+        fail(&mut svc, &mut handle).await;
+        fail(&mut svc, &mut handle).await; // closed -> open
+        let _ = support::call(&mut svc, &mut handle, true).await; // rejected
+        advance(Duration::from_secs(60)).await;
+        succeed(&mut svc, &mut handle).await; // open -> half_open -> closed
+    });
+    let values = snapshot(&recorder);
+    let states = states(&values);
+    assert_eq!(states.len(), 6, "every state has a series: {states:?}");
+    let ones: Vec<_> = states.iter().filter(|(_, v)| *v == 1.0).map(|(s, _)| *s).collect();
+    assert_eq!(ones, vec!["closed"], "{states:?}");
+    assert!(states.iter().all(|(_, v)| *v == 0.0 || *v == 1.0));
+
+    for (series, expected) in [
+        ("breaker_transitions_total{breaker=db,from=closed,to=open}", 1.0),
+        ("breaker_transitions_total{breaker=db,from=open,to=half_open}", 1.0),
+        ("breaker_transitions_total{breaker=db,from=half_open,to=closed}", 1.0),
+        ("breaker_calls_total{breaker=db,outcome=success}", 2.0),
+        ("breaker_calls_total{breaker=db,outcome=failure}", 2.0),
+        ("breaker_calls_total{breaker=db,outcome=rejected}", 1.0),
+        ("breaker_calls_total{breaker=db,outcome=ignored}", 0.0),
+    ] {
+        assert_eq!(values.get(series), Some(&expected), "{series} in {values:#?}");
+    }
+}
+
+#[test]
+fn open_reads_one_while_open() {
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async |layer| {
+        let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer.clone());
+        fail(&mut svc, &mut handle).await;
+        fail(&mut svc, &mut handle).await;
+    });
+    let values = snapshot(&recorder);
+    let ones: Vec<_> = states(&values).into_iter().filter(|(_, v)| *v == 1.0).collect();
+    assert_eq!(ones, vec![("open", 1.0)]);
+}
