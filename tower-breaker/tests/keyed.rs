@@ -1,0 +1,159 @@
+//! Per-key breakers: isolation between keys, idle eviction, the cap on keys.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::advance;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_breaker::{BoxError, CircuitBreakerLayer, Reason, Rejected, State};
+
+/// A request: which key it goes to, and whether the dependency fails it.
+#[derive(Clone, Copy, Debug)]
+struct Req {
+    key: u32,
+    fail: bool,
+}
+
+fn service(
+    layer: tower_breaker::KeyedCircuitBreakerLayer<u32, fn(&Req) -> u32>,
+    calls: Arc<AtomicUsize>,
+) -> impl Service<Req, Response = u32, Error = BoxError> + Clone {
+    ServiceBuilder::new().layer(layer).service_fn(move |req: Req| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if req.fail {
+                Err(std::io::Error::other("down"))
+            } else {
+                Ok(req.key)
+            }
+        }
+    })
+}
+
+fn key_of(req: &Req) -> u32 {
+    req.key
+}
+
+fn layer(max_keys: u32) -> tower_breaker::KeyedCircuitBreakerLayer<u32, fn(&Req) -> u32> {
+    CircuitBreakerLayer::builder()
+        .name("hosts")
+        .failure_threshold(3)
+        .max_keys(max_keys)
+        .key_idle_timeout(Duration::from_secs(300))
+        .build_keyed(key_of as fn(&Req) -> u32)
+        .unwrap()
+}
+
+async fn send(svc: &mut (impl Service<Req, Response = u32, Error = BoxError> + Clone), key: u32, fail: bool) -> Result<u32, BoxError> {
+    svc.ready().await?.call(Req { key, fail }).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_keys_failures_do_not_open_another_keys_breaker() {
+    let layer = layer(100);
+    let handle = layer.handle();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = service(layer, calls.clone());
+
+    for _ in 0..3 {
+        assert!(send(&mut svc, 1, true).await.is_err());
+    }
+    assert_eq!(handle.state(&1), Some(State::Open));
+    let before = calls.load(Ordering::SeqCst);
+    let err = send(&mut svc, 1, false).await.unwrap_err();
+    assert_eq!(err.downcast_ref::<Rejected>().unwrap().reason(), Reason::CircuitOpen);
+    assert_eq!(calls.load(Ordering::SeqCst), before, "a rejected key never reaches the service");
+
+    assert_eq!(send(&mut svc, 2, false).await.unwrap(), 2);
+    assert_eq!(handle.state(&2), Some(State::Closed));
+    assert_eq!(handle.get(&1).unwrap().key(), Some("1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_keys_are_evicted() {
+    let layer = layer(100);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::default());
+    for key in 0..10 {
+        send(&mut svc, key, false).await.unwrap();
+    }
+    assert_eq!(handle.keys(), 10);
+    advance(Duration::from_secs(200)).await;
+    send(&mut svc, 0, false).await.unwrap(); // key 0 stays fresh
+    advance(Duration::from_secs(200)).await;
+    send(&mut svc, 0, false).await.unwrap();
+    assert_eq!(handle.keys(), 1, "keys idle for 400 s are gone, the used one stays");
+    assert_eq!(handle.state(&0), Some(State::Closed));
+    assert_eq!(handle.state(&5), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cap_holds() {
+    let layer = layer(4);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::default());
+    for key in 0..50 {
+        send(&mut svc, key, false).await.unwrap();
+        advance(Duration::from_millis(10)).await;
+        assert!(handle.keys() <= 4, "{} keys after key {key}", handle.keys());
+    }
+    assert_eq!(handle.keys(), 4);
+    // The most recent keys are the ones kept.
+    for key in 46..50 {
+        assert_eq!(handle.state(&key), Some(State::Closed), "key {key}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_with_calls_in_flight_are_never_evicted_and_overflow_is_shared() {
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(2)
+        .max_keys(2)
+        .build_keyed(|req: &(u32, bool)| req.0)
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = ServiceBuilder::new().layer(layer).service_fn(|(_, hang): (u32, bool)| async move {
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        Err::<(), _>(std::io::Error::other("down"))
+    });
+    // Keys 1 and 2 each have a call hanging in flight.
+    let mut hanging = Vec::new();
+    for key in [1, 2] {
+        let mut fut = Box::pin(svc.ready().await.unwrap().call((key, true)));
+        assert!(futures_poll(&mut fut).is_pending());
+        hanging.push(fut);
+    }
+    // Keys 3 and 4 cannot evict them: they share the overflow breaker, which opens for both.
+    assert!(svc.ready().await.unwrap().call((3, false)).await.is_err());
+    assert!(svc.ready().await.unwrap().call((4, false)).await.is_err());
+    let err = svc.ready().await.unwrap().call((5, false)).await.unwrap_err();
+    assert_eq!(err.downcast_ref::<Rejected>().unwrap().reason(), Reason::CircuitOpen);
+    assert_eq!(handle.keys(), 2);
+    assert_eq!(handle.state(&1), Some(State::Closed));
+    drop(hanging);
+    // Now key 1 and 2 are unused and make room.
+    assert!(svc.ready().await.unwrap().call((6, false)).await.is_err());
+    assert_eq!(handle.state(&6), Some(State::Closed));
+}
+
+fn futures_poll<F: std::future::Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+    std::pin::Pin::new(fut).poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn thresholds_change_for_every_key() {
+    let layer = layer(100);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::default());
+    send(&mut svc, 7, false).await.unwrap();
+    handle.set_failure_threshold(Some(1)).unwrap();
+    assert!(send(&mut svc, 7, true).await.is_err());
+    assert!(send(&mut svc, 8, true).await.is_err());
+    assert_eq!(handle.state(&7), Some(State::Open));
+    assert_eq!(handle.state(&8), Some(State::Open));
+    handle.reset_all();
+    assert_eq!(handle.state(&7), Some(State::Closed));
+}
