@@ -175,6 +175,7 @@
 //! The workspace's `rust-version`; raised only with a minor release.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;

@@ -40,7 +40,7 @@ async fn a_clone_does_not_inherit_readiness() {
         .service(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
     assert!(svc.poll_ready(&mut Context::from_waker(Waker::noop())).is_ready());
     let mut clone = svc.clone();
-    let _ = clone.call(1);
+    drop(clone.call(1));
 }
 
 #[tokio::test(start_paused = true)]

@@ -38,6 +38,7 @@
 //! | `http` | yes | [`HttpStatus`], [`GrpcStatus`], [`EosBody`], [`HttpAnswer`], [`GrpcAnswer`], Retry-After and pushback |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod answer;
