@@ -106,6 +106,9 @@ mod http_modes {
         /// The HTTP answer to this rejection: 503 (429 for an exhausted budget) with
         /// `Retry-After` in whole seconds, rounded up, when the layer knows it; empty body.
         ///
+        /// The rejection rides along as a response extension, so the classifiers of outer
+        /// layers ignore it rather than count the 503 against the dependency.
+        ///
         /// ```
         /// use std::time::Duration;
         /// use tower_outcome::{LayerKind, Reason, Rejected};
@@ -125,13 +128,15 @@ mod http_modes {
                 res.headers_mut()
                     .insert(RETRY_AFTER, retry_after_value(delay));
             }
+            res.extensions_mut().insert(self.clone());
             res
         }
 
         /// The gRPC answer to this rejection, Trailers-Only: HTTP 200,
         /// `content-type: application/grpc`, `grpc-status` ([`grpc_code`](Self::grpc_code)),
         /// a percent-encoded `grpc-message`, and `grpc-retry-pushback-ms` when the layer knows
-        /// when to come back.
+        /// when to come back. Like [`http_response`](Self::http_response), it carries the
+        /// rejection as a response extension.
         ///
         /// ```
         /// use tower_outcome::{LayerKind, Reason, Rejected};
@@ -155,6 +160,7 @@ mod http_modes {
                 let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
                 headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
             }
+            res.extensions_mut().insert(self.clone());
             res
         }
     }
@@ -196,6 +202,15 @@ mod http_modes {
                 "circuit breaker \"db\" is open"
             );
             assert_eq!(res.headers()["grpc-retry-pushback-ms"], "2500");
+        }
+
+        #[test]
+        fn answers_carry_the_rejection() {
+            let rejected = Rejected::new(LayerKind::Bulkhead, Reason::BulkheadFull);
+            let http: Response<()> = rejected.http_response();
+            let grpc: Response<()> = rejected.grpc_response();
+            assert_eq!(http.extensions().get::<Rejected>(), Some(&rejected));
+            assert_eq!(grpc.extensions().get::<Rejected>(), Some(&rejected));
         }
 
         #[test]

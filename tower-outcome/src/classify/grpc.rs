@@ -2,7 +2,7 @@ use std::error::Error;
 
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::{Classify, ClassifyEos, EosBody, Outcome, Settle, default_error_outcome};
+use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_error_outcome};
 
 /// Classifies gRPC responses by `grpc-status`, read from the headers (Trailers-Only answers,
 /// which is how errors usually come) or else from the trailers at the end of the stream.
@@ -12,7 +12,8 @@ use crate::{Classify, ClassifyEos, EosBody, Outcome, Settle, default_error_outco
 /// every other code (`CANCELLED` and the caller-fault codes) is ignored. A response whose HTTP
 /// status is not 200 is read as the gRPC spec maps it (502, 503, 504 and 429 are `UNAVAILABLE`).
 /// A stream that ends without a status, or with one that does not parse, is `UNKNOWN`; a
-/// stream dropped before its end settles nothing (cancelled).
+/// stream dropped before its end settles nothing (cancelled). A response answered by one of
+/// the family's layers (carrying [`Rejected`] as an extension) is ignored.
 ///
 /// ```
 /// use tower_outcome::{GrpcStatus, Outcome};
@@ -123,7 +124,10 @@ impl<B> Classify<Response<B>> for GrpcStatus {
         response: Response<B>,
         guard: G,
     ) -> Response<EosBody<B, Self, G>> {
-        let outcome = if response.status() == StatusCode::OK {
+        let outcome = if response.extensions().get::<Rejected>().is_some() {
+            // Answered by one of the family's layers: says nothing about the dependency.
+            Some(Outcome::Ignore)
+        } else if response.status() == StatusCode::OK {
             self.outcome_of(response.headers())
         } else {
             Some(self.outcome(code_for_http_status(response.status())))
@@ -185,6 +189,16 @@ mod tests {
             .unwrap();
         let _res = GrpcStatus::new().classify_response(res, spy.clone());
         assert_eq!(spy.0.get(), Some(Outcome::Failure));
+    }
+
+    #[test]
+    fn a_family_answer_is_ignored() {
+        use crate::{LayerKind, Reason};
+        let spy = Spy::default();
+        let answer: Response<()> =
+            Rejected::new(LayerKind::Bulkhead, Reason::BulkheadFull).grpc_response();
+        let _res = GrpcStatus::new().classify_response(answer, spy.clone());
+        assert_eq!(spy.0.get(), Some(Outcome::Ignore));
     }
 
     #[test]

@@ -2,14 +2,15 @@ use std::error::Error;
 
 use http::{Response, StatusCode};
 
-use crate::{Classify, Outcome, Settle, default_error_outcome};
+use crate::{Classify, Outcome, Rejected, Settle, default_error_outcome};
 
 /// Classifies HTTP responses by status code.
 ///
 /// Defaults (DESIGN.md §1): 500, 502, 503, 504 and 408 are failures; 501, 505, 429 and the other
 /// 4xx codes are ignored (the caller's fault or a rate limit, not ill health); 1xx, 2xx and 3xx
 /// are successes; any other 5xx is a failure. Errors are failures except the family's
-/// rejections. Each code can be moved with [`failure_on`](Self::failure_on) and
+/// rejections, and so is a response answered by one of the family's layers (it carries the
+/// [`Rejected`](crate::Rejected) as an extension): it says nothing about the dependency. Each code can be moved with [`failure_on`](Self::failure_on) and
 /// [`ignore`](Self::ignore).
 ///
 /// ```
@@ -85,7 +86,12 @@ impl<B> Classify<Response<B>> for HttpStatus {
     type Response<G: Settle> = Response<B>;
 
     fn classify_response<G: Settle>(&self, response: Response<B>, guard: G) -> Response<B> {
-        guard.settle(self.outcome(response.status()));
+        let outcome = if response.extensions().get::<Rejected>().is_some() {
+            Outcome::Ignore
+        } else {
+            self.outcome(response.status())
+        };
+        guard.settle(outcome);
         response
     }
 
@@ -126,6 +132,26 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn a_family_answer_is_ignored() {
+        use crate::{LayerKind, Reason};
+        use std::cell::Cell;
+        struct Spy<'a>(&'a Cell<Option<Outcome>>);
+        impl Settle for Spy<'_> {
+            fn settle(self, outcome: Outcome) {
+                self.0.set(Some(outcome));
+            }
+        }
+        let seen = Cell::new(None);
+        let answer: Response<()> =
+            Rejected::new(LayerKind::Bulkhead, Reason::BulkheadFull).http_response();
+        let _ = HttpStatus::new().classify_response(answer, Spy(&seen));
+        assert_eq!(seen.get(), Some(Outcome::Ignore));
+        let plain = Response::builder().status(503).body(()).unwrap();
+        let _ = HttpStatus::new().classify_response(plain, Spy(&seen));
+        assert_eq!(seen.get(), Some(Outcome::Failure));
     }
 
     #[test]
