@@ -20,7 +20,10 @@ struct Frames(VecDeque<Frame<Bytes>>);
 impl http_body::Body for Frames {
     type Data = Bytes;
     type Error = Infallible;
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.pop_front().map(Ok))
     }
 }
@@ -28,7 +31,10 @@ impl http_body::Body for Frames {
 fn grpc_stream(status: &'static str) -> Response<Frames> {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", status.parse().unwrap());
-    let frames = VecDeque::from([Frame::data(Bytes::from_static(b"msg")), Frame::trailers(trailers)]);
+    let frames = VecDeque::from([
+        Frame::data(Bytes::from_static(b"msg")),
+        Frame::trailers(trailers),
+    ]);
     Response::new(Frames(frames))
 }
 
@@ -42,15 +48,27 @@ async fn http_mode_answers_503_with_retry_after_and_keeps_infallible() {
         .build()
         .unwrap();
     let breaker = layer.handle();
-    let mut svc = ServiceBuilder::new().layer(layer).service_fn(|req: Request<()>| async move {
-        let status = if req.uri() == "/fail" { 500 } else { 200 };
-        Ok::<_, Infallible>(Response::builder().status(status).body(String::new()).unwrap())
-    });
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|req: Request<()>| async move {
+            let status = if req.uri() == "/fail" { 500 } else { 200 };
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(status)
+                    .body(String::new())
+                    .unwrap(),
+            )
+        });
     let get = |uri: &str| Request::get(uri).body(()).unwrap();
 
     // 404s are the caller's problem; 500s are failures.
     for _ in 0..5 {
-        svc.ready().await.unwrap().call(get("/missing")).await.unwrap();
+        svc.ready()
+            .await
+            .unwrap()
+            .call(get("/missing"))
+            .await
+            .unwrap();
     }
     assert_eq!(breaker.state(), State::Closed);
     for _ in 0..2 {
@@ -65,16 +83,31 @@ async fn http_mode_answers_503_with_retry_after_and_keeps_infallible() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_mode_answers_trailers_only_unavailable() {
-    let layer = CircuitBreakerLayer::builder().name("users").grpc().build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .name("users")
+        .grpc()
+        .build()
+        .unwrap();
     layer.handle().force_open();
     let mut svc = ServiceBuilder::new()
         .layer(layer)
-        .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Frames::default())) });
-    let res = svc.ready().await.unwrap().call(Request::new(())).await.unwrap();
+        .service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Frames::default()))
+        });
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/grpc");
     assert_eq!(res.headers()["grpc-status"], "14");
-    assert_eq!(res.headers()["grpc-message"], "circuit breaker \"users\" is forced open");
+    assert_eq!(
+        res.headers()["grpc-message"],
+        "circuit breaker \"users\" is forced open"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -93,7 +126,11 @@ async fn grpc_status_in_trailers_counts_at_the_end_of_the_stream() {
     // Two UNAVAILABLE streams, read to the end: the breaker opens only once they end.
     let first = svc.ready().await.unwrap().call("14").await.unwrap();
     let second = svc.ready().await.unwrap().call("14").await.unwrap();
-    assert_eq!(breaker.consecutive_failures(), 0, "nothing is known before the trailers");
+    assert_eq!(
+        breaker.consecutive_failures(),
+        0,
+        "nothing is known before the trailers"
+    );
     first.into_body().collect().await.unwrap();
     assert_eq!(breaker.consecutive_failures(), 1);
     second.into_body().collect().await.unwrap();
@@ -136,14 +173,26 @@ async fn a_dropped_half_open_stream_frees_its_probe_slot() {
     let mut svc = ServiceBuilder::new()
         .layer(layer)
         .service_fn(|code: &'static str| async move { Ok::<_, Infallible>(grpc_stream(code)) });
-    svc.ready().await.unwrap().call("14").await.unwrap().into_body().collect().await.unwrap();
+    svc.ready()
+        .await
+        .unwrap()
+        .call("14")
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(breaker.state(), State::Open);
     tokio::time::advance(Duration::from_secs(60)).await;
 
     // The probe's response arrived, but its body is dropped unread: the slot comes back.
     let probe = svc.ready().await.unwrap().call("0").await.unwrap();
     let refused = svc.ready().await.unwrap().call("0").await;
-    assert!(refused.is_err(), "the one probe slot is taken while the stream is open");
+    assert!(
+        refused.is_err(),
+        "the one probe slot is taken while the stream is open"
+    );
     drop(probe);
     let probe = svc.ready().await.unwrap().call("0").await.unwrap();
     probe.into_body().collect().await.unwrap();

@@ -38,7 +38,10 @@ async fn a_cancelled_probe_frees_its_slot() {
     // The only slot is taken: another caller is rejected.
     let (result, reached) = support::call(&mut svc, &mut handle, true).await;
     assert!(!reached);
-    assert_eq!(rejected(&result.unwrap_err()).unwrap().reason(), Reason::HalfOpenFull);
+    assert_eq!(
+        rejected(&result.unwrap_err()).unwrap().reason(),
+        Reason::HalfOpenFull
+    );
 
     // The probe's caller goes away: the slot is free again and nothing was counted.
     drop(probe);
@@ -57,9 +60,15 @@ async fn a_slot_taken_in_poll_ready_is_freed_when_the_service_is_dropped() {
     // A clone polled ready holds the probe slot until it calls or is dropped.
     let mut idle = svc.get_ref().clone();
     let waker = Waker::noop();
-    assert!(matches!(idle.poll_ready(&mut Context::from_waker(waker)), Poll::Ready(Ok(()))));
+    assert!(matches!(
+        idle.poll_ready(&mut Context::from_waker(waker)),
+        Poll::Ready(Ok(()))
+    ));
     let (result, _) = support::call(&mut svc, &mut handle, true).await;
-    assert_eq!(rejected(&result.unwrap_err()).unwrap().reason(), Reason::HalfOpenFull);
+    assert_eq!(
+        rejected(&result.unwrap_err()).unwrap().reason(),
+        Reason::HalfOpenFull
+    );
     drop(idle);
     succeed(&mut svc, &mut handle).await;
     assert_eq!(layer.handle().state(), State::Closed);
@@ -85,10 +94,17 @@ async fn probes_stuck_past_the_max_wait_reopen() {
     advance(Duration::from_secs(1)).await;
     let (result, reached) = support::call(&mut svc, &mut handle, true).await;
     assert!(!reached);
-    assert_eq!(rejected(&result.unwrap_err()).unwrap().reason(), Reason::CircuitOpen);
+    assert_eq!(
+        rejected(&result.unwrap_err()).unwrap().reason(),
+        Reason::CircuitOpen
+    );
     assert_eq!(breaker.state(), State::Open);
     drop(stuck);
-    assert_eq!(breaker.state(), State::Open, "dropping the stale probe changes nothing");
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "dropping the stale probe changes nothing"
+    );
 }
 
 /// 64 threads race for 3 probe slots, each on its own clone, at the same instant.
@@ -125,7 +141,11 @@ fn concurrent_callers_never_get_more_probes_than_allowed() {
 
     runtime.block_on(async {
         let mut svc = svc.clone();
-        let _ = tower::ServiceExt::ready(&mut svc).await.unwrap().call(true).await;
+        let _ = tower::ServiceExt::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(true)
+            .await;
         assert_eq!(breaker.state(), State::Open);
         advance(Duration::from_secs(60)).await;
         assert_eq!(breaker.state(), State::HalfOpen);
@@ -153,7 +173,11 @@ fn concurrent_callers_never_get_more_probes_than_allowed() {
         });
         let admitted = results.iter().filter(|(admitted, _)| *admitted).count();
         assert_eq!(admitted, SLOTS as usize, "round {round}: probes admitted");
-        assert_eq!(reached.swap(0, Ordering::SeqCst), SLOTS as usize, "round {round}: probes reached");
+        assert_eq!(
+            reached.swap(0, Ordering::SeqCst),
+            SLOTS as usize,
+            "round {round}: probes reached"
+        );
         // Every caller goes away: all slots come back for the next round.
         drop(results);
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_breaker::{
-    CircuitBreakerConfig, CircuitBreakerLayer, CircuitBreakerProfiles, ConfigError, State, WindowConfig,
+    CircuitBreakerConfig, CircuitBreakerLayer, CircuitBreakerProfiles, ConfigError, State,
+    WindowConfig,
 };
 
 #[derive(Deserialize)]
@@ -53,8 +54,14 @@ fn named_profiles() {
     assert_eq!(critical.name, "critical_services");
     assert_eq!(critical.failure_threshold, Some(3));
     assert_eq!(critical.success_threshold, 2);
-    assert_eq!(critical.reset_timeout_seconds, 30.0, "timeout_seconds is reset_timeout_seconds");
-    assert_eq!(profiles.get("non_critical").unwrap().reset_timeout_seconds, 120.0);
+    assert_eq!(
+        critical.reset_timeout_seconds, 30.0,
+        "timeout_seconds is reset_timeout_seconds"
+    );
+    assert_eq!(
+        profiles.get("non_critical").unwrap().reset_timeout_seconds,
+        120.0
+    );
     assert_eq!(profiles.layer("default").unwrap().name(), "default");
     assert_eq!(
         profiles.layer("nope").unwrap_err(),
@@ -69,26 +76,61 @@ fn windows_in_json() {
     )
     .unwrap();
     assert_eq!(config.failure_threshold, None);
-    assert_eq!(config.window, WindowConfig::Time { seconds: 30.0, buckets: 10 });
+    assert_eq!(
+        config.window,
+        WindowConfig::Time {
+            seconds: 30.0,
+            buckets: 10
+        }
+    );
     let _layer = CircuitBreakerLayer::from_config(config).unwrap();
 
-    let config: CircuitBreakerConfig =
-        serde_json::from_str(r#"{"failure_rate_threshold": 0.25, "window": {"type": "count", "size": 50}}"#).unwrap();
+    let config: CircuitBreakerConfig = serde_json::from_str(
+        r#"{"failure_rate_threshold": 0.25, "window": {"type": "count", "size": 50}}"#,
+    )
+    .unwrap();
     assert_eq!(config.window, WindowConfig::Count { size: 50 });
 }
 
 #[test]
 fn invalid_values_are_typed_errors_when_the_layer_is_built() {
     let cases = [
-        (r#"{"failure_threshold": 0}"#, "failure_threshold must be between 1 and 4294967295, got 0"),
-        (r#"{"failure_rate_threshold": 1.5}"#, "failure_rate_threshold must be a rate between 0 and 1, got 1.5"),
-        (r#"{"failure_rate_threshold": -0.5}"#, "failure_rate_threshold must be a rate between 0 and 1, got -0.5"),
-        (r#"{"failure_rate_threshold": 0.5, "window": {"type": "count", "size": 0}}"#, "window.size must be between 1 and 10000, got 0"),
-        (r#"{"reset_timeout_seconds": 0}"#, "reset_timeout_seconds must be a finite, positive number of seconds, got 0"),
-        (r#"{"timeout_seconds": -5}"#, "reset_timeout_seconds must be a finite, positive number of seconds, got -5"),
-        (r#"{"half_open_max_calls": 0}"#, "half_open_max_calls must be between 1 and 65535, got 0"),
-        (r#"{"success_threshold": 0}"#, "success_threshold must be between 1 and 65535, got 0"),
-        (r#"{"max_keys": 0}"#, "max_keys must be between 1 and 4294967295, got 0"),
+        (
+            r#"{"failure_threshold": 0}"#,
+            "failure_threshold must be between 1 and 4294967295, got 0",
+        ),
+        (
+            r#"{"failure_rate_threshold": 1.5}"#,
+            "failure_rate_threshold must be a rate between 0 and 1, got 1.5",
+        ),
+        (
+            r#"{"failure_rate_threshold": -0.5}"#,
+            "failure_rate_threshold must be a rate between 0 and 1, got -0.5",
+        ),
+        (
+            r#"{"failure_rate_threshold": 0.5, "window": {"type": "count", "size": 0}}"#,
+            "window.size must be between 1 and 10000, got 0",
+        ),
+        (
+            r#"{"reset_timeout_seconds": 0}"#,
+            "reset_timeout_seconds must be a finite, positive number of seconds, got 0",
+        ),
+        (
+            r#"{"timeout_seconds": -5}"#,
+            "reset_timeout_seconds must be a finite, positive number of seconds, got -5",
+        ),
+        (
+            r#"{"half_open_max_calls": 0}"#,
+            "half_open_max_calls must be between 1 and 65535, got 0",
+        ),
+        (
+            r#"{"success_threshold": 0}"#,
+            "success_threshold must be between 1 and 65535, got 0",
+        ),
+        (
+            r#"{"max_keys": 0}"#,
+            "max_keys must be between 1 and 4294967295, got 0",
+        ),
     ];
     for (json, message) in cases {
         let config: CircuitBreakerConfig = serde_json::from_str(json).unwrap();
@@ -99,9 +141,14 @@ fn invalid_values_are_typed_errors_when_the_layer_is_built() {
 
 #[test]
 fn unknown_fields_and_wrong_types_are_rejected() {
-    let err = serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_treshold": 5}"#).unwrap_err();
-    assert!(err.to_string().contains("unknown field `failure_treshold`"), "{err}");
-    let err = serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_threshold": -1}"#).unwrap_err();
+    let err =
+        serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_treshold": 5}"#).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `failure_treshold`"),
+        "{err}"
+    );
+    let err =
+        serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_threshold": -1}"#).unwrap_err();
     assert!(err.to_string().contains("invalid value"), "{err}");
 }
 
@@ -113,5 +160,8 @@ fn a_config_round_trips() {
         ..CircuitBreakerConfig::default()
     };
     let json = serde_json::to_string(&config).unwrap();
-    assert_eq!(serde_json::from_str::<CircuitBreakerConfig>(&json).unwrap(), config);
+    assert_eq!(
+        serde_json::from_str::<CircuitBreakerConfig>(&json).unwrap(),
+        config
+    );
 }

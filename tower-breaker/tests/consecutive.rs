@@ -39,7 +39,10 @@ async fn five_consecutive_failures_open_the_circuit() {
         fail(&mut svc, &mut handle).await;
     }
     assert_eq!(breaker.state(), State::Open);
-    assert_eq!(events.take(), vec![(State::Closed, State::Open, ConsecutiveFailures)]);
+    assert_eq!(
+        events.take(),
+        vec![(State::Closed, State::Open, ConsecutiveFailures)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -62,7 +65,10 @@ async fn open_rejects_at_once_without_calling_the_inner_service() {
     assert_eq!(rejection.name(), Some("dep"));
     assert_eq!(rejection.retry_after(), Some(Duration::from_secs(40)));
     assert_eq!(err.to_string(), "circuit breaker \"dep\" is open");
-    assert!(handle.poll_request().is_pending(), "no request reached the mock");
+    assert!(
+        handle.poll_request().is_pending(),
+        "no request reached the mock"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -76,7 +82,10 @@ async fn after_the_reset_timeout_a_successful_probe_closes() {
     }
 
     advance(Duration::from_secs(59)).await;
-    assert!(!call(&mut svc, &mut handle, true).await.1, "still open at 59 s");
+    assert!(
+        !call(&mut svc, &mut handle, true).await.1,
+        "still open at 59 s"
+    );
     advance(Duration::from_secs(1)).await;
     let (result, reached) = call(&mut svc, &mut handle, true).await;
     assert!(reached && result.is_ok(), "the probe went through");
@@ -131,7 +140,10 @@ async fn a_state_read_reports_the_due_half_open() {
     }
     advance(Duration::from_secs(61)).await;
     assert_eq!(breaker.state(), State::HalfOpen);
-    assert_eq!(events.take().last(), Some(&(State::Open, State::HalfOpen, ResetTimeoutElapsed)));
+    assert_eq!(
+        events.take().last(),
+        Some(&(State::Open, State::HalfOpen, ResetTimeoutElapsed))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -177,12 +189,17 @@ async fn every_transition_is_a_tracing_event() {
         fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
             let mut fields = Fields(Vec::new());
             event.record(&mut fields);
-            self.0.lock().unwrap().push(format!("{} {}", event.metadata().level(), fields.0.join(" ")));
+            self.0.lock().unwrap().push(format!(
+                "{} {}",
+                event.metadata().level(),
+                fields.0.join(" ")
+            ));
         }
     }
 
     let collect = Collect::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(collect.clone()));
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(collect.clone()));
     let layer = CircuitBreakerLayer::builder()
         .name("traced")
         .failure_threshold(1)

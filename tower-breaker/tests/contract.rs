@@ -27,7 +27,9 @@ fn services_layers_and_handles_are_send_sync_clone_static() {
     assert_traits::<tower_breaker::KeyedCircuitBreakerHandle<String>>();
     let mut svc = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new())
-        .service(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+        .service(tower::service_fn(|n: u32| async move {
+            Ok::<_, std::io::Error>(n)
+        }));
     let _ = svc.poll_ready(&mut Context::from_waker(Waker::noop()));
     assert_send(&svc.call(1));
 }
@@ -37,37 +39,60 @@ fn services_layers_and_handles_are_send_sync_clone_static() {
 async fn a_clone_does_not_inherit_readiness() {
     let mut svc = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new())
-        .service(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
-    assert!(svc.poll_ready(&mut Context::from_waker(Waker::noop())).is_ready());
+        .service(tower::service_fn(|n: u32| async move {
+            Ok::<_, std::io::Error>(n)
+        }));
+    assert!(
+        svc.poll_ready(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    );
     let mut clone = svc.clone();
     drop(clone.call(1));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_rejection_reserves_nothing_downstream() {
-    let layer = CircuitBreakerLayer::builder().failure_threshold(1).build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .build()
+        .unwrap();
     let breaker = layer.handle();
     let mut svc = ServiceBuilder::new()
         .layer(layer)
         .layer(ConcurrencyLimitLayer::new(1))
         .service(tower::service_fn(|fail: bool| async move {
-            if fail { Err(std::io::Error::other("down")) } else { Ok(()) }
+            if fail {
+                Err(std::io::Error::other("down"))
+            } else {
+                Ok(())
+            }
         }));
     assert!(svc.ready().await.unwrap().call(true).await.is_err());
     assert_eq!(breaker.state(), State::Open);
 
     // An instance readied while open holds a rejection, not the one permit below it.
     let mut idle = svc.clone();
-    assert!(matches!(idle.poll_ready(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok(()))));
+    assert!(matches!(
+        idle.poll_ready(&mut Context::from_waker(Waker::noop())),
+        Poll::Ready(Ok(()))
+    ));
     breaker.reset();
     let mut other = svc.clone();
     assert!(
-        matches!(other.poll_ready(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok(()))),
+        matches!(
+            other.poll_ready(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Ok(()))
+        ),
         "the permit is still free"
     );
     other.call(false).await.unwrap();
     let err = idle.call(false).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<tower_breaker::Rejected>().unwrap().reason(), Reason::CircuitOpen);
+    assert_eq!(
+        err.downcast_ref::<tower_breaker::Rejected>()
+            .unwrap()
+            .reason(),
+        Reason::CircuitOpen
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -98,7 +123,10 @@ async fn forced_open_rejects_everything_until_reset() {
 
 #[tokio::test(start_paused = true)]
 async fn disabled_passes_failures_without_tripping() {
-    let layer = CircuitBreakerLayer::builder().failure_threshold(1).build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .build()
+        .unwrap();
     let breaker = layer.handle();
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     breaker.disable();
@@ -113,20 +141,30 @@ async fn disabled_passes_failures_without_tripping() {
 
 #[tokio::test(start_paused = true)]
 async fn metrics_only_counts_but_never_transitions() {
-    let layer = CircuitBreakerLayer::builder().failure_threshold(2).build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(2)
+        .build()
+        .unwrap();
     let breaker = layer.handle();
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     breaker.metrics_only();
     for _ in 0..5 {
         fail(&mut svc, &mut handle).await;
     }
-    assert_eq!(breaker.consecutive_failures(), 5, "outcomes are still counted");
+    assert_eq!(
+        breaker.consecutive_failures(),
+        5,
+        "outcomes are still counted"
+    );
     assert_eq!(breaker.state(), State::MetricsOnly);
 }
 
 #[tokio::test(start_paused = true)]
 async fn live_threshold_changes_apply_to_the_next_call() {
-    let layer = CircuitBreakerLayer::builder().failure_threshold(5).build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(5)
+        .build()
+        .unwrap();
     let breaker = layer.handle();
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     fail(&mut svc, &mut handle).await;
@@ -135,11 +173,21 @@ async fn live_threshold_changes_apply_to_the_next_call() {
     fail(&mut svc, &mut handle).await;
     assert_eq!(breaker.state(), State::Open);
     breaker.set_reset_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(breaker.open_remaining(), Some(Duration::from_secs(60)), "the current opening keeps its time");
+    assert_eq!(
+        breaker.open_remaining(),
+        Some(Duration::from_secs(60)),
+        "the current opening keeps its time"
+    );
 
     assert!(breaker.set_failure_threshold(Some(0)).is_err());
-    assert!(breaker.set_failure_threshold(None).is_err(), "it was the only trip rule");
-    assert!(breaker.set_failure_rate_threshold(Some(0.5)).is_err(), "built without a window");
+    assert!(
+        breaker.set_failure_threshold(None).is_err(),
+        "it was the only trip rule"
+    );
+    assert!(
+        breaker.set_failure_rate_threshold(Some(0.5)).is_err(),
+        "built without a window"
+    );
     assert!(breaker.set_half_open_max_calls(0).is_err());
     assert!(breaker.set_reset_timeout(Duration::ZERO).is_err());
 }
@@ -171,10 +219,17 @@ async fn open_backoff_doubles_caps_and_jitters_reproducibly() {
     let durations = open_durations(7).await;
     for (open, nominal) in durations.iter().zip([10u64, 20, 40, 80, 100, 100]) {
         let nominal = Duration::from_secs(nominal);
-        assert!(*open <= nominal && *open >= nominal.mul_f64(0.9), "{open:?} vs {nominal:?}");
+        assert!(
+            *open <= nominal && *open >= nominal.mul_f64(0.9),
+            "{open:?} vs {nominal:?}"
+        );
     }
     assert_eq!(durations, open_durations(7).await, "same seed, same jitter");
-    assert_ne!(durations, open_durations(8).await, "another seed, other jitter");
+    assert_ne!(
+        durations,
+        open_durations(8).await,
+        "another seed, other jitter"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -200,11 +255,16 @@ async fn closing_resets_the_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn calls_through_ready_clones_share_one_breaker() {
-    let layer = CircuitBreakerLayer::builder().failure_threshold(3).build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(3)
+        .build()
+        .unwrap();
     let breaker = layer.handle();
     let svc = ServiceBuilder::new()
         .layer(layer)
-        .service(tower::service_fn(|_: ()| async { Err::<(), _>(std::io::Error::other("down")) }));
+        .service(tower::service_fn(|_: ()| async {
+            Err::<(), _>(std::io::Error::other("down"))
+        }));
     for _ in 0..3 {
         // A fresh clone per call, as axum and hyper do.
         assert!(svc.clone().oneshot(()).await.is_err());

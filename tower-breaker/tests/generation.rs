@@ -52,7 +52,10 @@ async fn a_late_failure_from_closed_does_not_reopen_half_open() {
 
 #[tokio::test(start_paused = true)]
 async fn late_failures_do_not_count_in_a_new_closed_run() {
-    let layer = CircuitBreakerLayer::builder().failure_threshold(2).build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(2)
+        .build()
+        .unwrap();
     let breaker = layer.handle();
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
 
@@ -71,7 +74,11 @@ async fn late_failures_do_not_count_in_a_new_closed_run() {
         assert!(fut.await.is_err());
     }
     assert_eq!(breaker.consecutive_failures(), 0);
-    assert_eq!(breaker.state(), State::Closed, "two late failures did not trip the new run");
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "two late failures did not trip the new run"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -19,16 +19,18 @@ fn service(
     layer: tower_breaker::KeyedCircuitBreakerLayer<u32, fn(&Req) -> u32>,
     calls: Arc<AtomicUsize>,
 ) -> impl Service<Req, Response = u32, Error = BoxError> + Clone {
-    ServiceBuilder::new().layer(layer).service_fn(move |req: Req| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if req.fail {
-                Err(std::io::Error::other("down"))
-            } else {
-                Ok(req.key)
+    ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(move |req: Req| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if req.fail {
+                    Err(std::io::Error::other("down"))
+                } else {
+                    Ok(req.key)
+                }
             }
-        }
-    })
+        })
 }
 
 fn key_of(req: &Req) -> u32 {
@@ -45,7 +47,11 @@ fn layer(max_keys: u32) -> tower_breaker::KeyedCircuitBreakerLayer<u32, fn(&Req)
         .unwrap()
 }
 
-async fn send(svc: &mut (impl Service<Req, Response = u32, Error = BoxError> + Clone), key: u32, fail: bool) -> Result<u32, BoxError> {
+async fn send(
+    svc: &mut (impl Service<Req, Response = u32, Error = BoxError> + Clone),
+    key: u32,
+    fail: bool,
+) -> Result<u32, BoxError> {
     svc.ready().await?.call(Req { key, fail }).await
 }
 
@@ -62,8 +68,15 @@ async fn one_keys_failures_do_not_open_another_keys_breaker() {
     assert_eq!(handle.state(&1), Some(State::Open));
     let before = calls.load(Ordering::SeqCst);
     let err = send(&mut svc, 1, false).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<Rejected>().unwrap().reason(), Reason::CircuitOpen);
-    assert_eq!(calls.load(Ordering::SeqCst), before, "a rejected key never reaches the service");
+    assert_eq!(
+        err.downcast_ref::<Rejected>().unwrap().reason(),
+        Reason::CircuitOpen
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "a rejected key never reaches the service"
+    );
 
     assert_eq!(send(&mut svc, 2, false).await.unwrap(), 2);
     assert_eq!(handle.state(&2), Some(State::Closed));
@@ -83,7 +96,11 @@ async fn idle_keys_are_evicted() {
     send(&mut svc, 0, false).await.unwrap(); // key 0 stays fresh
     advance(Duration::from_secs(200)).await;
     send(&mut svc, 0, false).await.unwrap();
-    assert_eq!(handle.keys(), 1, "keys idle for 400 s are gone, the used one stays");
+    assert_eq!(
+        handle.keys(),
+        1,
+        "keys idle for 400 s are gone, the used one stays"
+    );
     assert_eq!(handle.state(&0), Some(State::Closed));
     assert_eq!(handle.state(&5), None);
 }
@@ -113,12 +130,15 @@ async fn keys_with_calls_in_flight_are_never_evicted_and_overflow_is_shared() {
         .build_keyed(|req: &(u32, bool)| req.0)
         .unwrap();
     let handle = layer.handle();
-    let mut svc = ServiceBuilder::new().layer(layer).service_fn(|(_, hang): (u32, bool)| async move {
-        if hang {
-            std::future::pending::<()>().await;
-        }
-        Err::<(), _>(std::io::Error::other("down"))
-    });
+    let mut svc =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|(_, hang): (u32, bool)| async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                Err::<(), _>(std::io::Error::other("down"))
+            });
     // Keys 1 and 2 each have a call hanging in flight.
     let mut hanging = Vec::new();
     for key in [1, 2] {
@@ -129,8 +149,17 @@ async fn keys_with_calls_in_flight_are_never_evicted_and_overflow_is_shared() {
     // Keys 3 and 4 cannot evict them: they share the overflow breaker, which opens for both.
     assert!(svc.ready().await.unwrap().call((3, false)).await.is_err());
     assert!(svc.ready().await.unwrap().call((4, false)).await.is_err());
-    let err = svc.ready().await.unwrap().call((5, false)).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<Rejected>().unwrap().reason(), Reason::CircuitOpen);
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((5, false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<Rejected>().unwrap().reason(),
+        Reason::CircuitOpen
+    );
     assert_eq!(handle.keys(), 2);
     assert_eq!(handle.state(&1), Some(State::Closed));
     drop(hanging);

@@ -20,7 +20,10 @@ fn snapshot(recorder: &DebuggingRecorder) -> BTreeMap<String, f64> {
         .into_iter()
         .map(|(key, _, _, value)| {
             let key = key.key();
-            let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
             let value = match value {
                 DebugValue::Counter(n) => n as f64,
                 DebugValue::Gauge(g) => g.into_inner(),
@@ -40,7 +43,11 @@ fn run(recorder: &DebuggingRecorder, steps: impl AsyncFnOnce(&CircuitBreakerLaye
             .unwrap();
         runtime.block_on(async {
             // Handles bind to the recorder current when the layer is built.
-            let layer = CircuitBreakerLayer::builder().name("db").failure_threshold(2).build().unwrap();
+            let layer = CircuitBreakerLayer::builder()
+                .name("db")
+                .failure_threshold(2)
+                .build()
+                .unwrap();
             steps(&layer).await;
         });
     });
@@ -49,7 +56,10 @@ fn run(recorder: &DebuggingRecorder, steps: impl AsyncFnOnce(&CircuitBreakerLaye
 fn states(values: &BTreeMap<String, f64>) -> Vec<(&str, f64)> {
     values
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("breaker_state{breaker=db,state=").map(|s| (s.trim_end_matches('}'), *v)))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("breaker_state{breaker=db,state=")
+                .map(|s| (s.trim_end_matches('}'), *v))
+        })
         .collect()
 }
 
@@ -68,20 +78,37 @@ fn exactly_one_state_reads_one_after_a_full_cycle() {
     let values = snapshot(&recorder);
     let states = states(&values);
     assert_eq!(states.len(), 6, "every state has a series: {states:?}");
-    let ones: Vec<_> = states.iter().filter(|(_, v)| *v == 1.0).map(|(s, _)| *s).collect();
+    let ones: Vec<_> = states
+        .iter()
+        .filter(|(_, v)| *v == 1.0)
+        .map(|(s, _)| *s)
+        .collect();
     assert_eq!(ones, vec!["closed"], "{states:?}");
     assert!(states.iter().all(|(_, v)| *v == 0.0 || *v == 1.0));
 
     for (series, expected) in [
-        ("breaker_transitions_total{breaker=db,from=closed,to=open}", 1.0),
-        ("breaker_transitions_total{breaker=db,from=open,to=half_open}", 1.0),
-        ("breaker_transitions_total{breaker=db,from=half_open,to=closed}", 1.0),
+        (
+            "breaker_transitions_total{breaker=db,from=closed,to=open}",
+            1.0,
+        ),
+        (
+            "breaker_transitions_total{breaker=db,from=open,to=half_open}",
+            1.0,
+        ),
+        (
+            "breaker_transitions_total{breaker=db,from=half_open,to=closed}",
+            1.0,
+        ),
         ("breaker_calls_total{breaker=db,outcome=success}", 2.0),
         ("breaker_calls_total{breaker=db,outcome=failure}", 2.0),
         ("breaker_calls_total{breaker=db,outcome=rejected}", 1.0),
         ("breaker_calls_total{breaker=db,outcome=ignored}", 0.0),
     ] {
-        assert_eq!(values.get(series), Some(&expected), "{series} in {values:#?}");
+        assert_eq!(
+            values.get(series),
+            Some(&expected),
+            "{series} in {values:#?}"
+        );
     }
 }
 
@@ -94,6 +121,9 @@ fn open_reads_one_while_open() {
         fail(&mut svc, &mut handle).await;
     });
     let values = snapshot(&recorder);
-    let ones: Vec<_> = states(&values).into_iter().filter(|(_, v)| *v == 1.0).collect();
+    let ones: Vec<_> = states(&values)
+        .into_iter()
+        .filter(|(_, v)| *v == 1.0)
+        .collect();
     assert_eq!(ones, vec![("open", 1.0)]);
 }

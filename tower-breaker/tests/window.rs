@@ -26,7 +26,11 @@ async fn the_count_window_really_rolls() {
     for _ in 0..100 {
         succeed(&mut svc, &mut handle).await;
     }
-    assert_eq!(breaker.window_totals(), Some((10, 0, 0)), "only the last 10 are kept");
+    assert_eq!(
+        breaker.window_totals(),
+        Some((10, 0, 0)),
+        "only the last 10 are kept"
+    );
     for i in 1..=4 {
         fail(&mut svc, &mut handle).await;
         assert_eq!(breaker.window_totals(), Some((10, i, 0)));
@@ -36,7 +40,10 @@ async fn the_count_window_really_rolls() {
     // transition would hold 104 calls and stay closed.
     fail(&mut svc, &mut handle).await;
     assert_eq!(breaker.state(), State::Open);
-    assert_eq!(events.take(), vec![(State::Closed, State::Open, TransitionReason::FailureRate)]);
+    assert_eq!(
+        events.take(),
+        vec![(State::Closed, State::Open, TransitionReason::FailureRate)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -87,9 +94,17 @@ async fn the_time_window_forgets_old_buckets() {
         fail(&mut svc, &mut handle).await;
     }
     advance(Duration::from_secs(5)).await;
-    assert_eq!(breaker.window_totals(), Some((3, 3, 0)), "5 s later they are still in the window");
+    assert_eq!(
+        breaker.window_totals(),
+        Some((3, 3, 0)),
+        "5 s later they are still in the window"
+    );
     advance(Duration::from_secs(6)).await;
-    assert_eq!(breaker.window_totals(), Some((0, 0, 0)), "11 s later they are gone");
+    assert_eq!(
+        breaker.window_totals(),
+        Some((0, 0, 0)),
+        "11 s later they are gone"
+    );
     fail(&mut svc, &mut handle).await;
     for _ in 0..3 {
         succeed(&mut svc, &mut handle).await;
@@ -99,8 +114,11 @@ async fn the_time_window_forgets_old_buckets() {
 }
 
 /// A successful call that takes `delay`.
-async fn slow_call<S>(svc: &mut mock::Spawn<S>, handle: &mut mock::Handle<u32, u32>, delay: Duration)
-where
+async fn slow_call<S>(
+    svc: &mut mock::Spawn<S>,
+    handle: &mut mock::Handle<u32, u32>,
+    delay: Duration,
+) where
     S: tower::Service<u32, Response = u32, Error = tower_breaker::BoxError>,
 {
     tokio_test::assert_ready_ok!(svc.poll_ready());
@@ -129,7 +147,11 @@ async fn slow_calls_open_the_circuit() {
     assert_eq!(breaker.window_totals(), Some((3, 0, 1)));
     assert_eq!(breaker.state(), State::Closed);
     slow_call(&mut svc, &mut handle, Duration::from_secs(2)).await;
-    assert_eq!(breaker.state(), State::Open, "2 of 4 calls took ≥ 2 s, and they all succeeded");
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "2 of 4 calls took ≥ 2 s, and they all succeeded"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -150,9 +172,17 @@ async fn closing_starts_a_clean_window() {
     advance(Duration::from_secs(60)).await;
     succeed(&mut svc, &mut handle).await;
     assert_eq!(breaker.state(), State::Closed);
-    assert_eq!(breaker.window_totals(), Some((0, 0, 0)), "the probe does not count, old failures are gone");
+    assert_eq!(
+        breaker.window_totals(),
+        Some((0, 0, 0)),
+        "the probe does not count, old failures are gone"
+    );
     for _ in 0..3 {
         fail(&mut svc, &mut handle).await;
     }
-    assert_eq!(breaker.state(), State::Closed, "3 calls < minimum_calls in the new window");
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "3 calls < minimum_calls in the new window"
+    );
 }

@@ -26,7 +26,11 @@ impl Events {
 /// One call through a breaker over a tower-test mock: polls ready, calls, and answers with
 /// `Ok(7)` or `Err("boom")` if the call reaches the mock. Returns the breaker's result and
 /// whether the mock saw the request.
-pub async fn call<S>(svc: &mut Spawn<S>, handle: &mut Handle<u32, u32>, ok: bool) -> (Result<u32, BoxError>, bool)
+pub async fn call<S>(
+    svc: &mut Spawn<S>,
+    handle: &mut Handle<u32, u32>,
+    ok: bool,
+) -> (Result<u32, BoxError>, bool)
 where
     S: tower::Service<u32, Response = u32, Error = BoxError>,
 {
@@ -36,7 +40,10 @@ where
     if let Poll::Ready(result) = fut.poll() {
         return (result, false);
     }
-    let (request, send) = handle.next_request().await.expect("request reached the mock");
+    let (request, send) = handle
+        .next_request()
+        .await
+        .expect("request reached the mock");
     assert_eq!(request, 1);
     if ok {
         send.send_response(7);
