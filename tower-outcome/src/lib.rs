@@ -13,12 +13,41 @@
 //! - `Retry-After` and `grpc-retry-pushback-ms` reading and writing.
 //!
 //! Users rarely depend on this crate directly: each layer crate re-exports what its users touch.
-//! Write against it when you build your own classifier or your own admission layer whose
-//! rejections the family should honour.
+//! Write against it when you build your own classifier, or your own admission layer whose
+//! rejections the family should honour:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_outcome::{find_rejected, Classify, ErrorsAsFailures, LayerKind, Outcome, Reason, Rejected};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_outcome::BoxError> {
+//! // A quota check of your own, answering with the family's rejection.
+//! let mut svc = ServiceBuilder::new()
+//!     .filter(|tokens: u32| {
+//!         if tokens <= 1000 {
+//!             Ok(tokens)
+//!         } else {
+//!             Err(Rejected::new(LayerKind::Other("quota"), Reason::BudgetExhausted)
+//!                 .with_retry_after(Duration::from_secs(60)))
+//!         }
+//!     })
+//!     .service_fn(|tokens: u32| async move { Ok::<_, std::io::Error>(tokens) });
+//!
+//! let err = svc.ready().await?.call(5000).await.unwrap_err();
+//! let rejected = find_rejected(&*err).expect("the quota's rejection");
+//! assert_eq!(rejected.retry_after(), Some(Duration::from_secs(60)));
+//! // Every classifier of the family ignores it: a refused call says nothing about the dependency.
+//! assert_eq!(Classify::<u32>::classify_error(&ErrorsAsFailures, &*err), Outcome::Ignore);
+//! # Ok(()) }
+//! ```
+//!
+//! A classifier of your own, from a closure:
 //!
 //! ```
 //! use std::error::Error;
-//! use tower_outcome::{default_error_outcome, Classify, FnClassifier, Outcome, Rejected, LayerKind, Reason};
+//! use tower_outcome::{default_error_outcome, Classify, FnClassifier, Outcome};
 //!
 //! // Treat `Ok(false)` from a health probe as a failure.
 //! let classifier = FnClassifier::new(|result: Result<&bool, &(dyn Error + 'static)>| match result {
@@ -26,9 +55,7 @@
 //!     Ok(false) => Outcome::Failure,
 //!     Err(err) => default_error_outcome(err),
 //! });
-//! // Rejections raised by the family are never counted against a dependency.
-//! let open = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen);
-//! assert_eq!(classifier.classify_error(&open), Outcome::Ignore);
+//! assert_eq!(classifier.classify_error(&std::fmt::Error), Outcome::Failure);
 //! ```
 //!
 //! # Feature flags
