@@ -412,8 +412,9 @@ impl<C> Core<C> {
             } else {
                 0
             };
-            if let Some(totals) = window.record(generation, now, failure, slow) {
-                trip = trip.or_else(|| self.rate_rule(window, totals));
+            let minimum = self.minimum_calls(window);
+            if let Some(totals) = window.record(generation, now, failure, slow, minimum) {
+                trip = trip.or_else(|| self.rate_rule(totals, minimum));
             }
         }
         if let Some(reason) = trip {
@@ -431,12 +432,16 @@ impl<C> Core<C> {
         }
     }
 
-    fn rate_rule(&self, window: &Window, totals: Totals) -> Option<TransitionReason> {
+    /// `minimum_calls`, capped at a count window's size (as resilience4j does).
+    fn minimum_calls(&self, window: &Window) -> u32 {
+        let minimum = self.common.limits.minimum_calls.load(Relaxed);
+        window
+            .capacity()
+            .map_or(minimum, |capacity| minimum.min(capacity))
+    }
+
+    fn rate_rule(&self, totals: Totals, minimum: u32) -> Option<TransitionReason> {
         let limits = &self.common.limits;
-        let mut minimum = limits.minimum_calls.load(Relaxed);
-        if let Some(capacity) = window.capacity() {
-            minimum = minimum.min(capacity);
-        }
         if totals.calls == 0 || totals.calls < minimum {
             return None;
         }
@@ -569,6 +574,9 @@ impl<C> Core<C> {
             State::ForcedOpen | State::Disabled | State::MetricsOnly => {}
         }
         self.consecutive.store(u64::from(generation) << 32, Release);
+        if let Some(window) = &self.window {
+            window.begin_generation();
+        }
         self.word.store(Word::new(to, generation).0, Release);
         self.common.metrics.transition(from, to);
         drop(control);

@@ -44,18 +44,27 @@ impl Window {
         matches!(self, Self::Time(_))
     }
 
-    /// Records one call; returns the totals when the call was a failure or slow (only then can
-    /// a rate have risen).
+    /// Records one call; returns the totals when a rate may have reached its threshold: after
+    /// a failure or a slow call, or when the window may just have filled to `minimum` calls (a
+    /// success lowers both rates otherwise).
     pub(crate) fn record(
         &self,
         generation: u32,
         now_ns: u64,
         failure: bool,
         slow: bool,
+        minimum: u32,
     ) -> Option<Totals> {
         match self {
-            Self::Count(w) => w.record(generation, failure, slow),
-            Self::Time(w) => w.record(generation, now_ns, failure, slow),
+            Self::Count(w) => w.record(generation, failure, slow, minimum),
+            Self::Time(w) => w.record(generation, now_ns, failure, slow, minimum),
+        }
+    }
+
+    /// Marks the start of a new generation (called on every transition).
+    pub(crate) fn begin_generation(&self) {
+        if let Self::Count(w) = self {
+            w.generation_start.store(w.head.load(Acquire), Release);
         }
     }
 
@@ -79,6 +88,8 @@ const fn tag(generation: u32) -> u32 {
 /// The last `size` calls: a ring of slots, each holding one call's bits and its generation.
 pub(crate) struct CountWindow {
     head: AtomicU64,
+    /// `head` when the current generation began: tells when the window fills to the minimum.
+    generation_start: AtomicU64,
     slots: Box<[AtomicU32]>,
 }
 
@@ -86,16 +97,19 @@ impl CountWindow {
     fn new(size: u32) -> Self {
         Self {
             head: AtomicU64::new(0),
+            generation_start: AtomicU64::new(0),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
-    fn record(&self, generation: u32, failure: bool, slow: bool) -> Option<Totals> {
+    fn record(&self, generation: u32, failure: bool, slow: bool, minimum: u32) -> Option<Totals> {
         let bits = RECORDED | if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
-        let index = self.head.fetch_add(1, Relaxed) % self.slots.len() as u64;
+        let position = self.head.fetch_add(1, Relaxed);
+        let index = position % self.slots.len() as u64;
         // `index` is below `slots.len()`, a `u32`, so it fits a `usize`.
         self.slots[index as usize].store(tag(generation) | bits, Release);
-        (failure || slow).then(|| self.totals(generation))
+        let filled = position + 1 - self.generation_start.load(Acquire).min(position);
+        (failure || slow || filled == u64::from(minimum)).then(|| self.totals(generation))
     }
 
     fn totals(&self, generation: u32) -> Totals {
@@ -156,7 +170,14 @@ impl TimeWindow {
         &self.buckets[(epoch % self.buckets.len() as u64) as usize]
     }
 
-    fn record(&self, generation: u32, now_ns: u64, failure: bool, slow: bool) -> Option<Totals> {
+    fn record(
+        &self,
+        generation: u32,
+        now_ns: u64,
+        failure: bool,
+        slow: bool,
+        minimum: u32,
+    ) -> Option<Totals> {
         let epoch = now_ns / self.width_ns;
         let want = bucket_tag(generation, epoch);
         let bucket = self.bucket(epoch);
@@ -179,7 +200,14 @@ impl TimeWindow {
         if slow {
             bucket.slow.fetch_add(1, Relaxed);
         }
-        (failure || slow).then(|| self.totals(generation, now_ns))
+        if failure || slow {
+            return Some(self.totals(generation, now_ns));
+        }
+        // Buckets expire, so the window may fill to the minimum on any call: read the totals
+        // unless this bucket alone shows the window is already past it (then a success only
+        // lowers the rates).
+        let totals = self.totals(generation, now_ns);
+        (totals.calls == minimum).then_some(totals)
     }
 
     fn totals(&self, generation: u32, now_ns: u64) -> Totals {
@@ -210,7 +238,7 @@ mod tests {
     fn count_window_keeps_the_last_n() {
         let w = CountWindow::new(10);
         for _ in 0..100 {
-            w.record(0, false, false);
+            w.record(0, false, false, 10);
         }
         assert_eq!(
             w.totals(0),
@@ -222,7 +250,7 @@ mod tests {
         );
         let mut last = None;
         for _ in 0..5 {
-            last = w.record(0, true, false);
+            last = w.record(0, true, false, 10);
         }
         assert_eq!(
             last,
@@ -233,7 +261,7 @@ mod tests {
             })
         );
         for _ in 0..10 {
-            w.record(0, false, true);
+            w.record(0, false, true, 10);
         }
         assert_eq!(
             w.totals(0),
@@ -246,13 +274,32 @@ mod tests {
     }
 
     #[test]
+    fn totals_come_back_when_the_window_fills_to_the_minimum() {
+        let w = CountWindow::new(10);
+        assert_eq!(w.record(0, false, false, 3), None);
+        assert_eq!(w.record(0, false, false, 3), None);
+        assert_eq!(
+            w.record(0, false, false, 3),
+            Some(Totals {
+                calls: 3,
+                failures: 0,
+                slow: 0
+            })
+        );
+        assert_eq!(w.record(0, false, false, 3), None);
+        let t = TimeWindow::new(Duration::from_secs(1), 2);
+        assert_eq!(t.record(0, 0, false, false, 2), None);
+        assert_eq!(t.record(0, 0, false, false, 2).map(|t| t.calls), Some(2));
+    }
+
+    #[test]
     fn a_new_generation_starts_empty() {
         let w = CountWindow::new(4);
-        w.record(7, true, false);
+        w.record(7, true, false, 4);
         assert_eq!(w.totals(7).calls, 1);
         assert_eq!(w.totals(8), Totals::default());
         // A late outcome of generation 7 does not count in generation 8.
-        w.record(7, true, false);
+        w.record(7, true, false, 4);
         assert_eq!(w.totals(8), Totals::default());
     }
 
@@ -260,8 +307,8 @@ mod tests {
     fn time_window_forgets_old_buckets() {
         let w = TimeWindow::new(Duration::from_secs(1), 10);
         let s = 1_000_000_000;
-        w.record(0, 0, true, false);
-        w.record(0, 5 * s, false, false);
+        w.record(0, 0, true, false, 20);
+        w.record(0, 5 * s, false, false, 20);
         assert_eq!(
             w.totals(0, 9 * s),
             Totals {
@@ -281,7 +328,7 @@ mod tests {
         );
         // Reusing the slot of second 0 at second 20 starts from zero.
         assert_eq!(
-            w.record(0, 20 * s, true, false),
+            w.record(0, 20 * s, true, false, 20),
             Some(Totals {
                 calls: 1,
                 failures: 1,

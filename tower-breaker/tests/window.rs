@@ -186,3 +186,35 @@ async fn closing_starts_a_clean_window() {
         "3 calls < minimum_calls in the new window"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_that_fills_the_window_to_the_minimum_can_trip() {
+    for window in ["count", "time"] {
+        let builder = CircuitBreakerLayer::builder()
+            .failure_threshold(None)
+            .failure_rate_threshold(0.5)
+            .minimum_calls(10);
+        let builder = if window == "count" {
+            builder.count_window(100)
+        } else {
+            builder.time_window(Duration::from_secs(10), 10)
+        };
+        let layer = builder.build().unwrap();
+        let breaker = layer.handle();
+        let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
+        for _ in 0..5 {
+            fail(&mut svc, &mut handle).await;
+        }
+        for _ in 0..4 {
+            succeed(&mut svc, &mut handle).await;
+        }
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "{window}: 9 calls < minimum_calls"
+        );
+        // The tenth call is a success, but 5 of 10 failed: 50 %.
+        succeed(&mut svc, &mut handle).await;
+        assert_eq!(breaker.state(), State::Open, "{window}");
+    }
+}
