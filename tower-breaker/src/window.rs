@@ -203,9 +203,8 @@ impl TimeWindow {
         if failure || slow {
             return Some(self.totals(generation, now_ns));
         }
-        // Buckets expire, so the window may fill to the minimum on any call: read the totals
-        // unless this bucket alone shows the window is already past it (then a success only
-        // lowers the rates).
+        // Buckets expire, so the window may fill to the minimum on any call: a success reads
+        // the totals (one pass over the buckets), and hands them on only at that point.
         let totals = self.totals(generation, now_ns);
         (totals.calls == minimum).then_some(totals)
     }
