@@ -70,37 +70,29 @@ mod http_modes {
     #[derive(Clone, Copy, Debug, Default)]
     pub struct GrpcAnswer;
 
-    impl<B: Default, E: Error + 'static> Answer<Response<B>, E> for HttpAnswer {
-        type Error = E;
+    /// Both modes keep the inner error and answer a rejection with a response.
+    macro_rules! response_answer {
+        ($mode:ty, $respond:ident) => {
+            impl<B: Default, E: Error + 'static> Answer<Response<B>, E> for $mode {
+                type Error = E;
 
-        fn inner_error(error: E) -> E {
-            error
-        }
+                fn inner_error(error: E) -> E {
+                    error
+                }
 
-        fn error_ref(error: &E) -> &(dyn Error + 'static) {
-            error
-        }
+                fn error_ref(error: &E) -> &(dyn Error + 'static) {
+                    error
+                }
 
-        fn rejected(rejected: Rejected) -> Result<Response<B>, E> {
-            Ok(rejected.http_response())
-        }
+                fn rejected(rejected: Rejected) -> Result<Response<B>, E> {
+                    Ok(rejected.$respond())
+                }
+            }
+        };
     }
 
-    impl<B: Default, E: Error + 'static> Answer<Response<B>, E> for GrpcAnswer {
-        type Error = E;
-
-        fn inner_error(error: E) -> E {
-            error
-        }
-
-        fn error_ref(error: &E) -> &(dyn Error + 'static) {
-            error
-        }
-
-        fn rejected(rejected: Rejected) -> Result<Response<B>, E> {
-            Ok(rejected.grpc_response())
-        }
-    }
+    response_answer!(HttpAnswer, http_response);
+    response_answer!(GrpcAnswer, grpc_response);
 
     impl Rejected {
         /// The HTTP answer to this rejection: 503 (429 for an exhausted budget) with
