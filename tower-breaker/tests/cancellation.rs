@@ -183,3 +183,37 @@ fn concurrent_callers_never_get_more_probes_than_allowed() {
     }
     assert_eq!(breaker.state(), State::HalfOpen);
 }
+
+/// A probe whose outcome says nothing (a 404: the caller's mistake) frees its slot and leaves
+/// the breaker half-open, rather than wedging it there.
+#[tokio::test(start_paused = true)]
+async fn an_ignored_probe_frees_its_slot() {
+    use http::{Response, StatusCode};
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .classifier(tower_breaker::HttpStatus::new())
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|status: u16| async move {
+            Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(()).unwrap())
+        });
+    use tower::ServiceExt;
+    let res = svc.ready().await.unwrap().call(503).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(breaker.state(), State::Open);
+    advance(Duration::from_secs(60)).await;
+    for _ in 0..3 {
+        let res = svc.ready().await.unwrap().call(404).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "each 404 probe was admitted"
+        );
+        assert_eq!(breaker.state(), State::HalfOpen);
+    }
+    svc.ready().await.unwrap().call(200).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+}
