@@ -220,6 +220,17 @@ impl<C> Common<C> {
     }
 }
 
+/// A value alone on its cache line(s).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// What only transitions touch.
 struct Control {
     /// Opens since the breaker was last closed: the open-duration backoff exponent.
@@ -228,6 +239,10 @@ struct Control {
 }
 
 /// One circuit breaker.
+///
+/// Aligned so that the `Arc`'s reference counts, written by every call, sit on another cache
+/// line than the state word, which every call only reads.
+#[repr(align(128))]
 pub(crate) struct Core<C> {
     word: AtomicU64,
     /// `generation << 32 | consecutive failures`.
@@ -238,8 +253,12 @@ pub(crate) struct Core<C> {
     control: Mutex<Control>,
     pub(crate) common: Arc<Common<C>>,
     pub(crate) key: Option<Arc<str>>,
-    /// Per-key breakers: when a call last arrived, for idle eviction.
-    pub(crate) last_used_ns: AtomicU64,
+    /// Per-key breakers: when a call last arrived, for idle eviction. Written by every call
+    /// of a per-key breaker, so it keeps to a cache line of its own.
+    pub(crate) last_used_ns: Padded<AtomicU64>,
+    /// `slow_call_duration` in nanoseconds; 0 when there is no slow-call rule (calls are then
+    /// not timed).
+    slow_ns: u64,
 }
 
 /// Why a call is refused, decided at admission; the [`Rejected`] is built when answering.
@@ -272,7 +291,8 @@ impl<C> Core<C> {
                 streak: 0,
                 rng: fastrand::Rng::with_seed(seed),
             }),
-            last_used_ns: AtomicU64::new(common.now_ns()),
+            last_used_ns: Padded(AtomicU64::new(common.now_ns())),
+            slow_ns: common.slow_call_duration.map_or(0, nanos),
             common,
             key,
         }
@@ -371,7 +391,8 @@ impl<C> Core<C> {
     }
 
     /// Records a completed call admitted in `generation`.
-    fn record(&self, generation: u32, probe: bool, start: Option<Instant>, outcome: Outcome) {
+    #[inline]
+    fn record(&self, generation: u32, probe: bool, start_ns: u64, outcome: Outcome) {
         self.common.metrics.call(outcome);
         let word = self.load();
         if word.generation() != generation {
@@ -379,10 +400,14 @@ impl<C> Core<C> {
             // went with its generation.
             return;
         }
-        let slow = match (start, self.common.slow_call_duration) {
-            (Some(start), Some(limit)) => start.elapsed() >= limit,
-            _ => false,
-        };
+        if outcome == Outcome::Success && !probe && self.window.is_none() {
+            // The common case, kept short: a success while closed only ends a failure run.
+            if word.state() == State::Closed {
+                self.clear_failures(generation);
+                return;
+            }
+        }
+        let slow = start_ns != 0 && self.common.now_ns().saturating_sub(start_ns) >= self.slow_ns;
         match word.state() {
             State::Closed | State::MetricsOnly => self.record_closed(word, outcome, slow),
             State::HalfOpen if probe => self.record_probe(word, outcome, slow),
@@ -655,7 +680,8 @@ pub struct Ticket<C> {
     core: Arc<Core<C>>,
     generation: u32,
     probe: bool,
-    start: Option<Instant>,
+    /// When the call started (the layer's clock), if a slow-call rule needs it; 0 otherwise.
+    start_ns: u64,
 }
 
 impl<C> Drop for Ticket<C> {
@@ -672,14 +698,15 @@ impl<C> Ticket<C> {
             core,
             generation,
             probe,
-            start: None,
+            start_ns: 0,
         }
     }
 
     /// Starts the call's clock, when a slow-call rule needs it.
+    #[inline]
     pub(crate) fn start(&mut self) {
-        if self.core.common.slow_call_duration.is_some() {
-            self.start = Some(Instant::now());
+        if self.core.slow_ns != 0 {
+            self.start_ns = self.core.common.now_ns();
         }
     }
 
@@ -689,9 +716,10 @@ impl<C> Ticket<C> {
 }
 
 impl<C> tower_outcome::Settle for Ticket<C> {
+    #[inline]
     fn settle(mut self, outcome: Outcome) {
         self.core
-            .record(self.generation, self.probe, self.start, outcome);
+            .record(self.generation, self.probe, self.start_ns, outcome);
         // Settled: the slot was released (or the breaker moved on) by `record`.
         self.probe = false;
     }
