@@ -145,6 +145,9 @@ const fn bucket_tag(generation: u32, epoch: u64) -> u64 {
 /// reuse (once per bucket width) takes a lock, recording does not.
 pub(crate) struct TimeWindow {
     width_ns: u64,
+    /// The last slice seen, `epoch << 12 | bucket index`: saves two divisions per call while
+    /// the clock stays in the same slice.
+    current: AtomicU64,
     buckets: Box<[Bucket]>,
     rotate: Mutex<()>,
 }
@@ -153,6 +156,7 @@ impl TimeWindow {
     fn new(width: Duration, buckets: u32) -> Self {
         Self {
             width_ns: u64::try_from(width.as_nanos()).unwrap_or(u64::MAX).max(1),
+            current: AtomicU64::new(u64::MAX),
             buckets: (0..buckets)
                 .map(|_| Bucket {
                     tag: AtomicU64::new(u64::MAX),
@@ -165,9 +169,20 @@ impl TimeWindow {
         }
     }
 
-    fn bucket(&self, epoch: u64) -> &Bucket {
-        // The modulo is below `buckets.len()`, a `u32`.
-        &self.buckets[(epoch % self.buckets.len() as u64) as usize]
+    /// The slice `now_ns` falls in, and its bucket index.
+    #[inline]
+    fn slice(&self, now_ns: u64) -> (u64, usize) {
+        let current = self.current.load(Relaxed);
+        let (epoch, index) = (current >> 12, (current & 0xFFF) as usize);
+        let start = epoch.wrapping_mul(self.width_ns);
+        if current != u64::MAX && now_ns.wrapping_sub(start) < self.width_ns {
+            return (epoch, index);
+        }
+        let epoch = now_ns / self.width_ns;
+        // Below `buckets.len()`, at most `MAX_TIME_BUCKETS` (< 4096).
+        let index = (epoch % self.buckets.len() as u64) as usize;
+        self.current.store(epoch << 12 | index as u64, Relaxed);
+        (epoch, index)
     }
 
     fn record(
@@ -178,9 +193,9 @@ impl TimeWindow {
         slow: bool,
         minimum: u32,
     ) -> Option<Totals> {
-        let epoch = now_ns / self.width_ns;
+        let (epoch, index) = self.slice(now_ns);
         let want = bucket_tag(generation, epoch);
-        let bucket = self.bucket(epoch);
+        let bucket = &self.buckets[index];
         if bucket.tag.load(Acquire) != want {
             let _guard = self
                 .rotate
@@ -193,7 +208,7 @@ impl TimeWindow {
                 bucket.tag.store(want, Release);
             }
         }
-        bucket.calls.fetch_add(1, Relaxed);
+        let in_bucket = bucket.calls.fetch_add(1, Relaxed).saturating_add(1);
         if failure {
             bucket.failures.fetch_add(1, Relaxed);
         }
@@ -203,8 +218,12 @@ impl TimeWindow {
         if failure || slow {
             return Some(self.totals(generation, now_ns));
         }
-        // Buckets expire, so the window may fill to the minimum on any call: a success reads
-        // the totals (one pass over the buckets), and hands them on only at that point.
+        // Buckets expire, so the window may fill to the minimum on any call. Once this bucket
+        // alone holds more than the minimum, the window is past it and a success only lowers
+        // the rates; until then a success reads the totals (one pass over the buckets).
+        if in_bucket > minimum {
+            return None;
+        }
         let totals = self.totals(generation, now_ns);
         (totals.calls == minimum).then_some(totals)
     }
