@@ -1,1 +1,16 @@
-//! Runnable examples and integration tests for the family.
+//! Runnable examples of the tower resilience family, and what they share.
+//!
+//! Run the main demo with `cargo run -p examples --example breaker_axum`: a flaky upstream and
+//! an axum front server whose route is protected by a circuit breaker, all on 127.0.0.1. The
+//! scenario itself lives here, in [`breaker_demo`], so `tests/` can run it with paused time
+//! and check every step.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod breaker_demo;
+pub mod http1;
+
+// The README's example must keep compiling: it is checked as a doctest here.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
