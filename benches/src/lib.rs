@@ -1,1 +1,57 @@
+//! Shared pieces of the benchmarks: the bare service every layer wraps, and a synchronous
+//! driver that measures a layer's own cost rather than an executor's.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
+use std::future::{Future, Ready, ready};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use tower::Service;
+
+/// An always-ready service answering at once: `Ok(n)`, or an error for `u64::MAX`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bare;
+
+impl Service<u64> for Bare {
+    type Response = u64;
+    type Error = std::io::Error;
+    type Future = Ready<Result<u64, std::io::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, n: u64) -> Self::Future {
+        if n == u64::MAX {
+            ready(Err(std::io::Error::other("down")))
+        } else {
+            ready(Ok(n))
+        }
+    }
+}
+
+/// One call, driven by hand with a no-op waker: `poll_ready`, `call`, one poll of the future.
+/// Returns whether the call succeeded. Panics if anything is pending (nothing here waits).
+pub fn call_once<S: Service<u64>>(svc: &mut S, n: u64) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(_)) => return false,
+        Poll::Pending => panic!("the service is not ready"),
+    }
+    let future = pin!(svc.call(n));
+    match future.poll(&mut cx) {
+        Poll::Ready(result) => result.is_ok(),
+        Poll::Pending => panic!("the call did not complete at once"),
+    }
+}
+
+/// Polls a future once with a no-op waker; panics if it is pending.
+pub fn poll_once<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the future did not complete at once"),
+    }
+}

@@ -338,7 +338,7 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let core = self.registry.breaker(&request);
-        let kind = match core.admit() {
+        let kind = match core.ticket(core.admit()) {
             Ok(ticket) => KeyedKind::Waiting {
                 service: self.inner.clone(),
                 request: Some(request),

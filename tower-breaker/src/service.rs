@@ -72,7 +72,13 @@ impl<S: fmt::Debug, C, A> fmt::Debug for CircuitBreaker<S, C, A> {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("name", &self.core.common.name)
-            .field("admitted", &self.admission.as_ref().map(Result::is_ok))
+            .field(
+                "admitted",
+                &self
+                    .admission
+                    .as_ref()
+                    .map(|a| !matches!(a, Admission::Refused(_))),
+            )
             .finish()
     }
 }
@@ -90,8 +96,8 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let admission = self.admission.get_or_insert_with(|| self.core.admit());
         match admission {
-            Ok(_) => self.inner.poll_ready(cx).map_err(A::inner_error),
-            Err(_) => Poll::Ready(Ok(())),
+            Admission::Refused(_) => Poll::Ready(Ok(())),
+            _ => self.inner.poll_ready(cx).map_err(A::inner_error),
         }
     }
 
@@ -100,7 +106,7 @@ where
             .admission
             .take()
             .expect("CircuitBreaker::call without poll_ready: poll_ready must be called first");
-        match admission {
+        match self.core.ticket(admission) {
             Ok(mut ticket) => {
                 ticket.start();
                 ResponseFuture::called(self.inner.call(request), ticket)

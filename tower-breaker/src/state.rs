@@ -268,8 +268,15 @@ pub(crate) struct Refusal {
     retry_after: Option<Duration>,
 }
 
-/// Per-call admission outcome: a ticket, or the reason to refuse.
-pub(crate) type Admission<C> = Result<Ticket<C>, Refusal>;
+/// What admission decided for one call, between `poll_ready` and `call`.
+pub(crate) enum Admission<C> {
+    /// Admitted in a state that holds nothing per call; the ticket is made in `call`.
+    Pass { generation: u32 },
+    /// Admitted as a half-open probe: the ticket holds the probe slot from now on.
+    Probe(Ticket<C>),
+    /// Refused.
+    Refused(Refusal),
+}
 
 const fn refuse(reason: Reason, retry_after: Option<Duration>) -> Refusal {
     Refusal {
@@ -346,22 +353,49 @@ impl<C> Core<C> {
 
     /// Admits a call or decides its rejection. Never waits; takes the transition lock only
     /// when a transition is due.
+    #[inline]
     pub(crate) fn admit(self: &Arc<Self>) -> Admission<C> {
+        let word = self.load();
+        if word.state() == State::Closed {
+            return Admission::Pass {
+                generation: word.generation(),
+            };
+        }
+        self.admit_other(word)
+    }
+
+    /// The ticket of an admitted call, or why it was refused.
+    #[inline]
+    pub(crate) fn ticket(self: &Arc<Self>, admission: Admission<C>) -> Result<Ticket<C>, Refusal> {
+        match admission {
+            Admission::Pass { generation } => Ok(Ticket::new(Arc::clone(self), generation, false)),
+            Admission::Probe(ticket) => Ok(ticket),
+            Admission::Refused(refusal) => Err(refusal),
+        }
+    }
+
+    /// Admission in any state but Closed (the rare path, kept out of line).
+    #[inline(never)]
+    fn admit_other(self: &Arc<Self>, mut word: Word) -> Admission<C> {
         // Each pass either returns or follows a transition; more than three passes would need
         // other callers to win three transitions in between, so the last pass just rejects.
-        for _ in 0..4 {
-            let word = self.load();
+        for pass in 0..4 {
+            if pass > 0 {
+                word = self.load();
+            }
             match word.state() {
                 State::Closed | State::Disabled | State::MetricsOnly => {
-                    return Ok(Ticket::new(Arc::clone(self), word.generation(), false));
+                    return Admission::Pass {
+                        generation: word.generation(),
+                    };
                 }
-                State::ForcedOpen => return Err(refuse(Reason::ForcedOpen, None)),
+                State::ForcedOpen => return Admission::Refused(refuse(Reason::ForcedOpen, None)),
                 State::Open => {
                     let now = self.common.now_ns();
                     let until = self.open_until_ns.load(Acquire);
                     if now < until {
                         let left = Duration::from_nanos(until - now);
-                        return Err(refuse(Reason::CircuitOpen, Some(left)));
+                        return Admission::Refused(refuse(Reason::CircuitOpen, Some(left)));
                     }
                     self.transition(
                         Some(word),
@@ -377,17 +411,21 @@ impl<C> Core<C> {
                             .compare_exchange(word.0, word.add_probe().0, AcqRel, Acquire)
                             .is_ok()
                         {
-                            return Ok(Ticket::new(Arc::clone(self), word.generation(), true));
+                            return Admission::Probe(Ticket::new(
+                                Arc::clone(self),
+                                word.generation(),
+                                true,
+                            ));
                         }
                     } else if self.probes_timed_out(word) {
                         self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
                     } else {
-                        return Err(refuse(Reason::HalfOpenFull, None));
+                        return Admission::Refused(refuse(Reason::HalfOpenFull, None));
                     }
                 }
             }
         }
-        Err(refuse(Reason::HalfOpenFull, None))
+        Admission::Refused(refuse(Reason::HalfOpenFull, None))
     }
 
     /// Records a completed call admitted in `generation`.
@@ -400,13 +438,21 @@ impl<C> Core<C> {
             // went with its generation.
             return;
         }
-        if outcome == Outcome::Success && !probe && self.window.is_none() {
-            // The common case, kept short: a success while closed only ends a failure run.
-            if word.state() == State::Closed {
-                self.clear_failures(generation);
-                return;
-            }
+        // The common case, kept short and inline: a success while closed, with no window,
+        // only ends a failure run, and there is none to end.
+        if outcome == Outcome::Success
+            && word.state() == State::Closed
+            && !probe
+            && self.window.is_none()
+            && self.consecutive.load(Acquire) as u32 == 0
+        {
+            return;
         }
+        self.record_other(word, probe, start_ns, outcome);
+    }
+
+    #[inline(never)]
+    fn record_other(&self, word: Word, probe: bool, start_ns: u64, outcome: Outcome) {
         let slow = start_ns != 0 && self.common.now_ns().saturating_sub(start_ns) >= self.slow_ns;
         match word.state() {
             State::Closed | State::MetricsOnly => self.record_closed(word, outcome, slow),
