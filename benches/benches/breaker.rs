@@ -145,21 +145,6 @@ fn rejection(c: &mut Criterion) {
     group.bench_function("tower-breaker forced open (BoxError answer)", |b| {
         b.iter(|| assert!(!call_once(&mut svc, black_box(1))))
     });
-    // The decision alone: poll_ready on an open breaker, which answers without the inner.
-    let layer = consecutive();
-    let mut svc = layer.layer(Bare);
-    for _ in 0..5 {
-        call_once(&mut svc, u64::MAX);
-    }
-    group.bench_function("tower-breaker open, decision only (poll_ready)", |b| {
-        b.iter(|| {
-            let mut fresh = svc.clone();
-            let ready =
-                fresh.poll_ready(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-            black_box(ready.is_ready())
-        })
-    });
-
     let layer = peer_tower_resilience();
     let mut svc = layer.layer(Bare);
     for _ in 0..30 {

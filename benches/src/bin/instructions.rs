@@ -1,0 +1,60 @@
+//! A driver for instruction counts, which stay stable on a loaded or virtual machine where
+//! wall-clock figures do not:
+//!
+//! ```sh
+//! cargo build --release -p benches --bin instructions
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/instructions consecutive 100000
+//! ```
+//!
+//! Run it once with `0` calls and once with N; the difference over N is the per-call count.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use benches::{Bare, call_once};
+use tower::Layer;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_breaker::CircuitBreakerLayer;
+
+fn run<S: tower::Service<u64>>(mut svc: S, calls: u64, expect_ok: bool) {
+    for i in 0..calls {
+        assert_eq!(call_once(&mut svc, black_box(i)), expect_ok);
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_else(|| "consecutive".to_owned());
+    let calls: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    let _enter = runtime.enter();
+    let builder = || CircuitBreakerLayer::builder().reset_timeout(Duration::from_secs(3600));
+    match case.as_str() {
+        "bare" => run(Bare, calls, true),
+        "concurrency-limit" => run(ConcurrencyLimitLayer::new(1_000_000).layer(Bare), calls, true),
+        "consecutive" => run(builder().build().expect("valid").layer(Bare), calls, true),
+        "count-window" => {
+            let layer = builder().failure_threshold(None).failure_rate_threshold(0.5).count_window(100);
+            run(layer.build().expect("valid").layer(Bare), calls, true);
+        }
+        "time-window" => {
+            let layer = builder()
+                .failure_threshold(None)
+                .failure_rate_threshold(0.5)
+                .time_window(Duration::from_secs(10), 10);
+            run(layer.build().expect("valid").layer(Bare), calls, true);
+        }
+        "forced-open" => {
+            let layer = builder().build().expect("valid");
+            layer.handle().force_open();
+            run(layer.layer(Bare), calls, false);
+        }
+        "open" => {
+            let layer = builder().failure_threshold(1).build().expect("valid");
+            let mut svc = layer.layer(Bare);
+            assert!(!call_once(&mut svc, u64::MAX));
+            run(svc, calls, false);
+        }
+        other => panic!("unknown case {other}"),
+    }
+}
