@@ -430,7 +430,13 @@ impl<C> Core<C> {
 
     /// Records a completed call admitted in `generation`.
     #[inline]
-    fn record(&self, generation: u32, probe: bool, start_ns: u64, outcome: Outcome) {
+    fn record(
+        &self,
+        generation: u32,
+        probe: bool,
+        elapsed_ms: impl FnOnce() -> Option<u64>,
+        outcome: Outcome,
+    ) {
         self.common.metrics.call(outcome);
         let word = self.load();
         if word.generation() != generation {
@@ -448,12 +454,12 @@ impl<C> Core<C> {
         {
             return;
         }
-        self.record_other(word, probe, start_ns, outcome);
+        let slow = elapsed_ms().is_some_and(|ms| ms.saturating_mul(1_000_000) >= self.slow_ns);
+        self.record_other(word, probe, slow, outcome);
     }
 
     #[inline(never)]
-    fn record_other(&self, word: Word, probe: bool, start_ns: u64, outcome: Outcome) {
-        let slow = start_ns != 0 && self.common.now_ns().saturating_sub(start_ns) >= self.slow_ns;
+    fn record_other(&self, word: Word, probe: bool, slow: bool, outcome: Outcome) {
         match word.state() {
             State::Closed | State::MetricsOnly => self.record_closed(word, outcome, slow),
             State::HalfOpen if probe => self.record_probe(word, outcome, slow),
@@ -724,16 +730,20 @@ impl<C> Core<C> {
 /// end of the stream.
 pub struct Ticket<C> {
     core: Arc<Core<C>>,
-    generation: u32,
-    probe: bool,
-    /// When the call started (the layer's clock), if a slow-call rule needs it; 0 otherwise.
-    start_ns: u64,
+    /// `generation (32 bits) | probe (1) | timed (1) | start in ms (30, wrapping)`: one word,
+    /// so the ticket moves as two machine words.
+    meta: u64,
 }
+
+const PROBE_BIT: u64 = 1 << 32;
+const TIMED_BIT: u64 = 1 << 33;
+const START_SHIFT: u32 = 34;
+const START_MASK: u64 = (1 << 30) - 1;
 
 impl<C> Drop for Ticket<C> {
     fn drop(&mut self) {
-        if self.probe {
-            self.core.release_probe(self.generation);
+        if self.meta & PROBE_BIT != 0 {
+            self.core.release_probe(self.generation());
         }
     }
 }
@@ -742,18 +752,29 @@ impl<C> Ticket<C> {
     fn new(core: Arc<Core<C>>, generation: u32, probe: bool) -> Self {
         Self {
             core,
-            generation,
-            probe,
-            start_ns: 0,
+            meta: u64::from(generation) | if probe { PROBE_BIT } else { 0 },
         }
+    }
+
+    const fn generation(&self) -> u32 {
+        self.meta as u32
     }
 
     /// Starts the call's clock, when a slow-call rule needs it.
     #[inline]
     pub(crate) fn start(&mut self) {
         if self.core.slow_ns != 0 {
-            self.start_ns = self.core.common.now_ns();
+            let ms = self.core.common.now_ns() / 1_000_000;
+            self.meta |= TIMED_BIT | (ms & START_MASK) << START_SHIFT;
         }
+    }
+
+    /// Milliseconds since [`start`](Self::start), if the call was timed.
+    fn elapsed_ms(&self) -> Option<u64> {
+        (self.meta & TIMED_BIT != 0).then(|| {
+            let now = self.core.common.now_ns() / 1_000_000;
+            now.wrapping_sub(self.meta >> START_SHIFT) & START_MASK
+        })
     }
 
     pub(crate) fn classifier(&self) -> &C {
@@ -764,10 +785,11 @@ impl<C> Ticket<C> {
 impl<C> tower_outcome::Settle for Ticket<C> {
     #[inline]
     fn settle(mut self, outcome: Outcome) {
+        let probe = self.meta & PROBE_BIT != 0;
         self.core
-            .record(self.generation, self.probe, self.start_ns, outcome);
+            .record(self.generation(), probe, || self.elapsed_ms(), outcome);
         // Settled: the slot was released (or the breaker moved on) by `record`.
-        self.probe = false;
+        self.meta &= !PROBE_BIT;
     }
 }
 
@@ -775,8 +797,8 @@ impl<C> fmt::Debug for Ticket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticket")
             .field("breaker", &self.core.common.name)
-            .field("generation", &self.generation)
-            .field("probe", &self.probe)
+            .field("generation", &self.generation())
+            .field("probe", &(self.meta & PROBE_BIT != 0))
             .finish_non_exhaustive()
     }
 }

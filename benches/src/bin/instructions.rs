@@ -26,15 +26,25 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_else(|| "consecutive".to_owned());
     let calls: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
     let _enter = runtime.enter();
     let builder = || CircuitBreakerLayer::builder().reset_timeout(Duration::from_secs(3600));
     match case.as_str() {
         "bare" => run(Bare, calls, true),
-        "concurrency-limit" => run(ConcurrencyLimitLayer::new(1_000_000).layer(Bare), calls, true),
+        "concurrency-limit" => run(
+            ConcurrencyLimitLayer::new(1_000_000).layer(Bare),
+            calls,
+            true,
+        ),
         "consecutive" => run(builder().build().expect("valid").layer(Bare), calls, true),
         "count-window" => {
-            let layer = builder().failure_threshold(None).failure_rate_threshold(0.5).count_window(100);
+            let layer = builder()
+                .failure_threshold(None)
+                .failure_rate_threshold(0.5)
+                .count_window(100);
             run(layer.build().expect("valid").layer(Bare), calls, true);
         }
         "time-window" => {
