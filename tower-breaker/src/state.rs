@@ -262,10 +262,44 @@ pub(crate) struct Core<C> {
 }
 
 /// Why a call is refused, decided at admission; the [`Rejected`] is built when answering.
+///
+/// One word, `reason (8 bits) | has retry-after (1) | retry-after in ns (55)`, so it moves
+/// cheaply between `poll_ready` and `call`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Refusal {
-    reason: Reason,
-    retry_after: Option<Duration>,
+pub(crate) struct Refusal(u64);
+
+const REFUSAL_RETRY: u64 = 1 << 8;
+const REFUSAL_SHIFT: u32 = 9;
+
+impl Refusal {
+    const REASONS: [Reason; 3] = [
+        Reason::CircuitOpen,
+        Reason::HalfOpenFull,
+        Reason::ForcedOpen,
+    ];
+
+    fn new(reason: Reason, retry_after: Option<Duration>) -> Self {
+        let code = match reason {
+            Reason::HalfOpenFull => 1,
+            Reason::ForcedOpen => 2,
+            _ => 0,
+        };
+        match retry_after {
+            // 55 bits of nanoseconds is over a year: longer waits are clamped.
+            Some(delay) => Self(
+                code | REFUSAL_RETRY | nanos(delay).min(u64::MAX >> REFUSAL_SHIFT) << REFUSAL_SHIFT,
+            ),
+            None => Self(code),
+        }
+    }
+
+    fn reason(self) -> Reason {
+        Self::REASONS[(self.0 & 0xFF) as usize % Self::REASONS.len()]
+    }
+
+    fn retry_after(self) -> Option<Duration> {
+        (self.0 & REFUSAL_RETRY != 0).then(|| Duration::from_nanos(self.0 >> REFUSAL_SHIFT))
+    }
 }
 
 /// What admission decided for one call, between `poll_ready` and `call`.
@@ -278,11 +312,8 @@ pub(crate) enum Admission<C> {
     Refused(Refusal),
 }
 
-const fn refuse(reason: Reason, retry_after: Option<Duration>) -> Refusal {
-    Refusal {
-        reason,
-        retry_after,
-    }
+fn refuse(reason: Reason, retry_after: Option<Duration>) -> Refusal {
+    Refusal::new(reason, retry_after)
 }
 
 impl<C> Core<C> {
@@ -343,9 +374,9 @@ impl<C> Core<C> {
     /// The answer to a refused call; counts it as rejected.
     pub(crate) fn rejection(&self, refusal: Refusal) -> Rejected {
         self.common.metrics.rejected();
-        let rejected = Rejected::new(LayerKind::Breaker, refusal.reason)
+        let rejected = Rejected::new(LayerKind::Breaker, refusal.reason())
             .with_name(Arc::clone(&self.common.name));
-        match refusal.retry_after {
+        match refusal.retry_after() {
             Some(delay) => rejected.with_retry_after(delay),
             None => rejected,
         }
