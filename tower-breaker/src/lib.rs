@@ -124,6 +124,17 @@
 //! What an admitted call holds (its half-open probe slot) is released when the response
 //! future, or the wrapped response body, is dropped. A dropped call counts for nothing.
 //!
+//! # Cost
+//!
+//! A closed call takes one atomic load in `poll_ready`, one reference-count increment and
+//! decrement (the response future must own a handle on the breaker to record the outcome), and
+//! on success one more load; no lock, no allocation, no clock read. A rate window adds one
+//! shared atomic increment per call (count window) or a clock read (time window); a slow-call
+//! rule adds two clock reads. An open breaker reads the clock once per rejection (to know when
+//! the reset timeout has passed and to give `retry_after`); the default answer mode boxes the
+//! rejection. Measured figures, beside tower's `ConcurrencyLimit` and peer crates, are in the
+//! repository's `benches/README.md`.
+//!
 //! # Observability
 //!
 //! Every transition emits a `tracing` event (target `tower_breaker`, fields `breaker`, `key`,
