@@ -33,18 +33,18 @@ impl Service<u64> for Bare {
 
 /// One call, driven by hand with a no-op waker: `poll_ready`, `call`, one poll of the future.
 /// Returns whether the call succeeded. Panics if anything is pending (nothing here waits).
+#[inline]
 pub fn call_once<S: Service<u64>>(svc: &mut S, n: u64) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(_)) => return false,
-        Poll::Pending => panic!("the service is not ready"),
+    let ready = svc.poll_ready(&mut cx);
+    assert!(ready.is_ready(), "the service is not ready");
+    if let Poll::Ready(Err(_)) = ready {
+        return false;
     }
     let future = pin!(svc.call(n));
-    match future.poll(&mut cx) {
-        Poll::Ready(result) => result.is_ok(),
-        Poll::Pending => panic!("the call did not complete at once"),
-    }
+    let result = future.poll(&mut cx);
+    assert!(result.is_ready(), "the call did not complete at once");
+    matches!(result, Poll::Ready(Ok(_)))
 }
 
 /// Polls a future once with a no-op waker; panics if it is pending.

@@ -20,7 +20,7 @@ use tower_service::Service;
 
 use crate::future::{answer, finish};
 use crate::handle::{Breaker, Thresholds};
-use crate::state::{Common, Core, Ticket, nanos};
+use crate::state::{Common, Core, Slot, Ticket, nanos};
 use crate::{CircuitBreakerHandle, ConfigError, State};
 
 /// The breakers of a per-key layer.
@@ -338,7 +338,9 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let core = self.registry.breaker(&request);
-        let kind = match core.ticket(core.admit()) {
+        let mut slot = Slot::new();
+        slot.fill(&core);
+        let kind = match slot.take(&core) {
             Ok(ticket) => KeyedKind::Waiting {
                 service: self.inner.clone(),
                 request: Some(request),

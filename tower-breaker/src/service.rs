@@ -9,7 +9,7 @@ use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::state::{Admission, Core, Ticket};
+use crate::state::{Core, Slot, Ticket};
 
 /// A service behind a circuit breaker. Made by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
 ///
@@ -29,7 +29,7 @@ pub struct CircuitBreaker<S, C = ErrorsAsFailures, A = BoxErrorAnswer> {
     inner: S,
     core: Arc<Core<C>>,
     /// Decided in `poll_ready`, consumed by `call`; a clone starts without one.
-    admission: Option<Admission<C>>,
+    admission: Slot<C>,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -38,7 +38,7 @@ impl<S, C, A> CircuitBreaker<S, C, A> {
         Self {
             inner,
             core,
-            admission: None,
+            admission: Slot::new(),
             _answer: PhantomData,
         }
     }
@@ -74,10 +74,7 @@ impl<S: fmt::Debug, C, A> fmt::Debug for CircuitBreaker<S, C, A> {
             .field("name", &self.core.common.name)
             .field(
                 "admitted",
-                &self
-                    .admission
-                    .as_ref()
-                    .map(|a| !matches!(a, Admission::Refused(_))),
+                &(!self.admission.is_empty()).then(|| !self.admission.is_refused()),
             )
             .finish()
     }
@@ -94,19 +91,17 @@ where
     type Future = ResponseFuture<S::Future, C, A>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let admission = self.admission.get_or_insert_with(|| self.core.admit());
-        match admission {
-            Admission::Refused(_) => Poll::Ready(Ok(())),
-            _ => self.inner.poll_ready(cx).map_err(A::inner_error),
+        if self.admission.is_empty() {
+            self.admission.fill(&self.core);
         }
+        if self.admission.is_refused() {
+            return Poll::Ready(Ok(()));
+        }
+        self.inner.poll_ready(cx).map_err(A::inner_error)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let admission = self
-            .admission
-            .take()
-            .expect("CircuitBreaker::call without poll_ready: poll_ready must be called first");
-        match self.core.ticket(admission) {
+        match self.admission.take(&self.core) {
             Ok(mut ticket) => {
                 ticket.start();
                 ResponseFuture::called(self.inner.call(request), ticket)

@@ -263,8 +263,8 @@ pub(crate) struct Core<C> {
 
 /// Why a call is refused, decided at admission; the [`Rejected`] is built when answering.
 ///
-/// One word, `reason (8 bits) | has retry-after (1) | retry-after in ns (55)`, so it moves
-/// cheaply between `poll_ready` and `call`.
+/// One word, `reason (8 bits) | has retry-after (1) | retry-after in ns (53)`, so it moves
+/// cheaply between `poll_ready` and `call` (two bits are left for [`Slot`]'s tag).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Refusal(u64);
 
@@ -285,7 +285,7 @@ impl Refusal {
             _ => 0,
         };
         match retry_after {
-            // 55 bits of nanoseconds is over a year: longer waits are clamped.
+            // 53 bits of nanoseconds is over 100 days: longer waits are clamped.
             Some(delay) => Self(
                 code | REFUSAL_RETRY | nanos(delay).min(u64::MAX >> REFUSAL_SHIFT) << REFUSAL_SHIFT,
             ),
@@ -302,8 +302,8 @@ impl Refusal {
     }
 }
 
-/// What admission decided for one call, between `poll_ready` and `call`.
-pub(crate) enum Admission<C> {
+/// What admission decided for one call, on the rare path (any state but Closed).
+enum Admission<C> {
     /// Admitted in a state that holds nothing per call; the ticket is made in `call`.
     Pass { generation: u32 },
     /// Admitted as a half-open probe: the ticket holds the probe slot from now on.
@@ -314,6 +314,81 @@ pub(crate) enum Admission<C> {
 
 fn refuse(reason: Reason, retry_after: Option<Duration>) -> Refusal {
     Refusal::new(reason, retry_after)
+}
+
+/// Where a service keeps its admission between `poll_ready` and `call`.
+///
+/// One word, `0` (none), `generation << 2 | 1` (admitted), `2` (admitted as a probe: the ticket
+/// is kept beside it) or `refusal << 2 | 3` (refused), written and read as a whole: moving an
+/// enum with narrower fields here cost a store-forwarding stall per call.
+pub(crate) struct Slot<C> {
+    word: u64,
+    probe: Option<Ticket<C>>,
+}
+
+const SLOT_PASS: u64 = 1;
+const SLOT_PROBE: u64 = 2;
+const SLOT_REFUSED: u64 = 3;
+
+impl<C> Slot<C> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            word: 0,
+            probe: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) const fn is_empty(&self) -> bool {
+        self.word == 0
+    }
+
+    #[inline]
+    pub(crate) const fn is_refused(&self) -> bool {
+        self.word & 3 == SLOT_REFUSED
+    }
+
+    /// Admits a call or decides its refusal. Never waits; takes the transition lock only when
+    /// a transition is due.
+    #[inline]
+    pub(crate) fn fill(&mut self, core: &Arc<Core<C>>) {
+        let word = core.load();
+        if word.state() == State::Closed {
+            self.word = u64::from(word.generation()) << 2 | SLOT_PASS;
+        } else {
+            self.fill_other(core, word);
+        }
+    }
+
+    #[inline(never)]
+    fn fill_other(&mut self, core: &Arc<Core<C>>, word: Word) {
+        self.word = match core.admit_other(word) {
+            Admission::Pass { generation } => u64::from(generation) << 2 | SLOT_PASS,
+            Admission::Probe(ticket) => {
+                self.probe = Some(ticket);
+                SLOT_PROBE
+            }
+            Admission::Refused(refusal) => refusal.0 << 2 | SLOT_REFUSED,
+        };
+    }
+
+    /// The admitted call's ticket, or why it is refused; empties the slot.
+    ///
+    /// # Panics
+    /// If the slot is empty: `poll_ready` was not called first.
+    #[inline]
+    pub(crate) fn take(&mut self, core: &Arc<Core<C>>) -> Result<Ticket<C>, Refusal> {
+        let word = std::mem::replace(&mut self.word, 0);
+        match word & 3 {
+            SLOT_PASS => Ok(Ticket::new(Arc::clone(core), (word >> 2) as u32, false)),
+            SLOT_PROBE => Ok(self
+                .probe
+                .take()
+                .expect("a probe admission keeps its ticket")),
+            SLOT_REFUSED => Err(Refusal(word >> 2)),
+            _ => panic!("CircuitBreaker::call without poll_ready: poll_ready must be called first"),
+        }
+    }
 }
 
 impl<C> Core<C> {
@@ -379,29 +454,6 @@ impl<C> Core<C> {
         match refusal.retry_after() {
             Some(delay) => rejected.with_retry_after(delay),
             None => rejected,
-        }
-    }
-
-    /// Admits a call or decides its rejection. Never waits; takes the transition lock only
-    /// when a transition is due.
-    #[inline]
-    pub(crate) fn admit(self: &Arc<Self>) -> Admission<C> {
-        let word = self.load();
-        if word.state() == State::Closed {
-            return Admission::Pass {
-                generation: word.generation(),
-            };
-        }
-        self.admit_other(word)
-    }
-
-    /// The ticket of an admitted call, or why it was refused.
-    #[inline]
-    pub(crate) fn ticket(self: &Arc<Self>, admission: Admission<C>) -> Result<Ticket<C>, Refusal> {
-        match admission {
-            Admission::Pass { generation } => Ok(Ticket::new(Arc::clone(self), generation, false)),
-            Admission::Probe(ticket) => Ok(ticket),
-            Admission::Refused(refusal) => Err(refusal),
         }
     }
 

@@ -1,20 +1,33 @@
-//! A driver for instruction counts, which stay stable on a loaded or virtual machine where
-//! wall-clock figures do not:
+//! Per-call cost in a tight loop, without a benchmark harness around each call, and a driver
+//! for instruction counts, which stay stable on a loaded or virtual machine where wall-clock
+//! figures do not:
 //!
 //! ```sh
-//! cargo build --release -p benches --bin instructions
-//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/instructions consecutive 100000
+//! cargo build --release -p benches --bin per_call
+//! target/release/per_call                      # every case: best of 5 runs of 2,000,000 calls
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/per_call consecutive 100000
 //! ```
 //!
-//! Run it once with `0` calls and once with N; the difference over N is the per-call count.
+//! Under callgrind, run a case once with `0` calls and once with N; the difference over N is
+//! the per-call instruction count.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use benches::{Bare, call_once};
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_breaker::CircuitBreakerLayer;
+
+const CASES: [&str; 7] = [
+    "bare",
+    "concurrency-limit",
+    "consecutive",
+    "count-window",
+    "time-window",
+    "forced-open",
+    "open",
+];
 
 fn run<S: tower::Service<u64>>(mut svc: S, calls: u64, expect_ok: bool) {
     for i in 0..calls {
@@ -24,15 +37,35 @@ fn run<S: tower::Service<u64>>(mut svc: S, calls: u64, expect_ok: bool) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let case = args.next().unwrap_or_else(|| "consecutive".to_owned());
-    let calls: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("a runtime");
     let _enter = runtime.enter();
+    match args.next() {
+        Some(case) => {
+            let calls: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+            case_run(&case, calls);
+        }
+        None => {
+            const CALLS: u64 = 2_000_000;
+            for case in CASES {
+                let best = (0..5)
+                    .map(|_| {
+                        let start = Instant::now();
+                        case_run(case, CALLS);
+                        start.elapsed().as_secs_f64() * 1e9 / CALLS as f64
+                    })
+                    .fold(f64::INFINITY, f64::min);
+                println!("{case:<18} {best:6.1} ns/call");
+            }
+        }
+    }
+}
+
+fn case_run(case: &str, calls: u64) {
     let builder = || CircuitBreakerLayer::builder().reset_timeout(Duration::from_secs(3600));
-    match case.as_str() {
+    match case {
         "bare" => run(Bare, calls, true),
         "concurrency-limit" => run(
             ConcurrencyLimitLayer::new(1_000_000).layer(Bare),
