@@ -7,8 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tower_outcome::{Answer, Classify, Rejected, Settle};
+use tower_outcome::{Answer, Classify, Settle};
 
+use crate::state::Refused;
 pub use crate::state::Ticket;
 
 pin_project! {
@@ -28,7 +29,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, C> {
         Called { #[pin] future: F, ticket: Option<Ticket<C>> },
-        Rejected { rejected: Option<Rejected> },
+        Rejected { refused: Option<Refused> },
     }
 }
 
@@ -43,10 +44,10 @@ impl<F, C, A> ResponseFuture<F, C, A> {
         }
     }
 
-    pub(crate) const fn rejected(rejected: Rejected) -> Self {
+    pub(crate) const fn rejected(refused: Refused) -> Self {
         Self {
             kind: Kind::Rejected {
-                rejected: Some(rejected),
+                refused: Some(refused),
             },
             _answer: PhantomData,
         }
@@ -77,12 +78,12 @@ where
 }
 
 /// Answers a rejection in mode `A`.
-pub(crate) fn answer<C, A, Res, E>(rejected: Rejected) -> Result<C::Response<Ticket<C>>, A::Error>
+pub(crate) fn answer<C, A, Res, E>(refused: Refused) -> Result<C::Response<Ticket<C>>, A::Error>
 where
     C: Classify<Res>,
     A: Answer<Res, E>,
 {
-    A::rejected(rejected).map(C::unclassified)
+    A::rejected(refused.into_rejected()).map(C::unclassified)
 }
 
 impl<F, C, A, Res, E> Future for ResponseFuture<F, C, A>
@@ -102,11 +103,11 @@ where
                     .expect("ResponseFuture polled after completion");
                 Poll::Ready(finish::<C, A, Res, E>(result, ticket))
             }
-            KindProj::Rejected { rejected } => {
-                let rejected = rejected
+            KindProj::Rejected { refused } => {
+                let refused = refused
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(answer::<C, A, Res, E>(rejected))
+                Poll::Ready(answer::<C, A, Res, E>(refused))
             }
         }
     }

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
-use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures, Rejected};
+use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 use tower_service::Service;
 
 use crate::future::{answer, finish};
 use crate::handle::{Breaker, Thresholds};
-use crate::state::{Common, Core, Slot, Ticket, nanos};
+use crate::state::{Common, Core, Refused, Slot, Ticket, nanos};
 use crate::{CircuitBreakerHandle, ConfigError, State};
 
 /// The breakers of a per-key layer.
@@ -347,7 +347,7 @@ where
                 ticket: Some(ticket),
             },
             Err(refusal) => KeyedKind::Rejected {
-                rejected: Some(core.rejection(refusal)),
+                refused: Some(core.rejection(refusal)),
             },
         };
         KeyedResponseFuture {
@@ -372,7 +372,7 @@ pin_project! {
     enum KeyedKind<S, F, Req, C> {
         Waiting { service: S, request: Option<Req>, ticket: Option<Ticket<C>> },
         Called { #[pin] future: F, ticket: Option<Ticket<C>> },
-        Rejected { rejected: Option<Rejected> },
+        Rejected { refused: Option<Refused> },
     }
 }
 
@@ -414,9 +414,9 @@ where
                     let ticket = ticket.take().expect(DONE);
                     return Poll::Ready(finish::<C, A, S::Response, S::Error>(result, ticket));
                 }
-                KeyedProj::Rejected { rejected } => {
-                    let rejected = rejected.take().expect(DONE);
-                    return Poll::Ready(answer::<C, A, S::Response, S::Error>(rejected));
+                KeyedProj::Rejected { refused } => {
+                    let refused = refused.take().expect(DONE);
+                    return Poll::Ready(answer::<C, A, S::Response, S::Error>(refused));
                 }
             }
         }

@@ -302,6 +302,24 @@ impl Refusal {
     }
 }
 
+/// A refused call, carried by its response future: two words until the answer is built.
+pub(crate) struct Refused {
+    name: Arc<str>,
+    refusal: Refusal,
+}
+
+impl Refused {
+    /// The family's rejection for this call.
+    pub(crate) fn into_rejected(self) -> Rejected {
+        let rejected =
+            Rejected::new(LayerKind::Breaker, self.refusal.reason()).with_name(self.name);
+        match self.refusal.retry_after() {
+            Some(delay) => rejected.with_retry_after(delay),
+            None => rejected,
+        }
+    }
+}
+
 /// What admission decided for one call, on the rare path (any state but Closed).
 enum Admission<C> {
     /// Admitted in a state that holds nothing per call; the ticket is made in `call`.
@@ -446,14 +464,12 @@ impl<C> Core<C> {
                 >= self.common.half_open_max_wait_ns()
     }
 
-    /// The answer to a refused call; counts it as rejected.
-    pub(crate) fn rejection(&self, refusal: Refusal) -> Rejected {
+    /// A refused call, to be answered by its future; counts it as rejected.
+    pub(crate) fn rejection(&self, refusal: Refusal) -> Refused {
         self.common.metrics.rejected();
-        let rejected = Rejected::new(LayerKind::Breaker, refusal.reason())
-            .with_name(Arc::clone(&self.common.name));
-        match refusal.retry_after() {
-            Some(delay) => rejected.with_retry_after(delay),
-            None => rejected,
+        Refused {
+            name: Arc::clone(&self.common.name),
+            refusal,
         }
     }
 
