@@ -15,6 +15,9 @@ pub const MAX_COUNT_WINDOW: u32 = 10_000;
 pub const MAX_TIME_BUCKETS: u32 = 1_000;
 /// The largest `half_open_max_calls` and `success_threshold`.
 pub const MAX_PROBES: u32 = u16::MAX as u32;
+/// The longest duration any setting takes (7 days): `retry_after` and the open-duration backoff
+/// (up to 10 × the reset timeout) stay exact below it.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 
 /// A circuit breaker's configuration, field for field as our users write it in JSON.
 ///
@@ -240,7 +243,7 @@ pub(crate) fn rate(field: &'static str, value: f64) -> Result<f64, ConfigError> 
 
 pub(crate) fn seconds(field: &'static str, value: f64) -> Result<Duration, ConfigError> {
     match Duration::try_from_secs_f64(value) {
-        Ok(d) if !d.is_zero() && d <= Duration::from_secs(u64::from(u32::MAX)) => Ok(d),
+        Ok(d) if !d.is_zero() && d <= MAX_DURATION => Ok(d),
         _ => Err(ConfigError::Duration {
             field,
             seconds: value,

@@ -25,7 +25,7 @@ pub enum ConfigError {
         /// The value given.
         value: f64,
     },
-    /// A duration that must be finite and positive (or, where allowed, zero) is not.
+    /// A duration that must be positive and at most [`MAX_DURATION`](crate::MAX_DURATION) is not.
     Duration {
         /// The field, as named in the configuration.
         field: &'static str,
@@ -55,7 +55,7 @@ impl fmt::Display for ConfigError {
             Self::Duration { field, seconds } => {
                 write!(
                     f,
-                    "{field} must be a finite, positive number of seconds, got {seconds}"
+                    "{field} must be a positive number of seconds, at most 604800 (7 days), got {seconds}"
                 )
             }
             Self::Missing { field, needs } => write!(f, "{field} needs {needs}"),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::config::{MAX_PROBES, count, rate};
+use crate::config::{MAX_DURATION, MAX_PROBES, count, rate};
 use crate::event::TransitionReason;
 use crate::state::{Common, Core, nanos};
 use crate::{ConfigError, State};
@@ -169,10 +169,10 @@ impl<'a> Thresholds<'a> {
 }
 
 fn positive(field: &'static str, value: Duration) -> Result<u64, ConfigError> {
-    if value.is_zero() {
+    if value.is_zero() || value > MAX_DURATION {
         return Err(ConfigError::Duration {
             field,
-            seconds: 0.0,
+            seconds: value.as_secs_f64(),
         });
     }
     Ok(nanos(value))
@@ -303,7 +303,7 @@ impl CircuitBreakerHandle {
     /// Changes the reset timeout, for circuits opened from now on.
     ///
     /// # Errors
-    /// Zero.
+    /// Zero, or more than [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn set_reset_timeout(&self, value: Duration) -> Result<(), ConfigError> {
         self.breaker.thresholds().set_reset_timeout(value)
     }
@@ -327,7 +327,7 @@ impl CircuitBreakerHandle {
     /// Changes `half_open_max_wait`.
     ///
     /// # Errors
-    /// Zero.
+    /// Zero, or more than [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn set_half_open_max_wait(&self, value: Duration) -> Result<(), ConfigError> {
         self.breaker.thresholds().set_half_open_max_wait(value)
     }

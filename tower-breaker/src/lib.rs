@@ -204,8 +204,8 @@ mod window;
 
 pub use builder::CircuitBreakerBuilder;
 pub use config::{
-    CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_PROBES, MAX_TIME_BUCKETS,
-    WindowConfig,
+    CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES,
+    MAX_TIME_BUCKETS, WindowConfig,
 };
 pub use error::{ConfigError, LayerKind, Reason, Rejected};
 pub use event::{Transition, TransitionReason};

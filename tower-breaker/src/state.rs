@@ -287,7 +287,8 @@ impl Refusal {
         match retry_after {
             // 53 bits of nanoseconds is over 100 days: longer waits are clamped.
             Some(delay) => Self(
-                code | REFUSAL_RETRY | nanos(delay).min(u64::MAX >> REFUSAL_SHIFT) << REFUSAL_SHIFT,
+                code | REFUSAL_RETRY
+                    | nanos(delay).min(u64::MAX >> (REFUSAL_SHIFT + 2)) << REFUSAL_SHIFT,
             ),
             None => Self(code),
         }
@@ -299,6 +300,45 @@ impl Refusal {
 
     fn retry_after(self) -> Option<Duration> {
         (self.0 & REFUSAL_RETRY != 0).then(|| Duration::from_nanos(self.0 >> REFUSAL_SHIFT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_survives_the_slot() {
+        let long = Duration::from_secs(86_400 * 365);
+        for (reason, retry_after) in [
+            (Reason::CircuitOpen, Some(Duration::from_millis(1500))),
+            (Reason::HalfOpenFull, None),
+            (Reason::ForcedOpen, None),
+            (Reason::CircuitOpen, Some(long)),
+        ] {
+            let refusal = Refusal::new(reason, retry_after);
+            let mut slot = Slot::<()> {
+                word: refusal.0 << 2 | SLOT_REFUSED,
+                probe: None,
+            };
+            assert!(slot.is_refused());
+            let back = Refusal(std::mem::replace(&mut slot.word, 0) >> 2);
+            assert_eq!(back.reason(), reason);
+            let expected =
+                retry_after.map(|d| d.min(Duration::from_nanos(u64::MAX >> (REFUSAL_SHIFT + 2))));
+            assert_eq!(back.retry_after(), expected);
+        }
+    }
+
+    #[test]
+    fn the_state_word_packs_its_fields() {
+        let word = Word::new(State::HalfOpen, GEN_MASK)
+            .add_probe()
+            .add_success();
+        assert_eq!(word.state(), State::HalfOpen);
+        assert_eq!(word.generation(), GEN_MASK);
+        assert_eq!((word.probes(), word.successes()), (1, 1));
+        assert_eq!(word.remove_probe().probes(), 0);
     }
 }
 
@@ -328,10 +368,6 @@ enum Admission<C> {
     Probe(Ticket<C>),
     /// Refused.
     Refused(Refusal),
-}
-
-fn refuse(reason: Reason, retry_after: Option<Duration>) -> Refusal {
-    Refusal::new(reason, retry_after)
 }
 
 /// Where a service keeps its admission between `poll_ready` and `call`.
@@ -488,13 +524,15 @@ impl<C> Core<C> {
                         generation: word.generation(),
                     };
                 }
-                State::ForcedOpen => return Admission::Refused(refuse(Reason::ForcedOpen, None)),
+                State::ForcedOpen => {
+                    return Admission::Refused(Refusal::new(Reason::ForcedOpen, None));
+                }
                 State::Open => {
                     let now = self.common.now_ns();
                     let until = self.open_until_ns.load(Acquire);
                     if now < until {
                         let left = Duration::from_nanos(until - now);
-                        return Admission::Refused(refuse(Reason::CircuitOpen, Some(left)));
+                        return Admission::Refused(Refusal::new(Reason::CircuitOpen, Some(left)));
                     }
                     self.transition(
                         Some(word),
@@ -519,12 +557,12 @@ impl<C> Core<C> {
                     } else if self.probes_timed_out(word) {
                         self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
                     } else {
-                        return Admission::Refused(refuse(Reason::HalfOpenFull, None));
+                        return Admission::Refused(Refusal::new(Reason::HalfOpenFull, None));
                     }
                 }
             }
         }
-        Admission::Refused(refuse(Reason::HalfOpenFull, None))
+        Admission::Refused(Refusal::new(Reason::HalfOpenFull, None))
     }
 
     /// Records a completed call admitted in `generation`.

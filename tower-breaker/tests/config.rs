@@ -113,11 +113,11 @@ fn invalid_values_are_typed_errors_when_the_layer_is_built() {
         ),
         (
             r#"{"reset_timeout_seconds": 0}"#,
-            "reset_timeout_seconds must be a finite, positive number of seconds, got 0",
+            "reset_timeout_seconds must be a positive number of seconds, at most 604800 (7 days), got 0",
         ),
         (
             r#"{"timeout_seconds": -5}"#,
-            "reset_timeout_seconds must be a finite, positive number of seconds, got -5",
+            "reset_timeout_seconds must be a positive number of seconds, at most 604800 (7 days), got -5",
         ),
         (
             r#"{"half_open_max_calls": 0}"#,

@@ -190,6 +190,11 @@ async fn live_threshold_changes_apply_to_the_next_call() {
     );
     assert!(breaker.set_half_open_max_calls(0).is_err());
     assert!(breaker.set_reset_timeout(Duration::ZERO).is_err());
+    assert!(
+        breaker
+            .set_reset_timeout(Duration::from_secs(8 * 86_400))
+            .is_err()
+    );
 }
 
 /// Open durations under backoff, from a fixed seed.
