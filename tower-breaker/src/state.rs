@@ -303,45 +303,6 @@ impl Refusal {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusal_survives_the_slot() {
-        let long = Duration::from_secs(86_400 * 365);
-        for (reason, retry_after) in [
-            (Reason::CircuitOpen, Some(Duration::from_millis(1500))),
-            (Reason::HalfOpenFull, None),
-            (Reason::ForcedOpen, None),
-            (Reason::CircuitOpen, Some(long)),
-        ] {
-            let refusal = Refusal::new(reason, retry_after);
-            let mut slot = Slot::<()> {
-                word: refusal.0 << 2 | SLOT_REFUSED,
-                probe: None,
-            };
-            assert!(slot.is_refused());
-            let back = Refusal(std::mem::replace(&mut slot.word, 0) >> 2);
-            assert_eq!(back.reason(), reason);
-            let expected =
-                retry_after.map(|d| d.min(Duration::from_nanos(u64::MAX >> (REFUSAL_SHIFT + 2))));
-            assert_eq!(back.retry_after(), expected);
-        }
-    }
-
-    #[test]
-    fn the_state_word_packs_its_fields() {
-        let word = Word::new(State::HalfOpen, GEN_MASK)
-            .add_probe()
-            .add_success();
-        assert_eq!(word.state(), State::HalfOpen);
-        assert_eq!(word.generation(), GEN_MASK);
-        assert_eq!((word.probes(), word.successes()), (1, 1));
-        assert_eq!(word.remove_probe().probes(), 0);
-    }
-}
-
 /// A refused call, carried by its response future: two words until the answer is built.
 pub(crate) struct Refused {
     name: Arc<str>,
@@ -937,5 +898,44 @@ impl<C> fmt::Debug for Ticket<C> {
             .field("generation", &self.generation())
             .field("probe", &(self.meta & PROBE_BIT != 0))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_survives_the_slot() {
+        let long = Duration::from_secs(86_400 * 365);
+        for (reason, retry_after) in [
+            (Reason::CircuitOpen, Some(Duration::from_millis(1500))),
+            (Reason::HalfOpenFull, None),
+            (Reason::ForcedOpen, None),
+            (Reason::CircuitOpen, Some(long)),
+        ] {
+            let refusal = Refusal::new(reason, retry_after);
+            let mut slot = Slot::<()> {
+                word: refusal.0 << 2 | SLOT_REFUSED,
+                probe: None,
+            };
+            assert!(slot.is_refused());
+            let back = Refusal(std::mem::replace(&mut slot.word, 0) >> 2);
+            assert_eq!(back.reason(), reason);
+            let expected =
+                retry_after.map(|d| d.min(Duration::from_nanos(u64::MAX >> (REFUSAL_SHIFT + 2))));
+            assert_eq!(back.retry_after(), expected);
+        }
+    }
+
+    #[test]
+    fn the_state_word_packs_its_fields() {
+        let word = Word::new(State::HalfOpen, GEN_MASK)
+            .add_probe()
+            .add_success();
+        assert_eq!(word.state(), State::HalfOpen);
+        assert_eq!(word.generation(), GEN_MASK);
+        assert_eq!((word.probes(), word.successes()), (1, 1));
+        assert_eq!(word.remove_probe().probes(), 0);
     }
 }
