@@ -22,7 +22,7 @@ use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_breaker::CircuitBreakerLayer;
 
-const CASES: [&str; 7] = [
+const CASES: [&str; 9] = [
     "bare",
     "concurrency-limit",
     "consecutive",
@@ -30,7 +30,19 @@ const CASES: [&str; 7] = [
     "time-window",
     "forced-open",
     "open",
+    "forced-open-decision",
+    "open-decision",
 ];
+
+/// The decision alone, as axum and hyper make it for every request: a fresh clone of the
+/// service polled ready (the breaker answers ready at once, deciding to refuse), no call.
+fn decide<S: tower::Service<u64> + Clone>(svc: &S, calls: u64) {
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..calls {
+        let mut fresh = black_box(svc).clone();
+        assert!(fresh.poll_ready(&mut cx).is_ready());
+    }
+}
 
 /// `calls` calls, driven by hand in one tight loop: `poll_ready`, `call`, one poll.
 fn run<S: tower::Service<u64>>(mut svc: S, calls: u64, expect_ok: bool) {
@@ -109,6 +121,17 @@ fn case_run(case: &str, calls: u64) {
             let mut svc = layer.layer(Bare);
             assert!(!call_once(&mut svc, u64::MAX));
             run(svc, calls, false);
+        }
+        "forced-open-decision" => {
+            let layer = builder().build().expect("valid");
+            layer.handle().force_open();
+            decide(&layer.layer(Bare), calls);
+        }
+        "open-decision" => {
+            let layer = builder().failure_threshold(1).build().expect("valid");
+            let mut svc = layer.layer(Bare);
+            assert!(!call_once(&mut svc, u64::MAX));
+            decide(&svc, calls);
         }
         other => panic!("unknown case {other}"),
     }
