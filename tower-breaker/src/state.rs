@@ -641,6 +641,10 @@ impl<C> Core<C> {
             if (current >> 32) as u32 != generation {
                 return 0;
             }
+            if current as u32 == u32::MAX {
+                // Saturated (a very long run while metrics-only): never carry into the generation.
+                return u32::MAX;
+            }
             let next = current + 1;
             match self
                 .consecutive
