@@ -168,6 +168,9 @@ where
 /// Metrics are labelled with the layer's name only (never a key): calls and transitions are
 /// summed over keys, and `breaker_keys` counts live keys; there is no per-key state gauge.
 ///
+/// Per call, a keyed breaker also takes a read lock on the key map (a write lock only to add or
+/// evict keys) and reads the clock (to know which keys are idle).
+///
 /// Because the key is only known from the request, the rejection is decided in `call`: this
 /// service's `poll_ready` is always ready at once, and the response future drives a clone of
 /// the inner service through `poll_ready` before calling it (`S: Clone`, as axum and tonic
