@@ -127,8 +127,9 @@
 //! # Cost
 //!
 //! A closed call takes one atomic load in `poll_ready`, one reference-count increment and
-//! decrement (the response future must own a handle on the breaker to record the outcome), and
-//! on success one more load; no lock, no allocation, no clock read. A rate window adds one
+//! decrement (the response future must own a handle on the breaker to record the outcome), one
+//! `breaker_calls_total` increment (a no-op without a recorder), and on success one more load;
+//! no lock, no allocation, no clock read. A rate window adds one
 //! shared atomic increment per call (count window) or a clock read (time window); a slow-call
 //! rule adds two clock reads. An open breaker reads the clock once per rejection (to know when
 //! the reset timeout has passed and to give `retry_after`); the default answer mode boxes the
