@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use crate::config::WindowSpec;
+use crate::state::Padded;
 
 /// What a window holds for the current generation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -87,7 +88,9 @@ const fn tag(generation: u32) -> u32 {
 
 /// The last `size` calls: a ring of slots, each holding one call's bits and its generation.
 pub(crate) struct CountWindow {
-    head: AtomicU64,
+    /// Written by every call: alone on its cache line, so it does not slow readers of its
+    /// neighbours.
+    head: Padded<AtomicU64>,
     /// `head` when the current generation began: tells when the window fills to the minimum.
     generation_start: AtomicU64,
     slots: Box<[AtomicU32]>,
@@ -96,7 +99,7 @@ pub(crate) struct CountWindow {
 impl CountWindow {
     fn new(size: u32) -> Self {
         Self {
-            head: AtomicU64::new(0),
+            head: Padded(AtomicU64::new(0)),
             generation_start: AtomicU64::new(0),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
         }
