@@ -20,6 +20,9 @@ pub(crate) struct Totals {
     pub(crate) slow: u32,
 }
 
+// One per breaker, inline in it: boxing the larger (padded) variant would cost an indirection per
+// call to save memory nobody misses.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Window {
     Count(CountWindow),
     Time(TimeWindow),
