@@ -94,8 +94,10 @@ async fn a_failing_route_trips_while_other_routes_keep_answering() {
     // Open: 503 with Retry-After, answered without calling the handler.
     let (status, retry_after) = get_status(addr, "/reports").await;
     assert_eq!(status, 503);
+    // The time left of the 30 s reset timeout, in whole seconds rounded up. The clock is real
+    // here (real sockets), so leave room for a slow machine between the trip and this request.
     let retry_after: u64 = retry_after.expect("a Retry-After header").parse().unwrap();
-    assert!((29..=30).contains(&retry_after), "{retry_after}");
+    assert!((20..=30).contains(&retry_after), "{retry_after}");
     assert_eq!(
         handled.load(Ordering::SeqCst),
         3,
