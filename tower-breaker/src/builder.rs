@@ -10,8 +10,8 @@ use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
+use crate::common::Common;
 use crate::event::{Listener, Transition, debug_listener};
-use crate::state::Common;
 use crate::{
     CircuitBreakerConfig, CircuitBreakerLayer, ConfigError, KeyedCircuitBreakerLayer, WindowConfig,
 };

@@ -9,7 +9,8 @@ use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
-use crate::state::{Common, Core};
+use crate::common::Common;
+use crate::machine::Core;
 use crate::{
     CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerHandle, ConfigError,
 };

@@ -191,6 +191,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod clock;
+mod common;
 mod config;
 mod error;
 mod event;
@@ -198,10 +200,16 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+mod machine;
 pub mod metrics;
+mod padded;
+mod refusal;
 mod service;
+mod slot;
 mod state;
+mod ticket;
 mod window;
+mod word;
 
 pub use builder::CircuitBreakerBuilder;
 pub use config::{
