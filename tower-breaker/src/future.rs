@@ -57,12 +57,13 @@ impl<F, C, A> ResponseFuture<F, C, A> {
 /// Classifies a finished call, settling (or handing on) its ticket.
 pub(crate) fn finish<C, A, Res, E>(
     result: Result<Res, E>,
-    ticket: Ticket<C>,
+    mut ticket: Ticket<C>,
 ) -> Result<C::Response<Ticket<C>>, A::Error>
 where
     C: Classify<Res> + Clone,
     A: Answer<Res, E>,
 {
+    ticket.stop();
     match result {
         Ok(response) => {
             let classifier = ticket.classifier().clone();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tower_outcome::Outcome;
 
 use crate::machine::Core;
+use crate::refusal::Refused;
 
 /// The obligation of a call the breaker admitted: it records the call's outcome when
 /// [settled](tower_outcome::Settle), or, dropped unsettled (the call was cancelled), frees its
@@ -15,15 +16,15 @@ use crate::machine::Core;
 /// end of the stream.
 pub struct Ticket<C> {
     core: Arc<Core<C>>,
-    /// `generation (32 bits) | probe (1) | timed (1) | start in ms (30, wrapping)`: one word,
-    /// so the ticket moves as two machine words.
+    /// `generation (32 bits) | probe (1) | slow (1)`.
     meta: u64,
+    /// When the call started, in nanoseconds on the layer's clock (never 0: the clock starts a
+    /// day before the layer); 0 while the call is not being timed.
+    start_ns: u64,
 }
 
 const PROBE_BIT: u64 = 1 << 32;
-const TIMED_BIT: u64 = 1 << 33;
-const START_SHIFT: u32 = 34;
-const START_MASK: u64 = (1 << 30) - 1;
+const SLOW_BIT: u64 = 1 << 33;
 
 impl<C> Drop for Ticket<C> {
     fn drop(&mut self) {
@@ -38,28 +39,75 @@ impl<C> Ticket<C> {
         Self {
             core,
             meta: u64::from(generation) | if probe { PROBE_BIT } else { 0 },
+            start_ns: 0,
         }
     }
 
-    const fn generation(&self) -> u32 {
+    pub(crate) const fn generation(&self) -> u32 {
         self.meta as u32
+    }
+
+    /// This ticket if its admission still holds, that is if the breaker has not changed
+    /// generation since it was granted (opened, forced open, re-opened from half-open, reset);
+    /// otherwise the call is admitted again in the state the breaker is in now, or refused.
+    #[inline]
+    pub(crate) fn revalidate(self) -> Result<Self, Refused> {
+        if self.core.load().generation() == self.generation() {
+            Ok(self)
+        } else {
+            self.admit_again()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn admit_again(self) -> Result<Self, Refused> {
+        let core = Arc::clone(&self.core);
+        // A stale probe's slot went with its generation: dropping the ticket frees nothing.
+        drop(self);
+        core.admit_again()
+            .map_err(|refusal| core.rejection(refusal))
     }
 
     /// Starts the call's clock, when a slow-call rule needs it.
     #[inline]
     pub(crate) fn start(&mut self) {
         if self.core.slow_ns != 0 {
-            let ms = self.core.common.now_ns() / 1_000_000;
-            self.meta |= TIMED_BIT | (ms & START_MASK) << START_SHIFT;
+            self.start_clock();
         }
     }
 
-    /// Milliseconds since [`start`](Self::start), if the call was timed.
-    fn elapsed_ms(&self) -> Option<u64> {
-        (self.meta & TIMED_BIT != 0).then(|| {
-            let now = self.core.common.now_ns() / 1_000_000;
-            now.wrapping_sub(self.meta >> START_SHIFT) & START_MASK
-        })
+    // Out of line: the clock read stays off the code of breakers that time nothing.
+    #[inline(never)]
+    fn start_clock(&mut self) {
+        self.start_ns = self.core.common.now_ns();
+    }
+
+    /// Stops the call's clock: the call's duration runs to its response (the head, when the
+    /// body is streamed on), not to the end of a stream that may rightly last for hours.
+    #[inline]
+    pub(crate) fn stop(&mut self) {
+        if self.start_ns != 0 {
+            self.stop_clock();
+        }
+    }
+
+    #[inline(never)]
+    fn stop_clock(&mut self) {
+        if self.took_long() {
+            self.meta |= SLOW_BIT;
+        }
+        self.start_ns = 0;
+    }
+
+    fn took_long(&self) -> bool {
+        self.core.common.now_ns().saturating_sub(self.start_ns) >= self.core.slow_ns
+    }
+
+    /// Whether the call was slow: when it stopped, or now if its clock still runs.
+    #[inline(never)]
+    fn slow(&self) -> bool {
+        self.meta & SLOW_BIT != 0 || (self.start_ns != 0 && self.took_long())
     }
 
     pub(crate) fn classifier(&self) -> &C {
@@ -72,7 +120,7 @@ impl<C> tower_outcome::Settle for Ticket<C> {
     fn settle(mut self, outcome: Outcome) {
         let probe = self.meta & PROBE_BIT != 0;
         self.core
-            .record(self.generation(), probe, || self.elapsed_ms(), outcome);
+            .record(self.generation(), probe, || self.slow(), outcome);
         // Settled: the slot was released (or the breaker moved on) by `record`.
         self.meta &= !PROBE_BIT;
     }
