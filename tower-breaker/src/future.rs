@@ -28,17 +28,19 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, C> {
-        Called { #[pin] future: F, ticket: Option<Ticket<C>> },
+        Called { #[pin] future: F, ticket: Option<Ticket<C>>, start_ns: u64 },
         Rejected { refused: Option<Refused> },
     }
 }
 
 impl<F, C, A> ResponseFuture<F, C, A> {
-    pub(crate) const fn called(future: F, ticket: Ticket<C>) -> Self {
+    /// The inner call, with its ticket and its start ([`Ticket::start`]).
+    pub(crate) const fn called(future: F, ticket: Ticket<C>, start_ns: u64) -> Self {
         Self {
             kind: Kind::Called {
                 future,
                 ticket: Some(ticket),
+                start_ns,
             },
             _answer: PhantomData,
         }
@@ -54,16 +56,18 @@ impl<F, C, A> ResponseFuture<F, C, A> {
     }
 }
 
-/// Classifies a finished call, settling (or handing on) its ticket.
+/// Classifies a finished call started at `start_ns` ([`Ticket::start`]), settling (or handing
+/// on) its ticket.
 pub(crate) fn finish<C, A, Res, E>(
     result: Result<Res, E>,
     mut ticket: Ticket<C>,
+    start_ns: u64,
 ) -> Result<C::Response<Ticket<C>>, A::Error>
 where
     C: Classify<Res> + Clone,
     A: Answer<Res, E>,
 {
-    ticket.stop();
+    ticket.stop(start_ns);
     match result {
         Ok(response) => {
             let classifier = ticket.classifier().clone();
@@ -97,12 +101,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Called { future, ticket } => {
+            KindProj::Called {
+                future,
+                ticket,
+                start_ns,
+            } => {
                 let result = ready!(future.poll(cx));
                 let ticket = ticket
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(finish::<C, A, Res, E>(result, ticket))
+                Poll::Ready(finish::<C, A, Res, E>(result, ticket, *start_ns))
             }
             KindProj::Rejected { refused } => {
                 let refused = refused
