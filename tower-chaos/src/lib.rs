@@ -1,9 +1,41 @@
-//! Fault injection for tower services (errors, latency, aborts, status codes) and chaos
-//! experiments that produce a measured reliability report.
-//!
-//! This crate is a placeholder: the chaos layer is not built yet. Faults it injects and marks
-//! will be the family's [`Rejected`] with [`Reason::Injected`].
+//! Fault injection for tower services, and chaos experiments that say whether your breakers,
+//! bulkheads and retries really hold.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use tower_outcome::{Reason, Rejected};
+mod answer;
+mod builder;
+mod core;
+mod decide;
+mod error;
+mod fault;
+#[cfg(feature = "inject")]
+pub mod future;
+mod guard;
+mod handle;
+#[cfg(feature = "http")]
+mod http;
+mod layer;
+pub mod metrics;
+#[cfg(feature = "inject")]
+mod service;
+
+pub use answer::ChaosAnswer;
+pub use builder::{
+    ChaosBuilder, DEFAULT_GUARD_ERROR_RATE, DEFAULT_GUARD_MINIMUM_CALLS, DEFAULT_GUARD_WINDOW,
+};
+pub use core::MAX_FAULTS;
+pub use error::{ConfigError, LayerKind, MAX_DURATION, Reason, Rejected};
+pub use fault::{Fault, FaultKind, Latency, Schedule};
+pub use handle::{ChaosHandle, ChaosStats, FaultStats};
+#[cfg(feature = "http")]
+pub use http::{BodyCutOff, ChaosBody};
+pub use layer::ChaosLayer;
+#[cfg(feature = "inject")]
+pub use service::Chaos;
+
+pub use tower_outcome::{BoxError, BoxErrorAnswer, find_rejected};
+#[cfg(feature = "http")]
+pub use tower_outcome::{GrpcAnswer, HttpAnswer};
