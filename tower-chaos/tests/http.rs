@@ -191,7 +191,7 @@ async fn header_driven_faults_are_opt_in_and_capped_by_the_configured_rate() {
         .build()
         .unwrap();
     let mut svc = ServiceBuilder::new().layer(chaos).service(ok_service());
-    let mut count = |value: Option<&'static str>| {
+    let count = |value: Option<&'static str>| {
         let mut svc = svc.clone();
         async move {
             let mut hits = 0;
