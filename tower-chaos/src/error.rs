@@ -115,7 +115,6 @@ pub(crate) fn check_duration(
     }
 }
 
-#[allow(dead_code)] // used by the suite parser
 pub(crate) fn seconds(
     field: impl FnOnce() -> String,
     value: f64,

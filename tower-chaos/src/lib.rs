@@ -10,6 +10,7 @@ mod builder;
 mod core;
 mod decide;
 mod error;
+pub mod experiment;
 mod fault;
 #[cfg(feature = "inject")]
 pub mod future;
@@ -19,6 +20,7 @@ mod handle;
 mod http;
 mod layer;
 pub mod metrics;
+pub mod profiles;
 #[cfg(feature = "inject")]
 mod service;
 
@@ -33,6 +35,7 @@ pub use handle::{ChaosHandle, ChaosStats, FaultStats};
 #[cfg(feature = "http")]
 pub use http::{BodyCutOff, ChaosBody};
 pub use layer::ChaosLayer;
+pub use profiles::FaultProfile;
 #[cfg(feature = "inject")]
 pub use service::Chaos;
 
