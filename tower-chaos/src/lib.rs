@@ -4,9 +4,12 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without injection (or HTTP) compiled in, parts of the decision machinery go unused.
+#![cfg_attr(not(all(feature = "inject", feature = "http")), allow(dead_code))]
 
 mod answer;
 mod builder;
+mod config;
 mod core;
 mod decide;
 mod error;
@@ -28,6 +31,7 @@ pub use answer::ChaosAnswer;
 pub use builder::{
     ChaosBuilder, DEFAULT_GUARD_ERROR_RATE, DEFAULT_GUARD_MINIMUM_CALLS, DEFAULT_GUARD_WINDOW,
 };
+pub use config::{ChaosConfig, FaultConfig, GuardConfig, LatencyConfig, ScheduleConfig};
 pub use core::MAX_FAULTS;
 pub use error::{ConfigError, LayerKind, MAX_DURATION, Reason, Rejected};
 pub use fault::{Fault, FaultKind, Latency, Schedule};

@@ -276,9 +276,7 @@ impl FaultProfile {
     /// # Errors
     /// [`ConfigError`] for a bad duration or header name.
     #[cfg(feature = "http")]
-    pub fn http_faults<ReqB, B>(
-        &self,
-    ) -> Result<Vec<HttpFault<ReqB, B>>, ConfigError>
+    pub fn http_faults<ReqB, B>(&self) -> Result<Vec<HttpFault<ReqB, B>>, ConfigError>
     where
         B: Default + From<bytes::Bytes>,
     {

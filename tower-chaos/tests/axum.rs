@@ -1,4 +1,5 @@
 //! An axum server with the chaos layer answers the injected 503 + Retry-After over 127.0.0.1.
+#![cfg(all(feature = "inject", feature = "http"))]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Decisions depend only on (seed, fault, request key): the same requests are faulted whatever
 //! the interleaving and the number of tasks.
+#![cfg(feature = "inject")]
 
 mod support;
 

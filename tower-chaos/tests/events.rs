@@ -1,6 +1,7 @@
 //! Every injected fault is a `tracing` event marked as chaos.
 //!
 //! Alone in its own test binary: `tracing` caches each callsite's interest process-wide.
+#![cfg(feature = "inject")]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! Experiments: steady state, inject, observe, verdict; with and without a breaker.
+#![cfg(feature = "inject")]
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};

@@ -1,4 +1,5 @@
 //! A hung call resolves when released and frees everything when dropped.
+#![cfg(feature = "inject")]
 
 mod support;
 

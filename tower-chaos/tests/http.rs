@@ -1,4 +1,5 @@
 //! HTTP and gRPC faults look to the layers above exactly like the real thing.
+#![cfg(all(feature = "inject", feature = "http"))]
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,4 +1,5 @@
 //! Latency injection delays by the configured amount, in virtual time.
+#![cfg(feature = "inject")]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! Metrics: `chaos_injected_total{fault}`, `chaos_armed`, overflow and guard trips.
+#![cfg(feature = "inject")]
 
 mod support;
 

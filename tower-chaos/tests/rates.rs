@@ -1,4 +1,5 @@
 //! Observed rates match configured rates: alone and stacked.
+#![cfg(feature = "inject")]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! "Fail the first 2, then succeed" inside a retry of 3 attempts.
+#![cfg(feature = "inject")]
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};

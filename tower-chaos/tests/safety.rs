@@ -1,4 +1,5 @@
 //! Safe by default: nothing until armed, dry run, the kill switch, the guard.
+#![cfg(feature = "inject")]
 
 mod support;
 

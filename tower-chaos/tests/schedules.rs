@@ -1,4 +1,5 @@
 //! Schedules fire exactly where they should; predicates and keys choose requests.
+#![cfg(feature = "inject")]
 
 mod support;
 

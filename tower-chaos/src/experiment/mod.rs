@@ -8,6 +8,7 @@
 mod report;
 mod runner;
 mod signals;
+mod suite;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub use report::{Observed, ProbeResult, Report, Verdict};
 pub use runner::{CallOutcome, Runner};
 pub use signals::{Signals, TransitionRecord};
+pub use suite::{ExpectationConfig, ExperimentConfig, SteadyStateConfig, SuiteConfig};
 
 /// How much load the injection phase sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
