@@ -305,7 +305,7 @@ impl Experiment {
         }
     }
 
-    /// The hypothesis, in words: "When [failure], the system will [behaviour]".
+    /// The hypothesis, in words: "When \[failure\], the system will \[behaviour\]".
     pub fn hypothesis(mut self, hypothesis: impl Into<String>) -> Self {
         self.hypothesis = hypothesis.into();
         self
