@@ -14,7 +14,7 @@ use tower_outcome::{BoxErrorAnswer, Outcome, default_error_outcome};
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
 use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared};
-use crate::decide::{Dist, salt, threshold};
+use crate::decide::{Dist, fault_key, salt, threshold};
 use crate::error::{check_duration, check_rate};
 use crate::fault::{Action, Fault, FaultKind, Latency, Schedule};
 use crate::guard::{Guard, GuardClassifier};
@@ -67,6 +67,7 @@ pub struct ChaosBuilder<Req, Res, A = BoxErrorAnswer> {
     control: Option<ControlFn<Req>>,
     guard: Option<(Duration, f64, u64)>,
     guard_classifier: GuardClassifier<Res>,
+    ok_can_fail: bool,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -94,6 +95,7 @@ impl<Req, Res: 'static> ChaosBuilder<Req, Res> {
                 DEFAULT_GUARD_MINIMUM_CALLS,
             )),
             guard_classifier: Arc::new(default_failure::<Res>),
+            ok_can_fail: false,
             _answer: PhantomData,
         }
     }
@@ -188,6 +190,7 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
         classify: impl Fn(Result<&Res, &(dyn Error + 'static)>) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.guard_classifier = Arc::new(classify);
+        self.ok_can_fail = true;
         self
     }
 
@@ -203,6 +206,7 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             control: self.control,
             guard: self.guard,
             guard_classifier: self.guard_classifier,
+            ok_can_fail: self.ok_can_fail,
             _answer: PhantomData,
         }
     }
@@ -269,7 +273,7 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             needs_clock |= fault.schedule.needs_clock();
             faults.push(FaultState {
                 metrics: FaultMetrics::new(&metrics.label, &fault.name),
-                salt: salt(&fault.name),
+                key: fault_key(self.seed, salt(&fault.name)),
                 stage: fault.kind.stage(),
                 kind: fault.kind,
                 name: fault.name,
@@ -318,12 +322,12 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
                     rate,
                     minimum_calls,
                     self.guard_classifier,
+                    self.ok_can_fail,
                 ))
             }
         };
         let shared = Shared {
             name,
-            seed: self.seed,
             armed: AtomicBool::new(false),
             dry_run: AtomicBool::new(self.dry_run),
             seq: AtomicU64::new(0),
@@ -413,6 +417,7 @@ impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
     /// `Infallible` stays). The guard counts 5xx (and 408) as failures.
     pub fn http(mut self) -> ChaosBuilder<Req, http::Response<ResB>, HttpAnswer> {
         self.guard_classifier = Arc::new(crate::http::http_failure::<ResB>);
+        self.ok_can_fail = true;
         self.answer()
     }
 
@@ -421,6 +426,7 @@ impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
     /// `grpc-status` codes in the headers.
     pub fn grpc(mut self) -> ChaosBuilder<Req, http::Response<ResB>, GrpcAnswer> {
         self.guard_classifier = Arc::new(crate::http::grpc_failure::<ResB>);
+        self.ok_can_fail = true;
         self.answer()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::decide::{Dist, draw, fires, threshold};
+use crate::decide::{Dist, fires, request_hash, threshold, with_fault};
 use crate::fault::{Action, FaultKind, Predicate, Schedule, Stage};
 use crate::guard::Guard;
 use crate::metrics::{FaultMetrics, Metrics};
@@ -26,7 +26,8 @@ pub(crate) struct FaultState<Req, Res> {
     pub(crate) name: Arc<str>,
     pub(crate) kind: FaultKind,
     pub(crate) stage: Stage,
-    pub(crate) salt: u64,
+    /// The fault's identity mixed with the seed, once, when the layer is built.
+    pub(crate) key: u64,
     pub(crate) threshold: AtomicU64,
     pub(crate) schedule: Schedule,
     pub(crate) when: Option<Predicate<Req>>,
@@ -40,7 +41,6 @@ pub(crate) struct FaultState<Req, Res> {
 /// Everything one layer value shares with the services it makes and their clones.
 pub(crate) struct Shared<Req, Res> {
     pub(crate) name: Arc<str>,
-    pub(crate) seed: u64,
     pub(crate) armed: AtomicBool,
     pub(crate) dry_run: AtomicBool,
     /// Requests seen since arming.
@@ -88,10 +88,12 @@ pub(crate) struct Plan {
     pub(crate) fired: u64,
 }
 
-impl Plan {
-    pub(crate) const fn is_clean(&self) -> bool {
-        self.fired == 0
-    }
+/// Which faults fired on a request, before the plan is worked out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scan {
+    pub(crate) seq: u64,
+    pub(crate) hashed: u64,
+    pub(crate) fired: u64,
 }
 
 pub(crate) fn nanos(d: Duration) -> u64 {
@@ -103,8 +105,11 @@ impl<Req, Res> Shared<Req, Res> {
         Instant::now().saturating_duration_since(self.base)
     }
 
-    /// Decides every fault for `request`, each exactly once.
-    pub(crate) fn decide(&self, request: &Req) -> Plan {
+    /// Decides every fault for `request`, each exactly once: which fire. The rest of the
+    /// plan (delays, which terminal fault answers) is worked out by [`plan`](Self::plan) only
+    /// for the few calls that meet a fault.
+    #[inline]
+    pub(crate) fn scan(&self, request: &Req) -> Scan {
         let seq = self.seq.fetch_add(1, Relaxed);
         let n = match &self.key {
             Some(key) => key(request),
@@ -115,15 +120,16 @@ impl<Req, Res> Shared<Req, Res> {
                 Some(value) => Some(value),
                 // Header-driven control is opt-in: a request without it gets nothing.
                 None => {
-                    return Plan {
+                    return Scan {
                         seq,
-                        ..Plan::default()
+                        hashed: 0,
+                        fired: 0,
                     };
                 }
             },
             None => None,
         };
-        let since_armed = if self.needs_clock {
+        let clock = if self.needs_clock {
             let now = self.now_offset();
             Some((
                 now,
@@ -132,22 +138,20 @@ impl<Req, Res> Shared<Req, Res> {
         } else {
             None
         };
-        let mut plan = Plan {
-            seq,
-            ..Plan::default()
-        };
+        let hashed = request_hash(n);
+        let mut fired = 0;
         for (index, fault) in self.faults.iter().enumerate() {
             let mut limit = fault.threshold.load(Relaxed);
-            if limit == 0 {
-                continue;
-            }
             if let Some(control) = control {
                 match control_rate(control, &fault.name) {
                     Some(rate) => limit = limit.min(threshold(rate)),
                     None => continue,
                 }
             }
-            if !self.scheduled(&fault.schedule, seq, since_armed) {
+            if limit == 0
+                || (fault.schedule != Schedule::Always
+                    && !self.scheduled(&fault.schedule, seq, clock))
+            {
                 continue;
             }
             if let Some(when) = &fault.when
@@ -155,16 +159,33 @@ impl<Req, Res> Shared<Req, Res> {
             {
                 continue;
             }
-            if !fires(draw(self.seed, fault.salt, n, 0), limit) {
-                continue;
+            if fires(with_fault(hashed, fault.key, 0), limit) {
+                fired |= 1_u64 << index;
             }
+        }
+        Scan { seq, hashed, fired }
+    }
+
+    /// The plan for a call some faults fired on.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn plan(&self, scan: Scan) -> Plan {
+        let mut plan = Plan {
+            seq: scan.seq,
+            ..Plan::default()
+        };
+        let mut fired = scan.fired;
+        while fired != 0 {
+            let index = fired.trailing_zeros() as usize;
+            fired &= fired - 1;
+            let fault = &self.faults[index];
             let bit = 1_u64 << index;
             match fault.stage {
                 Stage::Gate => {
                     if let Some(dist) = &fault.dist {
                         let delay = dist.sample(
-                            draw(self.seed, fault.salt, n, 1),
-                            draw(self.seed, fault.salt, n, 2),
+                            with_fault(scan.hashed, fault.key, 1),
+                            with_fault(scan.hashed, fault.key, 2),
                         );
                         plan.delay = plan.delay.saturating_add(delay);
                     } else {
@@ -189,6 +210,7 @@ impl<Req, Res> Shared<Req, Res> {
         plan
     }
 
+    #[inline]
     fn scheduled(
         &self,
         schedule: &Schedule,

@@ -19,8 +19,27 @@ pub(crate) const fn splitmix64(mut z: u64) -> u64 {
 /// The draw of `fault` (its salt) for request `n` under `seed`; `stream` separates the
 /// several draws one decision may need (fire or not, then the latency sample).
 #[inline]
+#[cfg(test)]
 pub(crate) const fn draw(seed: u64, salt: u64, n: u64, stream: u64) -> u64 {
-    splitmix64(seed ^ splitmix64(salt ^ splitmix64(n ^ stream.wrapping_mul(0xA24B_AED4_963E_E407))))
+    with_fault(request_hash(n), fault_key(seed, salt), stream)
+}
+
+/// A fault's key: its salt mixed with the seed, computed once per layer.
+pub(crate) const fn fault_key(seed: u64, salt: u64) -> u64 {
+    splitmix64(seed ^ splitmix64(salt))
+}
+
+/// A request number's hash, computed once per request and shared by its faults.
+#[inline]
+pub(crate) const fn request_hash(n: u64) -> u64 {
+    splitmix64(n)
+}
+
+/// The draw of one fault for one request: `stream` separates the draws one decision needs
+/// (fire or not, then the latency sample). Together: a pure function of (seed, fault, n).
+#[inline]
+pub(crate) const fn with_fault(request: u64, fault: u64, stream: u64) -> u64 {
+    splitmix64(request ^ fault ^ stream.wrapping_mul(0xA24B_AED4_963E_E407))
 }
 
 /// A fault's salt: FNV-1a of its name, so adding a fault leaves the others' decisions as they were.

@@ -33,10 +33,9 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, Req, Res> {
-        // Disarmed: the inner future as it is.
-        Passthrough { #[pin] future: F },
-        // Armed, no fault: a real outcome the guard may need to see.
-        Observed { #[pin] future: F, shared: Option<Arc<Shared<Req, Res>>> },
+        // No fault: the inner future, and the shared state when the guard must see a real
+        // failure (armed, guard on).
+        Inner { #[pin] future: F, observe: Option<Arc<Shared<Req, Res>>> },
         // The inner service was called; gates before, post-call faults after.
         Faulted { #[pin] future: F, faulted: Box<Faulted<Req, Res>> },
         // A terminal fault answers; the inner service was not called.
@@ -125,16 +124,20 @@ impl<Req, Res> Faulted<Req, Res> {
 }
 
 impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
+    #[inline]
     pub(crate) const fn passthrough(future: F) -> Self {
         Self {
-            kind: Kind::Passthrough { future },
+            kind: Kind::Inner {
+                future,
+                observe: None,
+            },
             _answer: PhantomData,
         }
     }
 
-    pub(crate) const fn observed(future: F, shared: Option<Arc<Shared<Req, Res>>>) -> Self {
+    pub(crate) const fn observed(future: F, observe: Option<Arc<Shared<Req, Res>>>) -> Self {
         Self {
-            kind: Kind::Observed { future, shared },
+            kind: Kind::Inner { future, observe },
             _answer: PhantomData,
         }
     }
@@ -160,6 +163,7 @@ impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
 }
 
 /// Maps the inner result, telling the guard about a real failure.
+#[inline(never)]
 fn real<Req, Res, E, A>(
     shared: Option<&Shared<Req, Res>>,
     result: Result<Res, E>,
@@ -172,7 +176,7 @@ where
         && let Some(guard) = &shared.guard
     {
         let failed = match &result {
-            Ok(res) => (guard.classify)(Ok(res)),
+            Ok(res) => guard.ok_can_fail && (guard.classify)(Ok(res)),
             Err(err) => (guard.classify)(Err(A::error_ref(err))),
         };
         if failed {
@@ -182,6 +186,47 @@ where
     result
 }
 
+/// A faulted call: the gates, the inner call, the post-call faults.
+#[inline(never)]
+fn poll_faulted<F, Req, Res, E, A>(
+    future: Pin<&mut F>,
+    faulted: &mut Faulted<Req, Res>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    F: Future<Output = Result<Res, E>>,
+    A: ChaosAnswer<Res, E>,
+{
+    ready!(faulted.poll_gates(cx));
+    let result = ready!(future.poll(cx));
+    let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
+    Poll::Ready(result.map(|res| faulted.mutate(res)))
+}
+
+/// A terminal fault's answer, once the gates have passed.
+#[inline(never)]
+fn poll_answer<Req, Res, E, A>(
+    faulted: &mut Faulted<Req, Res>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    ready!(faulted.poll_gates(cx));
+    assert!(!faulted.done, "ResponseFuture polled after completion");
+    faulted.done = true;
+    let index = usize::from(faulted.terminal.unwrap_or_default());
+    let fault = &faulted.shared.faults[index];
+    Poll::Ready(match &fault.action {
+        Action::Error(factory) => A::injected_error(factory()),
+        Action::Respond(respond) => Ok((respond.make)(respond)),
+        _ => A::rejected(
+            Rejected::new(LayerKind::Chaos, Reason::Injected)
+                .with_name(Arc::clone(&faulted.shared.name)),
+        ),
+    })
+}
+
 impl<F, Req, Res, E, A> Future for ResponseFuture<F, Req, Res, A>
 where
     F: Future<Output = Result<Res, E>>,
@@ -189,34 +234,20 @@ where
 {
     type Output = Result<Res, A::Error>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passthrough { future } => future.poll(cx).map_err(A::inner_error),
-            KindProj::Observed { future, shared } => {
+            KindProj::Inner { future, observe } => {
                 let result = ready!(future.poll(cx));
-                Poll::Ready(real::<Req, Res, E, A>(shared.as_deref(), result))
+                match observe {
+                    None => Poll::Ready(result.map_err(A::inner_error)),
+                    Some(shared) => Poll::Ready(real::<Req, Res, E, A>(Some(shared), result)),
+                }
             }
             KindProj::Faulted { future, faulted } => {
-                ready!(faulted.poll_gates(cx));
-                let result = ready!(future.poll(cx));
-                let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
-                Poll::Ready(result.map(|res| faulted.mutate(res)))
+                poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
             }
-            KindProj::Answer { faulted } => {
-                ready!(faulted.poll_gates(cx));
-                assert!(!faulted.done, "ResponseFuture polled after completion");
-                faulted.done = true;
-                let index = usize::from(faulted.terminal.unwrap_or_default());
-                let fault = &faulted.shared.faults[index];
-                Poll::Ready(match &fault.action {
-                    Action::Error(factory) => A::injected_error(factory()),
-                    Action::Respond(respond) => Ok((respond.make)(respond)),
-                    _ => A::rejected(
-                        Rejected::new(LayerKind::Chaos, Reason::Injected)
-                            .with_name(Arc::clone(&faulted.shared.name)),
-                    ),
-                })
-            }
+            KindProj::Answer { faulted } => poll_answer::<Req, Res, E, A>(faulted, cx),
         }
     }
 }
@@ -224,8 +255,8 @@ where
 impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
-            Kind::Passthrough { .. } => "passthrough",
-            Kind::Observed { .. } => "observed",
+            Kind::Inner { observe: None, .. } => "passthrough",
+            Kind::Inner { .. } => "observed",
             Kind::Faulted { .. } => "faulted",
             Kind::Answer { .. } => "answer",
         };

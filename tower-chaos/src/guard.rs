@@ -32,6 +32,8 @@ pub(crate) struct Guard<Res> {
     pub(crate) limit: f64,
     pub(crate) minimum_calls: u64,
     pub(crate) classify: GuardClassifier<Res>,
+    /// False for the default classifier, which never fails an `Ok`: no call per success.
+    pub(crate) ok_can_fail: bool,
     width: Duration,
     ring: Mutex<[Slot; SLOTS]>,
 }
@@ -42,12 +44,14 @@ impl<Res> Guard<Res> {
         limit: f64,
         minimum_calls: u64,
         classify: GuardClassifier<Res>,
+        ok_can_fail: bool,
     ) -> Self {
         Self {
             window,
             limit,
             minimum_calls,
             classify,
+            ok_can_fail,
             width: window / SLOTS as u32,
             ring: Mutex::new([EMPTY; SLOTS]),
         }
@@ -112,7 +116,13 @@ mod tests {
     use super::*;
 
     fn guard() -> Guard<()> {
-        Guard::new(Duration::from_secs(30), 0.5, 10, Arc::new(|r| r.is_err()))
+        Guard::new(
+            Duration::from_secs(30),
+            0.5,
+            10,
+            Arc::new(|r| r.is_err()),
+            false,
+        )
     }
 
     #[test]

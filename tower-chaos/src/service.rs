@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 use crate::answer::ChaosAnswer;
-use crate::core::Shared;
+use crate::core::{Scan, Shared};
 use crate::future::ResponseFuture;
 
 /// A service with faults injected into its calls. Made by [`ChaosLayer`](crate::ChaosLayer).
@@ -82,17 +82,36 @@ where
         self.inner.poll_ready(cx).map_err(A::inner_error)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &self.shared;
-        if !shared.armed.load(Relaxed) {
+        if !self.shared.armed.load(Relaxed) {
             return ResponseFuture::passthrough(self.inner.call(request));
         }
-        let plan = shared.decide(&request);
-        let observe = || shared.guard.as_ref().map(|_| Arc::clone(shared));
-        if plan.is_clean() {
-            return ResponseFuture::observed(self.inner.call(request), observe());
+        self.call_armed(request)
+    }
+}
+
+impl<S, Req, Res, A> Chaos<S, Req, Res, A>
+where
+    S: Service<Req, Response = Res>,
+{
+    /// Out of line, so the disarmed path stays small enough to inline.
+    #[inline(never)]
+    fn call_armed(&mut self, request: Req) -> ResponseFuture<S::Future, Req, Res, A> {
+        let scan = self.shared.scan(&request);
+        if scan.fired == 0 {
+            let observe = self.shared.guard.as_ref().map(|_| Arc::clone(&self.shared));
+            return ResponseFuture::observed(self.inner.call(request), observe);
         }
+        self.call_faulted(request, scan)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn call_faulted(&mut self, request: Req, scan: Scan) -> ResponseFuture<S::Future, Req, Res, A> {
+        let shared = &self.shared;
+        let plan = shared.plan(scan);
+        let observe = || shared.guard.as_ref().map(|_| Arc::clone(shared));
         if shared.dry_run.load(Relaxed) {
             shared.record(&plan, true);
             return ResponseFuture::observed(self.inner.call(request), observe());
