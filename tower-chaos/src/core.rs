@@ -149,7 +149,7 @@ impl<Req, Res> Shared<Req, Res> {
                 }
             }
             if limit == 0
-                || (fault.schedule != Schedule::Always
+                || (!matches!(fault.schedule, Schedule::Always)
                     && !self.scheduled(&fault.schedule, seq, clock))
             {
                 continue;

@@ -240,8 +240,14 @@ where
             KindProj::Inner { future, observe } => {
                 let result = ready!(future.poll(cx));
                 match observe {
-                    None => Poll::Ready(result.map_err(A::inner_error)),
-                    Some(shared) => Poll::Ready(real::<Req, Res, E, A>(Some(shared), result)),
+                    // Only a result the guard could count as a failure goes to it.
+                    Some(shared)
+                        if result.is_err()
+                            || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) =>
+                    {
+                        Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
+                    }
+                    _ => Poll::Ready(result.map_err(A::inner_error)),
                 }
             }
             KindProj::Faulted { future, faulted } => {
