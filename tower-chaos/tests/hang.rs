@@ -87,3 +87,53 @@ async fn a_dropped_hung_call_frees_everything() {
     handle.release_hung();
     assert_eq!(assert_ready_ok!(next.poll()), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_delayed_call_frees_its_slot_and_its_timer() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(
+            Fault::latency(tower_chaos::Latency::Fixed(std::time::Duration::from_secs(
+                60,
+            )))
+            .rate(1.0),
+        )
+        .max_active_faults(1)
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let mut svc = layer.layer(tower::service_fn(move |n: u64| Tracked(flag.clone(), n)));
+    svc.ready().await.unwrap();
+    let mut fut = task::spawn(svc.call(1));
+    assert_pending!(fut.poll());
+    assert_eq!(handle.stats().active, 1);
+    drop(fut);
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(handle.stats().active, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn clones_share_one_layer_state() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(
+            Fault::abort()
+                .rate(1.0)
+                .schedule(tower_chaos::Schedule::FirstCalls(1)),
+        )
+        .armed(true)
+        .build()
+        .unwrap();
+    let svc = layer.layer(tower::service_fn(|n: u64| async move {
+        Ok::<_, std::convert::Infallible>(n)
+    }));
+    let first = svc.clone().oneshot(1).await;
+    let second = svc.clone().oneshot(2).await;
+    assert!(
+        first.is_err(),
+        "the first call after arming, whichever clone makes it"
+    );
+    assert_eq!(second.unwrap(), 2);
+    assert_eq!(layer.handle().stats().calls, 2);
+}
