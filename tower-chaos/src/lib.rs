@@ -144,12 +144,14 @@
 //!
 //! # Cost
 //!
-//! Disarmed, a call costs one atomic load over the bare service. Armed, one shared atomic
-//! increment (the sequence number), one hash per fault, and with the guard on a
-//! reference-count increment and decrement so the response future can report a real failure;
-//! no lock, no allocation, no clock read (unless a time schedule is used). A faulted call
-//! allocates its state (and its timer). Measured figures are in the repository's
-//! `benches/README.md`.
+//! Disarmed, a call takes one relaxed atomic load and a branch over the bare service, and the
+//! response future is an enum (measured: about 40 instructions over bare in all). Armed, one
+//! shared atomic increment (the sequence number), one hash per request and one per fault,
+//! and with the guard on a reference-count increment and decrement so the response future can
+//! report a real failure: about 190 instructions with one fault. No lock, no allocation, no
+//! clock read (unless a time schedule is used). A faulted call allocates its state (and its
+//! timer). Compiled out (no `inject` feature) it costs nothing: the service is the bare one.
+//! Measured figures are in the repository's `benches/README.md`.
 //!
 //! # Feature flags
 //!
