@@ -1,0 +1,447 @@
+//! The builder: typed setters, validated once in `build`.
+
+use std::error::Error;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tower_outcome::{BoxErrorAnswer, Outcome, default_error_outcome};
+#[cfg(feature = "http")]
+use tower_outcome::{GrpcAnswer, HttpAnswer};
+
+use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared};
+use crate::decide::{Dist, fault_key, salt, threshold};
+use crate::error::{check_duration, check_rate};
+use crate::fault::{Action, Fault, FaultKind, Latency, Schedule};
+use crate::guard::{Guard, GuardClassifier};
+use crate::metrics::{FaultMetrics, Metrics};
+use crate::{ChaosLayer, ConfigError};
+
+/// The guard's defaults: a 30 s window, a 50 % limit, at least 10 calls.
+pub const DEFAULT_GUARD_WINDOW: Duration = Duration::from_secs(30);
+/// The guard's default error-rate limit.
+pub const DEFAULT_GUARD_ERROR_RATE: f64 = 0.5;
+/// The calls the guard's window must hold before it may trip.
+pub const DEFAULT_GUARD_MINIMUM_CALLS: u64 = 10;
+
+/// Builds a [`ChaosLayer`].
+///
+/// Nothing is injected until the layer is armed, here with [`armed`](Self::armed) or later
+/// through its [`ChaosHandle`](crate::ChaosHandle). [`build`](Self::build) checks every fault
+/// and setting and returns a [`ConfigError`] naming the first bad one.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_chaos::{ChaosLayer, Fault, Latency};
+///
+/// let layer = ChaosLayer::<u32, u32>::builder()
+///     .name("inventory-chaos")
+///     .seed(7)
+///     .fault(Fault::latency(Latency::Fixed(Duration::from_millis(300))).rate(0.25))
+///     .fault(Fault::error(|| "connection refused".into()).rate(0.1))
+///     .max_active_faults(8)
+///     .armed(true)
+///     .build()
+///     .unwrap();
+/// assert!(layer.handle().is_armed());
+///
+/// let missing_rate = ChaosLayer::<u32, u32>::builder().fault(Fault::abort()).build();
+/// assert_eq!(
+///     missing_rate.unwrap_err().to_string(),
+///     "faults.abort.rate is missing: every fault needs an explicit rate"
+/// );
+/// ```
+#[must_use]
+pub struct ChaosBuilder<Req, Res, A = BoxErrorAnswer> {
+    name: String,
+    seed: u64,
+    armed: bool,
+    dry_run: bool,
+    faults: Vec<Fault<Req, Res>>,
+    max_active: Option<u32>,
+    key: Option<KeyFn<Req>>,
+    control: Option<ControlFn<Req>>,
+    guard: Option<(Duration, f64, u64)>,
+    guard_classifier: GuardClassifier<Res>,
+    ok_can_fail: bool,
+    _answer: PhantomData<fn() -> A>,
+}
+
+fn default_failure<Res>(result: Result<&Res, &(dyn Error + 'static)>) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(err) => default_error_outcome(err) == Outcome::Failure,
+    }
+}
+
+impl<Req, Res: 'static> ChaosBuilder<Req, Res> {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: "chaos".to_owned(),
+            seed: 0,
+            armed: false,
+            dry_run: false,
+            faults: Vec::new(),
+            max_active: None,
+            key: None,
+            control: None,
+            guard: Some((
+                DEFAULT_GUARD_WINDOW,
+                DEFAULT_GUARD_ERROR_RATE,
+                DEFAULT_GUARD_MINIMUM_CALLS,
+            )),
+            guard_classifier: Arc::new(default_failure::<Res>),
+            ok_can_fail: false,
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
+    /// `name`: labels the metrics, events and rejections. Default `"chaos"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// `seed`: with the same seed, faults, and request numbers (or keys), the same requests are
+    /// faulted, whatever the interleaving. Default 0.
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// `armed`: start armed. Default `false`: a layer injects nothing until armed.
+    pub const fn armed(mut self, armed: bool) -> Self {
+        self.armed = armed;
+        self
+    }
+
+    /// `dry_run`: decide, count and log every fault, inject none. Default `false`.
+    pub const fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Adds a fault. Faults act in this order: gates (latency, hang) before the call, then the
+    /// first terminal fault that fired (error, abort, status) instead of the call, then
+    /// post-call faults (mutate, body) on the answer. See the crate docs on stacking.
+    pub fn fault(mut self, fault: Fault<Req, Res>) -> Self {
+        self.faults.push(fault);
+        self
+    }
+
+    /// Adds several faults (a [profile](crate::profiles)).
+    pub fn faults(mut self, faults: impl IntoIterator<Item = Fault<Req, Res>>) -> Self {
+        self.faults.extend(faults);
+        self
+    }
+
+    /// `max_active_faults`: at most this many faulted calls in progress at once; a fault that
+    /// would exceed it is not injected (the call goes through clean) and is counted as
+    /// overflow. Default: no bound.
+    pub const fn max_active_faults(mut self, max: u32) -> Self {
+        self.max_active = Some(max);
+        self
+    }
+
+    /// Draws decisions for `key(request)` instead of the request's sequence number: a request
+    /// with the same key (an id, a replayed trace's index) meets the same faults in every run.
+    /// Schedules still count calls.
+    pub fn key(mut self, key: impl Fn(&Req) -> u64 + Send + Sync + 'static) -> Self {
+        self.key = Some(Arc::new(key));
+        self
+    }
+
+    /// Per-request opt-in: `control(request)` gives a control string, such as `"latency,
+    /// http_503=0.5"`, naming the faults this request may meet, each at the rate given
+    /// (capped by the fault's configured rate) or at its configured rate. A request with no
+    /// control string meets no fault. For HTTP requests see
+    /// [`header_control`](Self::header_control).
+    pub fn control(
+        mut self,
+        control: impl for<'a> Fn(&'a Req) -> Option<&'a str> + Send + Sync + 'static,
+    ) -> Self {
+        self.control = Some(Arc::new(control));
+        self
+    }
+
+    /// The guard: disarm when the inner service's real (non-injected) error rate over `window`
+    /// exceeds `error_rate`, once the window holds `minimum_calls`. Defaults: 30 s, 50 %, 10.
+    pub fn guard(mut self, window: Duration, error_rate: f64, minimum_calls: u64) -> Self {
+        self.guard = Some((window, error_rate, minimum_calls));
+        self
+    }
+
+    /// Turns the guard off. Only for experiments that mean to push the error rate past it.
+    pub fn no_guard(mut self) -> Self {
+        self.guard = None;
+        self
+    }
+
+    /// What the guard counts as a real failure (default: errors other than the family's
+    /// rejections; in `.http()` mode also 5xx and 408; in `.grpc()` mode also failing codes).
+    pub fn guard_classifier(
+        mut self,
+        classify: impl Fn(Result<&Res, &(dyn Error + 'static)>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.guard_classifier = Arc::new(classify);
+        self.ok_can_fail = true;
+        self
+    }
+
+    fn answer<A2>(self) -> ChaosBuilder<Req, Res, A2> {
+        ChaosBuilder {
+            name: self.name,
+            seed: self.seed,
+            armed: self.armed,
+            dry_run: self.dry_run,
+            faults: self.faults,
+            max_active: self.max_active,
+            key: self.key,
+            control: self.control,
+            guard: self.guard,
+            guard_classifier: self.guard_classifier,
+            ok_can_fail: self.ok_can_fail,
+            _answer: PhantomData,
+        }
+    }
+
+    /// Checks every fault and setting and builds the layer.
+    ///
+    /// # Errors
+    /// The first bad value, naming its field: a fault without a rate or with one outside
+    /// 0..=1, two faults with one name, a latency range upside down or past 7 days, a gRPC code
+    /// outside 1..=16, an empty schedule window, `max_active_faults` 0, more than 64 faults, a
+    /// guard window under 10 ms or a limit outside (0, 1].
+    pub fn build(self) -> Result<ChaosLayer<Req, Res, A>, ConfigError> {
+        let name: Arc<str> = Arc::from(self.name.as_str());
+        let metrics = Metrics::new(&name);
+        if self.faults.len() > MAX_FAULTS {
+            return Err(ConfigError::Invalid {
+                field: "faults".to_owned(),
+                reason: format!(
+                    "at most {MAX_FAULTS} faults per layer, got {}",
+                    self.faults.len()
+                ),
+            });
+        }
+        let mut faults = Vec::with_capacity(self.faults.len());
+        let mut needs_clock = false;
+        for fault in self.faults {
+            let field = |f: &str| format!("faults.{}.{f}", fault.name);
+            if faults
+                .iter()
+                .any(|f: &FaultState<Req, Res>| f.name == fault.name)
+            {
+                return Err(ConfigError::Duplicate {
+                    field: "faults".to_owned(),
+                    name: fault.name.to_string(),
+                });
+            }
+            if let Some(misuse) = fault.misuse {
+                return Err(ConfigError::Invalid {
+                    field: field("retry_after"),
+                    reason: misuse.to_owned(),
+                });
+            }
+            let rate = fault.rate.ok_or_else(|| ConfigError::Missing {
+                field: field("rate"),
+                needs: "every fault needs an explicit rate",
+            })?;
+            let rate = check_rate(|| field("rate"), rate)?;
+            let dist = match &fault.action {
+                Action::Latency(latency) => Some(latency_dist(*latency, &field)?),
+                _ => None,
+            };
+            if let Action::Respond(respond) = &fault.action {
+                if fault.kind == FaultKind::GrpcStatus && !(1..=16).contains(&respond.status) {
+                    return Err(ConfigError::Invalid {
+                        field: field("code"),
+                        reason: format!("a gRPC error code is 1..=16, got {}", respond.status),
+                    });
+                }
+                if let Some(d) = respond.retry_after {
+                    check_duration(|| field("retry_after"), d, true)?;
+                }
+            }
+            check_schedule(&fault.schedule, &field)?;
+            needs_clock |= fault.schedule.needs_clock();
+            faults.push(FaultState {
+                metrics: FaultMetrics::new(&metrics.label, &fault.name),
+                key: fault_key(self.seed, salt(&fault.name)),
+                stage: fault.kind.stage(),
+                kind: fault.kind,
+                name: fault.name,
+                threshold: AtomicU64::new(threshold(rate)),
+                schedule: fault.schedule,
+                when: fault.when,
+                action: fault.action,
+                dist,
+                injected: AtomicU64::new(0),
+                dry_run: AtomicU64::new(0),
+            });
+        }
+        let max_active = match self.max_active {
+            Some(0) => {
+                return Err(ConfigError::Count {
+                    field: "max_active_faults".to_owned(),
+                    value: 0,
+                });
+            }
+            Some(n) => n,
+            None => u32::MAX,
+        };
+        let guard = match self.guard {
+            None => None,
+            Some((window, rate, minimum_calls)) => {
+                if window < Duration::from_millis(10) || window > crate::MAX_DURATION {
+                    return Err(ConfigError::Duration {
+                        field: "guard.window_seconds".to_owned(),
+                        seconds: window.as_secs_f64(),
+                    });
+                }
+                if !(rate.is_finite() && rate > 0.0 && rate <= 1.0) {
+                    return Err(ConfigError::Rate {
+                        field: "guard.error_rate".to_owned(),
+                        value: rate,
+                    });
+                }
+                if minimum_calls == 0 {
+                    return Err(ConfigError::Count {
+                        field: "guard.minimum_calls".to_owned(),
+                        value: 0,
+                    });
+                }
+                Some(Guard::new(
+                    window,
+                    rate,
+                    minimum_calls,
+                    self.guard_classifier,
+                    self.ok_can_fail,
+                ))
+            }
+        };
+        let shared = Shared {
+            name,
+            armed: AtomicBool::new(false),
+            dry_run: AtomicBool::new(self.dry_run),
+            seq: AtomicU64::new(0),
+            terminal: AtomicU64::new(0),
+            base: Instant::now(),
+            armed_at: AtomicU64::new(0),
+            needs_clock,
+            faults: faults.into_boxed_slice(),
+            key: self.key,
+            control: self.control,
+            max_active,
+            active: AtomicU32::new(0),
+            overflow: AtomicU64::new(0),
+            guard,
+            guard_tripped: AtomicBool::new(false),
+            hung: Arc::new(Notify::new()),
+            release_epoch: AtomicU64::new(0),
+            metrics,
+        };
+        if self.armed {
+            shared.arm();
+        }
+        Ok(ChaosLayer::from_shared(Arc::new(shared)))
+    }
+}
+
+fn latency_dist(latency: Latency, field: &dyn Fn(&str) -> String) -> Result<Dist, ConfigError> {
+    Ok(match latency {
+        Latency::Fixed(d) => Dist::Fixed(check_duration(|| field("latency"), d, true)?),
+        Latency::Uniform { low, high } => {
+            let low = check_duration(|| field("latency.low"), low, true)?;
+            let high = check_duration(|| field("latency.high"), high, false)?;
+            if high <= low {
+                return Err(ConfigError::Invalid {
+                    field: field("latency.high"),
+                    reason: format!("must be above low ({low:?}), got {high:?}"),
+                });
+            }
+            Dist::Uniform { low, high }
+        }
+        Latency::LogNormal { p50, p99 } => {
+            let p50 = check_duration(|| field("latency.p50"), p50, false)?;
+            let p99 = check_duration(|| field("latency.p99"), p99, false)?;
+            if p99 < p50 {
+                return Err(ConfigError::Invalid {
+                    field: field("latency.p99"),
+                    reason: format!("must be at least p50 ({p50:?}), got {p99:?}"),
+                });
+            }
+            Dist::log_normal(p50, p99)
+        }
+    })
+}
+
+fn check_schedule(schedule: &Schedule, field: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    match *schedule {
+        Schedule::EveryKth(0) => Err(ConfigError::Count {
+            field: field("schedule.every"),
+            value: 0,
+        }),
+        Schedule::Between(start, end) if end <= start => Err(ConfigError::Invalid {
+            field: field("schedule"),
+            reason: "the window ends before it starts".to_owned(),
+        }),
+        Schedule::AfterArming { from, until } if until <= from => Err(ConfigError::Invalid {
+            field: field("schedule"),
+            reason: format!("the window ends ({until:?}) before it starts ({from:?})"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(feature = "http")]
+impl<ReqB, ResB, A> ChaosBuilder<http::Request<ReqB>, http::Response<ResB>, A> {
+    /// Header-driven opt-in: the request's `header` (such as `x-chaos: http_503=0.5, latency`)
+    /// names the faults it may meet, capped by their configured rates (see
+    /// [`control`](Self::control)). Requests without the header meet none.
+    pub fn header_control(self, header: http::HeaderName) -> Self {
+        self.control(crate::http::header_control::<ReqB>(header))
+    }
+}
+
+#[cfg(feature = "http")]
+impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
+    /// Answers aborts with the family's HTTP face (503, carrying the `Rejected`, so outer
+    /// layers ignore it) and error faults with a bare 500; keeps the inner error type (axum's
+    /// `Infallible` stays). The guard counts 5xx (and 408) as failures.
+    pub fn http(mut self) -> ChaosBuilder<Req, http::Response<ResB>, HttpAnswer> {
+        self.guard_classifier = Arc::new(crate::http::http_failure::<ResB>);
+        self.ok_can_fail = true;
+        self.answer()
+    }
+
+    /// Answers aborts with a Trailers-Only `UNAVAILABLE` carrying the `Rejected` and error
+    /// faults with `INTERNAL`; keeps the inner error type. The guard counts failing
+    /// `grpc-status` codes in the headers.
+    pub fn grpc(mut self) -> ChaosBuilder<Req, http::Response<ResB>, GrpcAnswer> {
+        self.guard_classifier = Arc::new(crate::http::grpc_failure::<ResB>);
+        self.ok_can_fail = true;
+        self.answer()
+    }
+}
+
+impl<Req, Res, A> fmt::Debug for ChaosBuilder<Req, Res, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChaosBuilder")
+            .field("name", &self.name)
+            .field("seed", &self.seed)
+            .field("armed", &self.armed)
+            .field("dry_run", &self.dry_run)
+            .field("faults", &self.faults)
+            .field("max_active_faults", &self.max_active)
+            .field("guard", &self.guard)
+            .field("answer", &std::any::type_name::<A>())
+            .finish_non_exhaustive()
+    }
+}

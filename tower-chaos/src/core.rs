@@ -1,0 +1,372 @@
+//! The layer's shared state and the per-request decision.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::decide::{Dist, fires, request_hash, threshold, with_fault};
+use crate::fault::{Action, FaultKind, Predicate, Schedule, Stage};
+use crate::guard::Guard;
+use crate::metrics::{FaultMetrics, Metrics};
+
+/// Maps a request to the number its decisions are drawn for (instead of its sequence number).
+pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> u64 + Send + Sync>;
+/// Reads the per-request control string (such as an `x-chaos` header) from a request.
+pub(crate) type ControlFn<Req> = Arc<dyn for<'a> Fn(&'a Req) -> Option<&'a str> + Send + Sync>;
+
+/// The most faults one layer holds: a request's post-call faults are one bit each in a `u64`.
+pub const MAX_FAULTS: usize = 64;
+
+pub(crate) struct FaultState<Req, Res> {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: FaultKind,
+    pub(crate) stage: Stage,
+    /// The fault's identity mixed with the seed, once, when the layer is built.
+    pub(crate) key: u64,
+    pub(crate) threshold: AtomicU64,
+    pub(crate) schedule: Schedule,
+    pub(crate) when: Option<Predicate<Req>>,
+    pub(crate) action: Action<Res>,
+    pub(crate) dist: Option<Dist>,
+    pub(crate) injected: AtomicU64,
+    pub(crate) dry_run: AtomicU64,
+    pub(crate) metrics: FaultMetrics,
+}
+
+/// Everything one layer value shares with the services it makes and their clones.
+pub(crate) struct Shared<Req, Res> {
+    pub(crate) name: Arc<str>,
+    pub(crate) armed: AtomicBool,
+    pub(crate) dry_run: AtomicBool,
+    /// Requests seen since arming.
+    pub(crate) seq: AtomicU64,
+    /// Requests answered by a terminal fault since arming (not real outcomes).
+    pub(crate) terminal: AtomicU64,
+    pub(crate) base: Instant,
+    /// When the layer was last armed, in nanoseconds after `base`.
+    pub(crate) armed_at: AtomicU64,
+    pub(crate) needs_clock: bool,
+    pub(crate) faults: Box<[FaultState<Req, Res>]>,
+    pub(crate) key: Option<KeyFn<Req>>,
+    pub(crate) control: Option<ControlFn<Req>>,
+    pub(crate) max_active: u32,
+    pub(crate) active: AtomicU32,
+    pub(crate) overflow: AtomicU64,
+    pub(crate) guard: Option<Guard<Res>>,
+    pub(crate) guard_tripped: AtomicBool,
+    pub(crate) hung: Arc<Notify>,
+    pub(crate) release_epoch: AtomicU64,
+    pub(crate) metrics: Metrics,
+}
+
+impl<Req, Res> fmt::Debug for Shared<Req, Res> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("armed", &self.armed.load(Relaxed))
+            .field("faults", &self.faults.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a request is in for, decided once, in `call`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) seq: u64,
+    pub(crate) delay: Duration,
+    pub(crate) hang: bool,
+    /// The first terminal fault that fired, by index.
+    pub(crate) terminal: Option<u8>,
+    /// Post-call faults that fired, one bit per index.
+    pub(crate) post: u64,
+    /// Every fault that fired, one bit per index (for counting and events).
+    pub(crate) fired: u64,
+}
+
+/// Which faults fired on a request, before the plan is worked out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scan {
+    pub(crate) seq: u64,
+    pub(crate) hashed: u64,
+    pub(crate) fired: u64,
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl<Req, Res> Shared<Req, Res> {
+    pub(crate) fn now_offset(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.base)
+    }
+
+    /// Decides every fault for `request`, each exactly once: which fire. The rest of the
+    /// plan (delays, which terminal fault answers) is worked out by [`plan`](Self::plan) only
+    /// for the few calls that meet a fault.
+    #[inline]
+    pub(crate) fn scan(&self, request: &Req) -> Scan {
+        let seq = self.seq.fetch_add(1, Relaxed);
+        let n = match &self.key {
+            Some(key) => key(request),
+            None => seq,
+        };
+        let control = match &self.control {
+            Some(control) => match control(request) {
+                Some(value) => Some(value),
+                // Header-driven control is opt-in: a request without it gets nothing.
+                None => {
+                    return Scan {
+                        seq,
+                        hashed: 0,
+                        fired: 0,
+                    };
+                }
+            },
+            None => None,
+        };
+        let clock = if self.needs_clock {
+            let now = self.now_offset();
+            Some((
+                now,
+                now.saturating_sub(Duration::from_nanos(self.armed_at.load(Relaxed))),
+            ))
+        } else {
+            None
+        };
+        let hashed = request_hash(n);
+        let mut fired = 0;
+        for (index, fault) in self.faults.iter().enumerate() {
+            let mut limit = fault.threshold.load(Relaxed);
+            if let Some(control) = control {
+                match control_rate(control, &fault.name) {
+                    Some(rate) => limit = limit.min(threshold(rate)),
+                    None => continue,
+                }
+            }
+            if limit == 0
+                || (!matches!(fault.schedule, Schedule::Always)
+                    && !self.scheduled(&fault.schedule, seq, clock))
+            {
+                continue;
+            }
+            if let Some(when) = &fault.when
+                && !when(request)
+            {
+                continue;
+            }
+            if fires(with_fault(hashed, fault.key, 0), limit) {
+                fired |= 1_u64 << index;
+            }
+        }
+        Scan { seq, hashed, fired }
+    }
+
+    /// The plan for a call some faults fired on.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn plan(&self, scan: Scan) -> Plan {
+        let mut plan = Plan {
+            seq: scan.seq,
+            ..Plan::default()
+        };
+        let mut fired = scan.fired;
+        while fired != 0 {
+            let index = fired.trailing_zeros() as usize;
+            fired &= fired - 1;
+            let fault = &self.faults[index];
+            let bit = 1_u64 << index;
+            match fault.stage {
+                Stage::Gate => {
+                    if let Some(dist) = &fault.dist {
+                        let delay = dist.sample(
+                            with_fault(scan.hashed, fault.key, 1),
+                            with_fault(scan.hashed, fault.key, 2),
+                        );
+                        plan.delay = plan.delay.saturating_add(delay);
+                    } else {
+                        plan.hang = true;
+                    }
+                    plan.fired |= bit;
+                }
+                Stage::Terminal => {
+                    // The first terminal fault answers; a later one that also fired would
+                    // answer a call that never happens, so it is not counted as injected.
+                    if plan.terminal.is_none() {
+                        plan.terminal = u8::try_from(index).ok();
+                        plan.fired |= bit;
+                    }
+                }
+                Stage::Post => {
+                    plan.post |= bit;
+                    plan.fired |= bit;
+                }
+            }
+        }
+        plan
+    }
+
+    #[inline]
+    fn scheduled(
+        &self,
+        schedule: &Schedule,
+        seq: u64,
+        clock: Option<(Duration, Duration)>,
+    ) -> bool {
+        match *schedule {
+            Schedule::Always => true,
+            Schedule::FirstCalls(n) => seq < n,
+            Schedule::EveryKth(k) => k > 0 && (seq + 1).is_multiple_of(k),
+            Schedule::Between(start, end) => clock.is_some_and(|(now, _)| {
+                let start = start.saturating_duration_since(self.base);
+                let end = end.saturating_duration_since(self.base);
+                start <= now && now < end
+            }),
+            Schedule::AfterArming { from, until } => {
+                clock.is_some_and(|(_, since)| from <= since && since < until)
+            }
+        }
+    }
+
+    /// Takes an active-fault slot, or counts the overflow.
+    pub(crate) fn try_activate(&self) -> bool {
+        let before = self.active.fetch_add(1, AcqRel);
+        if before < self.max_active {
+            true
+        } else {
+            self.active.fetch_sub(1, AcqRel);
+            self.overflow.fetch_add(1, Relaxed);
+            self.metrics.overflow.increment(1);
+            false
+        }
+    }
+
+    /// Counts and reports the faults of `plan` (live or dry run).
+    pub(crate) fn record(&self, plan: &Plan, dry_run: bool) {
+        let mut fired = plan.fired;
+        while fired != 0 {
+            let index = fired.trailing_zeros() as usize;
+            fired &= fired - 1;
+            let fault = &self.faults[index];
+            if dry_run {
+                fault.dry_run.fetch_add(1, Relaxed);
+                fault.metrics.dry_run.increment(1);
+                tracing::info!(
+                    target: "tower_chaos",
+                    chaos = true,
+                    dry_run = true,
+                    layer = &*self.name,
+                    fault = &*fault.name,
+                    kind = fault.kind.as_str(),
+                    seq = plan.seq,
+                    "chaos: would inject a fault (dry run)"
+                );
+            } else {
+                fault.injected.fetch_add(1, Relaxed);
+                fault.metrics.injected.increment(1);
+                tracing::info!(
+                    target: "tower_chaos",
+                    chaos = true,
+                    dry_run = false,
+                    layer = &*self.name,
+                    fault = &*fault.name,
+                    kind = fault.kind.as_str(),
+                    seq = plan.seq,
+                    "chaos: injected a fault"
+                );
+            }
+        }
+        if plan.terminal.is_some() && !dry_run {
+            self.terminal.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn arm(&self) {
+        self.seq.store(0, Relaxed);
+        self.terminal.store(0, Relaxed);
+        let now = self.now_offset();
+        self.armed_at.store(nanos(now), Relaxed);
+        if let Some(guard) = &self.guard {
+            guard.reset(now);
+        }
+        self.guard_tripped.store(false, Relaxed);
+        self.armed.store(true, Relaxed);
+        self.metrics.armed.set(1.0);
+        tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, "chaos: armed");
+    }
+
+    pub(crate) fn disarm(&self, why: &'static str) {
+        if self.armed.swap(false, Relaxed) {
+            self.metrics.armed.set(0.0);
+            tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, reason = why, "chaos: disarmed");
+        }
+    }
+
+    /// Real (non-injected) calls since arming: the guard's denominator.
+    pub(crate) fn real_calls(&self) -> u64 {
+        self.seq
+            .load(Relaxed)
+            .saturating_sub(self.terminal.load(Relaxed))
+    }
+
+    /// Records a real failure for the guard; disarms when the limit is passed.
+    pub(crate) fn real_failure(&self) {
+        if let Some(guard) = &self.guard
+            && guard.failure(self.now_offset(), self.real_calls())
+        {
+            self.metrics.guard_trips.increment(1);
+            tracing::warn!(
+                target: "tower_chaos",
+                chaos = true,
+                layer = &*self.name,
+                error_rate_limit = guard.limit,
+                window_seconds = guard.window.as_secs_f64(),
+                "chaos: guard disarmed the layer: the real error rate passed its limit"
+            );
+            self.guard_tripped.store(true, Relaxed);
+            self.disarm("guard");
+        }
+    }
+
+    pub(crate) fn release_hung(&self) {
+        self.release_epoch.fetch_add(1, AcqRel);
+        self.hung.notify_waiters();
+    }
+}
+
+/// The rate a control string (`name`, `name=0.5`, comma separated) gives fault `name`, if it
+/// names it. A malformed rate is ignored (the fault stays off).
+fn control_rate(control: &str, name: &str) -> Option<f64> {
+    control.split(',').find_map(|part| {
+        let part = part.trim();
+        match part.split_once('=') {
+            Some((n, rate)) if n.trim() == name => rate
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .map(|r| r.min(1.0)),
+            None if part == name => Some(1.0),
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::control_rate;
+
+    #[test]
+    fn control_strings() {
+        assert_eq!(control_rate("latency, http_503=0.5", "http_503"), Some(0.5));
+        assert_eq!(control_rate("latency, http_503=0.5", "latency"), Some(1.0));
+        assert_eq!(control_rate("latency", "abort"), None);
+        assert_eq!(control_rate("abort=garbage", "abort"), None);
+        assert_eq!(control_rate("abort=-1", "abort"), None);
+        assert_eq!(control_rate("abort=7", "abort"), Some(1.0));
+    }
+}

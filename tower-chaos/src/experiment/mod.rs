@@ -1,0 +1,392 @@
+//! Chaos experiments: steady state → hypothesis → inject → observe → verdict, as a library.
+//!
+//! An [`Experiment`] says what to expect; a [`Runner`] drives a service through it with a
+//! chaos layer's [`ChaosHandle`](crate::ChaosHandle) and produces a [`Report`], Markdown in
+//! the course's "Chaos Test Results" form. Other layers report what they did (retries,
+//! fallbacks, breaker transitions) through [`Signals`].
+
+mod report;
+mod runner;
+mod signals;
+mod suite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use report::{Observed, ProbeResult, Report, Verdict};
+pub use runner::{CallOutcome, Runner};
+pub use signals::{Signals, TransitionRecord};
+pub use suite::{ExpectationConfig, ExperimentConfig, SteadyStateConfig, SuiteConfig};
+
+/// How much load the injection phase sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    /// This many calls.
+    Calls(u64),
+    /// Calls for this long.
+    Duration(Duration),
+}
+
+/// What "working" looks like, checked before anything is injected: if it does not hold, the
+/// experiment is aborted (nothing is injected) and the report says so.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SteadyState {
+    /// Calls sent to measure it. Default 20.
+    pub calls: u64,
+    /// The success rate it needs. Default 0.95.
+    pub min_success_rate: f64,
+    /// The p99 latency it needs, if any. Default none.
+    pub max_p99: Option<Duration>,
+}
+
+impl Default for SteadyState {
+    fn default() -> Self {
+        Self {
+            calls: 20,
+            min_success_rate: 0.95,
+            max_p99: None,
+        }
+    }
+}
+
+/// How recovery is measured once the fault ends: the time from disarming until `successes`
+/// calls in a row succeed, at most `timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Consecutive successes that count as recovered. Default 5.
+    pub successes: u32,
+    /// How long to wait for them. Default 60 s.
+    pub timeout: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Self {
+            successes: 5,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub(crate) type UserCheck = Arc<dyn Fn(&Observed) -> (bool, String) + Send + Sync>;
+
+/// What an expectation measures.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Check {
+    /// The failure is detected (a breaker opens, or [`Signals::detected`]) within this long
+    /// after injection starts.
+    DetectionWithin(Duration),
+    /// Exactly this many retries are attempted ([`Signals::retried`]).
+    RetriesAttempted(u64),
+    /// At least this share of calls succeed during injection.
+    SuccessRateAtLeast(f64),
+    /// The p99 latency during injection stays below this.
+    P99Below(Duration),
+    /// Every call is answered (with a success or an error) within the runner's call deadline:
+    /// nothing hangs.
+    GracefulFailure,
+    /// The service recovers within this long after the fault ends.
+    RecoveryWithin(Duration),
+    /// At least this many fallbacks answer ([`Signals::fallback`]).
+    FallbacksAtLeast(u64),
+    /// A user check over what was observed: `(passed, actual as text)`.
+    User(UserCheck),
+}
+
+impl fmt::Debug for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DetectionWithin(d) => f.debug_tuple("DetectionWithin").field(d).finish(),
+            Self::RetriesAttempted(n) => f.debug_tuple("RetriesAttempted").field(n).finish(),
+            Self::SuccessRateAtLeast(r) => f.debug_tuple("SuccessRateAtLeast").field(r).finish(),
+            Self::P99Below(d) => f.debug_tuple("P99Below").field(d).finish(),
+            Self::GracefulFailure => f.write_str("GracefulFailure"),
+            Self::RecoveryWithin(d) => f.debug_tuple("RecoveryWithin").field(d).finish(),
+            Self::FallbacksAtLeast(n) => f.debug_tuple("FallbacksAtLeast").field(n).finish(),
+            Self::User(_) => f.write_str("User(..)"),
+        }
+    }
+}
+
+/// One line of the hypothesis: a behaviour, what is expected of it, and its weight in the
+/// score.
+#[derive(Clone, Debug)]
+pub struct Expectation {
+    pub(crate) behavior: String,
+    pub(crate) expected: String,
+    pub(crate) check: Check,
+    pub(crate) weight: f64,
+}
+
+fn secs(d: Duration) -> String {
+    report::duration(d)
+}
+
+impl Expectation {
+    fn new(behavior: &str, expected: String, check: Check) -> Self {
+        Self {
+            behavior: behavior.to_owned(),
+            expected,
+            check,
+            weight: 1.0,
+        }
+    }
+
+    /// "Detection time < `d`".
+    #[must_use]
+    pub fn detection_within(d: Duration) -> Self {
+        Self::new(
+            "Detection time",
+            format!("< {}", secs(d)),
+            Check::DetectionWithin(d),
+        )
+    }
+
+    /// "Retries attempted = `n`".
+    #[must_use]
+    pub fn retries_attempted(n: u64) -> Self {
+        Self::new(
+            "Retries attempted",
+            n.to_string(),
+            Check::RetriesAttempted(n),
+        )
+    }
+
+    /// "Success rate ≥ `rate`".
+    #[must_use]
+    pub fn success_rate_at_least(rate: f64) -> Self {
+        Self::new(
+            "Success rate",
+            format!("≥ {}", report::percent(rate)),
+            Check::SuccessRateAtLeast(rate),
+        )
+    }
+
+    /// "p99 latency < `d`".
+    #[must_use]
+    pub fn p99_below(d: Duration) -> Self {
+        Self::new("p99 latency", format!("< {}", secs(d)), Check::P99Below(d))
+    }
+
+    /// "Graceful failure: Yes" (no call hangs past the runner's deadline).
+    #[must_use]
+    pub fn graceful_failure() -> Self {
+        Self::new("Graceful failure", "Yes".to_owned(), Check::GracefulFailure)
+    }
+
+    /// "Time to recover < `d`".
+    #[must_use]
+    pub fn recovery_within(d: Duration) -> Self {
+        Self::new(
+            "Time to recover",
+            format!("< {}", secs(d)),
+            Check::RecoveryWithin(d),
+        )
+    }
+
+    /// "Fallbacks ≥ `n`".
+    #[must_use]
+    pub fn fallbacks_at_least(n: u64) -> Self {
+        Self::new(
+            "Fallbacks used",
+            format!("≥ {n}"),
+            Check::FallbacksAtLeast(n),
+        )
+    }
+
+    /// "`behavior`: No" for a state that must not be corrupted: `intact()` is run after the
+    /// experiment (and after each call with `stop_on_failure`).
+    #[must_use]
+    pub fn state_not_corrupted(
+        behavior: &str,
+        intact: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(
+            behavior,
+            "No".to_owned(),
+            Check::User(Arc::new(move |_| {
+                let ok = intact();
+                (ok, if ok { "No" } else { "Yes" }.to_owned())
+            })),
+        )
+    }
+
+    /// A check of your own over the figures: `check` returns whether it passed and the actual
+    /// value as text.
+    #[must_use]
+    pub fn check(
+        behavior: &str,
+        expected: &str,
+        check: impl Fn(&Observed) -> (bool, String) + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(behavior, expected.to_owned(), Check::User(Arc::new(check)))
+    }
+
+    /// Its weight in the score (default 1).
+    #[must_use]
+    pub fn weight(mut self, weight: f64) -> Self {
+        self.weight = if weight.is_finite() && weight >= 0.0 {
+            weight
+        } else {
+            1.0
+        };
+        self
+    }
+
+    /// The behaviour's name.
+    #[must_use]
+    pub fn behavior(&self) -> &str {
+        &self.behavior
+    }
+}
+
+/// A chaos experiment, in the course's shape: name, hypothesis, steady state, failure
+/// injection, load, observation (the expectations), rollback.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_chaos::experiment::{Expectation, Experiment, Load};
+///
+/// let experiment = Experiment::new("MCP server failure")
+///     .hypothesis("When the filesystem MCP server becomes unavailable, the agent detects it within 10 s and fails gracefully.")
+///     .injection("dependency_unavailable profile: every call refused", "filesystem MCP calls")
+///     .load(Load::Duration(Duration::from_secs(60)))
+///     .interval(Duration::from_millis(200))
+///     .expect(Expectation::detection_within(Duration::from_secs(10)))
+///     .expect(Expectation::retries_attempted(3))
+///     .expect(Expectation::graceful_failure())
+///     .expect(Expectation::success_rate_at_least(0.95).weight(2.0))
+///     .rollback("Disarm the chaos layer (the runner does it)")
+///     .stop_on_failure(true);
+/// assert_eq!(experiment.name(), "MCP server failure");
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Experiment {
+    pub(crate) name: String,
+    pub(crate) hypothesis: String,
+    pub(crate) steady_state: SteadyState,
+    pub(crate) method: String,
+    pub(crate) scope: String,
+    pub(crate) load: Load,
+    pub(crate) interval: Duration,
+    pub(crate) call_timeout: Duration,
+    pub(crate) expectations: Vec<Expectation>,
+    pub(crate) stop_on_failure: bool,
+    pub(crate) rollback: Vec<String>,
+    pub(crate) recovery: Recovery,
+    pub(crate) experimenter: String,
+    pub(crate) environment: String,
+    pub(crate) date: Option<String>,
+}
+
+impl Experiment {
+    /// An experiment with defaults: 100 calls 100 ms apart, a 30 s call deadline, the default
+    /// steady state and recovery, no expectations.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            hypothesis: String::new(),
+            steady_state: SteadyState::default(),
+            method: String::new(),
+            scope: String::new(),
+            load: Load::Calls(100),
+            interval: Duration::from_millis(100),
+            call_timeout: Duration::from_secs(30),
+            expectations: Vec::new(),
+            stop_on_failure: false,
+            rollback: Vec::new(),
+            recovery: Recovery::default(),
+            experimenter: "tower-chaos runner".to_owned(),
+            environment: "test".to_owned(),
+            date: None,
+        }
+    }
+
+    /// The hypothesis, in words: "When \[failure\], the system will \[behaviour\]".
+    pub fn hypothesis(mut self, hypothesis: impl Into<String>) -> Self {
+        self.hypothesis = hypothesis.into();
+        self
+    }
+
+    /// The steady state checked before injecting.
+    pub const fn steady_state(mut self, steady_state: SteadyState) -> Self {
+        self.steady_state = steady_state;
+        self
+    }
+
+    /// How the failure is injected and what it affects, for the report.
+    pub fn injection(mut self, method: impl Into<String>, scope: impl Into<String>) -> Self {
+        self.method = method.into();
+        self.scope = scope.into();
+        self
+    }
+
+    /// The load of the injection phase.
+    pub const fn load(mut self, load: Load) -> Self {
+        self.load = load;
+        self
+    }
+
+    /// The pause between calls (default 100 ms).
+    pub const fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// The longest the runner waits for one call (default 30 s); a call past it counts as a
+    /// hang (not graceful).
+    pub const fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Adds an expectation (a probe).
+    pub fn expect(mut self, expectation: Expectation) -> Self {
+        self.expectations.push(expectation);
+        self
+    }
+
+    /// Stops the injection early as soon as a probe has failed for good.
+    pub const fn stop_on_failure(mut self, stop: bool) -> Self {
+        self.stop_on_failure = stop;
+        self
+    }
+
+    /// Adds a rollback step, for the report (the runner itself always disarms).
+    pub fn rollback(mut self, step: impl Into<String>) -> Self {
+        self.rollback.push(step.into());
+        self
+    }
+
+    /// How recovery is measured.
+    pub const fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// Who ran it and where, for the report.
+    pub fn execution(
+        mut self,
+        experimenter: impl Into<String>,
+        environment: impl Into<String>,
+    ) -> Self {
+        self.experimenter = experimenter.into();
+        self.environment = environment.into();
+        self
+    }
+
+    /// The date written in the report (default: the wall clock when it ran, as an HTTP date).
+    pub fn date(mut self, date: impl Into<String>) -> Self {
+        self.date = Some(date.into());
+        self
+    }
+
+    /// The experiment's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}

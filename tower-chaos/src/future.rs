@@ -1,0 +1,273 @@
+//! Response futures.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::sync::futures::OwnedNotified;
+use tokio::time::Sleep;
+use tower_outcome::{LayerKind, Reason, Rejected};
+
+use crate::answer::ChaosAnswer;
+use crate::core::{Plan, Shared};
+use crate::fault::Action;
+
+pin_project! {
+    /// The response future of [`Chaos`](crate::Chaos).
+    ///
+    /// A faulted call holds an active-fault slot (see `max_active_faults`) and, if it is
+    /// delayed or hung, its timer or its place among the hung calls; dropping the future
+    /// releases them all.
+    pub struct ResponseFuture<F, Req, Res, A> {
+        #[pin]
+        kind: Kind<F, Req, Res>,
+        _answer: PhantomData<fn() -> A>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, Req, Res> {
+        // No fault: the inner future, and the shared state when the guard must see a real
+        // failure (armed, guard on).
+        Inner { #[pin] future: F, observe: Option<Arc<Shared<Req, Res>>> },
+        // The inner service was called; gates before, post-call faults after.
+        Faulted { #[pin] future: F, faulted: Box<Faulted<Req, Res>> },
+        // A terminal fault answers; the inner service was not called.
+        Answer { faulted: Box<Faulted<Req, Res>> },
+    }
+}
+
+/// What a faulted call carries. Dropping it frees the active-fault slot.
+struct Faulted<Req, Res> {
+    shared: Arc<Shared<Req, Res>>,
+    delay: Option<Pin<Box<Sleep>>>,
+    hang: Option<Hang>,
+    terminal: Option<u8>,
+    post: u64,
+    done: bool,
+}
+
+impl<Req, Res> Drop for Faulted<Req, Res> {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, AcqRel);
+    }
+}
+
+/// A hung call's wait for `release_hung`.
+struct Hang {
+    epoch: u64,
+    notified: Option<Pin<Box<OwnedNotified>>>,
+}
+
+impl<Req, Res> Faulted<Req, Res> {
+    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Box<Self> {
+        let delay = (!plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
+        let hang = plan.hang.then(|| Hang {
+            epoch: shared.release_epoch.load(Acquire),
+            notified: None,
+        });
+        Box::new(Self {
+            shared,
+            delay,
+            hang,
+            terminal: plan.terminal,
+            post: plan.post,
+            done: false,
+        })
+    }
+
+    /// Waits out the delay, then the hang.
+    fn poll_gates(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(sleep) = self.delay.as_mut() {
+            ready!(sleep.as_mut().poll(cx));
+            self.delay = None;
+        }
+        if let Some(hang) = self.hang.as_mut() {
+            let released =
+                |shared: &Shared<Req, Res>| shared.release_epoch.load(Acquire) != hang.epoch;
+            if !released(&self.shared) {
+                if hang.notified.is_none() {
+                    let mut notified = Box::pin(Arc::clone(&self.shared.hung).notified_owned());
+                    notified.as_mut().enable();
+                    hang.notified = Some(notified);
+                    if released(&self.shared) {
+                        self.hang = None;
+                        return Poll::Ready(());
+                    }
+                }
+                if let Some(notified) = hang.notified.as_mut() {
+                    ready!(notified.as_mut().poll(cx));
+                }
+            }
+            self.hang = None;
+        }
+        Poll::Ready(())
+    }
+
+    fn mutate(&self, mut response: Res) -> Res {
+        let mut post = self.post;
+        while post != 0 {
+            let index = post.trailing_zeros() as usize;
+            post &= post - 1;
+            if let Action::Mutate(mutate) = &self.shared.faults[index].action {
+                response = mutate(response);
+            }
+        }
+        response
+    }
+}
+
+impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
+    #[inline]
+    pub(crate) const fn passthrough(future: F) -> Self {
+        Self {
+            kind: Kind::Inner {
+                future,
+                observe: None,
+            },
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) const fn observed(future: F, observe: Option<Arc<Shared<Req, Res>>>) -> Self {
+        Self {
+            kind: Kind::Inner { future, observe },
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) fn faulted(future: F, shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
+        Self {
+            kind: Kind::Faulted {
+                future,
+                faulted: Faulted::new(shared, plan),
+            },
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) fn answer(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
+        Self {
+            kind: Kind::Answer {
+                faulted: Faulted::new(shared, plan),
+            },
+            _answer: PhantomData,
+        }
+    }
+}
+
+/// Maps the inner result, telling the guard about a real failure.
+#[inline(never)]
+fn real<Req, Res, E, A>(
+    shared: Option<&Shared<Req, Res>>,
+    result: Result<Res, E>,
+) -> Result<Res, A::Error>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    let result = result.map_err(A::inner_error);
+    if let Some(shared) = shared
+        && let Some(guard) = &shared.guard
+    {
+        let failed = match &result {
+            Ok(res) => guard.ok_can_fail && (guard.classify)(Ok(res)),
+            Err(err) => (guard.classify)(Err(A::error_ref(err))),
+        };
+        if failed {
+            shared.real_failure();
+        }
+    }
+    result
+}
+
+/// A faulted call: the gates, the inner call, the post-call faults.
+#[inline(never)]
+fn poll_faulted<F, Req, Res, E, A>(
+    future: Pin<&mut F>,
+    faulted: &mut Faulted<Req, Res>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    F: Future<Output = Result<Res, E>>,
+    A: ChaosAnswer<Res, E>,
+{
+    ready!(faulted.poll_gates(cx));
+    let result = ready!(future.poll(cx));
+    let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
+    Poll::Ready(result.map(|res| faulted.mutate(res)))
+}
+
+/// A terminal fault's answer, once the gates have passed.
+#[inline(never)]
+fn poll_answer<Req, Res, E, A>(
+    faulted: &mut Faulted<Req, Res>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    ready!(faulted.poll_gates(cx));
+    assert!(!faulted.done, "ResponseFuture polled after completion");
+    faulted.done = true;
+    let index = usize::from(faulted.terminal.unwrap_or_default());
+    let fault = &faulted.shared.faults[index];
+    Poll::Ready(match &fault.action {
+        Action::Error(factory) => A::injected_error(factory()),
+        Action::Respond(respond) => Ok((respond.make)(respond)),
+        _ => A::rejected(
+            Rejected::new(LayerKind::Chaos, Reason::Injected)
+                .with_name(Arc::clone(&faulted.shared.name)),
+        ),
+    })
+}
+
+impl<F, Req, Res, E, A> Future for ResponseFuture<F, Req, Res, A>
+where
+    F: Future<Output = Result<Res, E>>,
+    A: ChaosAnswer<Res, E>,
+{
+    type Output = Result<Res, A::Error>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future, observe } => {
+                let result = ready!(future.poll(cx));
+                match observe {
+                    // Only a result the guard could count as a failure goes to it.
+                    Some(shared)
+                        if result.is_err()
+                            || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) =>
+                    {
+                        Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
+                    }
+                    _ => Poll::Ready(result.map_err(A::inner_error)),
+                }
+            }
+            KindProj::Faulted { future, faulted } => {
+                poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
+            }
+            KindProj::Answer { faulted } => poll_answer::<Req, Res, E, A>(faulted, cx),
+        }
+    }
+}
+
+impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.kind {
+            Kind::Inner { observe: None, .. } => "passthrough",
+            Kind::Inner { .. } => "observed",
+            Kind::Faulted { .. } => "faulted",
+            Kind::Answer { .. } => "answer",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

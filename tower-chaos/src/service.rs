@@ -1,0 +1,129 @@
+//! The service: decides every fault once per request in `call`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use crate::answer::ChaosAnswer;
+use crate::core::{Scan, Shared};
+use crate::future::ResponseFuture;
+
+/// A service with faults injected into its calls. Made by [`ChaosLayer`](crate::ChaosLayer).
+///
+/// `poll_ready` forwards to the inner service: the layer adds no readiness of its own and
+/// never fails it. `call` decides every fault for the request exactly once, from the seed, the
+/// fault and the request's number (or key). Disarmed, it costs one atomic load; armed, one
+/// atomic increment, a hash per fault, and (with the guard on) a reference-count pair so the
+/// response future can report a real failure.
+///
+/// When a terminal fault (error, abort, status) fires, the inner service is not called: the
+/// readiness `poll_ready` obtained stays with this instance for its next call, as tower allows.
+pub struct Chaos<S, Req, Res, A> {
+    inner: S,
+    shared: Arc<Shared<Req, Res>>,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl<S, Req, Res, A> Chaos<S, Req, Res, A> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<Req, Res>>) -> Self {
+        Self {
+            inner,
+            shared,
+            _answer: PhantomData,
+        }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the layer.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, Req, Res, A> Clone for Chaos<S, Req, Res, A> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<S: fmt::Debug, Req, Res, A> fmt::Debug for Chaos<S, Req, Res, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chaos")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .finish()
+    }
+}
+
+impl<S, Req, Res, A> Service<Req> for Chaos<S, Req, Res, A>
+where
+    S: Service<Req, Response = Res>,
+    A: ChaosAnswer<Res, S::Error>,
+{
+    type Response = Res;
+    type Error = A::Error;
+    type Future = ResponseFuture<S::Future, Req, Res, A>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(A::inner_error)
+    }
+
+    #[inline(always)]
+    fn call(&mut self, request: Req) -> Self::Future {
+        if !self.shared.armed.load(Relaxed) {
+            return ResponseFuture::passthrough(self.inner.call(request));
+        }
+        self.call_armed(request)
+    }
+}
+
+impl<S, Req, Res, A> Chaos<S, Req, Res, A>
+where
+    S: Service<Req, Response = Res>,
+{
+    /// Out of line, so the disarmed path stays small enough to inline.
+    #[inline(never)]
+    fn call_armed(&mut self, request: Req) -> ResponseFuture<S::Future, Req, Res, A> {
+        let scan = self.shared.scan(&request);
+        if scan.fired == 0 {
+            let observe = self.shared.guard.as_ref().map(|_| Arc::clone(&self.shared));
+            return ResponseFuture::observed(self.inner.call(request), observe);
+        }
+        self.call_faulted(request, scan)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn call_faulted(&mut self, request: Req, scan: Scan) -> ResponseFuture<S::Future, Req, Res, A> {
+        let shared = &self.shared;
+        let plan = shared.plan(scan);
+        let observe = || shared.guard.as_ref().map(|_| Arc::clone(shared));
+        if shared.dry_run.load(Relaxed) {
+            shared.record(&plan, true);
+            return ResponseFuture::observed(self.inner.call(request), observe());
+        }
+        if !shared.try_activate() {
+            return ResponseFuture::observed(self.inner.call(request), observe());
+        }
+        shared.record(&plan, false);
+        if plan.terminal.is_some() {
+            ResponseFuture::answer(Arc::clone(shared), &plan)
+        } else {
+            ResponseFuture::faulted(self.inner.call(request), Arc::clone(shared), &plan)
+        }
+    }
+}
