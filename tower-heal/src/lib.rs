@@ -7,3 +7,14 @@
 #![forbid(unsafe_code)]
 
 pub use tower_outcome::{Rejected, parse_retry_after};
+
+// part 2: fallback, recovery, idempotency, checkpoints
+pub mod fallback;
+pub mod metrics_part2;
+
+pub use fallback::{
+    CloneRequest, DEGRADED_HEADER, Degradable, DegradationLevel, DegradationReport, Degraded,
+    Fallback, FallbackBuilder, FallbackChain, FallbackLayer, FallbackOn, KeepRequest, LastGood,
+    Marked,
+};
+pub use tower_outcome::BoxError;

@@ -1,0 +1,175 @@
+//! The response future: the primary, then (on failure) the fallback.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tower_outcome::{Answer, Classify};
+use tower_service::Service;
+
+use super::layer::{Shared, Verdict};
+use super::{Degradable, DegradationLevel, Trigger};
+
+/// What a failed primary call came to, held while the fallback runs so it can be returned if
+/// the fallback fails too.
+type Held<F, Kept, A, E> =
+    Result<<F as Service<Kept>>::Response, <A as Answer<<F as Service<Kept>>::Response, E>>::Error>;
+
+pin_project! {
+    /// The response future of [`Fallback`](crate::Fallback).
+    ///
+    /// Dropping it cancels the primary call, or the fallback call if one runs.
+    pub struct ResponseFuture<P, F, Kept, K, C, A, E>
+    where
+        F: Service<Kept>,
+        A: Answer<F::Response, E>,
+    {
+        #[pin]
+        state: State<P, F, F::Future, Kept, Held<F, Kept, A, E>>,
+        shared: Arc<Shared<F, K, C>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<P, F, FF, Kept, H> {
+        Primary { #[pin] future: P, kept: Option<Kept> },
+        Ready { fallback: F, kept: Option<Kept>, trigger: Trigger, held: Option<H> },
+        Calling { #[pin] future: FF, trigger: Trigger, held: Option<H> },
+    }
+}
+
+impl<P, F, Kept, K, C, A, E> ResponseFuture<P, F, Kept, K, C, A, E>
+where
+    F: Service<Kept>,
+    A: Answer<F::Response, E>,
+{
+    pub(crate) fn new(future: P, kept: Kept, shared: Arc<Shared<F, K, C>>) -> Self {
+        Self {
+            state: State::Primary {
+                future,
+                kept: Some(kept),
+            },
+            shared,
+        }
+    }
+}
+
+const POLLED_AFTER_DONE: &str = "fallback ResponseFuture polled after completion";
+
+impl<P, F, Kept, K, C, A, E, Res> Future for ResponseFuture<P, F, Kept, K, C, A, E>
+where
+    P: Future<Output = Result<Res, E>>,
+    Res: Degradable,
+    F: Service<Kept, Response = Res> + Clone,
+    F::Error: fmt::Display,
+    C: for<'a> Classify<Res, Response<Verdict<'a>> = Res>,
+    A: Answer<Res, E>,
+{
+    type Output = Result<Res, A::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Primary { future, kept } => {
+                    let result = ready!(future.poll(cx)).map_err(A::inner_error);
+                    let (result, trigger) = match result {
+                        Ok(response) => {
+                            let (response, trigger) = this.shared.judge_response(response);
+                            (Ok(response), trigger)
+                        }
+                        Err(error) => {
+                            let trigger = this.shared.judge_error::<Res>(A::error_ref(&error));
+                            (Err(error), trigger)
+                        }
+                    };
+                    let Some(trigger) = trigger else {
+                        let level = match &result {
+                            Ok(response) => response
+                                .degraded()
+                                .map_or(DegradationLevel::Full, |d| d.level()),
+                            Err(_) => DegradationLevel::Full,
+                        };
+                        this.shared.report(level);
+                        return Poll::Ready(result);
+                    };
+                    let kept = kept.take();
+                    let fallback = this.shared.fallback.clone();
+                    this.state.set(State::Ready {
+                        fallback,
+                        kept,
+                        trigger,
+                        held: Some(result),
+                    });
+                }
+                StateProj::Ready {
+                    fallback,
+                    kept,
+                    trigger,
+                    held,
+                } => {
+                    let trigger = *trigger;
+                    if let Err(error) = ready!(fallback.poll_ready(cx)) {
+                        this.shared.unanswered(trigger, &error);
+                        return Poll::Ready(held.take().expect(POLLED_AFTER_DONE));
+                    }
+                    let future = fallback.call(kept.take().expect(POLLED_AFTER_DONE));
+                    let held = held.take();
+                    this.state.set(State::Calling {
+                        future,
+                        trigger,
+                        held,
+                    });
+                }
+                StateProj::Calling {
+                    future,
+                    trigger,
+                    held,
+                } => {
+                    let trigger = *trigger;
+                    let result = ready!(future.poll(cx));
+                    let held = held.take().expect(POLLED_AFTER_DONE);
+                    return Poll::Ready(match result {
+                        Ok(response) => {
+                            let (mut response, failed) = this.shared.judge_response(response);
+                            if failed.is_some() {
+                                this.shared
+                                    .unanswered(trigger, &"the fallback's answer is a failure too");
+                                held
+                            } else {
+                                this.shared.answered(&mut response, trigger);
+                                Ok(response)
+                            }
+                        }
+                        Err(error) => {
+                            this.shared.unanswered(trigger, &error);
+                            held
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl<P, F, Kept, K, C, A, E> fmt::Debug for ResponseFuture<P, F, Kept, K, C, A, E>
+where
+    F: Service<Kept>,
+    A: Answer<F::Response, E>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Primary { .. } => "primary",
+            State::Ready { .. } => "fallback_ready",
+            State::Calling { .. } => "fallback",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("component", &self.shared.component)
+            .field("state", &state)
+            .finish()
+    }
+}
