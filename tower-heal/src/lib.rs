@@ -10,8 +10,11 @@ pub use tower_outcome::{Rejected, parse_retry_after};
 
 // part 2: fallback, recovery, idempotency, checkpoints
 pub mod fallback;
+pub mod idempotency;
 pub mod metrics_part2;
 pub mod store;
+
+pub use idempotency::IdempotencyLayer;
 
 pub use fallback::{
     CloneRequest, DEGRADED_HEADER, Degradable, DegradationLevel, DegradationReport, Degraded,
