@@ -12,9 +12,14 @@ pub use tower_outcome::{Rejected, parse_retry_after};
 pub mod fallback;
 pub mod idempotency;
 pub mod metrics_part2;
+pub mod recovery;
 pub mod store;
 
 pub use idempotency::IdempotencyLayer;
+pub use recovery::{
+    ConfigError as RecoveryConfigError, DuringRebuild, Escalation, Recovery, RecoveryConfig,
+    RecoveryLayer,
+};
 
 pub use fallback::{
     CloneRequest, DEGRADED_HEADER, Degradable, DegradationLevel, DegradationReport, Degraded,

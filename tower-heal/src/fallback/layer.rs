@@ -97,6 +97,14 @@ impl Default for FallbackOn {
 #[derive(Debug)]
 pub struct Verdict<'a>(&'a Cell<Outcome>);
 
+impl<'a> Verdict<'a> {
+    /// An obligation that writes the outcome into `cell`.
+    #[must_use]
+    pub const fn new(cell: &'a Cell<Outcome>) -> Self {
+        Self(cell)
+    }
+}
+
 impl Settle for Verdict<'_> {
     fn settle(self, outcome: Outcome) {
         self.0.set(outcome);
