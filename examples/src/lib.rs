@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker_demo;
+pub mod heal_agent;
 pub mod http1;
 
 // The README's example must keep compiling: it is checked as a doctest here.

@@ -9,6 +9,8 @@
 pub use tower_outcome::{Rejected, parse_retry_after};
 
 // part 2: fallback, recovery, idempotency, checkpoints
+#[cfg(feature = "checkpoint")]
+pub mod checkpoint;
 pub mod fallback;
 pub mod idempotency;
 pub mod metrics_part2;
