@@ -9,6 +9,7 @@
 
 pub mod breaker_demo;
 pub mod heal_agent;
+pub mod heal_incident;
 pub mod http1;
 
 // The README's example must keep compiling: it is checked as a doctest here.
