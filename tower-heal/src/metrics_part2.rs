@@ -135,6 +135,7 @@ pub(crate) fn replay_counter() -> Counter {
     metrics::counter!(IDEMPOTENT_REPLAYS_TOTAL)
 }
 
+#[cfg(feature = "checkpoint")]
 pub(crate) fn resume_counter() -> Counter {
     describe_once();
     metrics::counter!(CHECKPOINT_RESUMES_TOTAL)

@@ -98,7 +98,7 @@ async fn a_low_success_rate_triggers_recovery() {
     let mut svc = layer.layer(service_fn(move |_: u32| {
         let n = f.fetch_add(1, Ordering::SeqCst);
         async move {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 Ok(n)
             } else {
                 Err::<usize, BoxError>("flaky".into())

@@ -99,7 +99,7 @@ fn a_store_truncated_or_corrupted_at_random_positions_is_detected() {
                 for i in 0..60 {
                     match store.get(&format!("key-{i}")) {
                         Ok(Some(record)) => {
-                            if &*record.value != value(i) || record.fingerprint != u64::from(i) * 31
+                            if *record.value != *value(i) || record.fingerprint != u64::from(i) * 31
                             {
                                 wrong += 1;
                             }

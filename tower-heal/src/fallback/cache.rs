@@ -279,10 +279,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.future.poll(cx));
-        if let (Ok(response), Some(key)) = (&result, this.key.take()) {
-            if response.degraded().is_none() {
-                this.cache.insert(key, response.clone());
-            }
+        if let (Ok(response), Some(key)) = (&result, this.key.take())
+            && response.degraded().is_none()
+        {
+            this.cache.insert(key, response.clone());
         }
         Poll::Ready(result)
     }

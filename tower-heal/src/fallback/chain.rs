@@ -53,13 +53,12 @@ impl<F, K, C, A> FallbackChain<tower_layer::Identity, F, K, C, A> {
     }
 }
 
+/// The chain after one more stage: the pending stage is built into the stack.
+pub type Then<L, F, F2, K, C, A> = FallbackChain<Stack<L, FallbackLayer<F, K, C, A>>, F2, K, C, A>;
+
 impl<L, F, K: Clone, C: Clone, A> FallbackChain<L, F, K, C, A> {
     /// Adds a stage tried when every stage so far failed.
-    pub fn then<F2>(
-        self,
-        level: DegradationLevel,
-        fallback: F2,
-    ) -> FallbackChain<Stack<L, FallbackLayer<F, K, C, A>>, F2, K, C, A> {
+    pub fn then<F2>(self, level: DegradationLevel, fallback: F2) -> Then<L, F, F2, K, C, A> {
         let (pending_level, pending) = self.pending;
         let layer = FallbackLayer::from_shared(self.builder.shared(pending, pending_level, false));
         FallbackChain {

@@ -190,10 +190,8 @@ impl<T> Degradable for Marked<T> {
 #[cfg(feature = "http")]
 impl<B> Degradable for http::Response<B> {
     fn mark_degraded(&mut self, degraded: Degraded, header: bool) {
-        if header {
-            if let Ok(value) = http::HeaderValue::from_str(&degraded.header_value()) {
-                self.headers_mut().insert(DEGRADED_HEADER, value);
-            }
+        if header && let Ok(value) = http::HeaderValue::from_str(&degraded.header_value()) {
+            self.headers_mut().insert(DEGRADED_HEADER, value);
         }
         self.extensions_mut().insert(degraded);
     }

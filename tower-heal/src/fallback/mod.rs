@@ -17,7 +17,7 @@ mod report;
 mod service;
 
 pub use cache::{CacheMiss, LastGood, RecordFuture, RecordLastGood, RecordLastGoodLayer};
-pub use chain::FallbackChain;
+pub use chain::{FallbackChain, Then};
 pub use degraded::{DEGRADED_HEADER, Degradable, DegradationLevel, Degraded, Marked};
 pub use future::ResponseFuture;
 #[cfg(feature = "http")]

@@ -116,3 +116,26 @@ impl Drop for Leader {
         self.flight.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_leader_releases_its_key_and_wakes_the_waiters() {
+        let flights = Arc::new(Flights::default());
+        let Claim::Leader(leader) = flights.claim("k") else {
+            panic!("the first claim leads");
+        };
+        let Claim::Wait(flight) = flights.claim("k") else {
+            panic!("the second claim waits");
+        };
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(flight.poll_done(&mut cx).is_pending());
+        assert_eq!(flights.len(), 1);
+        drop(leader);
+        assert_eq!(flights.len(), 0);
+        assert!(flight.poll_done(&mut cx).is_ready());
+    }
+}
