@@ -44,11 +44,11 @@ struct Entries<Key, Res> {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_heal::BoxError> {
-/// let cache = LastGood::new(1000, |city: &&str| city.to_string());
+/// let cache = LastGood::new(1000, |city: &String| city.clone());
 /// let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
 /// let live = {
 ///     let up = up.clone();
-///     tower::service_fn(move |city: &str| {
+///     tower::service_fn(move |city: String| {
 ///         let up = up.load(std::sync::atomic::Ordering::Relaxed);
 ///         async move {
 ///             if up { Ok(Marked::new(format!("{city}: 21°C"))) }
@@ -61,9 +61,9 @@ struct Entries<Key, Res> {
 ///     .layer(cache.record())
 ///     .service(live);
 ///
-/// assert_eq!(svc.ready().await?.call("Oslo").await?.value, "Oslo: 21°C");
+/// assert_eq!(svc.ready().await?.call("Oslo".to_string()).await?.value, "Oslo: 21°C");
 /// up.store(false, std::sync::atomic::Ordering::Relaxed);
-/// let stale = svc.ready().await?.call("Oslo").await?;
+/// let stale = svc.ready().await?.call("Oslo".to_string()).await?;
 /// assert_eq!(stale.value, "Oslo: 21°C");
 /// assert_eq!(stale.degraded().unwrap().level(), DegradationLevel::Slight);
 /// # Ok(()) }

@@ -130,7 +130,9 @@ impl<S: Clone, C: Clone, A> Layer<S> for RecoveryLayer<S, C, A> {
 /// use std::time::Duration;
 /// use tower_heal::{DuringRebuild, RecoveryLayer};
 ///
-/// let bad = RecoveryLayer::builder().success_rate_threshold(0.0).hook(|| async { Ok::<_, std::io::Error>(()) });
+/// let bad: Result<RecoveryLayer<()>, _> = RecoveryLayer::builder()
+///     .success_rate_threshold(0.0)
+///     .hook(|| async { Ok::<_, std::io::Error>(()) });
 /// assert_eq!(bad.unwrap_err().to_string(), "success_rate_threshold must be a rate in (0, 1], got 0");
 ///
 /// // Rebuild a client from a factory; calls wait up to 5 s for the new one.
