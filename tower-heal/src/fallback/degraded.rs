@@ -89,6 +89,13 @@ impl fmt::Display for DegradationLevel {
 /// [`DEGRADED_HEADER`] header).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Degraded {
+    // One pointer, so `Option<Degraded>` is one word: responses that carry room for a marker
+    // (such as `Marked<T>`) stay small on the happy path, where no marker is set.
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Inner {
     component: Arc<str>,
     level: DegradationLevel,
 }
@@ -98,27 +105,33 @@ impl Degraded {
     #[must_use]
     pub fn new(component: impl Into<Arc<str>>, level: DegradationLevel) -> Self {
         Self {
-            component: component.into(),
-            level,
+            inner: Arc::new(Inner {
+                component: component.into(),
+                level,
+            }),
         }
     }
 
     /// The component that degraded (the fallback layer's `component` name).
     #[must_use]
     pub fn component(&self) -> &str {
-        &self.component
+        &self.inner.component
     }
 
     /// How far it degraded.
     #[must_use]
-    pub const fn level(&self) -> DegradationLevel {
-        self.level
+    pub fn level(&self) -> DegradationLevel {
+        self.inner.level
     }
 
     /// The header value: `<component>; level=<n>`.
     #[must_use]
     pub fn header_value(&self) -> String {
-        format!("{}; level={}", self.component, self.level.as_u8())
+        format!(
+            "{}; level={}",
+            self.inner.component,
+            self.inner.level.as_u8()
+        )
     }
 }
 

@@ -71,32 +71,37 @@ where
 {
     type Output = Result<Res, A::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Primary { future, kept } => {
-                    let result = ready!(future.poll(cx)).map_err(A::inner_error);
-                    let (result, trigger) = match result {
-                        Ok(response) => {
-                            let (response, trigger) = this.shared.judge_response(response);
-                            (Ok(response), trigger)
-                        }
+                    let shared = &**this.shared;
+                    // The happy path returns from inside the match, moving the response once.
+                    let (held, trigger) = match ready!(future.poll(cx)) {
+                        Ok(response) => match shared.judge_response(response) {
+                            (response, None) => {
+                                let level = response
+                                    .degraded()
+                                    .map_or(DegradationLevel::Full, |d| d.level());
+                                shared.report(level);
+                                return Poll::Ready(Ok(response));
+                            }
+                            (response, Some(trigger)) => (Ok(response), trigger),
+                        },
                         Err(error) => {
-                            let trigger = this.shared.judge_error::<Res>(A::error_ref(&error));
-                            (Err(error), trigger)
+                            let error = A::inner_error(error);
+                            match shared.judge_error::<Res>(A::error_ref(&error)) {
+                                None => {
+                                    shared.report(DegradationLevel::Full);
+                                    return Poll::Ready(Err(error));
+                                }
+                                Some(trigger) => (Err(error), trigger),
+                            }
                         }
                     };
-                    let Some(trigger) = trigger else {
-                        let level = match &result {
-                            Ok(response) => response
-                                .degraded()
-                                .map_or(DegradationLevel::Full, |d| d.level()),
-                            Err(_) => DegradationLevel::Full,
-                        };
-                        this.shared.report(level);
-                        return Poll::Ready(result);
-                    };
+                    let result = held;
                     let kept = kept.take();
                     let fallback = this.shared.fallback.clone();
                     this.state.set(State::Ready {

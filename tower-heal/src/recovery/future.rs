@@ -85,6 +85,7 @@ where
 {
     type Output = Result<S::Response, A::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

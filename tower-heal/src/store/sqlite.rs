@@ -160,18 +160,19 @@ impl ResultStore for SqliteStore {
     fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
         let conn = self.lock();
         let row = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT fingerprint, value, expires_at, checksum FROM heal_results WHERE key = ?1",
-                params![key],
-                |row| {
+            )
+            .and_then(|mut statement| {
+                statement.query_row(params![key], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, Vec<u8>>(1)?,
                         row.get::<_, Option<i64>>(2)?,
                         row.get::<_, i64>(3)?,
                     ))
-                },
-            )
+                })
+            })
             .optional();
         let (fingerprint, value, expires_at, sum) = match row {
             Ok(Some(row)) => row,
@@ -213,11 +214,13 @@ impl ResultStore for SqliteStore {
         let fingerprint = record.fingerprint as i64;
         let sum = checksum(key, fingerprint, &record.value, expires_at);
         let conn = self.lock();
-        conn.execute(
+        conn.prepare_cached(
             "INSERT OR REPLACE INTO heal_results (key, fingerprint, value, expires_at, checksum)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, fingerprint, &*record.value, expires_at, sum],
         )
+        .and_then(|mut statement| {
+            statement.execute(params![key, fingerprint, &*record.value, expires_at, sum])
+        })
         .map_err(backend)?;
         if self.puts.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
             self.sweep(&conn)?;
