@@ -71,91 +71,108 @@ where
 {
     type Output = Result<Res, A::Error>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Primary { future, kept } => {
-                    let shared = &**this.shared;
-                    // The happy path returns from inside the match, moving the response once.
-                    let (held, trigger) = match ready!(future.poll(cx)) {
-                        Ok(response) => match shared.judge_response(response) {
-                            (response, None) => {
-                                let level = response
-                                    .degraded()
-                                    .map_or(DegradationLevel::Full, |d| d.level());
-                                shared.report(level);
-                                return Poll::Ready(Ok(response));
-                            }
-                            (response, Some(trigger)) => (Ok(response), trigger),
-                        },
-                        Err(error) => {
-                            let error = A::inner_error(error);
-                            match shared.judge_error::<Res>(A::error_ref(&error)) {
-                                None => {
-                                    shared.report(DegradationLevel::Full);
-                                    return Poll::Ready(Err(error));
-                                }
-                                Some(trigger) => (Err(error), trigger),
-                            }
-                        }
-                    };
-                    let result = held;
-                    let kept = kept.take();
-                    let fallback = this.shared.fallback.clone();
-                    this.state.set(State::Ready {
-                        fallback,
-                        kept,
-                        trigger,
-                        held: Some(result),
-                    });
-                }
-                StateProj::Ready {
-                    fallback,
-                    kept,
-                    trigger,
-                    held,
-                } => {
-                    let trigger = *trigger;
-                    if let Err(error) = ready!(fallback.poll_ready(cx)) {
-                        this.shared.unanswered(trigger, &error);
-                        return Poll::Ready(held.take().expect(POLLED_AFTER_DONE));
+        if let StateProj::Primary { future, kept } = this.state.as_mut().project() {
+            let shared = &**this.shared;
+            // The happy path returns from inside the match, moving the response once.
+            let (held, trigger) = match ready!(future.poll(cx)) {
+                Ok(response) => match shared.judge_response(response) {
+                    (response, None) => {
+                        let level = response
+                            .degraded()
+                            .map_or(DegradationLevel::Full, |d| d.level());
+                        shared.report(level);
+                        return Poll::Ready(Ok(response));
                     }
-                    let future = fallback.call(kept.take().expect(POLLED_AFTER_DONE));
-                    let held = held.take();
-                    this.state.set(State::Calling {
-                        future,
-                        trigger,
-                        held,
-                    });
+                    (response, Some(trigger)) => (Ok(response), trigger),
+                },
+                Err(error) => {
+                    let error = A::inner_error(error);
+                    match shared.judge_error::<Res>(A::error_ref(&error)) {
+                        None => {
+                            shared.report(DegradationLevel::Full);
+                            return Poll::Ready(Err(error));
+                        }
+                        Some(trigger) => (Err(error), trigger),
+                    }
                 }
-                StateProj::Calling {
+            };
+            let kept = kept.take();
+            let fallback = shared.fallback.clone();
+            this.state.set(State::Ready {
+                fallback,
+                kept,
+                trigger,
+                held: Some(held),
+            });
+        }
+        poll_fallback::<P, F, Kept, K, C, A, E, Res>(this.state, this.shared, cx)
+    }
+}
+
+/// The fallback's part of the future, out of line so the happy path stays small.
+#[inline(never)]
+fn poll_fallback<P, F, Kept, K, C, A, E, Res>(
+    mut state: Pin<&mut State<P, F, F::Future, Kept, Held<F, Kept, A, E>>>,
+    shared: &Shared<F, K, C>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    Res: Degradable,
+    F: Service<Kept, Response = Res>,
+    F::Error: fmt::Display,
+    C: for<'a> Classify<Res, Response<Verdict<'a>> = Res>,
+    A: Answer<Res, E>,
+{
+    loop {
+        match state.as_mut().project() {
+            // Invariant: `poll` leaves the primary state before it calls this.
+            StateProj::Primary { .. } => unreachable!("the primary call is polled by `poll`"),
+            StateProj::Ready {
+                fallback,
+                kept,
+                trigger,
+                held,
+            } => {
+                let trigger = *trigger;
+                if let Err(error) = ready!(fallback.poll_ready(cx)) {
+                    shared.unanswered(trigger, &error);
+                    return Poll::Ready(held.take().expect(POLLED_AFTER_DONE));
+                }
+                let future = fallback.call(kept.take().expect(POLLED_AFTER_DONE));
+                let held = held.take();
+                state.set(State::Calling {
                     future,
                     trigger,
                     held,
-                } => {
-                    let trigger = *trigger;
-                    let result = ready!(future.poll(cx));
-                    let held = held.take().expect(POLLED_AFTER_DONE);
-                    return Poll::Ready(match result {
-                        Ok(response) => {
-                            let (mut response, failed) = this.shared.judge_response(response);
-                            if failed.is_some() {
-                                this.shared
-                                    .unanswered(trigger, &"the fallback's answer is a failure too");
-                                held
-                            } else {
-                                this.shared.answered(&mut response, trigger);
-                                Ok(response)
-                            }
-                        }
-                        Err(error) => {
-                            this.shared.unanswered(trigger, &error);
+                });
+            }
+            StateProj::Calling {
+                future,
+                trigger,
+                held,
+            } => {
+                let trigger = *trigger;
+                let result = ready!(future.poll(cx));
+                let held = held.take().expect(POLLED_AFTER_DONE);
+                return Poll::Ready(match result {
+                    Ok(response) => {
+                        let (mut response, failed) = shared.judge_response(response);
+                        if failed.is_some() {
+                            shared.unanswered(trigger, &"the fallback's answer is a failure too");
                             held
+                        } else {
+                            shared.answered(&mut response, trigger);
+                            Ok(response)
                         }
-                    });
-                }
+                    }
+                    Err(error) => {
+                        shared.unanswered(trigger, &error);
+                        held
+                    }
+                });
             }
         }
     }

@@ -85,72 +85,101 @@ where
 {
     type Output = Result<S::Response, A::Error>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Called { future, classifier } => {
-                    let result = ready!(future.poll(cx)).map_err(A::inner_error);
-                    let (result, outcome) = match result {
-                        Ok(response) => {
-                            let verdict = std::cell::Cell::new(Outcome::Ignore);
-                            let response =
-                                classifier.classify_response(response, Verdict::new(&verdict));
-                            (Ok(response), verdict.get())
-                        }
-                        Err(error) => {
-                            let outcome = classifier.classify_error(A::error_ref(&error));
-                            (Err(error), outcome)
-                        }
-                    };
-                    if let Some(health) = this.health.take() {
-                        match outcome {
-                            Outcome::Success => health.success(),
-                            Outcome::Failure => health.failure(),
-                            Outcome::Ignore => {}
-                        }
+            if let StateProj::Called { future, classifier } = this.state.as_mut().project() {
+                let result = ready!(future.poll(cx));
+                let (result, outcome) = match result {
+                    Ok(response) => {
+                        let verdict = std::cell::Cell::new(Outcome::Ignore);
+                        let response =
+                            classifier.classify_response(response, Verdict::new(&verdict));
+                        (Ok(response), verdict.get())
                     }
-                    return Poll::Ready(result);
-                }
-                StateProj::Waiting {
-                    sleep,
-                    request,
-                    classifier,
-                } => {
-                    let health = this.health.as_ref().expect(POLLED_AFTER_DONE);
-                    if health.poll_rebuilt(cx).is_pending() {
-                        ready!(sleep.poll(cx));
-                        return Poll::Ready(A::rejected(health.rejection()));
+                    Err(error) => {
+                        let error = A::inner_error(error);
+                        let outcome = classifier.classify_error(A::error_ref(&error));
+                        (Err(error), outcome)
                     }
-                    let service = health
-                        .current
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .clone()
-                        .expect("a rebuilding layer always has a current instance");
-                    let request = request.take();
-                    let classifier = classifier.take();
-                    this.state.set(State::Ready {
-                        service,
-                        request,
-                        classifier,
-                    });
+                };
+                if let Some(health) = this.health.take() {
+                    match outcome {
+                        Outcome::Success => health.success(),
+                        Outcome::Failure => health.failure(),
+                        Outcome::Ignore => {}
+                    }
                 }
-                StateProj::Ready {
+                return Poll::Ready(result);
+            }
+            if let Some(answer) = ready!(poll_rebuild::<S, Req, C, A>(
+                this.state.as_mut(),
+                this.health,
+                cx
+            )) {
+                return Poll::Ready(answer);
+            }
+        }
+    }
+}
+
+/// Waiting for a rebuild, or rejected: out of line, so the healthy path stays small. Ready
+/// with `None` once the call has been made (the state is then `Called`), or with the answer.
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn poll_rebuild<S, Req, C, A>(
+    mut state: Pin<&mut State<S, S::Future, Req, C>>,
+    health: &Option<Arc<Health<S>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<S::Response, A::Error>>>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    A: Answer<S::Response, S::Error>,
+{
+    loop {
+        match state.as_mut().project() {
+            // Invariant: `poll` handles this state itself.
+            StateProj::Called { .. } => return Poll::Ready(None),
+            StateProj::Waiting {
+                sleep,
+                request,
+                classifier,
+            } => {
+                let health = health.as_ref().expect(POLLED_AFTER_DONE);
+                if health.poll_rebuilt(cx).is_pending() {
+                    ready!(sleep.poll(cx));
+                    return Poll::Ready(Some(A::rejected(health.rejection())));
+                }
+                let service = health
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+                    .expect("a rebuilding layer always has a current instance");
+                let request = request.take();
+                let classifier = classifier.take();
+                state.set(State::Ready {
                     service,
                     request,
                     classifier,
-                } => {
-                    ready!(service.poll_ready(cx)).map_err(A::inner_error)?;
-                    let future = service.call(request.take().expect(POLLED_AFTER_DONE));
-                    let classifier = classifier.take().expect(POLLED_AFTER_DONE);
-                    this.state.set(State::Called { future, classifier });
+                });
+            }
+            StateProj::Ready {
+                service,
+                request,
+                classifier,
+            } => {
+                if let Err(error) = ready!(service.poll_ready(cx)) {
+                    return Poll::Ready(Some(Err(A::inner_error(error))));
                 }
-                StateProj::Rejected { rejected } => {
-                    let rejected = rejected.take().expect(POLLED_AFTER_DONE);
-                    return Poll::Ready(A::rejected(rejected));
-                }
+                let future = service.call(request.take().expect(POLLED_AFTER_DONE));
+                let classifier = classifier.take().expect(POLLED_AFTER_DONE);
+                state.set(State::Called { future, classifier });
+            }
+            StateProj::Rejected { rejected } => {
+                let rejected = rejected.take().expect(POLLED_AFTER_DONE);
+                return Poll::Ready(Some(A::rejected(rejected)));
             }
         }
     }
