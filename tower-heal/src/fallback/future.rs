@@ -114,6 +114,7 @@ where
 
 /// The fallback's part of the future, out of line so the happy path stays small.
 #[inline(never)]
+#[allow(clippy::type_complexity)]
 fn poll_fallback<P, F, Kept, K, C, A, E, Res>(
     mut state: Pin<&mut State<P, F, F::Future, Kept, Held<F, Kept, A, E>>>,
     shared: &Shared<F, K, C>,
