@@ -1,4 +1,5 @@
 //! Fallback behaviour through the public API.
+#![cfg(feature = "http")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

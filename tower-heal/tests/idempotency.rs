@@ -1,4 +1,5 @@
 //! Idempotency keys through the public API.
+#![cfg(feature = "http")]
 
 use std::convert::Infallible;
 use std::sync::Arc;
