@@ -63,11 +63,14 @@ pub(crate) enum Claim {
 impl Flights {
     pub(crate) fn claim(self: &Arc<Self>, key: &str) -> Claim {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(flight) = map.get(key) {
-            return Claim::Wait(Arc::clone(flight));
-        }
-        let flight = Arc::new(Flight::default());
-        map.insert(key.to_owned(), Arc::clone(&flight));
+        let flight = match map.entry(key.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                return Claim::Wait(Arc::clone(entry.get()));
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                Arc::clone(entry.insert(Arc::new(Flight::default())))
+            }
+        };
         Claim::Leader(Leader {
             flights: Arc::clone(self),
             key: key.to_owned(),

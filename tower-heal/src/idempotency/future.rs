@@ -88,42 +88,64 @@ where
     Codec: IdempotencyCodec<Req, S::Response>,
     A: Answer<S::Response, S::Error>,
 {
-    // Claim first, then read the store: the first call stores before it releases the key,
-    // so a response stored by an earlier call is always seen here.
+    let store_key = Shared::<Codec>::store_key(&key);
+    // A stored response is final: replay it without taking part in the calls in flight.
+    if let Some(answer) = stored::<S, Req, Codec, A>(shared, &store_key, &key, fingerprint) {
+        return Step::Done(answer);
+    }
+    // Claim, then read the store again: the first call stores before it releases the key,
+    // so a response stored since the first read is seen here.
     let leader = match shared.flights.claim(&key) {
         Claim::Wait(flight) => return Step::Wait(flight, request, key, fingerprint, service),
         Claim::Leader(leader) => leader,
     };
-    let store_key = Shared::<Codec>::store_key(&key);
-    match shared.store.get(&store_key) {
+    if let Some(answer) = stored::<S, Req, Codec, A>(shared, &store_key, &key, fingerprint) {
+        return Step::Done(answer);
+    }
+    Step::Call(service, request, leader, fingerprint)
+}
+
+/// The answer from the store for `key`, if it has one: a replay, a 422 for another
+/// fingerprint, or a refusal when the store cannot be read.
+fn stored<S, Req, Codec, A>(
+    shared: &Shared<Codec>,
+    store_key: &str,
+    key: &str,
+    fingerprint: u64,
+) -> Option<Result<S::Response, A::Error>>
+where
+    S: Service<Req>,
+    Codec: IdempotencyCodec<Req, S::Response>,
+    A: Answer<S::Response, S::Error>,
+{
+    match shared.store.get(store_key) {
         Err(error) => {
             tracing::error!(target: "tower_heal", %error, "idempotency store unreadable; request refused");
-            return Step::Done(A::rejected(store_unavailable()));
+            Some(A::rejected(store_unavailable()))
         }
         Ok(Some(record)) if record.fingerprint != fingerprint => {
-            tracing::warn!(target: "tower_heal", key = %key, "idempotency key reused with another request");
-            let answer = match shared.codec.mismatch() {
+            tracing::warn!(target: "tower_heal", key, "idempotency key reused with another request");
+            Some(match shared.codec.mismatch() {
                 Some(response) => Ok(response),
                 None => A::rejected(Rejected::new(
                     LayerKind::Heal,
                     Reason::Other("saw this idempotency key with another request"),
                 )),
-            };
-            return Step::Done(answer);
+            })
         }
         Ok(Some(record)) => match shared.codec.replay(&record.value) {
             Some(response) => {
                 shared.replays.increment(1);
-                tracing::info!(target: "tower_heal", key = %key, "idempotent replay of the stored response");
-                return Step::Done(Ok(response));
+                tracing::info!(target: "tower_heal", key, "idempotent replay of the stored response");
+                Some(Ok(response))
             }
             None => {
-                tracing::warn!(target: "tower_heal", key = %key, "stored response cannot be decoded; the request runs again");
+                tracing::warn!(target: "tower_heal", key, "stored response cannot be decoded; the request runs again");
+                None
             }
         },
-        Ok(None) => {}
+        Ok(None) => None,
     }
-    Step::Call(service, request, leader, fingerprint)
 }
 
 impl<S, Req, Codec, A> Future for ResponseFuture<S, Req, Codec, A>

@@ -26,7 +26,10 @@ pub(crate) struct Shared<Codec> {
 
 impl<Codec> Shared<Codec> {
     pub(crate) fn store_key(key: &str) -> String {
-        format!("idem:{key}")
+        let mut store_key = String::with_capacity(5 + key.len());
+        store_key.push_str("idem:");
+        store_key.push_str(key);
+        store_key
     }
 }
 
