@@ -26,6 +26,8 @@ use crate::fallback::Verdict;
 /// A failure reads the clock (to roll the window).
 pub struct Recovery<S, C, A> {
     inner: S,
+    /// Whether recoveries rebuild the inner service (read once: it never changes).
+    rebuild: bool,
     generation: u64,
     health: Arc<Health<S>>,
     classifier: C,
@@ -36,6 +38,7 @@ impl<S, C, A> Recovery<S, C, A> {
     pub(crate) fn new(inner: S, generation: u64, health: Arc<Health<S>>, classifier: C) -> Self {
         Self {
             inner,
+            rebuild: health.is_rebuild(),
             generation,
             health,
             classifier,
@@ -69,7 +72,7 @@ impl<S, C, A> Recovery<S, C, A> {
     }
 
     fn stale(&self) -> bool {
-        self.health.is_rebuild()
+        self.rebuild
             && (self.health.rebuilding.load(Ordering::Acquire)
                 || self.health.generation.load(Ordering::Acquire) != self.generation)
     }
@@ -108,7 +111,7 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.health.is_rebuild() {
+        if self.rebuild {
             if self.health.rebuilding.load(Ordering::Acquire) {
                 return Poll::Ready(Ok(()));
             }
