@@ -267,3 +267,51 @@ async fn recovery_escalates_after_max_attempts() {
     // And keeps serving: calls still reach the dependency.
     assert_eq!(call(&mut svc).await.unwrap_err().to_string(), "broken");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_recovery_that_helps_resets_the_escalation_count() {
+    let escalations = Arc::new(AtomicUsize::new(0));
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let (e, h) = (escalations.clone(), hooks.clone());
+    let layer = RecoveryLayer::builder()
+        .max_attempts(1)
+        .on_escalation(move |_| {
+            e.fetch_add(1, Ordering::SeqCst);
+        })
+        .hook(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        })
+        .unwrap();
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = healthy.clone();
+    let mut svc = layer.layer(service_fn(move |_: u32| {
+        let ok = up.load(Ordering::SeqCst);
+        async move {
+            if ok {
+                Ok(1)
+            } else {
+                Err::<usize, BoxError>("down".into())
+            }
+        }
+    }));
+    for round in 0..2 {
+        healthy.store(false, Ordering::SeqCst);
+        for _ in 0..5 {
+            let _ = call(&mut svc).await;
+        }
+        settle().await;
+        assert_eq!(hooks.load(Ordering::SeqCst), round + 1);
+        // The recovery helped: a whole healthy window follows.
+        healthy.store(true, Ordering::SeqCst);
+        for _ in 0..10 {
+            call(&mut svc).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(31)).await;
+    }
+    assert_eq!(
+        escalations.load(Ordering::SeqCst),
+        0,
+        "each recovery helped: no escalation"
+    );
+}
