@@ -9,6 +9,8 @@ use std::task::{Context, Poll, Waker};
 
 use tower::Service;
 
+pub mod heal;
+
 /// An always-ready service answering at once: `Ok(n)`, or an error for `u64::MAX`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bare;

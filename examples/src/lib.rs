@@ -4,10 +4,17 @@
 //! an axum front server whose route is protected by a circuit breaker, all on 127.0.0.1. The
 //! scenario itself lives here, in [`breaker_demo`], so `tests/` can run it with paused time
 //! and check every step.
+//!
+//! tower-heal: `heal_degradation_axum` (an axum handler whose dependencies sit behind
+//! fallbacks, answering with a degradation report in its JSON body: [`heal_incident`]) and
+//! `heal_checkpoint_agent` (a three-step agent workflow checkpointed in SQLite, killed in step 3
+//! and resumed: [`heal_agent`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod breaker_demo;
+pub mod heal_agent;
+pub mod heal_incident;
 pub mod http1;
 
 // The README's example must keep compiling: it is checked as a doctest here.

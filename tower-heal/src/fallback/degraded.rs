@@ -1,0 +1,219 @@
+//! Degradation levels and the marker a fallback's answer carries.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// How much of its function a component still delivers, after the course's five levels.
+///
+/// The goal of a chain of fallbacks is never to drop from [`Full`](Self::Full) straight to
+/// [`Failed`](Self::Failed) while a level in between can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum DegradationLevel {
+    /// 0: every feature works, fresh data.
+    #[default]
+    Full = 0,
+    /// 1: slight, such as cached responses.
+    Slight = 1,
+    /// 2: moderate, partial or read-only.
+    Moderate = 2,
+    /// 3: minimal, static content.
+    Minimal = 3,
+    /// 4: failed; no fallback answered.
+    Failed = 4,
+}
+
+impl DegradationLevel {
+    /// All levels, in order.
+    pub const ALL: [Self; 5] = [
+        Self::Full,
+        Self::Slight,
+        Self::Moderate,
+        Self::Minimal,
+        Self::Failed,
+    ];
+
+    /// The level as a number, 0 to 4.
+    #[must_use]
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The level for a number (values above 4 are `Failed`).
+    #[must_use]
+    pub const fn from_u8(level: u8) -> Self {
+        match level {
+            0 => Self::Full,
+            1 => Self::Slight,
+            2 => Self::Moderate,
+            3 => Self::Minimal,
+            _ => Self::Failed,
+        }
+    }
+
+    /// The metric label: `"0"` to `"4"`.
+    #[must_use]
+    pub const fn as_label(self) -> &'static str {
+        match self {
+            Self::Full => "0",
+            Self::Slight => "1",
+            Self::Moderate => "2",
+            Self::Minimal => "3",
+            Self::Failed => "4",
+        }
+    }
+
+    /// A word for people: `full`, `slight`, `moderate`, `minimal`, `failed`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Slight => "slight",
+            Self::Moderate => "moderate",
+            Self::Minimal => "minimal",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for DegradationLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.as_u8(), self.as_str())
+    }
+}
+
+/// The marker on a response answered by a fallback: which component degraded, and how far.
+///
+/// A [`FallbackLayer`](crate::FallbackLayer) puts it on the response through [`Degradable`]:
+/// an `http::Response` carries it as an extension (and, under `.http()`, as the
+/// [`DEGRADED_HEADER`] header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Degraded {
+    // One pointer, so `Option<Degraded>` is one word: responses that carry room for a marker
+    // (such as `Marked<T>`) stay small on the happy path, where no marker is set.
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Inner {
+    component: Arc<str>,
+    level: DegradationLevel,
+}
+
+impl Degraded {
+    /// A marker for `component` at `level`.
+    #[must_use]
+    pub fn new(component: impl Into<Arc<str>>, level: DegradationLevel) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                component: component.into(),
+                level,
+            }),
+        }
+    }
+
+    /// The component that degraded (the fallback layer's `component` name).
+    #[must_use]
+    pub fn component(&self) -> &str {
+        &self.inner.component
+    }
+
+    /// How far it degraded.
+    #[must_use]
+    pub fn level(&self) -> DegradationLevel {
+        self.inner.level
+    }
+
+    /// The header value: `<component>; level=<n>`.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        format!(
+            "{}; level={}",
+            self.inner.component,
+            self.inner.level.as_u8()
+        )
+    }
+}
+
+/// The header a fallback's answer carries under `.http()`: `x-degraded: <component>; level=<n>`.
+pub const DEGRADED_HEADER: &str = "x-degraded";
+
+/// A response that can carry a [`Degraded`] marker.
+///
+/// Implemented for `http::Response<B>` (an extension) and for [`Marked<T>`], which wraps any
+/// value. Implement it for your own response type to put it behind a fallback.
+pub trait Degradable {
+    /// Marks the response; `header` asks for the visible header too (where the type has one).
+    fn mark_degraded(&mut self, degraded: Degraded, header: bool);
+
+    /// The marker, if a fallback answered.
+    fn degraded(&self) -> Option<&Degraded>;
+
+    /// Whether the response is a rejection answered by one of the family's layers (an open
+    /// breaker under `.http()`): it then counts as a rejection, not as the dependency's answer.
+    fn is_rejection(&self) -> bool {
+        false
+    }
+}
+
+/// Any value with room for a [`Degraded`] marker, for services whose responses are not
+/// `http::Response`.
+///
+/// ```
+/// use tower_heal::{Degradable, Marked};
+///
+/// let answer = Marked::new(42);
+/// assert!(answer.degraded().is_none());
+/// assert_eq!(answer.value, 42);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Marked<T> {
+    /// The response itself.
+    pub value: T,
+    /// The marker, if a fallback answered.
+    pub degraded: Option<Degraded>,
+}
+
+impl<T> Marked<T> {
+    /// An unmarked value.
+    pub const fn new(value: T) -> Self {
+        Self {
+            value,
+            degraded: None,
+        }
+    }
+}
+
+impl<T> From<T> for Marked<T> {
+    fn from(value: T) -> Self {
+        Self::new(value)
+    }
+}
+
+impl<T> Degradable for Marked<T> {
+    fn mark_degraded(&mut self, degraded: Degraded, _header: bool) {
+        self.degraded = Some(degraded);
+    }
+
+    fn degraded(&self) -> Option<&Degraded> {
+        self.degraded.as_ref()
+    }
+}
+
+#[cfg(feature = "http")]
+impl<B> Degradable for http::Response<B> {
+    fn mark_degraded(&mut self, degraded: Degraded, header: bool) {
+        if header && let Ok(value) = http::HeaderValue::from_str(&degraded.header_value()) {
+            self.headers_mut().insert(DEGRADED_HEADER, value);
+        }
+        self.extensions_mut().insert(degraded);
+    }
+
+    fn degraded(&self) -> Option<&Degraded> {
+        self.extensions().get::<Degraded>()
+    }
+
+    fn is_rejection(&self) -> bool {
+        self.extensions().get::<tower_outcome::Rejected>().is_some()
+    }
+}

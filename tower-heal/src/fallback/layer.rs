@@ -1,0 +1,460 @@
+//! The layer and its builder.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tower_layer::Layer;
+#[cfg(feature = "http")]
+use tower_outcome::HttpAnswer;
+use tower_outcome::{BoxErrorAnswer, Classify, ErrorsAsFailures, Outcome, Settle, find_rejected};
+
+use super::{CloneRequest, Degradable, DegradationLevel, Degraded, FallbackChain, Trigger};
+use crate::metrics_part2::FallbackMetrics;
+
+/// Which failures of the primary the fallback answers. By default all three.
+///
+/// ```
+/// use tower_heal::FallbackOn;
+///
+/// let only_rejections = FallbackOn::NONE.rejection(true);
+/// assert!(!only_rejections.is_on_error());
+/// assert!(FallbackOn::ALL.is_on_failure());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct FallbackOn {
+    failure: bool,
+    error: bool,
+    rejection: bool,
+}
+
+impl FallbackOn {
+    /// Classified failures, errors and rejections (the default).
+    pub const ALL: Self = Self {
+        failure: true,
+        error: true,
+        rejection: true,
+    };
+    /// Nothing (a starting point for the setters).
+    pub const NONE: Self = Self {
+        failure: false,
+        error: false,
+        rejection: false,
+    };
+
+    /// A response the classifier calls a failure (an HTTP 503 under `HttpStatus`).
+    pub const fn failure(mut self, on: bool) -> Self {
+        self.failure = on;
+        self
+    }
+
+    /// An error the classifier calls a failure (connection refused, a timeout).
+    pub const fn error(mut self, on: bool) -> Self {
+        self.error = on;
+        self
+    }
+
+    /// A rejection by one of the family's layers (an open breaker, a full bulkhead), as an
+    /// error or as an answered response.
+    pub const fn rejection(mut self, on: bool) -> Self {
+        self.rejection = on;
+        self
+    }
+
+    /// Whether classified failures are answered.
+    #[must_use]
+    pub const fn is_on_failure(&self) -> bool {
+        self.failure
+    }
+
+    /// Whether errors are answered.
+    #[must_use]
+    pub const fn is_on_error(&self) -> bool {
+        self.error
+    }
+
+    /// Whether rejections are answered.
+    #[must_use]
+    pub const fn is_on_rejection(&self) -> bool {
+        self.rejection
+    }
+}
+
+impl Default for FallbackOn {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// Records the classifier's verdict on a response, so the fallback can decide at once.
+///
+/// This is the [`Settle`] obligation a [`FallbackLayer`] hands its classifier; classifiers that
+/// settle from the response value (`ErrorsAsFailures`, `HttpStatus`, `FnClassifier`) work. One
+/// that waits for the end of the stream (gRPC trailers) cannot steer a fallback.
+#[derive(Debug)]
+pub struct Verdict<'a>(&'a Cell<Outcome>);
+
+impl<'a> Verdict<'a> {
+    /// An obligation that writes the outcome into `cell`.
+    #[must_use]
+    pub const fn new(cell: &'a Cell<Outcome>) -> Self {
+        Self(cell)
+    }
+}
+
+impl Settle for Verdict<'_> {
+    fn settle(self, outcome: Outcome) {
+        self.0.set(outcome);
+    }
+}
+
+/// State shared by every service a [`FallbackLayer`] makes.
+pub(crate) struct Shared<F, K, C> {
+    pub(crate) fallback: F,
+    pub(crate) keep: K,
+    pub(crate) classifier: C,
+    pub(crate) component: Arc<str>,
+    pub(crate) level: DegradationLevel,
+    pub(crate) on: FallbackOn,
+    pub(crate) header: bool,
+    /// The outermost stage of a chain (or a lone layer): it alone reports level 4.
+    pub(crate) last_stage: bool,
+    /// The level last reported on the gauge, so a healthy call writes nothing.
+    current: AtomicU8,
+    pub(crate) metrics: FallbackMetrics,
+}
+
+impl<F, K, C> Shared<F, K, C> {
+    /// Why the primary's response needs the fallback, if it does.
+    #[inline]
+    pub(crate) fn judge_response<Res>(&self, response: Res) -> (Res, Option<Trigger>)
+    where
+        Res: Degradable,
+        C: for<'a> Classify<Res, Response<Verdict<'a>> = Res>,
+    {
+        if self.on.rejection && response.is_rejection() {
+            return (response, Some(Trigger::Rejection));
+        }
+        let verdict = Cell::new(Outcome::Ignore);
+        let response = self
+            .classifier
+            .classify_response(response, Verdict(&verdict));
+        let trigger =
+            (self.on.failure && verdict.get() == Outcome::Failure).then_some(Trigger::Failure);
+        (response, trigger)
+    }
+
+    /// Why the primary's error needs the fallback, if it does.
+    pub(crate) fn judge_error<Res>(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Option<Trigger>
+    where
+        C: Classify<Res>,
+    {
+        if find_rejected(error).is_some() {
+            return self.on.rejection.then_some(Trigger::Rejection);
+        }
+        let failed = self.classifier.classify_error(error) == Outcome::Failure;
+        (self.on.error && failed).then_some(Trigger::Error)
+    }
+
+    /// Reports the level of an answer on the gauge, writing only when it changed.
+    #[inline]
+    pub(crate) fn report(&self, level: DegradationLevel) {
+        if self.current.load(Ordering::Relaxed) != level as u8 {
+            self.current.store(level as u8, Ordering::Relaxed);
+            self.metrics.level(level);
+        }
+    }
+
+    pub(crate) fn answered<Res: Degradable>(&self, response: &mut Res, trigger: Trigger) {
+        // A fallback that is itself degraded (a chain inside the fallback) keeps the worse level.
+        let level = response
+            .degraded()
+            .map_or(self.level, |d| d.level().max(self.level));
+        response.mark_degraded(
+            Degraded::new(Arc::clone(&self.component), level),
+            self.header,
+        );
+        self.metrics.fallback(level);
+        self.report(level);
+        tracing::info!(
+            target: "tower_heal",
+            component = &*self.component,
+            level = level.as_u8(),
+            trigger = trigger.as_str(),
+            "fallback answered"
+        );
+    }
+
+    pub(crate) fn unanswered(&self, trigger: Trigger, why: &dyn fmt::Display) {
+        if self.last_stage {
+            self.metrics.fallback(DegradationLevel::Failed);
+            self.report(DegradationLevel::Failed);
+        }
+        tracing::warn!(
+            target: "tower_heal",
+            component = &*self.component,
+            level = if self.last_stage { 4 } else { self.level.as_u8() },
+            trigger = trigger.as_str(),
+            error = %why,
+            "fallback failed; the primary's failure is returned"
+        );
+    }
+}
+
+/// Answers with a fallback service when the primary fails, marking the answer [`Degraded`].
+///
+/// The fallback is used on a classified failure, an error, or a rejection by one of the
+/// family's layers ([`FallbackOn`], all three by default). It is called with what
+/// [`keep`](FallbackBuilder::keep) kept of the request before the primary ran (by default a
+/// clone: [`CloneRequest`]). Its answer carries a [`Degraded`] marker with the layer's
+/// `component` and `level`. If the fallback fails too, the primary's own result is returned
+/// (level 4, [`DegradationLevel::Failed`]).
+///
+/// ```
+/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+/// use tower_heal::{Degradable, DegradationLevel, FallbackLayer, Marked};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_heal::BoxError> {
+/// let cache = service_fn(|_id: u32| async { Ok::<_, std::io::Error>(Marked::new("cached")) });
+/// let mut svc = ServiceBuilder::new()
+///     .layer(FallbackLayer::new("templates", DegradationLevel::Slight, cache))
+///     .service_fn(|_id: u32| async {
+///         Err::<Marked<&str>, _>(std::io::Error::other("github down"))
+///     });
+///
+/// let answer = svc.ready().await?.call(7).await?;
+/// assert_eq!(answer.value, "cached");
+/// assert_eq!(answer.degraded().unwrap().level(), DegradationLevel::Slight);
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct FallbackLayer<F, K = CloneRequest, C = ErrorsAsFailures, A = BoxErrorAnswer> {
+    pub(crate) shared: Arc<Shared<F, K, C>>,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl<F> FallbackLayer<F> {
+    /// A fallback for `component` answering at `level`, on every kind of failure.
+    pub fn new(component: impl Into<Arc<str>>, level: DegradationLevel, fallback: F) -> Self {
+        FallbackBuilder::new(component).level(level).build(fallback)
+    }
+}
+
+impl FallbackLayer<()> {
+    /// A builder for `component` (default level [`Slight`](DegradationLevel::Slight)).
+    pub fn builder(component: impl Into<Arc<str>>) -> FallbackBuilder {
+        FallbackBuilder::new(component)
+    }
+}
+
+impl<F, K, C, A> FallbackLayer<F, K, C, A> {
+    /// The component's name.
+    #[must_use]
+    pub fn component(&self) -> &str {
+        &self.shared.component
+    }
+
+    /// The level the fallback's answers are marked with.
+    #[must_use]
+    pub fn level(&self) -> DegradationLevel {
+        self.shared.level
+    }
+}
+
+impl<F, K, C, A> Clone for FallbackLayer<F, K, C, A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<F, K, C, A> fmt::Debug for FallbackLayer<F, K, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackLayer")
+            .field("component", &self.shared.component)
+            .field("level", &self.shared.level)
+            .field("on", &self.shared.on)
+            .field("fallback", &std::any::type_name::<F>())
+            .finish()
+    }
+}
+
+impl<S, F, K, C, A> Layer<S> for FallbackLayer<F, K, C, A> {
+    type Service = super::Fallback<S, F, K, C, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        super::Fallback::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// Builds a [`FallbackLayer`], or a [`FallbackChain`] of them.
+///
+/// ```
+/// use tower::service_fn;
+/// use tower_heal::{DegradationLevel, FallbackLayer, FallbackOn, Marked};
+///
+/// let layer = FallbackLayer::builder("search")
+///     .level(DegradationLevel::Moderate)
+///     .on(FallbackOn::ALL.failure(false))     // errors and rejections only
+///     .keep(|query: &String| query.len())     // the fallback gets the query's length
+///     .build(service_fn(|_len: usize| async { Ok::<_, std::io::Error>(Marked::new(vec![0u8])) }));
+/// assert_eq!(layer.level(), DegradationLevel::Moderate);
+/// ```
+#[must_use]
+pub struct FallbackBuilder<K = CloneRequest, C = ErrorsAsFailures, A = BoxErrorAnswer> {
+    component: Arc<str>,
+    level: DegradationLevel,
+    on: FallbackOn,
+    keep: K,
+    classifier: C,
+    header: bool,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl FallbackBuilder {
+    pub(crate) fn new(component: impl Into<Arc<str>>) -> Self {
+        Self {
+            component: component.into(),
+            level: DegradationLevel::Slight,
+            on: FallbackOn::ALL,
+            keep: CloneRequest,
+            classifier: ErrorsAsFailures,
+            header: false,
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<K, C, A> FallbackBuilder<K, C, A> {
+    /// `level`: what the fallback's answers are marked with (1 to 3; default 1, slight).
+    pub fn level(mut self, level: DegradationLevel) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// `on`: which failures the fallback answers (default: all).
+    pub fn on(mut self, on: FallbackOn) -> Self {
+        self.on = on;
+        self
+    }
+
+    /// What the fallback is called with: `keep(&request)` runs before the primary is called.
+    /// The default clones the request; for an `http::Request` keep the head
+    /// ([`keep_head`](crate::fallback::keep_head)), since its body is not `Clone`.
+    pub fn keep<K2>(self, keep: K2) -> FallbackBuilder<K2, C, A> {
+        FallbackBuilder {
+            component: self.component,
+            level: self.level,
+            on: self.on,
+            keep,
+            classifier: self.classifier,
+            header: self.header,
+            _answer: PhantomData,
+        }
+    }
+
+    /// The classifier that decides what a failure is (default [`ErrorsAsFailures`]; for HTTP
+    /// `HttpStatus`, so a 503 falls back).
+    pub fn classifier<C2>(self, classifier: C2) -> FallbackBuilder<K, C2, A> {
+        FallbackBuilder {
+            component: self.component,
+            level: self.level,
+            on: self.on,
+            keep: self.keep,
+            classifier,
+            header: self.header,
+            _answer: PhantomData,
+        }
+    }
+
+    /// HTTP mode: the inner error type is kept (axum's `Infallible` stays), and a fallback's
+    /// answer also carries the [`DEGRADED_HEADER`](crate::DEGRADED_HEADER) header.
+    #[cfg(feature = "http")]
+    pub fn http(self) -> FallbackBuilder<K, C, HttpAnswer> {
+        FallbackBuilder {
+            component: self.component,
+            level: self.level,
+            on: self.on,
+            keep: self.keep,
+            classifier: self.classifier,
+            header: true,
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) fn shared<F>(
+        &self,
+        fallback: F,
+        level: DegradationLevel,
+        last: bool,
+    ) -> Shared<F, K, C>
+    where
+        K: Clone,
+        C: Clone,
+    {
+        Shared {
+            fallback,
+            keep: self.keep.clone(),
+            classifier: self.classifier.clone(),
+            component: Arc::clone(&self.component),
+            level,
+            on: self.on,
+            header: self.header,
+            last_stage: last,
+            current: AtomicU8::new(0),
+            metrics: FallbackMetrics::new(&self.component),
+        }
+    }
+
+    /// Builds the layer with `fallback`.
+    pub fn build<F>(self, fallback: F) -> FallbackLayer<F, K, C, A>
+    where
+        K: Clone,
+        C: Clone,
+    {
+        let shared = self.shared(fallback, self.level, true);
+        FallbackLayer {
+            shared: Arc::new(shared),
+            _answer: PhantomData,
+        }
+    }
+
+    /// Starts a chain of fallbacks: `fallback` answers at `level` first; add more with
+    /// [`then`](FallbackChain::then).
+    pub fn chain<F>(
+        self,
+        level: DegradationLevel,
+        fallback: F,
+    ) -> FallbackChain<tower_layer::Identity, F, K, C, A> {
+        FallbackChain::new(self, level, fallback)
+    }
+}
+
+impl<K, C, A> fmt::Debug for FallbackBuilder<K, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackBuilder")
+            .field("component", &self.component)
+            .field("level", &self.level)
+            .field("on", &self.on)
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+impl<F, K, C, A> FallbackLayer<F, K, C, A> {
+    pub(crate) fn from_shared(shared: Shared<F, K, C>) -> Self {
+        Self {
+            shared: Arc::new(shared),
+            _answer: PhantomData,
+        }
+    }
+}

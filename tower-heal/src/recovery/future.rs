@@ -1,0 +1,203 @@
+//! The response future: records the outcome, or waits for a rebuild first.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower_outcome::{Answer, Classify, Outcome, Rejected};
+use tower_service::Service;
+
+use super::health::Health;
+use crate::fallback::Verdict;
+
+pin_project! {
+    /// The response future of [`Recovery`](crate::Recovery).
+    ///
+    /// Dropping it cancels the call; a dropped call counts for nothing.
+    pub struct ResponseFuture<S, Req, C, A>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S, S::Future, Req, C>,
+        health: Option<Arc<Health<S>>>,
+        _answer: PhantomData<fn() -> A>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, F, Req, C> {
+        Called { #[pin] future: F, classifier: C },
+        Waiting { #[pin] sleep: Sleep, request: Option<Req>, classifier: Option<C> },
+        Ready { service: S, request: Option<Req>, classifier: Option<C> },
+        Rejected { rejected: Option<Rejected> },
+    }
+}
+
+const POLLED_AFTER_DONE: &str = "recovery ResponseFuture polled after completion";
+
+impl<S, Req, C, A> ResponseFuture<S, Req, C, A>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn called(future: S::Future, health: Arc<Health<S>>, classifier: C) -> Self {
+        Self {
+            state: State::Called { future, classifier },
+            health: Some(health),
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) fn waiting(request: Req, health: Arc<Health<S>>, classifier: C) -> Self {
+        Self {
+            state: State::Waiting {
+                sleep: tokio::time::sleep(health.settings.max_rebuild_wait),
+                request: Some(request),
+                classifier: Some(classifier),
+            },
+            health: Some(health),
+            _answer: PhantomData,
+        }
+    }
+
+    pub(crate) fn rejected(rejected: Rejected) -> Self {
+        Self {
+            state: State::Rejected {
+                rejected: Some(rejected),
+            },
+            health: None,
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<S, Req, C, A> Future for ResponseFuture<S, Req, C, A>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    C: for<'a> Classify<S::Response, Response<Verdict<'a>> = S::Response>,
+    A: Answer<S::Response, S::Error>,
+{
+    type Output = Result<S::Response, A::Error>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            if let StateProj::Called { future, classifier } = this.state.as_mut().project() {
+                let result = ready!(future.poll(cx));
+                let (result, outcome) = match result {
+                    Ok(response) => {
+                        let verdict = std::cell::Cell::new(Outcome::Ignore);
+                        let response =
+                            classifier.classify_response(response, Verdict::new(&verdict));
+                        (Ok(response), verdict.get())
+                    }
+                    Err(error) => {
+                        let error = A::inner_error(error);
+                        let outcome = classifier.classify_error(A::error_ref(&error));
+                        (Err(error), outcome)
+                    }
+                };
+                if let Some(health) = this.health.take() {
+                    match outcome {
+                        Outcome::Success => health.success(),
+                        Outcome::Failure => health.failure(),
+                        Outcome::Ignore => {}
+                    }
+                }
+                return Poll::Ready(result);
+            }
+            if let Some(answer) = ready!(poll_rebuild::<S, Req, C, A>(
+                this.state.as_mut(),
+                this.health,
+                cx
+            )) {
+                return Poll::Ready(answer);
+            }
+        }
+    }
+}
+
+/// Waiting for a rebuild, or rejected: out of line, so the healthy path stays small. Ready
+/// with `None` once the call has been made (the state is then `Called`), or with the answer.
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn poll_rebuild<S, Req, C, A>(
+    mut state: Pin<&mut State<S, S::Future, Req, C>>,
+    health: &Option<Arc<Health<S>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<S::Response, A::Error>>>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    A: Answer<S::Response, S::Error>,
+{
+    loop {
+        match state.as_mut().project() {
+            // Invariant: `poll` handles this state itself.
+            StateProj::Called { .. } => return Poll::Ready(None),
+            StateProj::Waiting {
+                sleep,
+                request,
+                classifier,
+            } => {
+                let health = health.as_ref().expect(POLLED_AFTER_DONE);
+                if health.poll_rebuilt(cx).is_pending() {
+                    ready!(sleep.poll(cx));
+                    return Poll::Ready(Some(A::rejected(health.rejection())));
+                }
+                let service = health
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+                    .expect("a rebuilding layer always has a current instance");
+                let request = request.take();
+                let classifier = classifier.take();
+                state.set(State::Ready {
+                    service,
+                    request,
+                    classifier,
+                });
+            }
+            StateProj::Ready {
+                service,
+                request,
+                classifier,
+            } => {
+                if let Err(error) = ready!(service.poll_ready(cx)) {
+                    return Poll::Ready(Some(Err(A::inner_error(error))));
+                }
+                let future = service.call(request.take().expect(POLLED_AFTER_DONE));
+                let classifier = classifier.take().expect(POLLED_AFTER_DONE);
+                state.set(State::Called { future, classifier });
+            }
+            StateProj::Rejected { rejected } => {
+                let rejected = rejected.take().expect(POLLED_AFTER_DONE);
+                return Poll::Ready(Some(A::rejected(rejected)));
+            }
+        }
+    }
+}
+
+impl<S, Req, C, A> fmt::Debug for ResponseFuture<S, Req, C, A>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Called { .. } => "called",
+            State::Waiting { .. } => "waiting_for_rebuild",
+            State::Ready { .. } => "ready",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

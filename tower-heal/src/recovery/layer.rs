@@ -1,0 +1,313 @@
+//! The layer and its builder.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tower_layer::Layer;
+#[cfg(feature = "http")]
+use tower_outcome::HttpAnswer;
+use tower_outcome::{BoxError, BoxErrorAnswer, ErrorsAsFailures};
+
+use super::health::{Action, BoxFuture, EscalationListener, Health};
+use super::{ConfigError, DuringRebuild, Escalation, Recovery, RecoveryConfig};
+
+/// Automatic recovery: a health monitor over the calls' outcomes; when health degrades, run a
+/// recovery action (an async hook, or a rebuild of the inner service from a factory).
+///
+/// - **Health**: the success rate over a window (default 30 s, at least 5 calls) below
+///   `success_rate_threshold` (default 0.8), or 5 failures in a row.
+/// - **Action**: [`hook`](RecoveryBuilder::hook) runs an async closure (clear a cache, reset a
+///   pool) while calls go on; [`rebuild`](RecoveryBuilder::rebuild) builds a new inner service
+///   (reconnect a channel): calls arriving meanwhile wait for it or are rejected
+///   ([`DuringRebuild`]), and none is sent to the old instance.
+/// - **Hold-off**: 5 s after the first recovery, doubling to 300 s, less up to 20 % jitter
+///   (seedable); a healthy window in between resets it.
+/// - **Escalation**: after `max_attempts` (default 3) recoveries without improvement, the
+///   escalation callback runs, an error event is logged and `heal_escalations_total` counts;
+///   the service keeps serving.
+///
+/// The action runs on a spawned tokio task (a tokio runtime must be running).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+/// use tower_heal::RecoveryLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_heal::BoxError> {
+/// let recovery = RecoveryLayer::builder()
+///     .name("inventory-db")
+///     .success_rate_threshold(0.8)
+///     .window(Duration::from_secs(30))
+///     .hook(|| async {
+///         // clear caches, reset the connection pool...
+///         Ok::<_, std::io::Error>(())
+///     })?;
+/// let mut svc = ServiceBuilder::new()
+///     .layer(recovery)
+///     .service(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+/// assert_eq!(svc.ready().await?.call(1).await?, 1);
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct RecoveryLayer<S, C = ErrorsAsFailures, A = BoxErrorAnswer> {
+    health: Arc<Health<S>>,
+    classifier: C,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl RecoveryLayer<()> {
+    /// A builder, starting from the defaults of [`RecoveryConfig`].
+    pub fn builder() -> RecoveryBuilder {
+        RecoveryBuilder {
+            config: RecoveryConfig::default(),
+            classifier: ErrorsAsFailures,
+            escalation: None,
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<S, C, A> RecoveryLayer<S, C, A> {
+    /// The component's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.health.name
+    }
+}
+
+impl<S, C: Clone, A> Clone for RecoveryLayer<S, C, A> {
+    fn clone(&self) -> Self {
+        Self {
+            health: Arc::clone(&self.health),
+            classifier: self.classifier.clone(),
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<S, C, A> fmt::Debug for RecoveryLayer<S, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryLayer")
+            .field("name", &self.health.name)
+            .field("settings", &self.health.settings)
+            .field("rebuild", &self.health.is_rebuild())
+            .finish()
+    }
+}
+
+impl<S: Clone, C: Clone, A> Layer<S> for RecoveryLayer<S, C, A> {
+    type Service = Recovery<S, C, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        if self.health.is_rebuild() {
+            let mut current = self
+                .health
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if current.is_none() {
+                *current = Some(inner.clone());
+            }
+        }
+        let generation = self.health.generation.load(Ordering::Acquire);
+        Recovery::new(
+            inner,
+            generation,
+            Arc::clone(&self.health),
+            self.classifier.clone(),
+        )
+    }
+}
+
+/// Builds a [`RecoveryLayer`]; setters have the names of [`RecoveryConfig`]'s fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_heal::{DuringRebuild, RecoveryLayer};
+///
+/// let bad: Result<RecoveryLayer<()>, _> = RecoveryLayer::builder()
+///     .success_rate_threshold(0.0)
+///     .hook(|| async { Ok::<_, std::io::Error>(()) });
+/// assert_eq!(bad.unwrap_err().to_string(), "success_rate_threshold must be a rate in (0, 1], got 0");
+///
+/// // Rebuild a client from a factory; calls wait up to 5 s for the new one.
+/// let layer = RecoveryLayer::builder()
+///     .name("search")
+///     .during_rebuild(DuringRebuild::Wait)
+///     .max_rebuild_wait(Duration::from_secs(5))
+///     .on_escalation(|e| eprintln!("{}: {} recoveries did not help", e.name, e.attempts))
+///     .rebuild(|| async { Ok::<_, std::io::Error>(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) })) })
+///     .unwrap();
+/// # let _ = layer;
+/// ```
+#[must_use]
+pub struct RecoveryBuilder<C = ErrorsAsFailures, A = BoxErrorAnswer> {
+    config: RecoveryConfig,
+    classifier: C,
+    escalation: Option<EscalationListener>,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl<C, A> RecoveryBuilder<C, A> {
+    /// Replaces the whole configuration (classifier, callback and answer mode stay).
+    pub fn config(mut self, config: RecoveryConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// `success_rate_threshold`: recover below this success rate.
+    pub fn success_rate_threshold(mut self, rate: f64) -> Self {
+        self.config.success_rate_threshold = rate;
+        self
+    }
+
+    /// `window_seconds`: the window the rate is measured over.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.config.window_seconds = window.as_secs_f64();
+        self
+    }
+
+    /// `min_calls`: calls needed in the window before the rate counts.
+    pub fn min_calls(mut self, calls: u32) -> Self {
+        self.config.min_calls = calls;
+        self
+    }
+
+    /// `consecutive_failures`: recover after this many failures in a row; `None` turns it off.
+    pub fn consecutive_failures(mut self, failures: impl Into<Option<u32>>) -> Self {
+        self.config.consecutive_failures = failures.into();
+        self
+    }
+
+    /// `max_attempts`: escalate after this many recoveries without improvement.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.config.max_attempts = attempts;
+        self
+    }
+
+    /// `holdoff_seconds` and `max_holdoff_seconds`: the hold-off after the first recovery,
+    /// and the most it grows to.
+    pub fn holdoff(mut self, first: Duration, max: Duration) -> Self {
+        self.config.holdoff_seconds = first.as_secs_f64();
+        self.config.max_holdoff_seconds = max.as_secs_f64();
+        self
+    }
+
+    /// `during_rebuild`: calls during a rebuild wait or are rejected.
+    pub fn during_rebuild(mut self, during: DuringRebuild) -> Self {
+        self.config.during_rebuild = during;
+        self
+    }
+
+    /// `max_rebuild_wait_seconds`: the longest a call waits for a rebuild.
+    pub fn max_rebuild_wait(mut self, wait: Duration) -> Self {
+        self.config.max_rebuild_wait_seconds = wait.as_secs_f64();
+        self
+    }
+
+    /// `seed`: makes the hold-off jitter reproducible.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = Some(seed);
+        self
+    }
+
+    /// The classifier that decides what a failure is (default `ErrorsAsFailures`; for HTTP
+    /// `HttpStatus`).
+    pub fn classifier<C2>(self, classifier: C2) -> RecoveryBuilder<C2, A> {
+        RecoveryBuilder {
+            config: self.config,
+            classifier,
+            escalation: self.escalation,
+            _answer: PhantomData,
+        }
+    }
+
+    /// Calls `listener` on each escalation. It must be quick and must not panic.
+    pub fn on_escalation(
+        mut self,
+        listener: impl Fn(&Escalation<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.escalation = Some(Arc::new(listener));
+        self
+    }
+
+    /// HTTP mode: a call rejected during a rebuild is answered 503; the inner error type is
+    /// kept.
+    #[cfg(feature = "http")]
+    pub fn http(self) -> RecoveryBuilder<C, HttpAnswer> {
+        RecoveryBuilder {
+            config: self.config,
+            classifier: self.classifier,
+            escalation: self.escalation,
+            _answer: PhantomData,
+        }
+    }
+
+    fn finish<S>(self, action: Action<S>) -> Result<RecoveryLayer<S, C, A>, ConfigError> {
+        let settings = self.config.settings()?;
+        let health = Health::new(self.config.name.into(), settings, action, self.escalation);
+        Ok(RecoveryLayer {
+            health: Arc::new(health),
+            classifier: self.classifier,
+            _answer: PhantomData,
+        })
+    }
+
+    /// Builds the layer with a recovery hook: an async closure run on each recovery while
+    /// calls go on.
+    ///
+    /// # Errors
+    /// The first invalid value (see [`RecoveryConfig::validate`]).
+    pub fn hook<S, H, F, E>(self, hook: H) -> Result<RecoveryLayer<S, C, A>, ConfigError>
+    where
+        H: Fn() -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let hook = move || -> BoxFuture<Result<(), BoxError>> {
+            let run = hook();
+            Box::pin(async move { run.await.map_err(Into::into) })
+        };
+        self.finish(Action::Hook(Arc::new(hook)))
+    }
+
+    /// Builds the layer with a factory: each recovery builds a new inner service, which
+    /// replaces the old one in every clone. Calls arriving during the rebuild wait for it or
+    /// are rejected ([`during_rebuild`](Self::during_rebuild)); none goes to the old instance.
+    /// If the factory fails, the old instance keeps serving.
+    ///
+    /// # Errors
+    /// The first invalid value (see [`RecoveryConfig::validate`]).
+    pub fn rebuild<S, M, F, E>(self, factory: M) -> Result<RecoveryLayer<S, C, A>, ConfigError>
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: Future<Output = Result<S, E>> + Send + 'static,
+        E: Into<BoxError>,
+        S: Send + 'static,
+    {
+        let factory = move || -> BoxFuture<Result<S, BoxError>> {
+            let run = factory();
+            Box::pin(async move { run.await.map_err(Into::into) })
+        };
+        self.finish(Action::Rebuild(Arc::new(factory)))
+    }
+}
+
+impl<C, A> fmt::Debug for RecoveryBuilder<C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryBuilder")
+            .field("config", &self.config)
+            .finish()
+    }
+}

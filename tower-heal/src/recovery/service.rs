@@ -1,0 +1,142 @@
+//! The service: forwards to the current instance, or holds calls during a rebuild.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use tower_outcome::{Answer, Classify};
+use tower_service::Service;
+
+use super::DuringRebuild;
+use super::ResponseFuture;
+use super::health::Health;
+use crate::fallback::Verdict;
+
+/// A service under a health monitor. Made by [`RecoveryLayer`](crate::RecoveryLayer).
+///
+/// `poll_ready` forwards to the current inner instance. While a rebuild runs it returns ready
+/// **without polling the old instance** (nothing is reserved there), and the call waits for
+/// the new instance in its response future, or is rejected. When a rebuild has replaced the
+/// instance, the next `poll_ready` takes a clone of the new one.
+///
+/// A healthy call costs one reference-count increment and decrement, one shared atomic
+/// increment, one load and the classifier's verdict; no lock, no allocation, no clock read.
+/// A failure reads the clock (to roll the window).
+pub struct Recovery<S, C, A> {
+    inner: S,
+    /// Whether recoveries rebuild the inner service (read once: it never changes).
+    rebuild: bool,
+    generation: u64,
+    health: Arc<Health<S>>,
+    classifier: C,
+    _answer: PhantomData<fn() -> A>,
+}
+
+impl<S, C, A> Recovery<S, C, A> {
+    pub(crate) fn new(inner: S, generation: u64, health: Arc<Health<S>>, classifier: C) -> Self {
+        Self {
+            inner,
+            rebuild: health.is_rebuild(),
+            generation,
+            health,
+            classifier,
+            _answer: PhantomData,
+        }
+    }
+
+    /// The current inner instance.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Takes the rebuilt instance if there is a newer one.
+    fn refresh(&mut self)
+    where
+        S: Clone,
+    {
+        let generation = self.health.generation.load(Ordering::Acquire);
+        if generation != self.generation {
+            let current = self
+                .health
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if let Some(current) = current {
+                self.inner = current;
+            }
+            self.generation = generation;
+        }
+    }
+
+    fn stale(&self) -> bool {
+        self.rebuild
+            && (self.health.rebuilding.load(Ordering::Acquire)
+                || self.health.generation.load(Ordering::Acquire) != self.generation)
+    }
+}
+
+impl<S: Clone, C: Clone, A> Clone for Recovery<S, C, A> {
+    fn clone(&self) -> Self {
+        Self::new(
+            self.inner.clone(),
+            self.generation,
+            Arc::clone(&self.health),
+            self.classifier.clone(),
+        )
+    }
+}
+
+impl<S: fmt::Debug, C, A> fmt::Debug for Recovery<S, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recovery")
+            .field("inner", &self.inner)
+            .field("name", &self.health.name)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl<S, C, A, Req> Service<Req> for Recovery<S, C, A>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    C: for<'a> Classify<S::Response, Response<Verdict<'a>> = S::Response> + Clone,
+    A: Answer<S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = A::Error;
+    type Future = ResponseFuture<S, Req, C, A>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.rebuild {
+            if self.health.rebuilding.load(Ordering::Acquire) {
+                return Poll::Ready(Ok(()));
+            }
+            self.refresh();
+        }
+        self.inner.poll_ready(cx).map_err(A::inner_error)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        if self.stale() {
+            // The instance polled ready may be the broken one: never send it this call.
+            return match self.health.settings.during_rebuild {
+                DuringRebuild::Reject => ResponseFuture::rejected(self.health.rejection()),
+                DuringRebuild::Wait => ResponseFuture::waiting(
+                    request,
+                    Arc::clone(&self.health),
+                    self.classifier.clone(),
+                ),
+            };
+        }
+        ResponseFuture::called(
+            self.inner.call(request),
+            Arc::clone(&self.health),
+            self.classifier.clone(),
+        )
+    }
+}

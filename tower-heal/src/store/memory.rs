@@ -1,0 +1,230 @@
+//! The in-memory result store: bounded, with expiry on tokio's clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Record, ResultStore, StoreError};
+
+struct Entry {
+    record: Record,
+    expires: Option<Instant>,
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<Box<str>, Entry>,
+    /// Write order, oldest first: what goes when the store is full.
+    order: BTreeMap<u64, Box<str>>,
+    bytes: usize,
+    next: u64,
+}
+
+impl Inner {
+    fn take(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.order.remove(&old.seq);
+            self.bytes -= cost(key, &old.record);
+        }
+    }
+}
+
+fn cost(key: &str, record: &Record) -> usize {
+    key.len() + record.value.len()
+}
+
+/// The default [`ResultStore`]: a map in memory, bounded in entries and bytes (the oldest
+/// written entry is evicted first), entries expiring on tokio's clock (so paused-time tests
+/// control it). Lost when the process ends.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_heal::store::{MemoryStore, Record, ResultStore};
+///
+/// let store = MemoryStore::new(1000, 1 << 20);
+/// store.put("order-12345", Record::new(7, b"charged".to_vec()), Some(Duration::from_secs(86_400))).unwrap();
+/// assert_eq!(&*store.get("order-12345").unwrap().unwrap().value, b"charged");
+/// ```
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl MemoryStore {
+    /// A store of at most `max_entries` entries (at least 1) and `max_bytes` bytes of keys and
+    /// values.
+    #[must_use]
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_entries: max_entries.max(1),
+            max_bytes,
+        }
+    }
+
+    /// Entries kept now (expired ones included until they are next touched).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether the store is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of keys and values kept now.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every mutation below leaves the maps consistent before it can panic.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for MemoryStore {
+    /// 10,000 entries, 64 MiB.
+    fn default() -> Self {
+        Self::new(10_000, 64 << 20)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes)
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+impl ResultStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.map.get(key) else {
+            return Ok(None);
+        };
+        if entry.expires.is_some_and(|at| at <= Instant::now()) {
+            inner.take(key);
+            return Ok(None);
+        }
+        Ok(Some(entry.record.clone()))
+    }
+
+    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let size = cost(key, &record);
+        if size > self.max_bytes {
+            return Err(StoreError::TooLarge {
+                bytes: size,
+                max: self.max_bytes,
+            });
+        }
+        let now = Instant::now();
+        let expires = ttl.map(|ttl| {
+            now.checked_add(ttl)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365 * 30))
+        });
+        let mut inner = self.lock();
+        inner.take(key);
+        // Expired entries go first, then the oldest, until the new one fits.
+        while inner.map.len() >= self.max_entries || inner.bytes + size > self.max_bytes {
+            let expired = inner
+                .map
+                .iter()
+                .find(|(_, e)| e.expires.is_some_and(|at| at <= now))
+                .map(|(k, _)| k.clone());
+            let victim = match expired {
+                Some(k) => k,
+                None => match inner.order.first_key_value() {
+                    Some((_, k)) => k.clone(),
+                    None => break,
+                },
+            };
+            inner.take(&victim);
+        }
+        let seq = inner.next;
+        inner.next += 1;
+        let key: Box<str> = key.into();
+        inner.order.insert(seq, key.clone());
+        inner.bytes += size;
+        inner.map.insert(
+            key,
+            Entry {
+                record,
+                expires,
+                seq,
+            },
+        );
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().take(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: usize) -> Record {
+        Record::new(0, vec![0u8; n])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_after_their_ttl() {
+        let store = MemoryStore::new(10, 1000);
+        store
+            .put("k", rec(1), Some(Duration::from_secs(10)))
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(store.get("k").unwrap().is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.get("k").unwrap().is_none());
+        assert_eq!(store.bytes(), 0);
+    }
+
+    #[test]
+    fn bounded_in_entries_oldest_first() {
+        let store = MemoryStore::new(2, 1000);
+        for key in ["a", "b", "c"] {
+            store.put(key, rec(1), None).unwrap();
+        }
+        assert_eq!(store.len(), 2);
+        assert!(store.get("a").unwrap().is_none());
+        assert!(store.get("c").unwrap().is_some());
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let store = MemoryStore::new(100, 25);
+        store.put("a", rec(10), None).unwrap();
+        store.put("b", rec(10), None).unwrap();
+        store.put("c", rec(10), None).unwrap();
+        assert!(store.bytes() <= 25);
+        assert!(store.get("a").unwrap().is_none());
+        assert!(matches!(
+            store.put("d", rec(100), None),
+            Err(StoreError::TooLarge { max: 25, .. })
+        ));
+    }
+
+    #[test]
+    fn replacing_a_key_keeps_the_byte_count() {
+        let store = MemoryStore::new(10, 1000);
+        store.put("a", rec(10), None).unwrap();
+        store.put("a", rec(20), None).unwrap();
+        assert_eq!((store.len(), store.bytes()), (1, 21));
+    }
+}

@@ -1,0 +1,108 @@
+//! Result stores: where idempotent responses and workflow checkpoints are kept.
+//!
+//! One trait, [`ResultStore`], with two implementations: [`MemoryStore`] (the default,
+//! bounded in entries and bytes) and, with the `sqlite` feature, `SqliteStore`, a durable
+//! embedded store that survives a process crash.
+
+mod error;
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// A stored result: the bytes, and the fingerprint of the request that produced them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// A hash of what produced the value (for idempotency keys: method, path, body), so a key
+    /// reused for something else is told apart.
+    pub fingerprint: u64,
+    /// The stored bytes.
+    pub value: Arc<[u8]>,
+}
+
+impl Record {
+    /// A record of `value` produced by a request with `fingerprint`.
+    #[must_use]
+    pub fn new(fingerprint: u64, value: impl Into<Arc<[u8]>>) -> Self {
+        Self {
+            fingerprint,
+            value: value.into(),
+        }
+    }
+}
+
+/// Where completed results are kept, by key.
+///
+/// Calls are synchronous and short: a map operation in memory, one small transaction on disk
+/// (the SQLite store blocks the calling thread for its commit, a few milliseconds with a disk
+/// flush). A durable store has committed a record when [`put`](Self::put) returns, so a
+/// result the caller has seen is never lost, and never returns a half-written or damaged
+/// record: it is ignored (absent) instead.
+pub trait ResultStore: Send + Sync + 'static {
+    /// The record under `key`, if there is one that has not expired.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
+
+    /// Stores `record` under `key`, replacing any earlier one; it expires after `ttl`
+    /// (`None`: kept until removed or evicted).
+    ///
+    /// # Errors
+    /// The record is larger than the store takes, or the store could not be written.
+    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError>;
+
+    /// Removes the record under `key`, if any.
+    ///
+    /// # Errors
+    /// The store could not be written.
+    fn remove(&self, key: &str) -> Result<(), StoreError>;
+}
+
+impl<T: ResultStore + ?Sized> ResultStore for Arc<T> {
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        (**self).get(key)
+    }
+
+    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
+        (**self).put(key, record, ttl)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        (**self).remove(key)
+    }
+}
+
+/// A 64-bit FNV-1a hash, stable across Rust versions and platforms (it is written to disk).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) const fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self
+    }
+
+    /// Writes a length first, so `("ab", "c")` and `("a", "bc")` differ.
+    pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut Self {
+        self.write(&(bytes.len() as u64).to_le_bytes()).write(bytes)
+    }
+
+    pub(crate) const fn finish(&self) -> u64 {
+        self.0
+    }
+}

@@ -1,0 +1,317 @@
+//! Recovery behaviour through the public API (paused time).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tower::Layer;
+use tower::{Service, ServiceExt, service_fn};
+use tower_heal::{BoxError, DuringRebuild, RecoveryLayer, Rejected};
+
+type Calls = Arc<Mutex<Vec<usize>>>;
+
+/// Instance `id` records each call; instance 0 is broken, the others answer.
+fn instance(
+    id: usize,
+    calls: Calls,
+) -> impl Service<u32, Response = usize, Error = BoxError, Future: Send> + Clone + Send + 'static {
+    service_fn(move |_: u32| {
+        calls.lock().unwrap().push(id);
+        async move {
+            if id == 0 {
+                Err::<usize, BoxError>("broken".into())
+            } else {
+                Ok(id)
+            }
+        }
+    })
+}
+
+async fn settle() {
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn call<S: Service<u32, Response = usize, Error = BoxError>>(
+    svc: &mut S,
+) -> Result<usize, BoxError> {
+    svc.ready().await?.call(1).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_fires_once_per_holdoff() {
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let counter = hooks.clone();
+    let layer = RecoveryLayer::builder()
+        .name("db")
+        .seed(7)
+        .hook(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        })
+        .unwrap();
+    let calls = Calls::default();
+    let mut svc = layer.layer(instance(0, calls.clone()));
+    for _ in 0..5 {
+        assert!(call(&mut svc).await.is_err());
+    }
+    settle().await;
+    assert_eq!(
+        hooks.load(Ordering::SeqCst),
+        1,
+        "5 failures in a row: one recovery"
+    );
+    // Still failing, but within the hold-off (5 s less up to 20 %): no second recovery.
+    for _ in 0..20 {
+        let _ = call(&mut svc).await;
+        tokio::time::advance(Duration::from_millis(150)).await;
+    }
+    settle().await;
+    assert_eq!(hooks.load(Ordering::SeqCst), 1);
+    // After the hold-off, failures in a row trigger the next one.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    for _ in 0..5 {
+        let _ = call(&mut svc).await;
+    }
+    settle().await;
+    assert_eq!(hooks.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_low_success_rate_triggers_recovery() {
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let counter = hooks.clone();
+    let layer = RecoveryLayer::builder()
+        .consecutive_failures(None)
+        .min_calls(5)
+        .success_rate_threshold(0.8)
+        .hook(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        })
+        .unwrap();
+    let flip = Arc::new(AtomicUsize::new(0));
+    let f = flip.clone();
+    // Every other call fails: a 50 % success rate.
+    let mut svc = layer.layer(service_fn(move |_: u32| {
+        let n = f.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n.is_multiple_of(2) {
+                Ok(n)
+            } else {
+                Err::<usize, BoxError>("flaky".into())
+            }
+        }
+    }));
+    for _ in 0..3 {
+        let _ = call(&mut svc).await;
+    }
+    settle().await;
+    assert_eq!(hooks.load(Ordering::SeqCst), 0, "fewer than min_calls");
+    for _ in 0..3 {
+        let _ = call(&mut svc).await;
+    }
+    settle().await;
+    assert_eq!(hooks.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_rebuilds_the_inner_service() {
+    let calls = Calls::default();
+    let built = Arc::new(AtomicUsize::new(0));
+    let (c, b) = (calls.clone(), built.clone());
+    let layer = RecoveryLayer::builder()
+        .rebuild(move || {
+            let id = b.fetch_add(1, Ordering::SeqCst) + 1;
+            let calls = c.clone();
+            async move { Ok::<_, BoxError>(instance(id, calls)) }
+        })
+        .unwrap();
+    let mut svc = layer.layer(instance(0, calls.clone()));
+    // A clone made before the rebuild picks up the new instance too.
+    let mut other = svc.clone();
+    for _ in 0..5 {
+        assert!(call(&mut svc).await.is_err());
+    }
+    settle().await;
+    assert_eq!(built.load(Ordering::SeqCst), 1);
+    assert_eq!(call(&mut svc).await.unwrap(), 1);
+    assert_eq!(call(&mut other).await.unwrap(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_call_reaches_the_broken_instance_during_a_rebuild() {
+    let calls = Calls::default();
+    let gate = Arc::new(Notify::new());
+    let (c, g) = (calls.clone(), gate.clone());
+    let layer = RecoveryLayer::builder()
+        .during_rebuild(DuringRebuild::Wait)
+        .rebuild(move || {
+            let (calls, gate) = (c.clone(), g.clone());
+            async move {
+                gate.notified().await; // the reconnect takes until the test says so
+                Ok::<_, BoxError>(instance(1, calls))
+            }
+        })
+        .unwrap();
+    let mut svc = layer.layer(instance(0, calls.clone()));
+    for _ in 0..5 {
+        let _ = call(&mut svc).await;
+    }
+    settle().await;
+    assert_eq!(calls.lock().unwrap().len(), 5);
+
+    // Three calls during the rebuild: they wait, and the broken instance sees none of them.
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let mut clone = svc.clone();
+        waiting.push(tokio::spawn(async move { call(&mut clone).await }));
+    }
+    settle().await;
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        5,
+        "no call went to the broken instance"
+    );
+    assert!(waiting.iter().all(|w| !w.is_finished()));
+
+    gate.notify_one();
+    for w in waiting {
+        assert_eq!(w.await.unwrap().unwrap(), 1);
+    }
+    assert_eq!(&calls.lock().unwrap()[5..], &[1, 1, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_during_a_rebuild_can_be_rejected() {
+    let calls = Calls::default();
+    let gate = Arc::new(Notify::new());
+    let (c, g) = (calls.clone(), gate.clone());
+    let layer = RecoveryLayer::builder()
+        .name("search")
+        .during_rebuild(DuringRebuild::Reject)
+        .rebuild(move || {
+            let (calls, gate) = (c.clone(), g.clone());
+            async move {
+                gate.notified().await;
+                Ok::<_, BoxError>(instance(1, calls))
+            }
+        })
+        .unwrap();
+    let mut svc = layer.layer(instance(0, calls.clone()));
+    for _ in 0..5 {
+        let _ = call(&mut svc).await;
+    }
+    settle().await;
+    let err = call(&mut svc).await.unwrap_err();
+    let rejected = err.downcast_ref::<Rejected>().expect("a rejection");
+    assert_eq!(rejected.name(), Some("search"));
+    assert_eq!(calls.lock().unwrap().len(), 5);
+    gate.notify_one();
+    settle().await;
+    assert_eq!(call(&mut svc).await.unwrap(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_a_rebuild_is_bounded() {
+    let layer = RecoveryLayer::builder()
+        .max_rebuild_wait(Duration::from_secs(2))
+        .rebuild(|| async {
+            std::future::pending::<()>().await;
+            Ok::<_, BoxError>(instance(1, Calls::default()))
+        })
+        .unwrap();
+    let mut svc = layer.layer(instance(0, Calls::default()));
+    for _ in 0..5 {
+        let _ = call(&mut svc).await;
+    }
+    settle().await;
+    let err = call(&mut svc).await.unwrap_err();
+    assert!(
+        err.downcast_ref::<Rejected>().is_some(),
+        "rejected after max_rebuild_wait"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_escalates_after_max_attempts() {
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let escalations = Arc::new(Mutex::new(Vec::new()));
+    let (h, e) = (hooks.clone(), escalations.clone());
+    let layer = RecoveryLayer::builder()
+        .name("payments")
+        .max_attempts(2)
+        .seed(1)
+        .on_escalation(move |esc| e.lock().unwrap().push((esc.name.to_owned(), esc.attempts)))
+        .hook(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) } // does not help: the dependency stays broken
+        })
+        .unwrap();
+    let mut svc = layer.layer(instance(0, Calls::default()));
+    // Keep failing for a long time; hold-offs are 5 s then 10 s (less jitter).
+    for _ in 0..12 {
+        for _ in 0..5 {
+            let _ = call(&mut svc).await;
+        }
+        settle().await;
+        tokio::time::advance(Duration::from_secs(3)).await;
+    }
+    assert_eq!(*escalations.lock().unwrap(), [("payments".to_owned(), 2)]);
+    assert!(
+        hooks.load(Ordering::SeqCst) >= 3,
+        "it keeps recovering after escalating"
+    );
+    // And keeps serving: calls still reach the dependency.
+    assert_eq!(call(&mut svc).await.unwrap_err().to_string(), "broken");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recovery_that_helps_resets_the_escalation_count() {
+    let escalations = Arc::new(AtomicUsize::new(0));
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let (e, h) = (escalations.clone(), hooks.clone());
+    let layer = RecoveryLayer::builder()
+        .max_attempts(1)
+        .on_escalation(move |_| {
+            e.fetch_add(1, Ordering::SeqCst);
+        })
+        .hook(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        })
+        .unwrap();
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = healthy.clone();
+    let mut svc = layer.layer(service_fn(move |_: u32| {
+        let ok = up.load(Ordering::SeqCst);
+        async move {
+            if ok {
+                Ok(1)
+            } else {
+                Err::<usize, BoxError>("down".into())
+            }
+        }
+    }));
+    for round in 0..2 {
+        healthy.store(false, Ordering::SeqCst);
+        for _ in 0..5 {
+            let _ = call(&mut svc).await;
+        }
+        settle().await;
+        assert_eq!(hooks.load(Ordering::SeqCst), round + 1);
+        // The recovery helped: a whole healthy window follows.
+        healthy.store(true, Ordering::SeqCst);
+        for _ in 0..10 {
+            call(&mut svc).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(31)).await;
+    }
+    assert_eq!(
+        escalations.load(Ordering::SeqCst),
+        0,
+        "each recovery helped: no escalation"
+    );
+}
