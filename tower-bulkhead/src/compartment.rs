@@ -1,0 +1,569 @@
+//! A compartment: the concurrency limit, the token budgets and the FIFO queue of waiters.
+//!
+//! The hot path is one packed word: calls in flight in the low 32 bits, waiters in the high
+//! 32. A call is admitted with one compare-and-swap when there is room and nobody waits; a
+//! permit is given back with one subtraction, which also tells whether a waiter needs waking.
+//! The queue (a `Mutex`) is touched only when calls wait.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower_outcome::{LayerKind, Reason, Rejected};
+
+use crate::budget::{InFlightBudget, RateBudget};
+use crate::config::{Limits, MAX_TOKENS};
+use crate::metrics::{Metrics, reason_label};
+
+const ONE_WAITER: u64 = 1 << 32;
+const IN_FLIGHT: u64 = ONE_WAITER - 1;
+
+/// What every compartment of one layer shares: its name, metrics and clock origin.
+pub(crate) struct Common {
+    pub(crate) name: Arc<str>,
+    pub(crate) metrics: Metrics,
+    epoch: Instant,
+}
+
+impl Common {
+    pub(crate) fn new(name: Arc<str>, keyed: bool) -> Self {
+        Self {
+            metrics: Metrics::new(&name, keyed),
+            name,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the layer was built, from `tokio::time` (so paused time moves it).
+    pub(crate) fn now_ns(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    pub(crate) fn instant(&self, ns: u64) -> Instant {
+        self.epoch + Duration::from_nanos(ns)
+    }
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Why a call was not admitted at once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Denied {
+    pub(crate) reason: Reason,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+struct Entry {
+    id: u64,
+    tokens: u64,
+    rate: u64,
+    granted: bool,
+    waker: Option<Waker>,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_id: u64,
+    /// Sorted by `id`. Granted entries stay until their future collects the grant.
+    entries: VecDeque<Entry>,
+}
+
+impl Queue {
+    fn find(&self, id: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&id, |e| e.id).ok()
+    }
+}
+
+/// One compartment.
+pub(crate) struct Compartment {
+    word: AtomicU64,
+    max_concurrent: AtomicU32,
+    budget: Option<InFlightBudget>,
+    rate: Option<RateBudget>,
+    max_wait_ns: AtomicU64,
+    max_waiters: AtomicU32,
+    retry_after: Duration,
+    queue: Mutex<Queue>,
+    pub(crate) common: Arc<Common>,
+    /// The key's label, for events (per-key compartments only).
+    pub(crate) key: Option<Arc<str>>,
+    pub(crate) last_used_ns: AtomicU64,
+}
+
+impl Compartment {
+    pub(crate) fn new(limits: &Limits, common: Arc<Common>, key: Option<Arc<str>>) -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            max_concurrent: AtomicU32::new(limits.max_concurrent),
+            budget: limits.token_budget.map(InFlightBudget::new),
+            rate: limits.rate.map(RateBudget::new),
+            max_wait_ns: AtomicU64::new(nanos(limits.max_wait)),
+            max_waiters: AtomicU32::new(limits.max_waiters),
+            retry_after: limits.retry_after,
+            queue: Mutex::new(Queue::default()),
+            last_used_ns: AtomicU64::new(common.now_ns()),
+            common,
+            key,
+        }
+    }
+
+    /// Whether a cost function needs to run for this compartment.
+    #[inline]
+    pub(crate) const fn has_budgets(&self) -> bool {
+        self.budget.is_some() || self.rate.is_some()
+    }
+
+    /// Whether a call made now would surely not be admitted at once (every slot taken, or
+    /// others waiting). Reads one word; takes nothing.
+    #[inline]
+    pub(crate) fn looks_full(&self) -> bool {
+        let word = self.word.load(Relaxed);
+        word >= ONE_WAITER || word & IN_FLIGHT >= u64::from(self.max_concurrent.load(Relaxed))
+    }
+
+    /// Takes a slot if one is free and nobody waits.
+    #[inline]
+    fn try_slot(&self) -> bool {
+        let limit = u64::from(self.max_concurrent.load(Relaxed));
+        let mut word = self.word.load(Relaxed);
+        loop {
+            if word >= ONE_WAITER || word & IN_FLIGHT >= limit {
+                return false;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word, word + 1, Acquire, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Admits a call costing `cost` at once, or says why not. Takes nothing when it refuses.
+    #[inline]
+    pub(crate) fn try_admit(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
+        if self.has_budgets() {
+            return self.try_admit_tokens(cost.min(MAX_TOKENS));
+        }
+        if !self.try_slot() {
+            return Err(self.full(Reason::BulkheadFull));
+        }
+        self.common.metrics.admitted(0);
+        Ok(Permit {
+            compartment: Arc::clone(self),
+            tokens: 0,
+            rate: 0,
+        })
+    }
+
+    fn try_admit_tokens(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
+        self.check_cost(cost)?;
+        if !self.try_slot() {
+            return Err(self.full(Reason::BulkheadFull));
+        }
+        let tokens = if self.budget.is_some() { cost } else { 0 };
+        if let Some(budget) = &self.budget
+            && !budget.try_take(cost)
+        {
+            self.release(0, 0);
+            return Err(self.full(Reason::BudgetExhausted));
+        }
+        let mut rate = 0;
+        if let Some(bucket) = &self.rate {
+            let now = self.common.now_ns();
+            if !bucket.try_take(cost, now) {
+                self.release(tokens, 0);
+                return Err(Denied {
+                    reason: Reason::BudgetExhausted,
+                    retry_after: Some(bucket.time_until(cost, now)),
+                });
+            }
+            rate = cost;
+        }
+        self.common.metrics.admitted(tokens);
+        Ok(Permit {
+            compartment: Arc::clone(self),
+            tokens,
+            rate,
+        })
+    }
+
+    /// A request costing more than a budget's capacity can never be admitted.
+    fn check_cost(&self, cost: u64) -> Result<(), Denied> {
+        let exceeds = |r: Result<(), Reason>| {
+            r.map_err(|reason| Denied {
+                reason,
+                retry_after: None,
+            })
+        };
+        if let Some(budget) = &self.budget {
+            exceeds(budget.check(cost))?;
+        }
+        if let Some(rate) = &self.rate {
+            exceeds(rate.check(cost))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn timed_out(&self) -> Denied {
+        self.full(Reason::WaitTimedOut)
+    }
+
+    fn full(&self, reason: Reason) -> Denied {
+        Denied {
+            reason,
+            retry_after: Some(self.retry_after),
+        }
+    }
+
+    /// Gives back a slot, `tokens` of the in-flight budget and `rate` reserved rate tokens, and
+    /// hands the room to waiters, if any.
+    fn release(&self, tokens: u64, rate: u64) {
+        if let Some(budget) = &self.budget {
+            budget.give_back(tokens);
+        }
+        if let Some(bucket) = &self.rate {
+            bucket.give_back(rate);
+        }
+        let before = self.word.fetch_sub(1, AcqRel);
+        if before >= ONE_WAITER {
+            self.dispatch(&mut self.lock());
+        }
+    }
+
+    /// Wakes waiters if room appeared other than by a release (a raised limit, tokens given
+    /// back by a settled call).
+    pub(crate) fn wake_waiters(&self) {
+        // A read-modify-write, not a load, so it is ordered with a waiter's registration.
+        if self.word.fetch_add(0, AcqRel) >= ONE_WAITER {
+            self.dispatch(&mut self.lock());
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Grants room to waiters in FIFO order, stopping at the first that does not fit.
+    fn dispatch(&self, queue: &mut Queue) {
+        let now = self.rate.as_ref().map(|_| self.common.now_ns());
+        let limit = u64::from(self.max_concurrent.load(Relaxed));
+        for entry in queue.entries.iter_mut().filter(|e| !e.granted) {
+            // A slot, moving the entry from waiting to in flight in one step.
+            let taken = self
+                .word
+                .fetch_update(AcqRel, Acquire, |w| {
+                    (w & IN_FLIGHT < limit && w >= ONE_WAITER).then(|| w - ONE_WAITER + 1)
+                })
+                .is_ok();
+            if !taken {
+                break;
+            }
+            let undo_slot = || {
+                self.word.fetch_add(ONE_WAITER - 1, AcqRel);
+            };
+            if let Some(budget) = &self.budget
+                && !budget.try_take(entry.tokens)
+            {
+                undo_slot();
+                break;
+            }
+            if let (Some(bucket), Some(now)) = (&self.rate, now)
+                && !bucket.try_take(entry.rate, now)
+            {
+                if let Some(budget) = &self.budget {
+                    budget.give_back(entry.tokens);
+                }
+                undo_slot();
+                break;
+            }
+            entry.granted = true;
+            self.common.metrics.admitted(entry.tokens);
+            if let Some(waker) = entry.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// How long a call may wait here; zero: it may not.
+    pub(crate) fn max_wait(&self) -> Duration {
+        Duration::from_nanos(self.max_wait_ns.load(Relaxed))
+    }
+
+    /// Queues a call costing `cost`; `None` when the queue is full. It may be granted at once.
+    pub(crate) fn enqueue(&self, cost: u64) -> Option<u64> {
+        let cost = cost.min(MAX_TOKENS);
+        let mut queue = self.lock();
+        if self.word.load(Relaxed) >> 32 >= u64::from(self.max_waiters.load(Relaxed)) {
+            return None;
+        }
+        let id = queue.next_id;
+        queue.next_id += 1;
+        queue.entries.push_back(Entry {
+            id,
+            tokens: if self.budget.is_some() { cost } else { 0 },
+            rate: if self.rate.is_some() { cost } else { 0 },
+            granted: false,
+            waker: None,
+        });
+        self.word.fetch_add(ONE_WAITER, AcqRel);
+        self.dispatch(&mut queue);
+        Some(id)
+    }
+
+    /// The permit of waiter `id` if it was granted; otherwise registers the waker.
+    pub(crate) fn poll_grant(self: &Arc<Self>, id: u64, cx: &mut Context<'_>) -> Option<Permit> {
+        let mut queue = self.lock();
+        let index = queue.find(id)?;
+        let entry = &mut queue.entries[index];
+        if entry.granted {
+            let entry = queue.entries.remove(index)?;
+            return Some(self.granted(&entry));
+        }
+        match &entry.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => entry.waker = Some(cx.waker().clone()),
+        }
+        None
+    }
+
+    /// Re-runs the dispatch (a refill may have made room) and returns the grant, if any.
+    pub(crate) fn retry_grant(self: &Arc<Self>, id: u64, cx: &mut Context<'_>) -> Option<Permit> {
+        self.dispatch(&mut self.lock());
+        self.poll_grant(id, cx)
+    }
+
+    /// Takes waiter `id` out of the queue. If it had been granted meanwhile, its permit.
+    pub(crate) fn cancel(self: &Arc<Self>, id: u64) -> Option<Permit> {
+        let mut queue = self.lock();
+        let index = queue.find(id)?;
+        let entry = queue.entries.remove(index)?;
+        if entry.granted {
+            drop(queue);
+            return Some(self.granted(&entry));
+        }
+        self.word.fetch_sub(ONE_WAITER, AcqRel);
+        // The head leaving may let the next one in.
+        self.dispatch(&mut queue);
+        None
+    }
+
+    fn granted(self: &Arc<Self>, entry: &Entry) -> Permit {
+        Permit {
+            compartment: Arc::clone(self),
+            tokens: entry.tokens,
+            rate: entry.rate,
+        }
+    }
+
+    /// When a waiter blocked by the rate budget should look again: the next refill.
+    pub(crate) fn next_refill(&self) -> Option<Instant> {
+        let bucket = self.rate.as_ref()?;
+        let now = self.common.now_ns();
+        Some(self.common.instant(bucket.next_refill_ns(now)))
+    }
+
+    /// Whether waiting up to `max_wait` could possibly end in admission (an exhausted rate
+    /// budget that refills later than that cannot).
+    pub(crate) fn worth_waiting(&self, denied: &Denied, max_wait: Duration) -> bool {
+        match denied.reason {
+            Reason::CostExceedsCapacity => false,
+            Reason::BudgetExhausted => denied.retry_after.is_none_or(|t| t <= max_wait),
+            _ => true,
+        }
+    }
+
+    /// Counts and traces a refusal, and builds the rejection the caller gets.
+    pub(crate) fn reject(&self, denied: Denied) -> Rejected {
+        self.common.metrics.rejected(denied.reason);
+        let label = reason_label(denied.reason);
+        match (&self.key, denied.reason) {
+            (key, Reason::WaitTimedOut) => tracing::info!(
+                target: "tower_bulkhead",
+                bulkhead = &*self.common.name,
+                key = key.as_deref(),
+                reason = label,
+                "bulkhead wait timed out"
+            ),
+            (key, _) => tracing::debug!(
+                target: "tower_bulkhead",
+                bulkhead = &*self.common.name,
+                key = key.as_deref(),
+                reason = label,
+                "bulkhead rejected a call"
+            ),
+        }
+        let rejected = Rejected::new(LayerKind::Bulkhead, denied.reason)
+            .with_name(Arc::clone(&self.common.name));
+        match denied.retry_after {
+            Some(delay) => rejected.with_retry_after(delay),
+            None => rejected,
+        }
+    }
+
+    // Reading and changing the limits, for handles.
+
+    pub(crate) fn in_flight(&self) -> u32 {
+        (self.word.load(Acquire) & IN_FLIGHT) as u32
+    }
+
+    pub(crate) fn waiters(&self) -> u32 {
+        (self.word.load(Acquire) >> 32) as u32
+    }
+
+    pub(crate) fn max_concurrent(&self) -> u32 {
+        self.max_concurrent.load(Relaxed)
+    }
+
+    pub(crate) fn set_max_concurrent(&self, value: u32) {
+        let before = self.max_concurrent.swap(value, AcqRel);
+        if value > before {
+            self.wake_waiters();
+        }
+    }
+
+    pub(crate) fn set_max_wait(&self, value: Duration) {
+        self.max_wait_ns.store(nanos(value), Relaxed);
+    }
+
+    pub(crate) fn tokens_in_use(&self) -> Option<u64> {
+        self.budget.as_ref().map(|b| b.in_use.load(Acquire))
+    }
+
+    pub(crate) fn token_budget(&self) -> Option<u64> {
+        self.budget.as_ref().map(|b| b.capacity.load(Relaxed))
+    }
+
+    /// `false` when the compartment has no in-flight budget.
+    pub(crate) fn set_token_budget(&self, value: u64) -> bool {
+        let Some(budget) = &self.budget else {
+            return false;
+        };
+        let before = budget.capacity.swap(value, AcqRel);
+        if value > before {
+            self.wake_waiters();
+        }
+        true
+    }
+
+    pub(crate) fn rate_available(&self) -> Option<i64> {
+        let bucket = self.rate.as_ref()?;
+        Some(bucket.available(self.common.now_ns()))
+    }
+
+    pub(crate) fn rate_limits(&self) -> Option<(u64, u64)> {
+        self.rate.as_ref().map(|b| (b.refill_tokens(), b.burst()))
+    }
+
+    /// `false` when the compartment has no rate budget.
+    pub(crate) fn set_rate(&self, refill: u64, burst: u64) -> bool {
+        let Some(bucket) = &self.rate else {
+            return false;
+        };
+        bucket.set_refill(refill, burst);
+        self.wake_waiters();
+        true
+    }
+}
+
+impl fmt::Debug for Compartment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compartment")
+            .field("name", &self.common.name)
+            .field("key", &self.key)
+            .field("in_flight", &self.in_flight())
+            .field("max_concurrent", &self.max_concurrent())
+            .field("waiters", &self.waiters())
+            .field("tokens_in_use", &self.tokens_in_use())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an admitted call holds: a slot of its compartment, the tokens it holds in the
+/// in-flight budget, and the rate tokens it reserved. Dropping it gives back the slot and the
+/// in-flight tokens, and, unless the call was settled, the rate reservation (a cancelled call
+/// spends nothing).
+///
+/// It lives in the response future, and with [`.hold_until_body_end()`](crate::BulkheadLayer::hold_until_body_end)
+/// in the response body until the stream ends or is dropped.
+#[must_use]
+pub struct Permit {
+    compartment: Arc<Compartment>,
+    tokens: u64,
+    rate: u64,
+}
+
+impl Permit {
+    /// Tokens this call holds in the in-flight budget (0 without one).
+    #[must_use]
+    pub const fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    /// Replaces the estimate with the actual cost (when known) and spends the rate tokens.
+    ///
+    /// In-flight budget: the call now holds `actual` (more: debt that blocks admissions until
+    /// it drains; less: the difference is given back at once). Rate budget: the difference is
+    /// charged or given back. Without an actual cost the estimate stands.
+    pub(crate) fn settle(&mut self, actual: Option<u64>) {
+        let compartment = &*self.compartment;
+        let Some(actual) = actual.map(|a| a.min(MAX_TOKENS)) else {
+            self.rate = 0;
+            return;
+        };
+        let mut freed = false;
+        if let Some(budget) = &compartment.budget {
+            if actual > self.tokens {
+                budget.add(actual - self.tokens);
+                compartment.common.metrics.tokens_changed(actual - self.tokens, 0);
+            } else if actual < self.tokens {
+                budget.give_back(self.tokens - actual);
+                compartment.common.metrics.tokens_changed(0, self.tokens - actual);
+                freed = true;
+            }
+            self.tokens = actual;
+        }
+        if let Some(bucket) = &compartment.rate {
+            if actual > self.rate {
+                bucket.charge(actual - self.rate);
+            } else if actual < self.rate {
+                bucket.give_back(self.rate - actual);
+                freed = true;
+            }
+        }
+        self.rate = 0;
+        if freed {
+            compartment.wake_waiters();
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.compartment.common.metrics.released(self.tokens);
+        self.compartment.release(self.tokens, self.rate);
+    }
+}
+
+impl tower_outcome::Settle for Permit {
+    /// The body ended: give everything back (the outcome does not matter to a bulkhead).
+    fn settle(self, _outcome: tower_outcome::Outcome) {}
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("bulkhead", &self.compartment.common.name)
+            .field("key", &self.compartment.key)
+            .field("tokens", &self.tokens)
+            .field("rate_reserved", &self.rate)
+            .finish()
+    }
+}
