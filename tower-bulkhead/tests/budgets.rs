@@ -247,7 +247,6 @@ async fn an_exhausted_rate_budget_answers_429_with_the_time_until_refill() {
     let res = svc.clone().oneshot(request(50)).await.unwrap();
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "7");
-    // Needing two refills: 17 s.
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "7", "the next refill brings 100");
