@@ -222,7 +222,7 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
         key: F,
     ) -> Result<KeyedBulkheadLayer<K, F, E, R, H, A>, ConfigError>
     where
-        K: Hash + Eq + TryFrom<String>,
+        K: Hash + Eq + std::str::FromStr,
     {
         let name = self.config.name.clone();
         let config = KeyedBulkheadConfig {

@@ -283,12 +283,12 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
         actual: R,
     ) -> Result<Self, ConfigError>
     where
-        K: Hash + Eq + TryFrom<String>,
+        K: Hash + Eq + std::str::FromStr,
     {
         let common = Arc::new(Common::new(Arc::clone(&limits.name), true));
         let mut named = HashMap::new();
         for (name, config) in limits.named {
-            let parsed = K::try_from(name.clone()).map_err(|_| ConfigError::InvalidKey {
+            let parsed = name.parse::<K>().map_err(|_| ConfigError::InvalidKey {
                 field: "bulkheads",
                 key: name,
             })?;

@@ -79,13 +79,13 @@ impl BulkheadLayer {
     ///
     /// # Errors
     /// The first invalid value, as [`KeyedBulkheadConfig::validate`] finds it, or a name in
-    /// `bulkheads` that is not a valid key (`K: TryFrom<String>`).
+    /// `bulkheads` that is not a valid key (`K: std::str::FromStr`).
     pub fn keyed_from_config<K, F>(
         config: KeyedBulkheadConfig,
         key: F,
     ) -> Result<KeyedBulkheadLayer<K, F>, ConfigError>
     where
-        K: std::hash::Hash + Eq + TryFrom<String>,
+        K: std::hash::Hash + Eq + std::str::FromStr,
     {
         KeyedBulkheadLayer::from_limits(config.limits()?, key, PerRequest, EstimateStands)
     }
