@@ -217,11 +217,12 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
     /// # Errors
     /// The first invalid value (see [`KeyedBulkheadConfig::validate`]), or a `key_config`
     /// name that is not a valid key.
-    pub fn build_keyed<K, F>(
+    pub fn build_keyed<Req, K, F>(
         self,
         key: F,
     ) -> Result<KeyedBulkheadLayer<K, F, E, R, H, A>, ConfigError>
     where
+        F: Fn(&Req) -> K,
         K: Hash + Eq + std::str::FromStr,
     {
         let name = self.config.name.clone();

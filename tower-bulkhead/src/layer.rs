@@ -80,11 +80,12 @@ impl BulkheadLayer {
     /// # Errors
     /// The first invalid value, as [`KeyedBulkheadConfig::validate`] finds it, or a name in
     /// `bulkheads` that is not a valid key (`K: std::str::FromStr`).
-    pub fn keyed_from_config<K, F>(
+    pub fn keyed_from_config<Req, K, F>(
         config: KeyedBulkheadConfig,
         key: F,
     ) -> Result<KeyedBulkheadLayer<K, F>, ConfigError>
     where
+        F: Fn(&Req) -> K,
         K: std::hash::Hash + Eq + std::str::FromStr,
     {
         KeyedBulkheadLayer::from_limits(config.limits()?, key, PerRequest, EstimateStands)

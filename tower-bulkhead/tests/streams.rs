@@ -1,0 +1,105 @@
+//! Streams (opt-in): the permit lives in the response body until the stream ends or is dropped.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tower::ServiceExt;
+use tower_bulkhead::{BulkheadHandle, BulkheadLayer, Reason, Rejected};
+use tower_layer::Layer;
+
+type Body = StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
+type Frames = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+
+/// A server whose responses stream frames the test sends; each call hands the test a sender.
+fn streaming() -> (
+    impl tower::Service<
+        http::Request<()>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone,
+    Arc<Mutex<Vec<Frames>>>,
+) {
+    let senders = Arc::new(Mutex::new(Vec::new()));
+    let store = senders.clone();
+    let svc = tower::service_fn(move |_: http::Request<()>| {
+        let (tx, rx) = mpsc::channel(4);
+        store.lock().unwrap().push(tx);
+        async move { Ok::<_, Infallible>(http::Response::new(StreamBody::new(ReceiverStream::new(rx)))) }
+    });
+    (svc, senders)
+}
+
+fn layer() -> (
+    BulkheadLayer<
+        tower_bulkhead::PerRequest,
+        tower_bulkhead::EstimateStands,
+        tower_bulkhead::UntilBodyEnd,
+    >,
+    BulkheadHandle,
+) {
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .hold_until_body_end()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    (layer, handle)
+}
+
+#[tokio::test]
+async fn the_permit_is_held_while_the_body_streams_and_freed_at_its_end() {
+    let (layer, handle) = layer();
+    let (inner, senders) = streaming();
+    let svc = layer.layer(inner);
+    let mut body = svc.clone().oneshot(http::Request::new(())).await.unwrap().into_body();
+    let tx = senders.lock().unwrap()[0].clone();
+    assert_eq!(handle.in_flight(), 1, "held after the response head");
+    tx.send(Ok(Frame::data(Bytes::from("event: 1\n\n")))).await.unwrap();
+    body.frame().await.unwrap().unwrap();
+    assert_eq!(handle.in_flight(), 1, "held while streaming");
+    // Full: another stream is refused while this one runs.
+    let err = svc.clone().oneshot(http::Request::new(())).await.unwrap_err();
+    assert_eq!(err.downcast_ref::<Rejected>().unwrap().reason(), Reason::BulkheadFull);
+    drop(tx);
+    senders.lock().unwrap().clear();
+    assert!(body.frame().await.is_none(), "the stream ended");
+    assert_eq!(handle.in_flight(), 0, "freed at the end of the stream");
+    // The body object still exists; the permit is gone with the stream's end.
+    drop(body);
+    assert_eq!(handle.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn the_permit_is_freed_when_the_body_is_dropped() {
+    let (layer, handle) = layer();
+    let (inner, senders) = streaming();
+    let svc = layer.layer(inner);
+    let mut body = svc.clone().oneshot(http::Request::new(())).await.unwrap().into_body();
+    let tx = senders.lock().unwrap()[0].clone();
+    tx.send(Ok(Frame::data(Bytes::from("partial")))).await.unwrap();
+    body.frame().await.unwrap().unwrap();
+    assert_eq!(handle.in_flight(), 1);
+    drop(body); // the client went away mid-stream
+    assert_eq!(handle.in_flight(), 0);
+    let next = svc.oneshot(http::Request::new(())).await.unwrap();
+    assert_eq!(handle.in_flight(), 1);
+    drop(next);
+    assert_eq!(handle.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn by_default_the_permit_is_given_back_with_the_response_head() {
+    let layer = BulkheadLayer::builder().max_concurrent(1).build().unwrap();
+    let handle = layer.handle();
+    let (inner, senders) = streaming();
+    let svc = layer.layer(inner);
+    let _body = svc.oneshot(http::Request::new(())).await.unwrap().into_body();
+    assert_eq!(senders.lock().unwrap().len(), 1);
+    assert_eq!(handle.in_flight(), 0);
+}
