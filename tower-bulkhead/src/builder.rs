@@ -44,8 +44,12 @@ use crate::{
 /// assert_eq!(bad.unwrap_err().to_string(), "max_concurrent must be between 1 and 16777216, got 0");
 /// ```
 #[must_use]
-pub struct BulkheadBuilder<E = PerRequest, R = EstimateStands, H = UntilResponse, A = BoxErrorAnswer>
-{
+pub struct BulkheadBuilder<
+    E = PerRequest,
+    R = EstimateStands,
+    H = UntilResponse,
+    A = BoxErrorAnswer,
+> {
     config: BulkheadConfig,
     keyed: KeyedBulkheadConfig,
     cost: E,
@@ -206,7 +210,11 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
         let limits = self.config.limits()?;
         let common = BulkheadLayer::<E, R, H, A>::common(limits.name.clone());
         let compartment = Compartment::new(&limits, common, None);
-        Ok(BulkheadLayer::from_parts(compartment, self.cost, self.actual))
+        Ok(BulkheadLayer::from_parts(
+            compartment,
+            self.cost,
+            self.actual,
+        ))
     }
 
     /// Checks the configuration and builds a per-key layer: `key` maps each request to the

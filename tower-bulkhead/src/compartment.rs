@@ -522,10 +522,16 @@ impl Permit {
         if let Some(budget) = &compartment.budget {
             if actual > self.tokens {
                 budget.add(actual - self.tokens);
-                compartment.common.metrics.tokens_changed(actual - self.tokens, 0);
+                compartment
+                    .common
+                    .metrics
+                    .tokens_changed(actual - self.tokens, 0);
             } else if actual < self.tokens {
                 budget.give_back(self.tokens - actual);
-                compartment.common.metrics.tokens_changed(0, self.tokens - actual);
+                compartment
+                    .common
+                    .metrics
+                    .tokens_changed(0, self.tokens - actual);
                 freed = true;
             }
             self.tokens = actual;

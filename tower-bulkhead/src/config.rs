@@ -212,8 +212,11 @@ impl BulkheadConfig {
             MAX_CONCURRENT.into(),
         )? as u32;
         let max_wait = seconds("max_wait_seconds", self.max_wait_seconds, true)?;
-        let max_waiters =
-            count("max_waiters", self.max_waiters.into(), MAX_CONCURRENT.into())? as u32;
+        let max_waiters = count(
+            "max_waiters",
+            self.max_waiters.into(),
+            MAX_CONCURRENT.into(),
+        )? as u32;
         let token_budget = self
             .token_budget
             .map(|t| count("token_budget", t, MAX_TOKENS))

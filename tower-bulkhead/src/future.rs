@@ -213,7 +213,9 @@ impl Wait {
     fn new(compartment: Arc<Compartment>, id: u64, max_wait: std::time::Duration) -> Self {
         let since = Instant::now();
         let deadline = since + max_wait;
-        let wake = compartment.next_refill().map_or(deadline, |t| t.min(deadline));
+        let wake = compartment
+            .next_refill()
+            .map_or(deadline, |t| t.min(deadline));
         Self {
             compartment,
             id: Some(id),

@@ -505,12 +505,9 @@ where
             0
         };
         match compartment.try_admit(cost) {
-            Ok(permit) => ResponseFuture::admitted(
-                self.inner.clone(),
-                request,
-                permit,
-                self.actual.clone(),
-            ),
+            Ok(permit) => {
+                ResponseFuture::admitted(self.inner.clone(), request, permit, self.actual.clone())
+            }
             Err(denied) => ResponseFuture::denied(
                 &compartment,
                 denied,

@@ -206,9 +206,9 @@ pub use cost::{ActualCost, Cost, EstimateStands, PerRequest};
 pub use cost::{BodySize, HeaderCost};
 pub use error::{ConfigError, LayerKind, Reason, Rejected};
 pub use handle::BulkheadHandle;
-pub use hold::{Hold, UntilResponse};
 #[cfg(feature = "http")]
 pub use hold::{BodyEnd, UntilBodyEnd};
+pub use hold::{Hold, UntilResponse};
 pub use keyed::{KeyedBulkhead, KeyedBulkheadHandle, KeyedBulkheadLayer};
 pub use layer::BulkheadLayer;
 pub use service::Bulkhead;

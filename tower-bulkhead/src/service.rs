@@ -125,12 +125,9 @@ where
                 self.ready = false;
                 ResponseFuture::called(self.inner.call(request), permit, self.actual.clone())
             }
-            Ok(permit) => ResponseFuture::admitted(
-                self.inner.clone(),
-                request,
-                permit,
-                self.actual.clone(),
-            ),
+            Ok(permit) => {
+                ResponseFuture::admitted(self.inner.clone(), request, permit, self.actual.clone())
+            }
             Err(denied) => ResponseFuture::denied(
                 &self.compartment,
                 denied,

@@ -47,12 +47,23 @@ async fn exchange(stream: &mut TcpStream, addr: SocketAddr, path: &str) -> (u16,
             if let Some(head_end) = text.find("\r\n\r\n") {
                 let length: usize = text[..head_end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(0);
                 if response.len() >= head_end + 4 + length {
                     let mut lines = text.lines();
-                    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+                    let status = lines
+                        .next()
+                        .unwrap()
+                        .split(' ')
+                        .nth(1)
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                     let retry_after = lines
                         .take_while(|l| !l.is_empty())
                         .find_map(|l| l.strip_prefix("retry-after: ").map(str::to_owned));

@@ -60,7 +60,13 @@ async fn in_http_mode_the_bulkheads_503_is_ignored_by_a_status_classifier() {
     };
     let svc = ServiceBuilder::new()
         .layer(breaker)
-        .layer(BulkheadLayer::builder().max_concurrent(1).http().build().unwrap())
+        .layer(
+            BulkheadLayer::builder()
+                .max_concurrent(1)
+                .http()
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let held = tokio::spawn(svc.clone().oneshot(http::Request::new(())));
     settle().await;

@@ -76,7 +76,10 @@ async fn a_request_above_the_capacity_fails_fast_and_leaves_the_budget_untouched
     assert_eq!(rejected.retry_after(), None);
     assert_eq!(handle.rate_tokens_available(), Some(1000));
     assert_eq!(handle.tokens_in_use(), Some(0));
-    assert_eq!((handle.in_flight(), handle.waiters(), gate.calls()), (0, 0, 0));
+    assert_eq!(
+        (handle.in_flight(), handle.waiters(), gate.calls()),
+        (0, 0, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -93,7 +96,10 @@ async fn a_rate_budget_refills_exactly_per_period_up_to_its_burst() {
     svc.clone().oneshot(250).await.unwrap();
     // The call ended; its tokens were spent, not given back.
     assert_eq!(handle.rate_tokens_available(), Some(0));
-    assert_eq!(reason(&svc.clone().oneshot(1).await.unwrap_err()), Reason::BudgetExhausted);
+    assert_eq!(
+        reason(&svc.clone().oneshot(1).await.unwrap_err()),
+        Reason::BudgetExhausted
+    );
     advance(Duration::from_millis(999)).await;
     assert_eq!(handle.rate_tokens_available(), Some(0));
     advance(Duration::from_millis(1)).await;
@@ -101,7 +107,11 @@ async fn a_rate_budget_refills_exactly_per_period_up_to_its_burst() {
     advance(Duration::from_secs(1)).await;
     assert_eq!(handle.rate_tokens_available(), Some(200));
     advance(Duration::from_secs(5)).await;
-    assert_eq!(handle.rate_tokens_available(), Some(250), "never beyond the burst");
+    assert_eq!(
+        handle.rate_tokens_available(),
+        Some(250),
+        "never beyond the burst"
+    );
     svc.clone().oneshot(100).await.unwrap();
     assert_eq!(handle.rate_tokens_available(), Some(150));
 }
@@ -119,7 +129,10 @@ async fn an_in_flight_budgets_tokens_come_back_when_calls_end() {
     let first = tokio::spawn(svc.clone().oneshot(600));
     settle().await;
     assert_eq!(handle.tokens_in_use(), Some(600));
-    assert_eq!(reason(&svc.clone().oneshot(600).await.unwrap_err()), Reason::BudgetExhausted);
+    assert_eq!(
+        reason(&svc.clone().oneshot(600).await.unwrap_err()),
+        Reason::BudgetExhausted
+    );
     // A refusal by the budget took no slot.
     assert_eq!(handle.in_flight(), 1);
     // A zero-cost request is admitted.
@@ -152,20 +165,29 @@ async fn a_refusal_by_one_limit_takes_nothing_from_the_others() {
     let held = tokio::spawn(svc.clone().oneshot(400));
     settle().await;
     // The rate budget refuses (400 + 200 > 500): no slot, no in-flight token taken.
-    assert_eq!(reason(&svc.clone().oneshot(200).await.unwrap_err()), Reason::BudgetExhausted);
+    assert_eq!(
+        reason(&svc.clone().oneshot(200).await.unwrap_err()),
+        Reason::BudgetExhausted
+    );
     assert_eq!((handle.in_flight(), handle.tokens_in_use()), (1, Some(400)));
     assert_eq!(handle.rate_tokens_available(), Some(100));
     // The in-flight budget refuses (400 + 700 > 1000): the rate budget keeps its tokens.
     handle.set_refill(2000, 2000).unwrap();
     let level = handle.rate_tokens_available();
-    assert_eq!(reason(&svc.clone().oneshot(700).await.unwrap_err()), Reason::BudgetExhausted);
+    assert_eq!(
+        reason(&svc.clone().oneshot(700).await.unwrap_err()),
+        Reason::BudgetExhausted
+    );
     assert_eq!(handle.rate_tokens_available(), level);
     assert_eq!((handle.in_flight(), handle.tokens_in_use()), (1, Some(400)));
     // The concurrency limit refuses: no tokens taken.
     let second = tokio::spawn(svc.clone().oneshot(1));
     settle().await;
     let level = handle.rate_tokens_available();
-    assert_eq!(reason(&svc.clone().oneshot(5).await.unwrap_err()), Reason::BulkheadFull);
+    assert_eq!(
+        reason(&svc.clone().oneshot(5).await.unwrap_err()),
+        Reason::BulkheadFull
+    );
     assert_eq!(handle.rate_tokens_available(), level);
     assert_eq!(handle.tokens_in_use(), Some(401));
     gate.finish(2);
@@ -186,7 +208,10 @@ async fn an_actual_cost_above_the_estimate_is_carried_as_debt() {
     svc.clone().oneshot(250).await.unwrap();
     assert_eq!(handle.rate_tokens_available(), Some(-150));
     advance(Duration::from_secs(1)).await;
-    assert_eq!(reason(&svc.clone().oneshot(100).await.unwrap_err()), Reason::BudgetExhausted);
+    assert_eq!(
+        reason(&svc.clone().oneshot(100).await.unwrap_err()),
+        Reason::BudgetExhausted
+    );
     advance(Duration::from_secs(2)).await;
     assert_eq!(handle.rate_tokens_available(), Some(100));
     svc.clone().oneshot(100).await.unwrap();
@@ -206,7 +231,9 @@ async fn twenty_requests_of_100_against_1000_never_exceed_10_in_flight_and_settl
         .unwrap();
     let handle = layer.handle();
     let svc = layer.layer(gate.service());
-    let tasks: Vec<_> = (0..20).map(|_| tokio::spawn(svc.clone().oneshot(100))).collect();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(svc.clone().oneshot(100)))
+        .collect();
     settle().await;
     assert_eq!((gate.in_flight(), handle.waiters()), (10, 10));
     for _ in 0..20 {
@@ -242,14 +269,21 @@ async fn an_exhausted_rate_budget_answers_429_with_the_time_until_refill() {
             .body(())
             .unwrap()
     };
-    assert_eq!(svc.clone().oneshot(request(100)).await.unwrap().status(), 200);
+    assert_eq!(
+        svc.clone().oneshot(request(100)).await.unwrap().status(),
+        200
+    );
     advance(Duration::from_secs(3)).await;
     let res = svc.clone().oneshot(request(50)).await.unwrap();
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "7");
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(res.headers()["retry-after"], "7", "the next refill brings 100");
+    assert_eq!(
+        res.headers()["retry-after"],
+        "7",
+        "the next refill brings 100"
+    );
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
     let res = BulkheadLayer::builder()
@@ -304,10 +338,17 @@ async fn an_in_flight_budget_settled_higher_while_a_body_streams_holds_the_highe
     assert_eq!(handle.tokens_in_use(), Some(700));
     assert_eq!(handle.in_flight(), 1);
     let frames: Frames = frames;
-    frames.send(Ok(http_body::Frame::data(Bytes::from("a")))).await.unwrap();
+    frames
+        .send(Ok(http_body::Frame::data(Bytes::from("a"))))
+        .await
+        .unwrap();
     let frame = body.frame().await.unwrap().unwrap();
     assert_eq!(frame.into_data().unwrap(), "a");
-    assert_eq!(handle.tokens_in_use(), Some(700), "held while the body streams");
+    assert_eq!(
+        handle.tokens_in_use(),
+        Some(700),
+        "held while the body streams"
+    );
     drop(frames);
     assert!(body.frame().await.is_none());
     assert_eq!(handle.tokens_in_use(), Some(0));

@@ -43,7 +43,11 @@ async fn dropping_a_call_in_flight_gives_back_its_slot_and_tokens() {
     assert_pending!(call.poll());
     let _request = inner.next_request().await.unwrap();
     assert_eq!(
-        (handle.in_flight(), handle.tokens_in_use(), handle.rate_tokens_available()),
+        (
+            handle.in_flight(),
+            handle.tokens_in_use(),
+            handle.rate_tokens_available()
+        ),
         (1, Some(60), Some(940))
     );
     drop(call);
@@ -111,7 +115,11 @@ async fn dropping_a_waiter_granted_but_not_yet_polled_gives_the_grant_back() {
     drop(waiting);
     assert_eq!(handle.in_flight(), 0);
     assert_eq!(handle.tokens_in_use(), Some(0));
-    assert_eq!(handle.rate_tokens_available(), Some(990), "only the first call spent");
+    assert_eq!(
+        handle.rate_tokens_available(),
+        Some(990),
+        "only the first call spent"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -187,8 +195,14 @@ async fn ten_thousand_calls_with_random_drops_and_timeouts_leave_the_capacity_wh
     for task in tasks {
         let _ = task.await;
     }
-    assert!(max_in_flight.load(SeqCst) <= LIMIT, "in flight never above the limit");
-    assert!(max_tokens.load(SeqCst) <= BUDGET, "tokens never above the budget");
+    assert!(
+        max_in_flight.load(SeqCst) <= LIMIT,
+        "in flight never above the limit"
+    );
+    assert!(
+        max_tokens.load(SeqCst) <= BUDGET,
+        "tokens never above the budget"
+    );
     assert_eq!(in_flight.load(SeqCst), 0);
     assert_eq!(handle.in_flight(), 0);
     assert_eq!(handle.waiters(), 0);
@@ -196,5 +210,8 @@ async fn ten_thousand_calls_with_random_drops_and_timeouts_leave_the_capacity_wh
     let expected = BURST - spent.load(SeqCst);
     assert_eq!(handle.rate_tokens_available(), Some(expected as i64));
     assert!(spent.load(SeqCst) > 0);
-    assert!(refused.load(SeqCst) > 0, "the compartment was full at times");
+    assert!(
+        refused.load(SeqCst) > 0,
+        "the compartment was full at times"
+    );
 }

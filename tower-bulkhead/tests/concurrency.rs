@@ -14,7 +14,11 @@ use tower_test::mock;
 #[tokio::test(start_paused = true)]
 async fn a_full_compartment_rejects_at_once_by_default() {
     let gate = Gate::new();
-    let layer = BulkheadLayer::builder().name("db").max_concurrent(2).build().unwrap();
+    let layer = BulkheadLayer::builder()
+        .name("db")
+        .max_concurrent(2)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let svc = layer.layer(gate.service());
     for n in 0..2 {
@@ -27,7 +31,11 @@ async fn a_full_compartment_rejects_at_once_by_default() {
     assert_eq!(rejected.reason(), Reason::BulkheadFull);
     assert_eq!(rejected.name(), Some("db"));
     assert_eq!(rejected.retry_after(), Some(Duration::from_secs(1)));
-    assert_eq!(gate.calls(), 2, "the refused call never reached the inner service");
+    assert_eq!(
+        gate.calls(),
+        2,
+        "the refused call never reached the inner service"
+    );
     gate.finish(2);
     settle().await;
     assert_eq!(handle.in_flight(), 0);
@@ -135,7 +143,10 @@ async fn waiters_are_admitted_in_fifo_order() {
         task.await.unwrap().unwrap();
     }
     assert_eq!(*gate.order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
-    assert_eq!(gate.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        gate.max_in_flight.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -248,18 +259,27 @@ async fn shrinking_25_to_5_with_25_in_flight_returns_at_once_and_drains() {
     assert_eq!(handle.in_flight(), 25);
     handle.set_max_concurrent(5).unwrap(); // returns at once, cancels nothing
     assert_eq!((handle.in_flight(), gate.in_flight()), (25, 25));
-    assert_eq!(reason(&svc.clone().oneshot(100).await.unwrap_err()), Reason::BulkheadFull);
+    assert_eq!(
+        reason(&svc.clone().oneshot(100).await.unwrap_err()),
+        Reason::BulkheadFull
+    );
     gate.finish(20);
     settle().await;
     assert_eq!(handle.in_flight(), 5);
-    assert_eq!(reason(&svc.clone().oneshot(100).await.unwrap_err()), Reason::BulkheadFull);
+    assert_eq!(
+        reason(&svc.clone().oneshot(100).await.unwrap_err()),
+        Reason::BulkheadFull
+    );
     gate.finish(1);
     settle().await;
     assert_eq!(handle.in_flight(), 4);
     let admitted = tokio::spawn(svc.clone().oneshot(100));
     settle().await;
     assert_eq!(handle.in_flight(), 5);
-    assert_eq!(reason(&svc.clone().oneshot(100).await.unwrap_err()), Reason::BulkheadFull);
+    assert_eq!(
+        reason(&svc.clone().oneshot(100).await.unwrap_err()),
+        Reason::BulkheadFull
+    );
     gate.finish(5);
     assert_eq!(admitted.await.unwrap().unwrap(), 100);
 }

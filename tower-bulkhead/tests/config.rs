@@ -45,12 +45,17 @@ fn a_single_compartment_reads_from_json() {
 #[test]
 fn unknown_fields_are_rejected_naming_the_field() {
     let err = serde_json::from_str::<BulkheadConfig>(r#"{"max_concurent": 4}"#).unwrap_err();
-    assert!(err.to_string().contains("unknown field `max_concurent`"), "{err}");
-    let err = serde_json::from_str::<KeyedBulkheadConfig>(
-        r#"{"bulkheads": {"a": {"token_budjet": 5}}}"#,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("unknown field `token_budjet`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `max_concurent`"),
+        "{err}"
+    );
+    let err =
+        serde_json::from_str::<KeyedBulkheadConfig>(r#"{"bulkheads": {"a": {"token_budjet": 5}}}"#)
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `token_budjet`"),
+        "{err}"
+    );
     let err = serde_json::from_str::<BulkheadConfig>(r#"{"max_concurrent": -1}"#).unwrap_err();
     assert!(err.to_string().contains("invalid value"), "{err}");
     let err = serde_json::from_str::<KeyedBulkheadConfig>(r#"{"overflow": "drop"}"#).unwrap_err();
@@ -65,9 +70,18 @@ fn build(json: &str) -> ConfigError {
 #[test]
 fn nonsense_values_are_a_config_error_naming_the_field() {
     let cases = [
-        (r#"{"max_concurrent": 0}"#, "max_concurrent must be between 1 and 16777216, got 0"),
-        (r#"{"max_waiters": 0}"#, "max_waiters must be between 1 and 16777216, got 0"),
-        (r#"{"token_budget": 0}"#, "token_budget must be between 1 and 2147483647, got 0"),
+        (
+            r#"{"max_concurrent": 0}"#,
+            "max_concurrent must be between 1 and 16777216, got 0",
+        ),
+        (
+            r#"{"max_waiters": 0}"#,
+            "max_waiters must be between 1 and 16777216, got 0",
+        ),
+        (
+            r#"{"token_budget": 0}"#,
+            "token_budget must be between 1 and 2147483647, got 0",
+        ),
         (
             r#"{"token_budget": 5000000000}"#,
             "token_budget must be between 1 and 2147483647, got 5000000000",
@@ -88,9 +102,18 @@ fn nonsense_values_are_a_config_error_naming_the_field() {
             r#"{"refill_tokens": 10, "refill_period_seconds": 0.0001}"#,
             "refill_period_seconds must be a positive number of seconds, at most 604800 (7 days), got 0.0001",
         ),
-        (r#"{"refill_period_seconds": 60}"#, "refill_period_seconds needs refill_tokens"),
-        (r#"{"burst_tokens": 60}"#, "burst_tokens needs refill_tokens"),
-        (r#"{"refill_tokens": 0}"#, "refill_tokens must be between 1 and 2147483647, got 0"),
+        (
+            r#"{"refill_period_seconds": 60}"#,
+            "refill_period_seconds needs refill_tokens",
+        ),
+        (
+            r#"{"burst_tokens": 60}"#,
+            "burst_tokens needs refill_tokens",
+        ),
+        (
+            r#"{"refill_tokens": 0}"#,
+            "refill_tokens must be between 1 and 2147483647, got 0",
+        ),
     ];
     for (json, message) in cases {
         assert_eq!(build(json).to_string(), message, "{json}");
@@ -98,13 +121,22 @@ fn nonsense_values_are_a_config_error_naming_the_field() {
     let keyed: KeyedBulkheadConfig =
         serde_json::from_str(r#"{"bulkheads": {"a": {"max_concurrent": 0}}}"#).unwrap();
     let err = BulkheadLayer::keyed_from_config(keyed, |s: &String| s.clone()).unwrap_err();
-    assert!(matches!(err, ConfigError::Count { field: "max_concurrent", .. }));
+    assert!(matches!(
+        err,
+        ConfigError::Count {
+            field: "max_concurrent",
+            ..
+        }
+    ));
     let keyed: KeyedBulkheadConfig = serde_json::from_str(r#"{"max_keys": 0}"#).unwrap();
     assert!(keyed.validate().is_err());
     let keyed: KeyedBulkheadConfig =
         serde_json::from_str(r#"{"bulkheads": {"not-a-number": {}}}"#).unwrap();
     let err = BulkheadLayer::keyed_from_config(keyed, |n: &u64| *n).unwrap_err();
-    assert_eq!(err.to_string(), "bulkheads has an invalid key \"not-a-number\"");
+    assert_eq!(
+        err.to_string(),
+        "bulkheads has an invalid key \"not-a-number\""
+    );
 }
 
 #[test]
@@ -119,7 +151,10 @@ fn a_config_round_trips() {
         ..BulkheadConfig::default()
     };
     let json = serde_json::to_string(&config).unwrap();
-    assert_eq!(serde_json::from_str::<BulkheadConfig>(&json).unwrap(), config);
+    assert_eq!(
+        serde_json::from_str::<BulkheadConfig>(&json).unwrap(),
+        config
+    );
 }
 
 #[test]
@@ -129,7 +164,10 @@ fn handles_validate_live_changes() {
     assert!(handle.set_max_concurrent(0).is_err());
     assert!(matches!(
         handle.set_token_budget(10),
-        Err(ConfigError::Missing { field: "token_budget", .. })
+        Err(ConfigError::Missing {
+            field: "token_budget",
+            ..
+        })
     ));
     assert!(handle.set_refill(10, 10).is_err());
     handle.set_max_wait(Duration::from_secs(1)).unwrap();

@@ -74,7 +74,11 @@ async fn rejections_timeouts_and_evictions_are_tracing_events() {
         ]
     );
     // An immediate rejection.
-    let rejecting = BulkheadLayer::builder().name("full").max_concurrent(1).build().unwrap();
+    let rejecting = BulkheadLayer::builder()
+        .name("full")
+        .max_concurrent(1)
+        .build()
+        .unwrap();
     let svc = rejecting.layer(gate.service());
     let _held = tokio::spawn(svc.clone().oneshot(1));
     settle().await;

@@ -171,10 +171,20 @@ async fn named_keys_get_their_own_limits_and_others_the_default() {
     let research = handle.get(&"research_agent".to_owned()).unwrap();
     let writing = handle.get(&"writing_agent".to_owned()).unwrap();
     let other = handle.get(&"summary_agent".to_owned()).unwrap();
-    assert_eq!((research.max_concurrent(), research.token_budget()), (4, Some(1000)));
-    assert_eq!((writing.max_concurrent(), writing.token_budget()), (2, Some(500)));
+    assert_eq!(
+        (research.max_concurrent(), research.token_budget()),
+        (4, Some(1000))
+    );
+    assert_eq!(
+        (writing.max_concurrent(), writing.token_budget()),
+        (2, Some(500))
+    );
     assert_eq!((other.max_concurrent(), other.token_budget()), (3, None));
-    assert_eq!(research.tokens_in_use(), Some(1), "one token per request by default");
+    assert_eq!(
+        research.tokens_in_use(),
+        Some(1),
+        "one token per request by default"
+    );
     // Changing the default limit reaches unnamed keys only.
     handle.set_max_concurrent(7).unwrap();
     assert_eq!((other.max_concurrent(), writing.max_concurrent()), (7, 2));

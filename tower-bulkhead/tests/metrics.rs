@@ -69,16 +69,30 @@ fn gauges_counters_and_the_wait_histogram_carry_the_layer_name_and_reason() {
         handle.set_max_wait(Duration::ZERO).unwrap();
         assert!(svc.clone().oneshot(10).await.is_err());
         let values = snapshot(&recorder);
-        let get = |k: &str| values.get(k).cloned().unwrap_or_else(|| panic!("{k}: {values:?}"));
+        let get = |k: &str| {
+            values
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| panic!("{k}: {values:?}"))
+        };
         assert_eq!(get("bulkhead_in_flight{bulkhead=llm}"), [1.0]);
         assert_eq!(get("bulkhead_tokens_in_use{bulkhead=llm}"), [40.0]);
-        assert_eq!(get("bulkhead_rejected_total{bulkhead=llm,reason=wait_timed_out}"), [1.0]);
+        assert_eq!(
+            get("bulkhead_rejected_total{bulkhead=llm,reason=wait_timed_out}"),
+            [1.0]
+        );
         assert_eq!(
             get("bulkhead_rejected_total{bulkhead=llm,reason=cost_exceeds_capacity}"),
             [1.0]
         );
-        assert_eq!(get("bulkhead_rejected_total{bulkhead=llm,reason=bulkhead_full}"), [1.0]);
-        assert_eq!(get("bulkhead_rejected_total{bulkhead=llm,reason=budget_exhausted}"), [0.0]);
+        assert_eq!(
+            get("bulkhead_rejected_total{bulkhead=llm,reason=bulkhead_full}"),
+            [1.0]
+        );
+        assert_eq!(
+            get("bulkhead_rejected_total{bulkhead=llm,reason=budget_exhausted}"),
+            [0.0]
+        );
         assert_eq!(get("bulkhead_wait_seconds{bulkhead=llm}"), [1.0]);
         gate.finish(1);
     });

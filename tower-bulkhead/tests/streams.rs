@@ -16,6 +16,7 @@ type Body = StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
 type Frames = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
 
 /// A server whose responses stream frames the test sends; each call hands the test a sender.
+#[allow(clippy::type_complexity)]
 fn streaming() -> (
     impl tower::Service<
         http::Request<()>,
@@ -30,7 +31,11 @@ fn streaming() -> (
     let svc = tower::service_fn(move |_: http::Request<()>| {
         let (tx, rx) = mpsc::channel(4);
         store.lock().unwrap().push(tx);
-        async move { Ok::<_, Infallible>(http::Response::new(StreamBody::new(ReceiverStream::new(rx)))) }
+        async move {
+            Ok::<_, Infallible>(http::Response::new(StreamBody::new(ReceiverStream::new(
+                rx,
+            ))))
+        }
     });
     (svc, senders)
 }
@@ -57,15 +62,29 @@ async fn the_permit_is_held_while_the_body_streams_and_freed_at_its_end() {
     let (layer, handle) = layer();
     let (inner, senders) = streaming();
     let svc = layer.layer(inner);
-    let mut body = svc.clone().oneshot(http::Request::new(())).await.unwrap().into_body();
+    let mut body = svc
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap()
+        .into_body();
     let tx = senders.lock().unwrap()[0].clone();
     assert_eq!(handle.in_flight(), 1, "held after the response head");
-    tx.send(Ok(Frame::data(Bytes::from("event: 1\n\n")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from("event: 1\n\n"))))
+        .await
+        .unwrap();
     body.frame().await.unwrap().unwrap();
     assert_eq!(handle.in_flight(), 1, "held while streaming");
     // Full: another stream is refused while this one runs.
-    let err = svc.clone().oneshot(http::Request::new(())).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<Rejected>().unwrap().reason(), Reason::BulkheadFull);
+    let err = svc
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<Rejected>().unwrap().reason(),
+        Reason::BulkheadFull
+    );
     drop(tx);
     senders.lock().unwrap().clear();
     assert!(body.frame().await.is_none(), "the stream ended");
@@ -80,9 +99,16 @@ async fn the_permit_is_freed_when_the_body_is_dropped() {
     let (layer, handle) = layer();
     let (inner, senders) = streaming();
     let svc = layer.layer(inner);
-    let mut body = svc.clone().oneshot(http::Request::new(())).await.unwrap().into_body();
+    let mut body = svc
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap()
+        .into_body();
     let tx = senders.lock().unwrap()[0].clone();
-    tx.send(Ok(Frame::data(Bytes::from("partial")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from("partial"))))
+        .await
+        .unwrap();
     body.frame().await.unwrap().unwrap();
     assert_eq!(handle.in_flight(), 1);
     drop(body); // the client went away mid-stream
@@ -99,7 +125,11 @@ async fn by_default_the_permit_is_given_back_with_the_response_head() {
     let handle = layer.handle();
     let (inner, senders) = streaming();
     let svc = layer.layer(inner);
-    let _body = svc.oneshot(http::Request::new(())).await.unwrap().into_body();
+    let _body = svc
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap()
+        .into_body();
     assert_eq!(senders.lock().unwrap().len(), 1);
     assert_eq!(handle.in_flight(), 0);
 }

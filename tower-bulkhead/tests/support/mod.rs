@@ -1,8 +1,8 @@
 //! Shared pieces of the behaviour tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
