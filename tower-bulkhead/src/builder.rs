@@ -174,7 +174,7 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
         }
     }
 
-    #[cfg(feature = \"http\")]
+    #[cfg(feature = "http")]
     fn mode<H2, A2>(self) -> BulkheadBuilder<E, R, H2, A2> {
         BulkheadBuilder {
             config: self.config,

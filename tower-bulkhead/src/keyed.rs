@@ -318,7 +318,7 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
         })
     }
 
-    #[cfg(feature = \"http\")]
+    #[cfg(feature = "http")]
     fn mode<H2, A2>(self) -> KeyedBulkheadLayer<K, F, E, R, H2, A2> {
         KeyedBulkheadLayer {
             registry: self.registry,

@@ -112,7 +112,7 @@ impl<E, R, H, A> BulkheadLayer<E, R, H, A> {
         Arc::new(Common::new(name, false))
     }
 
-    #[cfg(feature = \"http\")]
+    #[cfg(feature = "http")]
     fn mode<H2, A2>(self) -> BulkheadLayer<E, R, H2, A2> {
         BulkheadLayer {
             compartment: self.compartment,
