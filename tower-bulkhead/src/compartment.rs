@@ -225,6 +225,7 @@ impl Compartment {
 
     /// Gives back a slot, `tokens` of the in-flight budget and `rate` reserved rate tokens, and
     /// hands the room to waiters, if any.
+    #[inline]
     fn release(&self, tokens: u64, rate: u64) {
         if let Some(budget) = &self.budget {
             budget.give_back(tokens);
@@ -234,8 +235,13 @@ impl Compartment {
         }
         let before = self.word.fetch_sub(1, AcqRel);
         if before >= ONE_WAITER {
-            self.dispatch(&mut self.lock());
+            self.dispatch_now();
         }
+    }
+
+    #[cold]
+    fn dispatch_now(&self) {
+        self.dispatch(&mut self.lock());
     }
 
     /// Wakes waiters if room appeared other than by a release (a raised limit, tokens given
@@ -512,7 +518,15 @@ impl Permit {
     /// In-flight budget: the call now holds `actual` (more: debt that blocks admissions until
     /// it drains; less: the difference is given back at once). Rate budget: the difference is
     /// charged or given back. Without an actual cost the estimate stands.
+    #[inline]
     pub(crate) fn settle(&mut self, actual: Option<u64>) {
+        if !self.compartment.has_budgets() {
+            return;
+        }
+        self.settle_tokens(actual);
+    }
+
+    fn settle_tokens(&mut self, actual: Option<u64>) {
         let compartment = &*self.compartment;
         let Some(actual) = actual.map(|a| a.min(MAX_TOKENS)) else {
             self.rate = 0;
@@ -552,6 +566,7 @@ impl Permit {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         self.compartment.common.metrics.released(self.tokens);
         self.compartment.release(self.tokens, self.rate);

@@ -45,6 +45,7 @@ pin_project! {
 }
 
 impl<S, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
+    #[inline]
     pub(crate) const fn called(future: F, permit: Permit, actual: R) -> Self {
         Self::new(
             Kind::Called {
@@ -67,6 +68,7 @@ impl<S, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
     }
 
     /// A call not admitted at once: it waits if the compartment allows, else is rejected.
+    #[inline(never)]
     pub(crate) fn denied(
         compartment: &Arc<Compartment>,
         mut denied: Denied,
@@ -123,6 +125,7 @@ where
 {
     type Output = Result<H::Response, A::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut kind = this.kind;
