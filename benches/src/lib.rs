@@ -70,11 +70,13 @@ pub fn tenant_requests(count: u32) -> &'static [http::Request<()>] {
     Vec::leak(requests)
 }
 
+static X_TENANT: http::HeaderName = http::HeaderName::from_static("x-tenant");
+
 /// The tenant of a [`tenant_requests`] request (0 when missing or malformed).
 pub fn tenant(request: &&'static http::Request<()>) -> u32 {
     request
         .headers()
-        .get("x-tenant")
+        .get(&X_TENANT)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -94,6 +94,9 @@ pub(crate) struct Compartment {
     /// The key's label, for events (per-key compartments only).
     pub(crate) key: Option<Arc<str>>,
     pub(crate) last_used_ns: AtomicU64,
+    /// Used since the key map last looked (per-key compartments): lookups only set this
+    /// flag, so they need no clock read.
+    pub(crate) touched: AtomicBool,
 }
 
 impl Compartment {
@@ -108,6 +111,7 @@ impl Compartment {
             retry_after: limits.retry_after,
             queue: Mutex::new(Queue::default()),
             last_used_ns: AtomicU64::new(common.now_ns()),
+            touched: AtomicBool::new(false),
             common,
             key,
         }
@@ -227,15 +231,21 @@ impl Compartment {
     /// hands the room to waiters, if any.
     #[inline]
     fn release(&self, tokens: u64, rate: u64) {
+        if self.has_budgets() {
+            self.give_back_tokens(tokens, rate);
+        }
+        let before = self.word.fetch_sub(1, AcqRel);
+        if before >= ONE_WAITER {
+            self.dispatch_now();
+        }
+    }
+
+    fn give_back_tokens(&self, tokens: u64, rate: u64) {
         if let Some(budget) = &self.budget {
             budget.give_back(tokens);
         }
         if let Some(bucket) = &self.rate {
             bucket.give_back(rate);
-        }
-        let before = self.word.fetch_sub(1, AcqRel);
-        if before >= ONE_WAITER {
-            self.dispatch_now();
         }
     }
 

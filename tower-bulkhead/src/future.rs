@@ -129,60 +129,99 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut kind = this.kind;
-        loop {
-            match kind.as_mut().project() {
-                KindProj::Called { future, permit } => {
-                    let result = ready!(future.poll(cx));
-                    let mut permit = permit.take().expect(DONE);
-                    return Poll::Ready(match result {
-                        Ok(response) => {
-                            permit.settle(this.actual.actual_cost(&response));
-                            Ok(H::hold(response, permit))
-                        }
-                        Err(error) => {
-                            permit.settle(None);
-                            Err(A::inner_error(error))
-                        }
-                    });
+        // The common case, kept small: a call in flight.
+        if let KindProj::Called { future, permit } = kind.as_mut().project() {
+            let result = ready!(future.poll(cx));
+            let permit = permit.take().expect(DONE);
+            return Poll::Ready(finish::<_, _, R, H, A>(result, permit, this.actual));
+        }
+        poll_slow::<S, Req, R, H, A>(kind, this.actual, cx)
+    }
+}
+
+/// Settles a finished call's permit and hands it on (or gives it back).
+#[inline]
+fn finish<Res, E, R, H, A>(
+    result: Result<Res, E>,
+    mut permit: Permit,
+    actual: &R,
+) -> Result<H::Response, A::Error>
+where
+    R: ActualCost<Res>,
+    H: Hold<Res>,
+    A: Answer<Res, E>,
+{
+    match result {
+        Ok(response) => {
+            permit.settle(actual.actual_cost(&response));
+            Ok(H::hold(response, permit))
+        }
+        Err(error) => {
+            permit.settle(None);
+            drop(permit);
+            Err(A::inner_error(error))
+        }
+    }
+}
+
+/// Every state but a call in flight: driving the inner service to readiness, waiting,
+/// answering a rejection.
+#[inline(never)]
+fn poll_slow<S, Req, R, H, A>(
+    mut kind: Pin<&mut Kind<S, S::Future, Req>>,
+    actual: &R,
+    cx: &mut Context<'_>,
+) -> Poll<Result<H::Response, A::Error>>
+where
+    S: Service<Req>,
+    R: ActualCost<S::Response>,
+    H: Hold<S::Response>,
+    A: Answer<S::Response, S::Error>,
+{
+    loop {
+        match kind.as_mut().project() {
+            KindProj::Called { future, permit } => {
+                let result = ready!(future.poll(cx));
+                let permit = permit.take().expect(DONE);
+                return Poll::Ready(finish::<_, _, R, H, A>(result, permit, actual));
+            }
+            KindProj::Admitted {
+                service,
+                request,
+                permit,
+            } => {
+                if let Err(error) = ready!(service.poll_ready(cx)) {
+                    // The call never happened: its permit and reservation go back.
+                    drop(permit.take());
+                    return Poll::Ready(Err(A::inner_error(error)));
                 }
-                KindProj::Admitted {
-                    service,
-                    request,
-                    permit,
-                } => {
-                    if let Err(error) = ready!(service.poll_ready(cx)) {
-                        // The call never happened: its permit and reservation go back.
-                        drop(permit.take());
-                        return Poll::Ready(Err(A::inner_error(error)));
-                    }
-                    let permit = permit.take().expect(DONE);
-                    let future = service.call(request.take().expect(DONE));
-                    kind.set(Kind::Called {
-                        future,
+                let permit = permit.take().expect(DONE);
+                let future = service.call(request.take().expect(DONE));
+                kind.set(Kind::Called {
+                    future,
+                    permit: Some(permit),
+                });
+            }
+            KindProj::Waiting {
+                service,
+                request,
+                wait,
+            } => match ready!(wait.poll(cx)) {
+                Ok(permit) => {
+                    let next = Kind::Admitted {
+                        service: service.take().expect(DONE),
+                        request: request.take(),
                         permit: Some(permit),
-                    });
+                    };
+                    kind.set(next);
                 }
-                KindProj::Waiting {
-                    service,
-                    request,
-                    wait,
-                } => match ready!(wait.poll(cx)) {
-                    Ok(permit) => {
-                        let next = Kind::Admitted {
-                            service: service.take().expect(DONE),
-                            request: request.take(),
-                            permit: Some(permit),
-                        };
-                        kind.set(next);
-                    }
-                    Err(rejected) => {
-                        return Poll::Ready(A::rejected(rejected).map(H::unheld));
-                    }
-                },
-                KindProj::Rejected { rejected } => {
-                    let rejected = rejected.take().expect(DONE);
+                Err(rejected) => {
                     return Poll::Ready(A::rejected(rejected).map(H::unheld));
                 }
+            },
+            KindProj::Rejected { rejected } => {
+                let rejected = rejected.take().expect(DONE);
+                return Poll::Ready(A::rejected(rejected).map(H::unheld));
             }
         }
     }

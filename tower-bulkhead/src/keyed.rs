@@ -41,6 +41,13 @@ impl Slot {
     fn last_used(&self) -> u64 {
         self.compartment.last_used_ns.load(Relaxed)
     }
+
+    /// Moves a use seen since the last look to `now`.
+    fn refresh(&self, now: u64) {
+        if self.compartment.touched.swap(false, Relaxed) {
+            self.compartment.last_used_ns.store(now, Relaxed);
+        }
+    }
 }
 
 /// The compartments of a per-key layer.
@@ -65,22 +72,28 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
         F: Fn(&Req) -> K,
     {
         let key = (self.key)(request);
-        let now = self.common.now_ns();
-        self.sweep_if_due(now);
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = map.get(&key) {
-            slot.compartment.last_used_ns.store(now, Relaxed);
+            // A load before the store: a busy key's cache line is not written by every call.
+            if !slot.compartment.touched.load(Relaxed) {
+                slot.compartment.touched.store(true, Relaxed);
+            }
             return Some(Arc::clone(&slot.compartment));
         }
         drop(map);
-        self.insert(key, now)
+        self.insert(key)
     }
 
-    fn insert(&self, key: K, now: u64) -> Option<Arc<Compartment>> {
+    /// A key not in the map: the only place the clock is read, idle keys are swept and room
+    /// is made.
+    #[cold]
+    fn insert(&self, key: K) -> Option<Arc<Compartment>> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = map.get(&key) {
             return Some(Arc::clone(&slot.compartment));
         }
+        let now = self.common.now_ns();
+        self.sweep_if_due(&mut map, now);
         if map.len() >= self.max_keys {
             self.make_room(&mut map, now);
         }
@@ -116,22 +129,19 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
         Some(compartment)
     }
 
-    fn sweep_if_due(&self, now: u64) {
-        let due = self.next_sweep_ns.load(Relaxed);
-        if now < due {
+    /// Forgets idle keys, at most every half idle timeout (and at least every 100 ms apart).
+    fn sweep_if_due(&self, map: &mut HashMap<K, Slot>, now: u64) {
+        if now < self.next_sweep_ns.load(Relaxed) {
             return;
         }
         let every = (self.idle_ns / 2).max(nanos(Duration::from_millis(100)));
-        if self
-            .next_sweep_ns
-            .compare_exchange(due, now.saturating_add(every), Relaxed, Relaxed)
-            .is_ok()
-        {
-            let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-            let before = map.len();
-            map.retain(|_, slot| !(slot.unused() && now - slot.last_used() >= self.idle_ns));
-            self.evicted(before - map.len(), map.len(), "idle");
-        }
+        self.next_sweep_ns.store(now.saturating_add(every), Relaxed);
+        let before = map.len();
+        map.retain(|_, slot| {
+            slot.refresh(now);
+            !(slot.unused() && now.saturating_sub(slot.last_used()) >= self.idle_ns)
+        });
+        self.evicted(before - map.len(), map.len(), "idle");
     }
 
     /// Forgets the idle unused keys; if none was idle long enough, the least recently used
@@ -139,7 +149,10 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
     /// A key with a call in flight or waiting (or a live handle) is never evicted.
     fn make_room(&self, map: &mut HashMap<K, Slot>, now: u64) {
         let before = map.len();
-        map.retain(|_, slot| !(slot.unused() && now - slot.last_used() >= self.idle_ns));
+        map.retain(|_, slot| {
+            slot.refresh(now);
+            !(slot.unused() && now.saturating_sub(slot.last_used()) >= self.idle_ns)
+        });
         if map.len() >= self.max_keys {
             let mut ages: Vec<u64> = map
                 .values()
@@ -240,7 +253,11 @@ where
 /// ready at once, and the response future of an admitted call drives a clone of the inner
 /// service to readiness before calling it (`S: Clone`). A refused call never touches it. Per
 /// call, a keyed bulkhead also runs the key function, takes a read lock on the key map (a write
-/// lock only to add or evict keys) and reads the clock (to know which keys are idle).
+/// lock only to add or evict keys). It reads no clock: a lookup only marks its key as used,
+/// and keys are swept when a new key arrives (no background task), at most every half idle
+/// timeout; a key used since the previous sweep counts as used at the sweep. So a key is
+/// forgotten no earlier than `key_idle_timeout` after its last call, and once the map is
+/// full, as soon as room is needed.
 ///
 /// ```
 /// use tower::{Service, ServiceBuilder, ServiceExt};
