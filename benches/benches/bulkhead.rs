@@ -96,9 +96,10 @@ fn uncontended(c: &mut Criterion) {
     for request in requests {
         assert!(call_with(&mut svc, request));
     }
-    group.bench_function("tower-bulkhead keyed (1000 live keys, key from a header)", |b| {
-        b.iter(|| call_with(&mut svc, next()))
-    });
+    group.bench_function(
+        "tower-bulkhead keyed (1000 live keys, key from a header)",
+        |b| b.iter(|| call_with(&mut svc, next())),
+    );
     group.finish();
 }
 
@@ -125,7 +126,12 @@ where
                 let mut svc = svc.clone();
                 tokio::spawn(async move {
                     for i in 0..per_task {
-                        let _ = svc.ready().await.unwrap().call(request(t * per_task + i)).await;
+                        let _ = svc
+                            .ready()
+                            .await
+                            .unwrap()
+                            .call(request(t * per_task + i))
+                            .await;
                     }
                 })
             })
@@ -191,9 +197,10 @@ fn contended(c: &mut Criterion) {
         .unwrap()
         .layer(BareHttp);
     contended_run(&runtime, &svc, by_tenant, 1000);
-    group.bench_function("tower-bulkhead keyed (1000 live keys, key from a header)", |b| {
-        b.iter_custom(|iters| contended_run(&runtime, &svc, by_tenant, iters))
-    });
+    group.bench_function(
+        "tower-bulkhead keyed (1000 live keys, key from a header)",
+        |b| b.iter_custom(|iters| contended_run(&runtime, &svc, by_tenant, iters)),
+    );
     group.finish();
 }
 

@@ -35,6 +35,24 @@ impl InFlightBudget {
         }
     }
 
+    /// Takes `cost` tokens, or says why not: more than the capacity, or not now.
+    #[inline]
+    pub(crate) fn take(&self, cost: u64) -> Result<(), Reason> {
+        if cost == 0 {
+            return Ok(());
+        }
+        let capacity = self.capacity.load(Relaxed);
+        if cost > capacity {
+            return Err(Reason::CostExceedsCapacity);
+        }
+        self.in_use
+            .fetch_update(AcqRel, Acquire, |used| {
+                used.checked_add(cost).filter(|&total| total <= capacity)
+            })
+            .map(drop)
+            .map_err(|_| Reason::BudgetExhausted)
+    }
+
     /// Takes `cost` tokens if they fit under the capacity. A zero cost always fits.
     pub(crate) fn try_take(&self, cost: u64) -> bool {
         if cost == 0 {
@@ -122,6 +140,19 @@ impl RateBudget {
             Err(Reason::CostExceedsCapacity)
         } else {
             Ok(())
+        }
+    }
+
+    /// Spends `cost` tokens, or says why not: more than the burst, or not now.
+    #[inline]
+    pub(crate) fn take(&self, cost: u64, now_ns: u64) -> Result<(), Reason> {
+        if cost > self.burst.load(Relaxed) {
+            return Err(Reason::CostExceedsCapacity);
+        }
+        if self.try_take(cost, now_ns) {
+            Ok(())
+        } else {
+            Err(Reason::BudgetExhausted)
         }
     }
 

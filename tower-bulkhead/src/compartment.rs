@@ -167,26 +167,32 @@ impl Compartment {
         })
     }
 
+    #[inline]
     fn try_admit_tokens(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
-        self.check_cost(cost)?;
         if !self.try_slot() {
+            // A request that can never fit is told so, even when the compartment is full.
+            self.check_cost(cost)?;
             return Err(self.full(Reason::BulkheadFull));
         }
-        let tokens = if self.budget.is_some() { cost } else { 0 };
-        if let Some(budget) = &self.budget
-            && !budget.try_take(cost)
-        {
-            self.release(0, 0);
-            return Err(self.full(Reason::BudgetExhausted));
+        let mut tokens = 0;
+        if let Some(budget) = &self.budget {
+            if let Err(reason) = budget.take(cost) {
+                self.release(0, 0);
+                return Err(self.refused(reason));
+            }
+            tokens = cost;
         }
         let mut rate = 0;
         if let Some(bucket) = &self.rate {
             let now = self.common.now_ns();
-            if !bucket.try_take(cost, now) {
+            if let Err(reason) = bucket.take(cost, now) {
                 self.release(tokens, 0);
-                return Err(Denied {
-                    reason: Reason::BudgetExhausted,
-                    retry_after: Some(bucket.time_until(cost, now)),
+                return Err(match reason {
+                    Reason::BudgetExhausted => Denied {
+                        reason,
+                        retry_after: Some(bucket.time_until(cost, now)),
+                    },
+                    _ => self.refused(reason),
                 });
             }
             rate = cost;
@@ -197,6 +203,16 @@ impl Compartment {
             tokens,
             rate,
         })
+    }
+
+    fn refused(&self, reason: Reason) -> Denied {
+        match reason {
+            Reason::CostExceedsCapacity => Denied {
+                reason,
+                retry_after: None,
+            },
+            _ => self.full(reason),
+        }
     }
 
     /// A request costing more than a budget's capacity can never be admitted.
@@ -530,18 +546,17 @@ impl Permit {
     /// charged or given back. Without an actual cost the estimate stands.
     #[inline]
     pub(crate) fn settle(&mut self, actual: Option<u64>) {
-        if !self.compartment.has_budgets() {
-            return;
+        match actual {
+            // The estimate stands: the rate tokens are spent.
+            None => self.rate = 0,
+            Some(actual) if self.compartment.has_budgets() => self.settle_tokens(actual),
+            Some(_) => {}
         }
-        self.settle_tokens(actual);
     }
 
-    fn settle_tokens(&mut self, actual: Option<u64>) {
+    fn settle_tokens(&mut self, actual: u64) {
         let compartment = &*self.compartment;
-        let Some(actual) = actual.map(|a| a.min(MAX_TOKENS)) else {
-            self.rate = 0;
-            return;
-        };
+        let actual = actual.min(MAX_TOKENS);
         let mut freed = false;
         if let Some(budget) = &compartment.budget {
             if actual > self.tokens {

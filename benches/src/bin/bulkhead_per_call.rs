@@ -90,16 +90,31 @@ fn case_run(case: &str, calls: u64) {
             |i| i,
             true,
         ),
-        "concurrency" => run(builder().build().expect("valid").layer(Bare), calls, |i| i, true),
+        "concurrency" => run(
+            builder().build().expect("valid").layer(Bare),
+            calls,
+            |i| i,
+            true,
+        ),
         "token" => {
             let layer = builder().token_budget(2_000_000_000).cost(|_: &u64| 1);
-            run(layer.build().expect("valid").layer(Bare), calls, |i| i, true);
+            run(
+                layer.build().expect("valid").layer(Bare),
+                calls,
+                |i| i,
+                true,
+            );
         }
         "rate" => {
             let layer = builder()
                 .refill(2_000_000_000, Duration::from_secs(1))
                 .cost(|_: &u64| 1);
-            run(layer.build().expect("valid").layer(Bare), calls, |i| i, true);
+            run(
+                layer.build().expect("valid").layer(Bare),
+                calls,
+                |i| i,
+                true,
+            );
         }
         "bare-http" => run(BareHttp, calls, by_tenant, true),
         "concurrency-limit-http" => run(
@@ -116,7 +131,10 @@ fn case_run(case: &str, calls: u64) {
             run(svc, calls, by_tenant, true);
         }
         "rejected" => {
-            let layer = BulkheadLayer::builder().max_concurrent(1).build().expect("valid");
+            let layer = BulkheadLayer::builder()
+                .max_concurrent(1)
+                .build()
+                .expect("valid");
             let mut svc = layer.layer(Bare);
             let mut cx = Context::from_waker(Waker::noop());
             let _ = tower::Service::poll_ready(&mut svc, &mut cx);
