@@ -57,6 +57,8 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 pub(crate) struct Denied {
     pub(crate) reason: Reason,
     pub(crate) retry_after: Option<Duration>,
+    /// `retry_after` is when the rate budget will have enough, not just a hint.
+    pub(crate) until_refill: bool,
 }
 
 struct Entry {
@@ -80,12 +82,20 @@ impl Queue {
     }
 }
 
-/// One compartment.
-pub(crate) struct Compartment {
+/// What every call reads and writes, on cache lines of its own: apart from the `Arc`'s
+/// reference counts (also written by every call) and from the rarely touched fields, so two
+/// cores admitting calls bounce as few lines as possible.
+#[repr(align(128))]
+struct Hot {
     word: AtomicU64,
     max_concurrent: AtomicU32,
     budget: Option<InFlightBudget>,
     rate: Option<RateBudget>,
+}
+
+/// One compartment.
+pub(crate) struct Compartment {
+    hot: Hot,
     max_wait_ns: AtomicU64,
     max_waiters: AtomicU32,
     retry_after: Duration,
@@ -102,10 +112,12 @@ pub(crate) struct Compartment {
 impl Compartment {
     pub(crate) fn new(limits: &Limits, common: Arc<Common>, key: Option<Arc<str>>) -> Self {
         Self {
-            word: AtomicU64::new(0),
-            max_concurrent: AtomicU32::new(limits.max_concurrent),
-            budget: limits.token_budget.map(InFlightBudget::new),
-            rate: limits.rate.map(RateBudget::new),
+            hot: Hot {
+                word: AtomicU64::new(0),
+                max_concurrent: AtomicU32::new(limits.max_concurrent),
+                budget: limits.token_budget.map(InFlightBudget::new),
+                rate: limits.rate.map(RateBudget::new),
+            },
             max_wait_ns: AtomicU64::new(nanos(limits.max_wait)),
             max_waiters: AtomicU32::new(limits.max_waiters),
             retry_after: limits.retry_after,
@@ -120,27 +132,28 @@ impl Compartment {
     /// Whether a cost function needs to run for this compartment.
     #[inline]
     pub(crate) const fn has_budgets(&self) -> bool {
-        self.budget.is_some() || self.rate.is_some()
+        self.hot.budget.is_some() || self.hot.rate.is_some()
     }
 
     /// Whether a call made now would surely not be admitted at once (every slot taken, or
     /// others waiting). Reads one word; takes nothing.
     #[inline]
     pub(crate) fn looks_full(&self) -> bool {
-        let word = self.word.load(Relaxed);
-        word >= ONE_WAITER || word & IN_FLIGHT >= u64::from(self.max_concurrent.load(Relaxed))
+        let word = self.hot.word.load(Relaxed);
+        word >= ONE_WAITER || word & IN_FLIGHT >= u64::from(self.hot.max_concurrent.load(Relaxed))
     }
 
     /// Takes a slot if one is free and nobody waits.
     #[inline]
     fn try_slot(&self) -> bool {
-        let limit = u64::from(self.max_concurrent.load(Relaxed));
-        let mut word = self.word.load(Relaxed);
+        let limit = u64::from(self.hot.max_concurrent.load(Relaxed));
+        let mut word = self.hot.word.load(Relaxed);
         loop {
             if word >= ONE_WAITER || word & IN_FLIGHT >= limit {
                 return false;
             }
             match self
+                .hot
                 .word
                 .compare_exchange_weak(word, word + 1, Acquire, Relaxed)
             {
@@ -175,7 +188,7 @@ impl Compartment {
             return Err(self.full(Reason::BulkheadFull));
         }
         let mut tokens = 0;
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = &self.hot.budget {
             if let Err(reason) = budget.take(cost) {
                 self.release(0, 0);
                 return Err(self.refused(reason));
@@ -183,7 +196,7 @@ impl Compartment {
             tokens = cost;
         }
         let mut rate = 0;
-        if let Some(bucket) = &self.rate {
+        if let Some(bucket) = &self.hot.rate {
             let now = self.common.now_ns();
             if let Err(reason) = bucket.take(cost, now) {
                 self.release(tokens, 0);
@@ -191,6 +204,7 @@ impl Compartment {
                     Reason::BudgetExhausted => Denied {
                         reason,
                         retry_after: Some(bucket.time_until(cost, now)),
+                        until_refill: true,
                     },
                     _ => self.refused(reason),
                 });
@@ -210,6 +224,7 @@ impl Compartment {
             Reason::CostExceedsCapacity => Denied {
                 reason,
                 retry_after: None,
+                until_refill: false,
             },
             _ => self.full(reason),
         }
@@ -221,12 +236,13 @@ impl Compartment {
             r.map_err(|reason| Denied {
                 reason,
                 retry_after: None,
+                until_refill: false,
             })
         };
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = &self.hot.budget {
             exceeds(budget.check(cost))?;
         }
-        if let Some(rate) = &self.rate {
+        if let Some(rate) = &self.hot.rate {
             exceeds(rate.check(cost))?;
         }
         Ok(())
@@ -240,6 +256,7 @@ impl Compartment {
         Denied {
             reason,
             retry_after: Some(self.retry_after),
+            until_refill: false,
         }
     }
 
@@ -250,17 +267,17 @@ impl Compartment {
         if self.has_budgets() {
             self.give_back_tokens(tokens, rate);
         }
-        let before = self.word.fetch_sub(1, AcqRel);
+        let before = self.hot.word.fetch_sub(1, AcqRel);
         if before >= ONE_WAITER {
             self.dispatch_now();
         }
     }
 
     fn give_back_tokens(&self, tokens: u64, rate: u64) {
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = &self.hot.budget {
             budget.give_back(tokens);
         }
-        if let Some(bucket) = &self.rate {
+        if let Some(bucket) = &self.hot.rate {
             bucket.give_back(rate);
         }
     }
@@ -274,7 +291,7 @@ impl Compartment {
     /// back by a settled call).
     pub(crate) fn wake_waiters(&self) {
         // A read-modify-write, not a load, so it is ordered with a waiter's registration.
-        if self.word.fetch_add(0, AcqRel) >= ONE_WAITER {
+        if self.hot.word.fetch_add(0, AcqRel) >= ONE_WAITER {
             self.dispatch(&mut self.lock());
         }
     }
@@ -285,11 +302,12 @@ impl Compartment {
 
     /// Grants room to waiters in FIFO order, stopping at the first that does not fit.
     fn dispatch(&self, queue: &mut Queue) {
-        let now = self.rate.as_ref().map(|_| self.common.now_ns());
-        let limit = u64::from(self.max_concurrent.load(Relaxed));
+        let now = self.hot.rate.as_ref().map(|_| self.common.now_ns());
+        let limit = u64::from(self.hot.max_concurrent.load(Relaxed));
         for entry in queue.entries.iter_mut().filter(|e| !e.granted) {
             // A slot, moving the entry from waiting to in flight in one step.
             let taken = self
+                .hot
                 .word
                 .fetch_update(AcqRel, Acquire, |w| {
                     (w & IN_FLIGHT < limit && w >= ONE_WAITER).then(|| w - ONE_WAITER + 1)
@@ -299,18 +317,18 @@ impl Compartment {
                 break;
             }
             let undo_slot = || {
-                self.word.fetch_add(ONE_WAITER - 1, AcqRel);
+                self.hot.word.fetch_add(ONE_WAITER - 1, AcqRel);
             };
-            if let Some(budget) = &self.budget
+            if let Some(budget) = &self.hot.budget
                 && !budget.try_take(entry.tokens)
             {
                 undo_slot();
                 break;
             }
-            if let (Some(bucket), Some(now)) = (&self.rate, now)
+            if let (Some(bucket), Some(now)) = (&self.hot.rate, now)
                 && !bucket.try_take(entry.rate, now)
             {
-                if let Some(budget) = &self.budget {
+                if let Some(budget) = &self.hot.budget {
                     budget.give_back(entry.tokens);
                 }
                 undo_slot();
@@ -333,19 +351,19 @@ impl Compartment {
     pub(crate) fn enqueue(&self, cost: u64) -> Option<u64> {
         let cost = cost.min(MAX_TOKENS);
         let mut queue = self.lock();
-        if self.word.load(Relaxed) >> 32 >= u64::from(self.max_waiters.load(Relaxed)) {
+        if self.hot.word.load(Relaxed) >> 32 >= u64::from(self.max_waiters.load(Relaxed)) {
             return None;
         }
         let id = queue.next_id;
         queue.next_id += 1;
         queue.entries.push_back(Entry {
             id,
-            tokens: if self.budget.is_some() { cost } else { 0 },
-            rate: if self.rate.is_some() { cost } else { 0 },
+            tokens: if self.hot.budget.is_some() { cost } else { 0 },
+            rate: if self.hot.rate.is_some() { cost } else { 0 },
             granted: false,
             waker: None,
         });
-        self.word.fetch_add(ONE_WAITER, AcqRel);
+        self.hot.word.fetch_add(ONE_WAITER, AcqRel);
         self.dispatch(&mut queue);
         Some(id)
     }
@@ -381,7 +399,7 @@ impl Compartment {
             drop(queue);
             return Some(self.granted(&entry));
         }
-        self.word.fetch_sub(ONE_WAITER, AcqRel);
+        self.hot.word.fetch_sub(ONE_WAITER, AcqRel);
         // The head leaving may let the next one in.
         self.dispatch(&mut queue);
         None
@@ -397,7 +415,7 @@ impl Compartment {
 
     /// When a waiter blocked by the rate budget should look again: the next refill.
     pub(crate) fn next_refill(&self) -> Option<Instant> {
-        let bucket = self.rate.as_ref()?;
+        let bucket = self.hot.rate.as_ref()?;
         let now = self.common.now_ns();
         Some(self.common.instant(bucket.next_refill_ns(now)))
     }
@@ -407,7 +425,9 @@ impl Compartment {
     pub(crate) fn worth_waiting(&self, denied: &Denied, max_wait: Duration) -> bool {
         match denied.reason {
             Reason::CostExceedsCapacity => false,
-            Reason::BudgetExhausted => denied.retry_after.is_none_or(|t| t <= max_wait),
+            Reason::BudgetExhausted if denied.until_refill => {
+                denied.retry_after.is_none_or(|t| t <= max_wait)
+            }
             _ => true,
         }
     }
@@ -443,19 +463,19 @@ impl Compartment {
     // Reading and changing the limits, for handles.
 
     pub(crate) fn in_flight(&self) -> u32 {
-        (self.word.load(Acquire) & IN_FLIGHT) as u32
+        (self.hot.word.load(Acquire) & IN_FLIGHT) as u32
     }
 
     pub(crate) fn waiters(&self) -> u32 {
-        (self.word.load(Acquire) >> 32) as u32
+        (self.hot.word.load(Acquire) >> 32) as u32
     }
 
     pub(crate) fn max_concurrent(&self) -> u32 {
-        self.max_concurrent.load(Relaxed)
+        self.hot.max_concurrent.load(Relaxed)
     }
 
     pub(crate) fn set_max_concurrent(&self, value: u32) {
-        let before = self.max_concurrent.swap(value, AcqRel);
+        let before = self.hot.max_concurrent.swap(value, AcqRel);
         if value > before {
             self.wake_waiters();
         }
@@ -466,16 +486,16 @@ impl Compartment {
     }
 
     pub(crate) fn tokens_in_use(&self) -> Option<u64> {
-        self.budget.as_ref().map(|b| b.in_use.load(Acquire))
+        self.hot.budget.as_ref().map(|b| b.in_use.load(Acquire))
     }
 
     pub(crate) fn token_budget(&self) -> Option<u64> {
-        self.budget.as_ref().map(|b| b.capacity.load(Relaxed))
+        self.hot.budget.as_ref().map(|b| b.capacity.load(Relaxed))
     }
 
     /// `false` when the compartment has no in-flight budget.
     pub(crate) fn set_token_budget(&self, value: u64) -> bool {
-        let Some(budget) = &self.budget else {
+        let Some(budget) = &self.hot.budget else {
             return false;
         };
         let before = budget.capacity.swap(value, AcqRel);
@@ -486,17 +506,20 @@ impl Compartment {
     }
 
     pub(crate) fn rate_available(&self) -> Option<i64> {
-        let bucket = self.rate.as_ref()?;
+        let bucket = self.hot.rate.as_ref()?;
         Some(bucket.available(self.common.now_ns()))
     }
 
     pub(crate) fn rate_limits(&self) -> Option<(u64, u64)> {
-        self.rate.as_ref().map(|b| (b.refill_tokens(), b.burst()))
+        self.hot
+            .rate
+            .as_ref()
+            .map(|b| (b.refill_tokens(), b.burst()))
     }
 
     /// `false` when the compartment has no rate budget.
     pub(crate) fn set_rate(&self, refill: u64, burst: u64) -> bool {
-        let Some(bucket) = &self.rate else {
+        let Some(bucket) = &self.hot.rate else {
             return false;
         };
         bucket.set_refill(refill, burst);
@@ -558,7 +581,7 @@ impl Permit {
         let compartment = &*self.compartment;
         let actual = actual.min(MAX_TOKENS);
         let mut freed = false;
-        if let Some(budget) = &compartment.budget {
+        if let Some(budget) = &compartment.hot.budget {
             if actual > self.tokens {
                 budget.add(actual - self.tokens);
                 compartment
@@ -575,7 +598,7 @@ impl Permit {
             }
             self.tokens = actual;
         }
-        if let Some(bucket) = &compartment.rate {
+        if let Some(bucket) = &compartment.hot.rate {
             if actual > self.rate {
                 bucket.charge(actual - self.rate);
             } else if actual < self.rate {

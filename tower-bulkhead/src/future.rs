@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -56,7 +56,20 @@ impl<S, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
         )
     }
 
-    pub(crate) const fn admitted(service: S, request: Req, permit: Permit, actual: R) -> Self {
+    /// An admitted call whose inner service was not polled ready. It is polled once here,
+    /// with a no-op waker: a service ready at once (most are) is called at once; otherwise the
+    /// response future drives it to readiness with the caller's waker (only the last waker
+    /// registered counts, so the extra poll is harmless).
+    #[inline]
+    pub(crate) fn admitted(mut service: S, request: Req, permit: Permit, actual: R) -> Self
+    where
+        S: Service<Req, Future = F>,
+    {
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(Ok(())) = service.poll_ready(&mut cx) {
+            return Self::called(service.call(request), permit, actual);
+        }
+        // Not ready, or failed: the response future polls again and reports the error.
         Self::new(
             Kind::Admitted {
                 service,

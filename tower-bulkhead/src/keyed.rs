@@ -250,8 +250,8 @@ where
 /// over keys, and `bulkhead_keys` counts live keys.
 ///
 /// Because the key is only known from the request, this service's `poll_ready` is always
-/// ready at once, and the response future of an admitted call drives a clone of the inner
-/// service to readiness before calling it (`S: Clone`). A refused call never touches it. Per
+/// ready at once, and an admitted call polls a clone of the inner service ready before calling
+/// it (`S: Clone`): once in `call`, and from the response future if it was not ready. A refused call never touches it. Per
 /// call, a keyed bulkhead also runs the key function, takes a read lock on the key map (a write
 /// lock only to add or evict keys). It reads no clock: a lookup only marks its key as used,
 /// and keys are swept when a new key arrives (no background task), at most every half idle
@@ -514,6 +514,7 @@ where
             let denied = Denied {
                 reason: Reason::BulkheadFull,
                 retry_after: None,
+                until_refill: false,
             };
             return ResponseFuture::rejected(overflow.reject(denied), self.actual.clone());
         };

@@ -23,9 +23,9 @@ use crate::{ActualCost, Cost, EstimateStands, Hold, PerRequest, UntilResponse};
 /// fails or waits because of the bulkhead.
 ///
 /// The permit is taken in `call`. A call admitted with the inner service ready calls it at
-/// once; one admitted without (or after waiting) drives a clone of the inner service to
-/// readiness in the response future, which is why the inner service must be `Clone` (axum,
-/// tonic and hyper-util services are). A refused call never touches the inner service.
+/// once; one admitted without (or after waiting) polls a clone of the inner service ready, in
+/// `call` and then from the response future, which is why the inner service must be `Clone`
+/// (axum, tonic and hyper-util services are). A refused call never touches the inner service.
 pub struct Bulkhead<S, E = PerRequest, R = EstimateStands, H = UntilResponse, A = BoxErrorAnswer> {
     inner: S,
     compartment: Arc<Compartment>,

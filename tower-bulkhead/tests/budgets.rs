@@ -354,3 +354,69 @@ async fn an_in_flight_budget_settled_higher_while_a_body_streams_holds_the_highe
     assert_eq!(handle.tokens_in_use(), Some(0));
     assert_eq!(handle.in_flight(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waits_for_in_flight_tokens_given_back() {
+    let gate = Gate::new();
+    let layer = BulkheadLayer::builder()
+        .token_budget(100)
+        .max_wait(Duration::from_millis(500))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(gate.service());
+    let first = tokio::spawn(svc.clone().oneshot(80));
+    settle().await;
+    let waiting = tokio::spawn(svc.clone().oneshot(50));
+    settle().await;
+    assert_eq!(handle.waiters(), 1);
+    advance(Duration::from_millis(200)).await;
+    gate.finish(1);
+    first.await.unwrap().unwrap();
+    settle().await;
+    assert_eq!((handle.waiters(), handle.tokens_in_use()), (0, Some(50)));
+    gate.finish(1);
+    assert_eq!(waiting.await.unwrap().unwrap(), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_blocked_by_the_rate_budget_waits_for_a_refill_within_max_wait() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(1))
+        .max_wait(Duration::from_secs(2))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::instant());
+    svc.clone().oneshot(100).await.unwrap();
+    advance(Duration::from_millis(400)).await;
+    let start = tokio::time::Instant::now();
+    // The next refill, 600 ms away, brings enough: the call waits for it.
+    assert_eq!(svc.clone().oneshot(60).await.unwrap(), 60);
+    assert_eq!(start.elapsed(), Duration::from_millis(600));
+    assert_eq!(handle.rate_tokens_available(), Some(40));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_rate_budget_cannot_admit_within_max_wait_is_refused_at_once() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(10))
+        .max_wait(Duration::from_secs(2))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::instant());
+    svc.clone().oneshot(100).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let err = svc.clone().oneshot(50).await.unwrap_err();
+    assert_eq!(reason(&err), Reason::BudgetExhausted);
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "not queued: the refill is 10 s away"
+    );
+    assert_eq!(handle.waiters(), 0);
+}
