@@ -164,24 +164,47 @@ impl Compartment {
     }
 
     /// Admits a call costing `cost` at once, or says why not. Takes nothing when it refuses.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_admit(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
+        let (tokens, rate) = self.admit(cost)?;
+        Ok(Permit {
+            compartment: Arc::clone(self),
+            tokens,
+            rate,
+        })
+    }
+
+    /// As [`try_admit`](Self::try_admit), the permit taking over `self` (no reference-count
+    /// traffic); on refusal `self` comes back.
+    #[inline(always)]
+    pub(crate) fn try_admit_owned(
+        self: Arc<Self>,
+        cost: u64,
+    ) -> Result<Permit, (Arc<Self>, Denied)> {
+        match self.admit(cost) {
+            Ok((tokens, rate)) => Ok(Permit {
+                compartment: self,
+                tokens,
+                rate,
+            }),
+            Err(denied) => Err((self, denied)),
+        }
+    }
+
+    /// Takes a slot and the tokens: `(in-flight tokens, rate tokens)` held.
+    #[inline(always)]
+    fn admit(&self, cost: u64) -> Result<(u64, u64), Denied> {
         if self.has_budgets() {
-            return self.try_admit_tokens(cost.min(MAX_TOKENS));
+            return self.admit_tokens(cost.min(MAX_TOKENS));
         }
         if !self.try_slot() {
             return Err(self.full(Reason::BulkheadFull));
         }
         self.common.metrics.admitted(0);
-        Ok(Permit {
-            compartment: Arc::clone(self),
-            tokens: 0,
-            rate: 0,
-        })
+        Ok((0, 0))
     }
 
-    #[inline]
-    fn try_admit_tokens(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
+    fn admit_tokens(&self, cost: u64) -> Result<(u64, u64), Denied> {
         if !self.try_slot() {
             // A request that can never fit is told so, even when the compartment is full.
             self.check_cost(cost)?;
@@ -212,11 +235,7 @@ impl Compartment {
             rate = cost;
         }
         self.common.metrics.admitted(tokens);
-        Ok(Permit {
-            compartment: Arc::clone(self),
-            tokens,
-            rate,
-        })
+        Ok((tokens, rate))
     }
 
     fn refused(&self, reason: Reason) -> Denied {

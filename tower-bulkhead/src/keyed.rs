@@ -523,11 +523,11 @@ where
         } else {
             0
         };
-        match compartment.try_admit(cost) {
+        match compartment.try_admit_owned(cost) {
             Ok(permit) => {
                 ResponseFuture::admitted(self.inner.clone(), request, permit, self.actual.clone())
             }
-            Err(denied) => ResponseFuture::denied(
+            Err((compartment, denied)) => ResponseFuture::denied(
                 &compartment,
                 denied,
                 cost,
