@@ -36,8 +36,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, std::io::Error>(format!("{} got an answer", p.agent))
         });
 
-    // The research agent loops: 20 prompts at once, 300 tokens each.
-    let flood: Vec<_> = (0..20)
+    // The research agent loops: 40 prompts at once, 300 tokens each.
+    let flood: Vec<_> = (0..40)
         .map(|_| {
             let llm = llm.clone();
             tokio::spawn(llm.oneshot(Prompt {
@@ -59,7 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut writer = llm.clone();
     let answer = writer
         .ready()
-        .await?
+        .await
+        .map_err(|e| e.to_string())?
         .call(Prompt {
             agent: "writing_agent",
             estimated_tokens: 200,
