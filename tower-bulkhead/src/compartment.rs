@@ -96,6 +96,10 @@ struct Hot {
 /// One compartment.
 pub(crate) struct Compartment {
     hot: Hot,
+    /// A hint for `poll_ready`, apart from the hot words so that reading it does not pull
+    /// their cache line: set when the last slot is taken or calls wait, cleared when room
+    /// appears. Written only at those transitions.
+    full: AtomicBool,
     max_wait_ns: AtomicU64,
     max_waiters: AtomicU32,
     retry_after: Duration,
@@ -118,6 +122,7 @@ impl Compartment {
                 budget: limits.token_budget.map(InFlightBudget::new),
                 rate: limits.rate.map(RateBudget::new),
             },
+            full: AtomicBool::new(false),
             max_wait_ns: AtomicU64::new(nanos(limits.max_wait)),
             max_waiters: AtomicU32::new(limits.max_waiters),
             retry_after: limits.retry_after,
@@ -135,12 +140,23 @@ impl Compartment {
         self.hot.budget.is_some() || self.hot.rate.is_some()
     }
 
-    /// Whether a call made now would surely not be admitted at once (every slot taken, or
-    /// others waiting). Reads one word; takes nothing.
+    /// Whether a call made now would likely not be admitted at once (every slot taken, or
+    /// others waiting). Reads one flag; takes nothing.
     #[inline]
     pub(crate) fn looks_full(&self) -> bool {
-        let word = self.hot.word.load(Relaxed);
+        self.full.load(Relaxed)
+    }
+
+    fn is_full(&self) -> bool {
+        let word = self.hot.word.load(Acquire);
         word >= ONE_WAITER || word & IN_FLIGHT >= u64::from(self.hot.max_concurrent.load(Relaxed))
+    }
+
+    /// Brings the hint up to date (it may be stale after racing transitions: the cost is only
+    /// a call that polls the inner service ready and is then refused, or the reverse).
+    #[cold]
+    fn refresh_full(&self) {
+        self.full.store(self.is_full(), Relaxed);
     }
 
     /// Takes a slot if one is free and nobody waits.
@@ -150,6 +166,9 @@ impl Compartment {
         let mut word = self.hot.word.load(Relaxed);
         loop {
             if word >= ONE_WAITER || word & IN_FLIGHT >= limit {
+                if !self.full.load(Relaxed) {
+                    self.full.store(true, Relaxed);
+                }
                 return false;
             }
             match self
@@ -157,7 +176,12 @@ impl Compartment {
                 .word
                 .compare_exchange_weak(word, word + 1, Acquire, Relaxed)
             {
-                Ok(_) => return true,
+                Ok(_) => {
+                    if (word & IN_FLIGHT) + 1 >= limit {
+                        self.full.store(true, Relaxed);
+                    }
+                    return true;
+                }
                 Err(now) => word = now,
             }
         }
@@ -289,6 +313,8 @@ impl Compartment {
         let before = self.hot.word.fetch_sub(1, AcqRel);
         if before >= ONE_WAITER {
             self.dispatch_now();
+        } else if self.full.load(Relaxed) {
+            self.refresh_full();
         }
     }
 
@@ -359,6 +385,7 @@ impl Compartment {
                 waker.wake();
             }
         }
+        self.refresh_full();
     }
 
     /// How long a call may wait here; zero: it may not.
@@ -498,6 +525,7 @@ impl Compartment {
         if value > before {
             self.wake_waiters();
         }
+        self.refresh_full();
     }
 
     pub(crate) fn set_max_wait(&self, value: Duration) {
