@@ -129,6 +129,21 @@ mod http_costs {
 
     /// A request costs its body's size in bytes: the exact size if the body knows it, else
     /// `content-length`, else the body's lower bound.
+    ///
+    /// ```
+    /// use tower_bulkhead::{BodySize, Cost};
+    ///
+    /// let request = http::Request::new(http_body_util::Full::new(bytes::Bytes::from("hello")));
+    /// assert_eq!(BodySize.cost(&request), 5);
+    /// let streaming = http::Request::builder()
+    ///     .header("content-length", "1024")
+    ///     .body(http_body_util::StreamBody::new(futures_util_stream()))
+    ///     .unwrap();
+    /// assert_eq!(BodySize.cost(&streaming), 1024);
+    /// # fn futures_util_stream() -> tokio_stream::Empty<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>> {
+    /// #     tokio_stream::empty()
+    /// # }
+    /// ```
     #[derive(Clone, Copy, Debug, Default)]
     pub struct BodySize;
 
