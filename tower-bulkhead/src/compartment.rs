@@ -191,11 +191,7 @@ impl Compartment {
     #[inline(always)]
     pub(crate) fn try_admit(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
         let (tokens, rate) = self.admit(cost)?;
-        Ok(Permit {
-            compartment: Arc::clone(self),
-            tokens,
-            rate,
-        })
+        Ok(Permit::new(Arc::clone(self), tokens, rate))
     }
 
     /// As [`try_admit`](Self::try_admit), the permit taking over `self` (no reference-count
@@ -206,11 +202,7 @@ impl Compartment {
         cost: u64,
     ) -> Result<Permit, (Arc<Self>, Denied)> {
         match self.admit(cost) {
-            Ok((tokens, rate)) => Ok(Permit {
-                compartment: self,
-                tokens,
-                rate,
-            }),
+            Ok((tokens, rate)) => Ok(Permit::new(self, tokens, rate)),
             Err(denied) => Err((self, denied)),
         }
     }
@@ -452,11 +444,7 @@ impl Compartment {
     }
 
     fn granted(self: &Arc<Self>, entry: &Entry) -> Permit {
-        Permit {
-            compartment: Arc::clone(self),
-            tokens: entry.tokens,
-            rate: entry.rate,
-        }
+        Permit::new(Arc::clone(self), entry.tokens, entry.rate)
     }
 
     /// When a waiter blocked by the rate budget should look again: the next refill.
@@ -599,10 +587,35 @@ impl fmt::Debug for Compartment {
 pub struct Permit {
     compartment: Arc<Compartment>,
     tokens: u64,
+    /// Rate tokens taken from the bucket: a reservation until `spent`.
     rate: u64,
+    spent: bool,
+    /// An actual cost the caller may report before the stream ends ([`CostReport`]).
+    report: Option<Arc<AtomicU64>>,
 }
 
+/// No actual cost reported.
+const UNREPORTED: u64 = u64::MAX;
+
 impl Permit {
+    #[inline(always)]
+    const fn new(compartment: Arc<Compartment>, tokens: u64, rate: u64) -> Self {
+        Self {
+            compartment,
+            tokens,
+            rate,
+            spent: false,
+            report: None,
+        }
+    }
+
+    /// A handle through which the caller reports the actual cost before the body ends.
+    pub(crate) fn reporter(&mut self) -> CostReport {
+        let cell = Arc::new(AtomicU64::new(UNREPORTED));
+        self.report = Some(Arc::clone(&cell));
+        CostReport { cell }
+    }
+
     /// Tokens this call holds in the in-flight budget (0 without one).
     #[must_use]
     pub const fn tokens(&self) -> u64 {
@@ -618,7 +631,7 @@ impl Permit {
     pub(crate) fn settle(&mut self, actual: Option<u64>) {
         match actual {
             // The estimate stands: the rate tokens are spent.
-            None => self.rate = 0,
+            None => self.spent = true,
             Some(actual) if self.compartment.has_budgets() => self.settle_tokens(actual),
             Some(_) => {}
         }
@@ -652,8 +665,9 @@ impl Permit {
                 bucket.give_back(self.rate - actual);
                 freed = true;
             }
+            self.rate = actual;
         }
-        self.rate = 0;
+        self.spent = true;
         if freed {
             compartment.wake_waiters();
         }
@@ -663,8 +677,63 @@ impl Permit {
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
+        if let Some(cell) = self.report.take() {
+            self.apply_report(&cell);
+        }
         self.compartment.common.metrics.released(self.tokens);
-        self.compartment.release(self.tokens, self.rate);
+        let refund = if self.spent { 0 } else { self.rate };
+        self.compartment.release(self.tokens, refund);
+    }
+}
+
+impl Permit {
+    #[cold]
+    fn apply_report(&mut self, cell: &AtomicU64) {
+        let actual = cell.load(Acquire);
+        if actual != UNREPORTED {
+            self.settle(Some(actual));
+        }
+    }
+}
+
+/// Reports what a streamed call actually cost, once the caller knows (for example from the
+/// usage an LLM sends in the last event of its stream).
+///
+/// With [`hold_until_body_end`](crate::BulkheadLayer::hold_until_body_end), every admitted
+/// response carries one in its extensions. The reported cost replaces the estimate (or the
+/// cost settled from the response head) when the body ends or is dropped, as
+/// [`ActualCost`](crate::ActualCost) would: report it before polling the body past its
+/// end. A report after that is ignored; the last report wins.
+///
+/// ```
+/// # async fn demo(response: http::Response<()>) {
+/// use tower_bulkhead::CostReport;
+///
+/// let report = response.extensions().get::<CostReport>().cloned();
+/// // … read the stream; its last event says `"usage": {"total_tokens": 742}` …
+/// if let Some(report) = report {
+///     report.actual_cost(742);
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CostReport {
+    cell: Arc<AtomicU64>,
+}
+
+impl CostReport {
+    /// Records the call's actual cost, applied when the body ends.
+    pub fn actual_cost(&self, tokens: u64) {
+        self.cell.store(tokens.min(MAX_TOKENS), Release);
+    }
+}
+
+impl fmt::Debug for CostReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.cell.load(Acquire);
+        f.debug_struct("CostReport")
+            .field("actual", &(value != UNREPORTED).then_some(value))
+            .finish()
     }
 }
 
@@ -679,7 +748,8 @@ impl fmt::Debug for Permit {
             .field("bulkhead", &self.compartment.common.name)
             .field("key", &self.compartment.key)
             .field("tokens", &self.tokens)
-            .field("rate_reserved", &self.rate)
+            .field("rate", &self.rate)
+            .field("spent", &self.spent)
             .finish()
     }
 }

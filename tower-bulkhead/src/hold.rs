@@ -46,7 +46,9 @@ mod body {
     use tower_outcome::{ClassifyEos, EosBody, Outcome};
 
     /// The permit is held by the response body (the family's [`EosBody`]) and given back
-    /// when the stream ends (its last frame, or trailers) or the body is dropped.
+    /// when the stream ends (its last frame, or trailers) or the body is dropped. The response
+    /// carries a [`CostReport`](crate::CostReport) in its extensions, to settle the actual
+    /// cost from the stream itself.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct UntilBodyEnd;
 
@@ -63,7 +65,8 @@ mod body {
     impl<B> Hold<Response<B>> for UntilBodyEnd {
         type Response = Response<EosBody<B, BodyEnd, Permit>>;
 
-        fn hold(response: Response<B>, permit: Permit) -> Self::Response {
+        fn hold(mut response: Response<B>, mut permit: Permit) -> Self::Response {
+            response.extensions_mut().insert(permit.reporter());
             response.map(|body| EosBody::new(body, BodyEnd, permit))
         }
 

@@ -57,8 +57,10 @@
 //! in both directions: a lower cost gives the difference back at once; a higher one is carried
 //! as debt (the in-flight budget holds more than its capacity until the call ends; the rate
 //! budget goes below zero and the next refills pay it first), never lost. Without an actual
-//! cost the estimate stands. A cancelled call (its future dropped before the response) gives
-//! its whole reservation back: nothing leaks.
+//! cost the estimate stands. For streams whose usage is only known at their end (an LLM's last
+//! event), the response carries a [`CostReport`] to settle from the stream itself. A cancelled
+//! call (its future dropped before the response) gives its whole reservation back: nothing
+//! leaks.
 //!
 //! # Full: reject or wait
 //!
@@ -196,7 +198,7 @@ pub mod metrics;
 mod service;
 
 pub use builder::BulkheadBuilder;
-pub use compartment::Permit;
+pub use compartment::{CostReport, Permit};
 pub use config::{
     BulkheadConfig, KeyedBulkheadConfig, MAX_CONCURRENT, MAX_DURATION, MAX_KEYS, MAX_TOKENS,
     MIN_PERIOD, Overflow,

@@ -133,3 +133,47 @@ async fn by_default_the_permit_is_given_back_with_the_response_head() {
     assert_eq!(senders.lock().unwrap().len(), 1);
     assert_eq!(handle.in_flight(), 0);
 }
+
+#[tokio::test]
+async fn an_actual_cost_reported_from_the_stream_settles_when_the_body_ends() {
+    let layer = BulkheadLayer::builder()
+        .token_budget(1000)
+        .refill(1000, std::time::Duration::from_secs(3600))
+        .cost(tower_bulkhead::HeaderCost::new("x-estimated-tokens"))
+        .hold_until_body_end()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let (inner, senders) = streaming();
+    let svc = layer.layer(inner);
+    let request = http::Request::builder()
+        .header("x-estimated-tokens", "100")
+        .body(())
+        .unwrap();
+    let response = svc.oneshot(request).await.unwrap();
+    let report = response
+        .extensions()
+        .get::<tower_bulkhead::CostReport>()
+        .cloned()
+        .expect("a streamed response carries a cost report");
+    let mut body = response.into_body();
+    let tx = senders.lock().unwrap()[0].clone();
+    senders.lock().unwrap().clear();
+    assert_eq!(handle.tokens_in_use(), Some(100));
+    assert_eq!(handle.rate_tokens_available(), Some(900));
+    // The last event of the stream carries the usage: 740 tokens.
+    tx.send(Ok(Frame::data(Bytes::from("data: {\"usage\": 740}\n\n"))))
+        .await
+        .unwrap();
+    body.frame().await.unwrap().unwrap();
+    report.actual_cost(740);
+    drop(tx);
+    assert!(body.frame().await.is_none());
+    assert_eq!(handle.tokens_in_use(), Some(0));
+    assert_eq!(
+        handle.rate_tokens_available(),
+        Some(260),
+        "740 spent, not the estimate"
+    );
+    assert_eq!(handle.in_flight(), 0);
+}
