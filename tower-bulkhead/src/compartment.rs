@@ -310,11 +310,14 @@ impl Compartment {
         }
     }
 
+    /// Gives back in-flight `tokens`, and the `rate` reservation unless it is marked spent.
     fn give_back_tokens(&self, tokens: u64, rate: u64) {
         if let Some(budget) = &self.hot.budget {
             budget.give_back(tokens);
         }
-        if let Some(bucket) = &self.hot.rate {
+        if let Some(bucket) = &self.hot.rate
+            && rate & SPENT == 0
+        {
             bucket.give_back(rate);
         }
     }
@@ -587,13 +590,13 @@ impl fmt::Debug for Compartment {
 pub struct Permit {
     compartment: Arc<Compartment>,
     tokens: u64,
-    /// Rate tokens taken from the bucket: a reservation until `spent`.
+    /// Rate tokens taken from the bucket, a reservation until the `SPENT` bit is set.
     rate: u64,
-    spent: bool,
-    /// An actual cost the caller may report before the stream ends ([`CostReport`]).
-    report: Option<Arc<AtomicU64>>,
 }
 
+/// The rate tokens of a permit are spent (the call happened), not refundable.
+const SPENT: u64 = 1 << 63;
+#[cfg(feature = "http")]
 /// No actual cost reported.
 const UNREPORTED: u64 = u64::MAX;
 
@@ -604,16 +607,7 @@ impl Permit {
             compartment,
             tokens,
             rate,
-            spent: false,
-            report: None,
         }
-    }
-
-    /// A handle through which the caller reports the actual cost before the body ends.
-    pub(crate) fn reporter(&mut self) -> CostReport {
-        let cell = Arc::new(AtomicU64::new(UNREPORTED));
-        self.report = Some(Arc::clone(&cell));
-        CostReport { cell }
     }
 
     /// Tokens this call holds in the in-flight budget (0 without one).
@@ -631,7 +625,7 @@ impl Permit {
     pub(crate) fn settle(&mut self, actual: Option<u64>) {
         match actual {
             // The estimate stands: the rate tokens are spent.
-            None => self.spent = true,
+            None => self.rate |= SPENT,
             Some(actual) if self.compartment.has_budgets() => self.settle_tokens(actual),
             Some(_) => {}
         }
@@ -659,15 +653,16 @@ impl Permit {
             self.tokens = actual;
         }
         if let Some(bucket) = &compartment.hot.rate {
-            if actual > self.rate {
-                bucket.charge(actual - self.rate);
-            } else if actual < self.rate {
-                bucket.give_back(self.rate - actual);
+            let taken = self.rate & !SPENT;
+            if actual > taken {
+                bucket.charge(actual - taken);
+            } else if actual < taken {
+                bucket.give_back(taken - actual);
                 freed = true;
             }
             self.rate = actual;
         }
-        self.spent = true;
+        self.rate |= SPENT;
         if freed {
             compartment.wake_waiters();
         }
@@ -677,25 +672,62 @@ impl Permit {
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        if let Some(cell) = self.report.take() {
-            self.apply_report(&cell);
-        }
         self.compartment.common.metrics.released(self.tokens);
-        let refund = if self.spent { 0 } else { self.rate };
-        self.compartment.release(self.tokens, refund);
+        self.compartment.release(self.tokens, self.rate);
     }
 }
 
-impl Permit {
-    #[cold]
-    fn apply_report(&mut self, cell: &AtomicU64) {
-        let actual = cell.load(Acquire);
+#[cfg(feature = "http")]
+/// What a streamed response's body holds ([`UntilBodyEnd`](crate::UntilBodyEnd)): the call's
+/// [`Permit`], and the cost its caller may report through the response's [`CostReport`],
+/// applied when the body ends or is dropped.
+pub struct StreamPermit {
+    permit: Permit,
+    report: Arc<AtomicU64>,
+}
+
+#[cfg(feature = "http")]
+impl StreamPermit {
+    /// Wraps `permit`, and gives the handle the caller reports the actual cost through.
+    pub(crate) fn new(permit: Permit) -> (Self, CostReport) {
+        let report = Arc::new(AtomicU64::new(UNREPORTED));
+        let cell = Arc::clone(&report);
+        (Self { permit, report }, CostReport { cell })
+    }
+}
+
+#[cfg(feature = "http")]
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let actual = self.report.load(Acquire);
         if actual != UNREPORTED {
-            self.settle(Some(actual));
+            self.permit.settle(Some(actual));
         }
     }
 }
 
+#[cfg(feature = "http")]
+impl tower_outcome::Settle for StreamPermit {
+    /// The body ended: apply the reported cost, give everything back.
+    fn settle(self, _outcome: tower_outcome::Outcome) {}
+}
+
+#[cfg(feature = "http")]
+impl fmt::Debug for StreamPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamPermit")
+            .field("permit", &self.permit)
+            .field(
+                "report",
+                &CostReport {
+                    cell: Arc::clone(&self.report),
+                },
+            )
+            .finish()
+    }
+}
+
+#[cfg(feature = "http")]
 /// Reports what a streamed call actually cost, once the caller knows (for example from the
 /// usage an LLM sends in the last event of its stream).
 ///
@@ -721,6 +753,7 @@ pub struct CostReport {
     cell: Arc<AtomicU64>,
 }
 
+#[cfg(feature = "http")]
 impl CostReport {
     /// Records the call's actual cost, applied when the body ends.
     pub fn actual_cost(&self, tokens: u64) {
@@ -728,6 +761,7 @@ impl CostReport {
     }
 }
 
+#[cfg(feature = "http")]
 impl fmt::Debug for CostReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let value = self.cell.load(Acquire);
@@ -748,8 +782,8 @@ impl fmt::Debug for Permit {
             .field("bulkhead", &self.compartment.common.name)
             .field("key", &self.compartment.key)
             .field("tokens", &self.tokens)
-            .field("rate", &self.rate)
-            .field("spent", &self.spent)
+            .field("rate", &(self.rate & !SPENT))
+            .field("spent", &(self.rate & SPENT != 0))
             .finish()
     }
 }

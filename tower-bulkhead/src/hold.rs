@@ -45,6 +45,8 @@ mod body {
     use http::{HeaderMap, Response};
     use tower_outcome::{ClassifyEos, EosBody, Outcome};
 
+    use crate::StreamPermit;
+
     /// The permit is held by the response body (the family's [`EosBody`]) and given back
     /// when the stream ends (its last frame, or trailers) or the body is dropped. The response
     /// carries a [`CostReport`](crate::CostReport) in its extensions, to settle the actual
@@ -63,10 +65,11 @@ mod body {
     }
 
     impl<B> Hold<Response<B>> for UntilBodyEnd {
-        type Response = Response<EosBody<B, BodyEnd, Permit>>;
+        type Response = Response<EosBody<B, BodyEnd, StreamPermit>>;
 
-        fn hold(mut response: Response<B>, mut permit: Permit) -> Self::Response {
-            response.extensions_mut().insert(permit.reporter());
+        fn hold(mut response: Response<B>, permit: Permit) -> Self::Response {
+            let (permit, report) = StreamPermit::new(permit);
+            response.extensions_mut().insert(report);
             response.map(|body| EosBody::new(body, BodyEnd, permit))
         }
 

@@ -198,7 +198,9 @@ pub mod metrics;
 mod service;
 
 pub use builder::BulkheadBuilder;
-pub use compartment::{CostReport, Permit};
+pub use compartment::Permit;
+#[cfg(feature = "http")]
+pub use compartment::{CostReport, StreamPermit};
 pub use config::{
     BulkheadConfig, KeyedBulkheadConfig, MAX_CONCURRENT, MAX_DURATION, MAX_KEYS, MAX_TOKENS,
     MIN_PERIOD, Overflow,
