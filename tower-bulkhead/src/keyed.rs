@@ -582,6 +582,18 @@ impl<K> KeyedBulkheadHandle<K> {
         keys + u64::from(self.keys.overflow().in_flight())
     }
 
+    /// Tokens held in in-flight budgets, over every live key and the overflow compartment.
+    #[must_use]
+    pub fn tokens_in_use(&self) -> u64 {
+        let keys: u64 = self
+            .keys
+            .all()
+            .iter()
+            .filter_map(|(c, _)| c.tokens_in_use())
+            .sum();
+        keys + self.keys.overflow().tokens_in_use().unwrap_or(0)
+    }
+
     /// Calls waiting, over every live key and the overflow compartment.
     #[must_use]
     pub fn waiters(&self) -> u64 {
