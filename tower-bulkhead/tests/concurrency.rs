@@ -61,6 +61,20 @@ async fn poll_ready_takes_no_permit() {
     assert_eq!(handle.in_flight(), 0);
     assert_eq!(svc.clone().oneshot(7).await.unwrap(), 7);
     assert_eq!(idle[42].call(8).await.unwrap(), 8);
+
+    // tower's ConcurrencyLimit, by contrast, reserves in poll_ready: 5 idle services hoard
+    // every permit and a sixth cannot get ready.
+    let limit = tower::limit::ConcurrencyLimitLayer::new(5).layer(support::instant());
+    let mut hoarders = Vec::new();
+    for _ in 0..5 {
+        let mut s = limit.clone();
+        s.ready().await.unwrap();
+        hoarders.push(s);
+    }
+    let mut sixth = tokio_test::task::spawn(limit.clone().oneshot(9));
+    tokio_test::assert_pending!(sixth.poll());
+    drop(hoarders);
+    assert!(sixth.is_woken());
 }
 
 #[tokio::test]
