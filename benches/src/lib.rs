@@ -57,3 +57,47 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
         Poll::Pending => panic!("the future did not complete at once"),
     }
 }
+
+/// The keyed benchmarks' requests: `count` requests whose `x-tenant` header holds their index,
+/// leaked so they can be passed by reference for ever (a request is not `Clone`).
+pub fn tenant_requests(count: u32) -> &'static [http::Request<()>] {
+    let requests: Vec<_> = (0..count)
+        .map(|n| {
+            http::Request::builder()
+                .header("x-tenant", n)
+                .body(())
+                .expect("a valid request")
+        })
+        .collect();
+    Vec::leak(requests)
+}
+
+static X_TENANT: http::HeaderName = http::HeaderName::from_static("x-tenant");
+
+/// The tenant of a [`tenant_requests`] request (0 when missing or malformed).
+pub fn tenant(request: &&'static http::Request<()>) -> u32 {
+    request
+        .headers()
+        .get(&X_TENANT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An always-ready service over borrowed HTTP requests, answering at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BareHttp;
+
+impl Service<&'static http::Request<()>> for BareHttp {
+    type Response = ();
+    type Error = std::io::Error;
+    type Future = Ready<Result<(), std::io::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: &'static http::Request<()>) -> Self::Future {
+        ready(Ok(()))
+    }
+}

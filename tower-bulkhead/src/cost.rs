@@ -1,0 +1,181 @@
+//! Cost functions: what a request is estimated to cost, and what it actually cost.
+
+use std::fmt;
+
+/// Estimates what a request costs in tokens (estimated LLM tokens, bytes, a weight).
+///
+/// Implemented for closures `Fn(&Req) -> u64`, for [`PerRequest`] (every request costs 1,
+/// the default) and, with the `http` feature, for [`HeaderCost`] and [`BodySize`]. The cost
+/// function runs only when the compartment has a token budget. A cost above
+/// [`MAX_TOKENS`](crate::MAX_TOKENS) is clamped to it.
+pub trait Cost<Req> {
+    /// The estimated cost of `request`.
+    fn cost(&self, request: &Req) -> u64;
+}
+
+impl<F, Req> Cost<Req> for F
+where
+    F: Fn(&Req) -> u64,
+{
+    fn cost(&self, request: &Req) -> u64 {
+        self(request)
+    }
+}
+
+/// Every request costs one token: a token budget then counts requests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerRequest;
+
+impl<Req> Cost<Req> for PerRequest {
+    fn cost(&self, _: &Req) -> u64 {
+        1
+    }
+}
+
+/// Reads what a call actually cost from its response (a usage header, a field of an LLM
+/// answer); `None` keeps the estimate.
+///
+/// Implemented for closures `Fn(&Res) -> Option<u64>`, for [`EstimateStands`] (the default)
+/// and, with the `http` feature, for [`HeaderCost`] over responses.
+pub trait ActualCost<Res> {
+    /// The actual cost of the call that answered `response`, if it says.
+    fn actual_cost(&self, response: &Res) -> Option<u64>;
+}
+
+impl<F, Res> ActualCost<Res> for F
+where
+    F: Fn(&Res) -> Option<u64>,
+{
+    fn actual_cost(&self, response: &Res) -> Option<u64> {
+        self(response)
+    }
+}
+
+/// The estimate is the cost: nothing is read from responses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EstimateStands;
+
+impl<Res> ActualCost<Res> for EstimateStands {
+    fn actual_cost(&self, _: &Res) -> Option<u64> {
+        None
+    }
+}
+
+#[cfg(feature = "http")]
+pub use http_costs::{BodySize, HeaderCost};
+
+#[cfg(feature = "http")]
+mod http_costs {
+    use super::*;
+    use http::header::{CONTENT_LENGTH, HeaderName};
+    use http::{HeaderMap, Request, Response};
+
+    /// A cost read from a header holding a decimal integer: on requests an estimate (for
+    /// example `x-estimated-tokens`), on responses the actual cost (for example
+    /// `x-usage-tokens`). A missing or malformed header costs `fallback` on a request and
+    /// keeps the estimate on a response.
+    ///
+    /// ```
+    /// use tower_bulkhead::{Cost, HeaderCost};
+    ///
+    /// let cost = HeaderCost::new("x-estimated-tokens").fallback(100);
+    /// let request = http::Request::builder().header("x-estimated-tokens", "250").body(()).unwrap();
+    /// assert_eq!(cost.cost(&request), 250);
+    /// assert_eq!(cost.cost(&http::Request::new(())), 100);
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct HeaderCost {
+        name: HeaderName,
+        fallback: u64,
+    }
+
+    impl HeaderCost {
+        /// Reads `name`; a request without it costs 1.
+        ///
+        /// # Panics
+        /// If `name` is not a valid header name (a programming error, as with
+        /// `HeaderName::from_static`).
+        #[must_use]
+        pub fn new(name: &'static str) -> Self {
+            Self {
+                name: HeaderName::from_static(name),
+                fallback: 1,
+            }
+        }
+
+        /// What a request without a readable header costs.
+        #[must_use]
+        pub const fn fallback(mut self, cost: u64) -> Self {
+            self.fallback = cost;
+            self
+        }
+
+        fn read(&self, headers: &HeaderMap) -> Option<u64> {
+            headers.get(&self.name)?.to_str().ok()?.trim().parse().ok()
+        }
+    }
+
+    impl<B> Cost<Request<B>> for HeaderCost {
+        fn cost(&self, request: &Request<B>) -> u64 {
+            self.read(request.headers()).unwrap_or(self.fallback)
+        }
+    }
+
+    impl<B> ActualCost<Response<B>> for HeaderCost {
+        fn actual_cost(&self, response: &Response<B>) -> Option<u64> {
+            self.read(response.headers())
+        }
+    }
+
+    /// A request costs its body's size in bytes: the exact size if the body knows it, else
+    /// `content-length`, else the body's lower bound.
+    ///
+    /// ```
+    /// use tower_bulkhead::{BodySize, Cost};
+    ///
+    /// let request = http::Request::new(http_body_util::Full::new(bytes::Bytes::from("hello")));
+    /// assert_eq!(BodySize.cost(&request), 5);
+    /// let streaming = http::Request::builder()
+    ///     .header("content-length", "1024")
+    ///     .body(http_body_util::StreamBody::new(futures_util_stream()))
+    ///     .unwrap();
+    /// assert_eq!(BodySize.cost(&streaming), 1024);
+    /// # fn futures_util_stream() -> tokio_stream::Empty<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>> {
+    /// #     tokio_stream::empty()
+    /// # }
+    /// ```
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct BodySize;
+
+    impl<B: http_body::Body> Cost<Request<B>> for BodySize {
+        fn cost(&self, request: &Request<B>) -> u64 {
+            let hint = request.body().size_hint();
+            hint.exact()
+                .or_else(|| {
+                    request
+                        .headers()
+                        .get(CONTENT_LENGTH)?
+                        .to_str()
+                        .ok()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or_else(|| hint.lower())
+        }
+    }
+}
+
+/// Formats a cost function's type for `Debug` output.
+pub(crate) struct TypeName<T>(std::marker::PhantomData<T>);
+
+impl<T> TypeName<T> {
+    pub(crate) const fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T> fmt::Debug for TypeName<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::any::type_name::<T>())
+    }
+}
