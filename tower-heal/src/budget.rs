@@ -13,7 +13,8 @@ use crate::retry::error::check_duration;
 /// Fixed-point scale: one retry costs this many units, so fractional ratios are exact to
 /// three decimals (tower's budget truncates `1 / ratio` to an integer instead).
 const UNIT: i64 = 1000;
-const SLOTS: usize = 10;
+/// A power of two, so the current slot is a mask away.
+const SLOTS: usize = 16;
 /// Deposits look at the clock about once every this many calls (to expire old slots even
 /// when nothing is withdrawn); in between they cost one atomic add.
 const ROTATE_EVERY: i64 = 1024;
@@ -213,6 +214,8 @@ impl Budget {
 #[derive(Debug)]
 pub(crate) struct Ratio {
     deposit: i64,
+    /// log2 of about `ROTATE_EVERY` deposits.
+    shift: u32,
     reserve: i64,
     slot_length: Duration,
     slots: [AtomicI64; SLOTS],
@@ -225,9 +228,11 @@ pub(crate) struct Ratio {
 impl Ratio {
     fn new(config: RetryBudget) -> Self {
         let ttl_seconds = config.ttl.as_secs_f64();
+        // Invariant: validated to lie in 0..=1000, so this fits.
+        let deposit = (config.ratio * UNIT as f64).round() as i64;
         Self {
-            // Invariant: validated to lie in 0..=1000, so this fits.
-            deposit: (config.ratio * UNIT as f64).round() as i64,
+            deposit,
+            shift: (deposit.max(1) * ROTATE_EVERY).ilog2(),
             reserve: (f64::from(config.min_per_second) * ttl_seconds * UNIT as f64).round() as i64,
             slot_length: config.ttl / SLOTS as u32,
             slots: Default::default(),
@@ -238,15 +243,22 @@ impl Ratio {
 
     #[inline]
     fn deposit(&self) {
-        let slot = &self.slots[self.current.load(Ordering::Relaxed) % SLOTS];
+        let slot = &self.slots[self.current.load(Ordering::Relaxed) & (SLOTS - 1)];
         let before = slot.fetch_add(self.deposit, Ordering::Relaxed);
-        // Now and then, expire old slots even if nothing is withdrawn. Between rotations a
-        // deposit lands in the slot that was current at the last one: it then counts as
-        // older than it is and expires early, which only ever lowers the budget.
-        if self.deposit > 0 && (before / self.deposit) % ROTATE_EVERY == 0 {
-            if let Ok(mut start) = self.rotation.try_lock() {
-                self.rotate(&mut start, Instant::now());
-            }
+        // Now and then (when the slot's sum crosses a multiple of 2^shift, about every
+        // ROTATE_EVERY deposits), expire old slots even if nothing is withdrawn. Between
+        // rotations a deposit lands in the slot that was current at the last one: it then
+        // counts as older than it is and expires early, which only ever lowers the budget.
+        if (before >> self.shift) != (before.wrapping_add(self.deposit) >> self.shift) {
+            self.rotate_now();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rotate_now(&self) {
+        if let Ok(mut start) = self.rotation.try_lock() {
+            self.rotate(&mut start, Instant::now());
         }
     }
 

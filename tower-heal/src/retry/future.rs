@@ -44,7 +44,7 @@ pin_project! {
         service: Option<S>,
         kept: Option<R::Kept>,
         deadline: Option<Instant>,
-        retrying: Option<Box<Retrying<R::Request>>>,
+        retrying: Lazy<R::Request>,
     }
 }
 
@@ -75,7 +75,7 @@ where
             service,
             kept,
             deadline,
-            retrying: None,
+            retrying: Lazy(None),
         }
     }
 }
@@ -88,7 +88,52 @@ where
 {
     type Output = Result<S::Response, S::Error>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The first attempt, and a retry's attempt: most calls end here.
+        let this = self.as_mut().project();
+        if let StateProj::Called { future } = this.state.project() {
+            let result = ready!(future.poll(cx));
+            let shared = &**this.shared;
+            match shared.classifier.classify(&result) {
+                None => {
+                    shared.budget.success();
+                    shared.metrics.success();
+                    return Poll::Ready(result);
+                }
+                Some(failure) => {
+                    let decided = decide(
+                        shared,
+                        failure,
+                        this.kept.as_mut().filter(|_| this.service.is_some()),
+                        *this.deadline,
+                        &mut this.retrying.0,
+                    );
+                    if decided.is_err() {
+                        return Poll::Ready(result);
+                    }
+                    // The failed response is dropped before sleeping.
+                    drop(result);
+                    self.as_mut().project().state.set(State::Waiting);
+                }
+            }
+        }
+        self.poll_retry(cx)
+    }
+}
+
+impl<S, Req, C, G, R> ResponseFuture<S, Req, C, G, R>
+where
+    S: Service<R::Request>,
+    R: Replay<Req>,
+    C: ClassifyRetry<S::Response, S::Error>,
+{
+    /// Back-off, readiness and the retries' attempts.
+    #[inline(never)]
+    fn poll_retry(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, S::Error>> {
         loop {
             let this = self.as_mut().project();
             match this.state.project() {
@@ -105,18 +150,18 @@ where
                         failure,
                         this.kept.as_mut().filter(|_| this.service.is_some()),
                         *this.deadline,
-                        this.retrying,
+                        &mut this.retrying.0,
                     );
                     if decided.is_err() {
                         return Poll::Ready(result);
                     }
-                    // The failed response is dropped before sleeping.
                     drop(result);
                     self.as_mut().project().state.set(State::Waiting);
                 }
                 StateProj::Waiting => {
                     let retrying = this
                         .retrying
+                        .0
                         .as_mut()
                         .expect("a waiting retry has its state");
                     ready!(retrying.sleep.as_mut().poll(cx));
@@ -130,6 +175,7 @@ where
                     ready!(service.poll_ready(cx))?;
                     let request = this
                         .retrying
+                        .0
                         .as_mut()
                         .and_then(|r| r.next.take())
                         .expect("a retry has its request");
@@ -141,8 +187,28 @@ where
     }
 }
 
+/// The retry state, allocated on the first failure. Its `Drop` tests for `None` inline, so a
+/// call that succeeds at once does not call out to the state's drop glue.
+struct Lazy<Request>(Option<Box<Retrying<Request>>>);
+
+impl<Request> Drop for Lazy<Request> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(retrying) = self.0.take() {
+            drop_retrying(retrying);
+        }
+    }
+}
+
+#[inline(never)]
+#[cold]
+fn drop_retrying<Request>(retrying: Box<Retrying<Request>>) {
+    drop(retrying);
+}
+
 /// Decides whether a failed attempt is retried; on yes, the retry's request is ready, the
 /// budget is spent and the back-off is armed.
+#[inline(never)]
 fn decide<C, G, R: Replay<Req>, Req>(
     shared: &Shared<C, G, R>,
     failure: Failure,
@@ -234,7 +300,7 @@ where
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
-            .field("retries", &self.retrying.as_ref().map_or(0, |r| r.retries))
+            .field("retries", &self.retrying.0.as_ref().map_or(0, |r| r.retries))
             .finish_non_exhaustive()
     }
 }
