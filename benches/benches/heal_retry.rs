@@ -55,7 +55,11 @@ fn happy_path(c: &mut Criterion) {
     group.bench_function("tower-heal retry (default: budget on)", |b| {
         b.iter(|| call_once(&mut heal, black_box(1)))
     });
-    let mut heal = RetryLayer::builder().no_budget().build().unwrap().layer(Bare);
+    let mut heal = RetryLayer::builder()
+        .no_budget()
+        .build()
+        .unwrap()
+        .layer(Bare);
     group.bench_function("tower-heal retry, no budget", |b| {
         b.iter(|| call_once(&mut heal, black_box(1)))
     });

@@ -116,6 +116,7 @@
 
 mod backoff;
 mod budget;
+mod hedge;
 mod jitter;
 pub mod metrics;
 mod replay;
@@ -123,6 +124,7 @@ mod retry;
 
 pub use backoff::{Backoff, BackoffKind};
 pub use budget::{RetryBudget, Throttle};
+pub use hedge::{Hedge, HedgeBuilder, HedgeFuture, HedgeLayer};
 pub use jitter::Jitter;
 pub use replay::{CloneRequest, Replay};
 #[cfg(feature = "http")]

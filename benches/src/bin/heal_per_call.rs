@@ -58,7 +58,10 @@ fn run<S: tower::Service<u64>>(mut svc: S, calls: u64) {
 fn case(name: &str, calls: u64) {
     match name {
         "bare" => run(Bare, calls),
-        "tower-retry" => run(tower::retry::RetryLayer::new(Attempts(2)).layer(Bare), calls),
+        "tower-retry" => run(
+            tower::retry::RetryLayer::new(Attempts(2)).layer(Bare),
+            calls,
+        ),
         "heal-retry" => run(tower_heal::RetryLayer::new().layer(Bare), calls),
         "heal-retry-no-budget" => run(
             tower_heal::RetryLayer::builder()

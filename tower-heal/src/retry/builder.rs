@@ -240,7 +240,7 @@ impl<C, G, R> RetryBuilder<C, G, R> {
                 self.replay,
                 settings.policies,
                 (settings.max_retry_after, settings.max_total_delay),
-                Budget::new(settings.budget),
+                Arc::new(Budget::new(settings.budget)),
                 self.hook,
                 seed,
             )),

@@ -300,7 +300,10 @@ where
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
-            .field("retries", &self.retrying.0.as_ref().map_or(0, |r| r.retries))
+            .field(
+                "retries",
+                &self.retrying.0.as_ref().map_or(0, |r| r.retries),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -38,7 +38,7 @@ pub(crate) struct Shared<C, G, R> {
     pub(crate) policies: Policies,
     pub(crate) max_retry_after: Duration,
     pub(crate) max_total_delay: Option<Duration>,
-    pub(crate) budget: Budget,
+    pub(crate) budget: Arc<Budget>,
     pub(crate) hook: Option<Hook>,
     pub(crate) metrics: RetryMetrics,
     seed: u64,
@@ -55,7 +55,7 @@ impl<C, G, R> Shared<C, G, R> {
         replay: R,
         policies: Policies,
         limits: (Duration, Option<Duration>),
-        budget: Budget,
+        budget: Arc<Budget>,
         hook: Option<Hook>,
         seed: u64,
     ) -> Self {
