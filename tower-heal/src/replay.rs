@@ -251,10 +251,10 @@ mod body {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
                 if state.ended {
-                    if !std::mem::replace(&mut this.trailers_sent, true) {
-                        if let Some(trailers) = state.trailers.clone() {
-                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                        }
+                    if !std::mem::replace(&mut this.trailers_sent, true)
+                        && let Some(trailers) = state.trailers.clone()
+                    {
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                     }
                     return Poll::Ready(None);
                 }

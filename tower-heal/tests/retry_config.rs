@@ -17,7 +17,7 @@ fn the_course_configuration_parses_and_builds() {
     let config: RetryConfig = serde_json::from_str(COURSE).unwrap();
     assert_eq!(config.retry_policies.len(), 3);
     assert_eq!(config.retry_policies["network_error"].max_retries, Some(5));
-    RetryLayer::from_config(config).unwrap();
+    let _layer = RetryLayer::from_config(config).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -99,5 +99,5 @@ fn backoff_type_and_plural_class_names_are_read_too() {
             "throttle": {"max_tokens": 10, "token_ratio": 0.1}}"#,
     )
     .unwrap();
-    RetryLayer::from_config(config).unwrap();
+    let _layer = RetryLayer::from_config(config).unwrap();
 }

@@ -161,9 +161,9 @@ async fn a_family_rejection_answer_is_waited_out_when_it_fits() {
 }
 
 /// A body streamed in three 10-byte chunks.
-fn streamed() -> StreamBody<
-    tokio_stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, std::io::Error>>>,
-> {
+type Frames = std::vec::IntoIter<Result<http_body::Frame<Bytes>, std::io::Error>>;
+
+fn streamed() -> StreamBody<tokio_stream::Iter<Frames>> {
     let chunks = (0..3)
         .map(|i| Ok(http_body::Frame::data(Bytes::from(vec![b'a' + i; 10]))))
         .collect::<Vec<_>>();

@@ -85,13 +85,12 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.as_mut().project();
         let first = this.slow.is_none();
-        if first {
-            if let PrimaryProj::Running { future } = this.primary.project() {
-                if let Poll::Ready(result) = future.poll(cx) {
-                    // Answered on its first poll: nothing was hedged, nothing timed.
-                    return Poll::Ready(result);
-                }
-            }
+        if first
+            && let PrimaryProj::Running { future } = this.primary.project()
+            && let Poll::Ready(result) = future.poll(cx)
+        {
+            // Answered on its first poll: nothing was hedged, nothing timed.
+            return Poll::Ready(result);
         }
         self.poll_slow(cx, first)
     }

@@ -65,12 +65,12 @@ impl Latency {
     pub(crate) fn record(&self, latency: Duration) {
         self.buckets[bucket(latency)].fetch_add(1, Ordering::Relaxed);
         let n = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % DECAY_EVERY == 0 {
+        if n.is_multiple_of(DECAY_EVERY) {
             for b in &self.buckets {
                 let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c / 2));
             }
         }
-        if n >= MIN_SAMPLES && (n % RECOMPUTE_EVERY == 0 || n == MIN_SAMPLES) {
+        if n >= MIN_SAMPLES && (n.is_multiple_of(RECOMPUTE_EVERY) || n == MIN_SAMPLES) {
             self.recompute();
         }
     }

@@ -271,7 +271,7 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
                         needs: "to be at most hedge_delay_max",
                     });
                 }
-                HedgeDelay::Percentile(Latency::new(percentile, min, max))
+                HedgeDelay::Percentile(Box::new(Latency::new(percentile, min, max)))
             }
         };
         let (budget, deposits) = match self.budget {

@@ -11,7 +11,7 @@ use crate::metrics::HedgeMetrics;
 #[derive(Debug)]
 pub(crate) enum HedgeDelay {
     Fixed(Duration),
-    Percentile(Latency),
+    Percentile(Box<Latency>),
 }
 
 pub(crate) struct HedgeShared<C, G, R> {
