@@ -63,6 +63,14 @@ fn happy_path(c: &mut Criterion) {
     group.bench_function("tower-heal retry, no budget", |b| {
         b.iter(|| call_once(&mut heal, black_box(1)))
     });
+    let mut hedge = tower_heal::HedgeLayer::builder()
+        .delay(Duration::from_millis(50))
+        .build()
+        .unwrap()
+        .layer(Bare);
+    group.bench_function("tower-heal hedge, idle", |b| {
+        b.iter(|| call_once(&mut hedge, black_box(1)))
+    });
     group.finish();
 }
 

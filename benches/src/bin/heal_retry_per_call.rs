@@ -2,9 +2,9 @@
 //! instruction counts under callgrind:
 //!
 //! ```sh
-//! cargo build --release -p benches --bin heal_per_call
-//! target/release/heal_per_call                  # every case: best of 5 runs of 2,000,000 calls
-//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/heal_per_call heal-retry 200000
+//! cargo build --release -p benches --bin heal_retry_per_call
+//! target/release/heal_retry_per_call                  # every case: best of 5 runs of 2,000,000 calls
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/heal_retry_per_call heal-retry 200000
 //! ```
 //!
 //! Under callgrind, run a case once with `0` calls and once with N; the difference over N is
@@ -76,8 +76,12 @@ fn case(name: &str, calls: u64) {
     }
 }
 
-fn hedge() -> tower_heal::RetryLayer {
-    tower_heal::RetryLayer::new()
+/// Hedging idle: the answer comes before the hedge delay (here: on the first poll).
+fn hedge() -> tower_heal::HedgeLayer {
+    tower_heal::HedgeLayer::builder()
+        .delay(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap()
 }
 
 fn main() {
