@@ -11,8 +11,8 @@ use tower::retry::RetryLayer as TowerRetryLayer;
 use tower_heal::RetryLayer;
 
 /// tower's `Retry` with the simplest policy that can retry: a count of attempts.
-#[derive(Clone, Copy)]
-pub struct Attempts(pub usize);
+#[derive(Clone, Copy, Debug)]
+struct Attempts(usize);
 
 impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for Attempts {
     type Future = std::future::Ready<()>;

@@ -217,7 +217,6 @@ fn decide<C, G, R: Replay<Req>, Req>(
     retrying: &mut Option<Box<Retrying<R::Request>>>,
 ) -> Result<(), ()> {
     shared.metrics.failure();
-    shared.budget.failure();
     let retries = retrying.as_ref().map_or(0, |r| r.retries);
     let attempt = retries + 1;
     let stop = |reason| {
@@ -225,6 +224,10 @@ fn decide<C, G, R: Replay<Req>, Req>(
         Err(())
     };
     let policy = shared.policies.of(failure.class);
+    if policy.max_retries > 0 {
+        // gRPC's throttle counts failures of retryable classes only.
+        shared.budget.failure();
+    }
     if retries >= policy.max_retries {
         return stop(if policy.max_retries == 0 {
             "its class is not retried"
