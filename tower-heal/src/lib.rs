@@ -91,6 +91,15 @@
 //! bodies that are not `Clone` (axum, hyper, reqwest, tonic), buffered up to a bound as
 //! they are sent and replayed ([`ReplayBodies`]; [`RetryLayer::grpc`] does this).
 //!
+//! # Hedging
+//!
+//! Opt-in, for tail latency: a [`HedgeLayer`] sends up to `max_hedges` more copies of a
+//! request that has had no answer after `hedge_delay` (fixed, or a percentile of the latencies
+//! it tracks), takes the first good answer and cancels the rest. Only requests its gate allows
+//! are hedged, and each copy withdraws from a retry budget (its own, or a retry layer's with
+//! [`share_budget_with`](HedgeBuilder::share_budget_with)). A call answered on its first poll
+//! costs no timer.
+//!
 //! # Where it goes in a stack
 //!
 //! On the client side, outermost first: fallback → **retry** → breaker → bulkhead →
