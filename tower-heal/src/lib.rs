@@ -140,4 +140,6 @@ pub use replay::{CloneRequest, Replay};
 pub use replay::{Kept, ReplayBodies, ReplayBody};
 pub use retry::*;
 
-pub use tower_outcome::{BoxError, Rejected, parse_grpc_pushback, parse_retry_after};
+pub use tower_outcome::{
+    BoxError, LayerKind, Reason, Rejected, find_rejected, parse_grpc_pushback, parse_retry_after,
+};

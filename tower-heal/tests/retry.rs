@@ -188,3 +188,68 @@ async fn a_clone_does_not_inherit_readiness_and_retries_poll_ready_first() {
     send.send_response(5);
     assert_eq!(future.await.unwrap().unwrap(), 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_attempts_response_is_dropped_before_the_back_off() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_heal::{Class, Failure, FnClasses};
+
+    /// A response that counts its drops; `ok` says whether it is a good one.
+    struct Answer {
+        ok: bool,
+        drops: Arc<AtomicUsize>,
+    }
+    impl Drop for Answer {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (d, c) = (drops.clone(), calls.clone());
+    let inner = tower::service_fn(move |_: ()| {
+        let ok = c.fetch_add(1, Ordering::SeqCst) > 0;
+        let drops = d.clone();
+        async move { Ok::<_, std::io::Error>(Answer { ok, drops }) }
+    });
+    let classes = FnClasses::new(|r: &Result<Answer, std::io::Error>| match r {
+        Ok(answer) if answer.ok => None,
+        _ => Some(Failure::new(Class::API_ERRORS_5XX)),
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(no_jitter().classifier(classes).build().unwrap())
+        .service(inner);
+    let future = tokio::spawn(support::start(&mut svc, ()).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "backing off");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the failed response is already dropped"
+    );
+    let answer = future.await.unwrap().unwrap();
+    assert!(answer.ok);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_family_rejection_without_retry_after_is_returned_at_once() {
+    use tower_heal::Rejected;
+    use tower_heal::{LayerKind, Reason};
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    let inner = tower::service_fn(move |_: ()| {
+        *c.lock().unwrap() += 1;
+        async {
+            Err::<u32, tower_heal::BoxError>(Box::new(Rejected::new(
+                LayerKind::Bulkhead,
+                Reason::BulkheadFull,
+            )))
+        }
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(no_jitter().build().unwrap())
+        .service(inner);
+    let err = support::call(&mut svc, ()).await.unwrap_err();
+    assert!(err.downcast_ref::<Rejected>().is_some());
+    assert_eq!(*calls.lock().unwrap(), 1);
+}

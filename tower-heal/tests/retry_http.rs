@@ -138,7 +138,7 @@ async fn a_post_without_idempotency_key_is_not_retried_with_one_it_is() {
 #[tokio::test(start_paused = true)]
 async fn a_family_rejection_answer_is_waited_out_when_it_fits() {
     use tower_heal::Rejected;
-    use tower_outcome::{LayerKind, Reason};
+    use tower_heal::{LayerKind, Reason};
     let script = Script::new([status(200)]);
     let inner_script = script.clone();
     let mut first = true;
