@@ -178,7 +178,10 @@ mod body {
                 if state.spoiled {
                     return Err("the request body is over the replay bound");
                 }
-                if state.in_use {
+                // Unless the whole body is buffered, only one attempt may read the rest of
+                // the original: replay only once no other attempt's body is alive (the kept
+                // handle is the only other owner of the state).
+                if !state.ended && (state.in_use || Arc::strong_count(&kept.body) > 1) {
                     return Err("the previous attempt still holds the request body");
                 }
             }
