@@ -437,3 +437,36 @@ mod http_classes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_their_own_class() {
+        let io: Result<(), std::io::Error> = Err(std::io::ErrorKind::TimedOut.into());
+        assert_eq!(DefaultClasses.classify(&io).unwrap().class, Class::TIMEOUT);
+        let boxed: Result<(), BoxError> =
+            Err(Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        assert_eq!(
+            DefaultClasses.classify(&boxed).unwrap().class,
+            Class::TIMEOUT
+        );
+        let reset: Result<(), BoxError> = Err("connection reset".into());
+        assert_eq!(
+            DefaultClasses.classify(&reset).unwrap().class,
+            Class::NETWORK_ERROR
+        );
+    }
+
+    #[test]
+    fn a_rejection_carries_its_retry_after_as_the_hint() {
+        use tower_outcome::{LayerKind, Reason, Rejected};
+        let rejected = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen)
+            .with_retry_after(Duration::from_secs(3));
+        let err: Result<(), BoxError> = Err(Box::new(rejected));
+        let failure = DefaultClasses.classify(&err).unwrap();
+        assert_eq!(failure.class, Class::REJECTED);
+        assert_eq!(failure.hint, Hint::After(Duration::from_secs(3)));
+    }
+}
