@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -13,6 +12,7 @@ use tower_service::Service;
 use crate::ClassifyRetry;
 use crate::hedge::state::HedgeShared;
 use crate::replay::Replay;
+use crate::shared::SharedRef;
 
 pin_project! {
     /// The response future of [`Hedge`](crate::Hedge).
@@ -23,10 +23,13 @@ pin_project! {
     where
         S: Service<<R as Replay<Req>>::Request>,
         R: Replay<Req>,
+        C: 'static,
+        G: 'static,
+        R: 'static,
     {
         #[pin]
         primary: Primary<S::Future>,
-        shared: Arc<HedgeShared<C, G, R>>,
+        shared: SharedRef<HedgeShared<C, G, R>>,
         service: Option<S>,
         kept: Option<R::Kept>,
         // Allocated only once the first attempt is slow.
@@ -56,10 +59,13 @@ impl<S, Req, C, G, R> HedgeFuture<S, Req, C, G, R>
 where
     S: Service<R::Request>,
     R: Replay<Req>,
+    C: 'static,
+    G: 'static,
+    R: 'static,
 {
     pub(crate) fn new(
         future: S::Future,
-        shared: Arc<HedgeShared<C, G, R>>,
+        shared: SharedRef<HedgeShared<C, G, R>>,
         service: Option<S>,
         kept: Option<R::Kept>,
     ) -> Self {
@@ -78,6 +84,9 @@ where
     S: Service<R::Request>,
     R: Replay<Req>,
     C: ClassifyRetry<S::Response, S::Error>,
+    C: 'static,
+    G: 'static,
+    R: 'static,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -101,6 +110,9 @@ where
     S: Service<R::Request>,
     R: Replay<Req>,
     C: ClassifyRetry<S::Response, S::Error>,
+    C: 'static,
+    G: 'static,
+    R: 'static,
 {
     #[inline(never)]
     fn poll_slow(
@@ -219,6 +231,9 @@ impl<S, Req, C, G, R> fmt::Debug for HedgeFuture<S, Req, C, G, R>
 where
     S: Service<R::Request>,
     R: Replay<Req>,
+    C: 'static,
+    G: 'static,
+    R: 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeFuture")

@@ -12,6 +12,7 @@ use crate::hedge::state::{HedgeDelay, HedgeShared};
 use crate::metrics::HedgeMetrics;
 use crate::replay::CloneRequest;
 use crate::retry::error::check_duration;
+use crate::shared::SharedRef;
 use crate::{AnyRequest, ConfigError, DefaultClasses, Hedge, RetryBudget, RetryIf, RetryLayer};
 
 /// Sends up to `max_hedges` more copies of a request that has had no answer after
@@ -42,8 +43,13 @@ use crate::{AnyRequest, ConfigError, DefaultClasses, Hedge, RetryBudget, RetryIf
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct HedgeLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
-    shared: Arc<HedgeShared<C, G, R>>,
+pub struct HedgeLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
+    shared: SharedRef<HedgeShared<C, G, R>>,
 }
 
 impl HedgeLayer {
@@ -66,7 +72,12 @@ impl HedgeLayer {
     }
 }
 
-impl<C, G, R> HedgeLayer<C, G, R> {
+impl<C, G, R> HedgeLayer<C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     /// The layer's name (the `hedge` label of its metrics).
     #[must_use]
     pub fn name(&self) -> &str {
@@ -80,25 +91,40 @@ impl<C, G, R> HedgeLayer<C, G, R> {
     }
 }
 
-impl<C, G, R> Clone for HedgeLayer<C, G, R> {
+impl<C, G, R> Clone for HedgeLayer<C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
         }
     }
 }
 
-impl<C, G, R> fmt::Debug for HedgeLayer<C, G, R> {
+impl<C, G, R> fmt::Debug for HedgeLayer<C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("HedgeLayer").field(&self.shared).finish()
     }
 }
 
-impl<S, C, G, R> Layer<S> for HedgeLayer<C, G, R> {
+impl<S, C, G, R> Layer<S> for HedgeLayer<C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     type Service = Hedge<S, C, G, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Hedge::new(inner, Arc::clone(&self.shared))
+        Hedge::new(inner, self.shared.clone())
     }
 }
 
@@ -127,6 +153,7 @@ pub struct HedgeBuilder<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
     classifier: C,
     gate: G,
     replay: R,
+    static_state: bool,
 }
 
 impl<C, G, R> HedgeBuilder<C, G, R> {
@@ -139,6 +166,7 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier,
             gate,
             replay,
+            static_state: false,
         }
     }
 
@@ -185,7 +213,12 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
     }
 
     /// Hedges withdraw from `retry`'s budget (which already deposits per request).
-    pub fn share_budget_with<C2, G2, R2>(mut self, retry: &RetryLayer<C2, G2, R2>) -> Self {
+    pub fn share_budget_with<C2, G2, R2>(mut self, retry: &RetryLayer<C2, G2, R2>) -> Self
+    where
+        C2: 'static,
+        G2: 'static,
+        R2: 'static,
+    {
         self.budget = BudgetChoice::Shared(Arc::clone(&retry.shared.budget));
         self
     }
@@ -200,6 +233,7 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier,
             gate: self.gate,
             replay: self.replay,
+            static_state: self.static_state,
         }
     }
 
@@ -213,6 +247,7 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier: self.classifier,
             gate,
             replay: self.replay,
+            static_state: self.static_state,
         }
     }
 
@@ -232,14 +267,27 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier: self.classifier,
             gate: self.gate,
             replay: crate::ReplayBodies::new(max_bytes),
+            static_state: self.static_state,
         }
+    }
+
+    /// Keeps the layer's state for the rest of the program (never freed) instead of
+    /// counting its owners: calls skip the `Arc` refcount. For layers built once at startup.
+    pub fn static_state(mut self) -> Self {
+        self.static_state = true;
+        self
     }
 
     /// Checks the settings and builds the layer.
     ///
     /// # Errors
     /// The first invalid value.
-    pub fn build(self) -> Result<HedgeLayer<C, G, R>, ConfigError> {
+    pub fn build(self) -> Result<HedgeLayer<C, G, R>, ConfigError>
+    where
+        C: 'static,
+        G: 'static,
+        R: 'static,
+    {
         if self.max_hedges == 0 || self.max_hedges > 10 {
             return Err(ConfigError::Count {
                 field: "max_hedges",
@@ -285,17 +333,20 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
         };
         let name: Arc<str> = Arc::from(self.name.as_str());
         Ok(HedgeLayer {
-            shared: Arc::new(HedgeShared {
-                metrics: HedgeMetrics::new(&name),
-                name,
-                classifier: self.classifier,
-                gate: self.gate,
-                replay: self.replay,
-                delay,
-                max_hedges: self.max_hedges,
-                budget,
-                deposits,
-            }),
+            shared: SharedRef::new(
+                HedgeShared {
+                    metrics: HedgeMetrics::new(&name),
+                    name,
+                    classifier: self.classifier,
+                    gate: self.gate,
+                    replay: self.replay,
+                    delay,
+                    max_hedges: self.max_hedges,
+                    budget,
+                    deposits,
+                },
+                self.static_state,
+            ),
         })
     }
 }

@@ -1,7 +1,6 @@
 //! The service: sends the first attempt, hands the retries to the response future.
 
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
@@ -9,6 +8,7 @@ use tower_service::Service;
 use crate::replay::{CloneRequest, Replay};
 use crate::retry::future::ResponseFuture;
 use crate::retry::state::Shared;
+use crate::shared::SharedRef;
 use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 
 /// A service that retries failed attempts. Made by [`RetryLayer`](crate::RetryLayer).
@@ -20,13 +20,23 @@ use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 ///
 /// The error type is the inner service's, unchanged: a call that is not retried, or whose
 /// retries run out, returns the last attempt's result as it came.
-pub struct Retry<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
+pub struct Retry<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     inner: S,
-    shared: Arc<Shared<C, G, R>>,
+    shared: SharedRef<Shared<C, G, R>>,
 }
 
-impl<S, C, G, R> Retry<S, C, G, R> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<C, G, R>>) -> Self {
+impl<S, C, G, R> Retry<S, C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
+    pub(crate) const fn new(inner: S, shared: SharedRef<Shared<C, G, R>>) -> Self {
         Self { inner, shared }
     }
 
@@ -46,13 +56,23 @@ impl<S, C, G, R> Retry<S, C, G, R> {
     }
 }
 
-impl<S: Clone, C, G, R> Clone for Retry<S, C, G, R> {
+impl<S: Clone, C, G, R> Clone for Retry<S, C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+        Self::new(self.inner.clone(), self.shared.clone())
     }
 }
 
-impl<S: fmt::Debug, C, G, R> fmt::Debug for Retry<S, C, G, R> {
+impl<S: fmt::Debug, C, G, R> fmt::Debug for Retry<S, C, G, R>
+where
+    C: 'static,
+    G: 'static,
+    R: 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -67,6 +87,9 @@ where
     S: Service<R::Request> + Clone,
     C: ClassifyRetry<S::Response, S::Error>,
     G: RetryGate<Req>,
+    C: 'static,
+    G: 'static,
+    R: 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -92,6 +115,6 @@ where
         // The instance that was polled ready made the call; the future retries on a clone,
         // which it polls ready itself.
         let service = kept.as_ref().map(|_| self.inner.clone());
-        ResponseFuture::new(future, Arc::clone(shared), service, kept, deadline)
+        ResponseFuture::new(future, shared.clone(), service, kept, deadline)
     }
 }
