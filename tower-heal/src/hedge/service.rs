@@ -93,7 +93,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &*self.shared;
+        let shared = &self.shared;
         let keep = shared.gate.allows(&request);
         let (request, kept) = shared.replay.prepare(request, keep);
         if shared.deposits {
@@ -101,6 +101,6 @@ where
         }
         let future = self.inner.call(request);
         let service = kept.as_ref().map(|_| self.inner.clone());
-        HedgeFuture::new(future, self.shared.clone(), service, kept)
+        HedgeFuture::new(future, shared.clone(), service, kept)
     }
 }

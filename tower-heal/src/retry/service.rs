@@ -102,7 +102,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &*self.shared;
+        let shared = &self.shared;
         let keep = shared.gate.allows(&request);
         let deadline = if keep {
             shared.gate.deadline(&request)
@@ -115,6 +115,6 @@ where
         // The instance that was polled ready made the call; the future retries on a clone,
         // which it polls ready itself.
         let service = kept.as_ref().map(|_| self.inner.clone());
-        ResponseFuture::new(future, self.shared.clone(), service, kept, deadline)
+        ResponseFuture::new(future, shared.clone(), service, kept, deadline)
     }
 }
