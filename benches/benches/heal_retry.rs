@@ -63,23 +63,6 @@ fn happy_path(c: &mut Criterion) {
     group.bench_function("tower-heal retry, no budget", |b| {
         b.iter(|| call_once(&mut heal, black_box(1)))
     });
-    let mut heal = RetryLayer::builder()
-        .static_state()
-        .build()
-        .unwrap()
-        .layer(Bare);
-    group.bench_function("tower-heal retry, static state", |b| {
-        b.iter(|| call_once(&mut heal, black_box(1)))
-    });
-    let mut heal = RetryLayer::builder()
-        .no_budget()
-        .static_state()
-        .build()
-        .unwrap()
-        .layer(Bare);
-    group.bench_function("tower-heal retry, static state, no budget", |b| {
-        b.iter(|| call_once(&mut heal, black_box(1)))
-    });
     let mut hedge = tower_heal::HedgeLayer::builder()
         .delay(Duration::from_millis(50))
         .build()

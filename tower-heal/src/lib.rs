@@ -130,7 +130,6 @@ mod jitter;
 pub mod metrics;
 mod replay;
 mod retry;
-mod shared;
 
 pub use backoff::{Backoff, BackoffKind};
 pub use budget::{RetryBudget, Throttle};

@@ -253,14 +253,3 @@ async fn a_family_rejection_without_retry_after_is_returned_at_once() {
     assert!(err.downcast_ref::<Rejected>().is_some());
     assert_eq!(*calls.lock().unwrap(), 1);
 }
-
-#[tokio::test(start_paused = true)]
-async fn a_layer_with_static_state_retries_the_same_way() {
-    let script = Script::new([Err("down"), Err("down"), Ok(3)]);
-    let layer = no_jitter().max_retries(2).static_state().build().unwrap();
-    let mut svc = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(Flaky(script.clone()));
-    assert_eq!(support::call(&mut svc, ()).await.unwrap(), 3);
-    assert_eq!(script.gaps_ms(), [1000, 2000]);
-}

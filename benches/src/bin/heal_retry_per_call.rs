@@ -19,15 +19,12 @@ use std::time::Instant;
 use benches::Bare;
 use tower::Layer;
 
-const CASES: [&str; 8] = [
+const CASES: [&str; 5] = [
     "bare",
     "tower-retry",
     "heal-retry",
     "heal-retry-no-budget",
-    "heal-retry-static",
-    "heal-retry-static-no-budget",
     "heal-hedge",
-    "heal-hedge-static",
 ];
 
 #[derive(Clone, Copy)]
@@ -74,38 +71,17 @@ fn case(name: &str, calls: u64) {
                 .layer(Bare),
             calls,
         ),
-        "heal-retry-static" => run(
-            tower_heal::RetryLayer::builder()
-                .static_state()
-                .build()
-                .unwrap()
-                .layer(Bare),
-            calls,
-        ),
-        "heal-retry-static-no-budget" => run(
-            tower_heal::RetryLayer::builder()
-                .no_budget()
-                .static_state()
-                .build()
-                .unwrap()
-                .layer(Bare),
-            calls,
-        ),
-        "heal-hedge" => run(hedge(false).layer(Bare), calls),
-        "heal-hedge-static" => run(hedge(true).layer(Bare), calls),
+        "heal-hedge" => run(hedge().layer(Bare), calls),
         other => panic!("unknown case {other}; cases: {CASES:?}"),
     }
 }
 
 /// Hedging idle: the answer comes before the hedge delay (here: on the first poll).
-fn hedge(static_state: bool) -> tower_heal::HedgeLayer {
-    let builder = tower_heal::HedgeLayer::builder().delay(std::time::Duration::from_millis(50));
-    let builder = if static_state {
-        builder.static_state()
-    } else {
-        builder
-    };
-    builder.build().unwrap()
+fn hedge() -> tower_heal::HedgeLayer {
+    tower_heal::HedgeLayer::builder()
+        .delay(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap()
 }
 
 fn main() {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -12,7 +13,6 @@ use tower_service::Service;
 use crate::ClassifyRetry;
 use crate::hedge::state::HedgeShared;
 use crate::replay::Replay;
-use crate::shared::SharedRef;
 
 pin_project! {
     /// The response future of [`Hedge`](crate::Hedge).
@@ -23,13 +23,10 @@ pin_project! {
     where
         S: Service<<R as Replay<Req>>::Request>,
         R: Replay<Req>,
-        C: 'static,
-        G: 'static,
-        R: 'static,
     {
         #[pin]
         primary: Primary<S::Future>,
-        shared: SharedRef<HedgeShared<C, G, R>>,
+        shared: Arc<HedgeShared<C, G, R>>,
         service: Option<S>,
         kept: Option<R::Kept>,
         // Allocated only once the first attempt is slow.
@@ -59,13 +56,10 @@ impl<S, Req, C, G, R> HedgeFuture<S, Req, C, G, R>
 where
     S: Service<R::Request>,
     R: Replay<Req>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     pub(crate) fn new(
         future: S::Future,
-        shared: SharedRef<HedgeShared<C, G, R>>,
+        shared: Arc<HedgeShared<C, G, R>>,
         service: Option<S>,
         kept: Option<R::Kept>,
     ) -> Self {
@@ -84,9 +78,6 @@ where
     S: Service<R::Request>,
     R: Replay<Req>,
     C: ClassifyRetry<S::Response, S::Error>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -110,9 +101,6 @@ where
     S: Service<R::Request>,
     R: Replay<Req>,
     C: ClassifyRetry<S::Response, S::Error>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     #[inline(never)]
     fn poll_slow(
@@ -231,9 +219,6 @@ impl<S, Req, C, G, R> fmt::Debug for HedgeFuture<S, Req, C, G, R>
 where
     S: Service<R::Request>,
     R: Replay<Req>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeFuture")

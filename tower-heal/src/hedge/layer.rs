@@ -12,7 +12,6 @@ use crate::hedge::state::{HedgeDelay, HedgeShared};
 use crate::metrics::HedgeMetrics;
 use crate::replay::CloneRequest;
 use crate::retry::error::check_duration;
-use crate::shared::SharedRef;
 use crate::{AnyRequest, ConfigError, DefaultClasses, Hedge, RetryBudget, RetryIf, RetryLayer};
 
 /// Sends up to `max_hedges` more copies of a request that has had no answer after
@@ -43,13 +42,8 @@ use crate::{AnyRequest, ConfigError, DefaultClasses, Hedge, RetryBudget, RetryIf
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct HedgeLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
-    shared: SharedRef<HedgeShared<C, G, R>>,
+pub struct HedgeLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
+    shared: Arc<HedgeShared<C, G, R>>,
 }
 
 impl HedgeLayer {
@@ -72,12 +66,7 @@ impl HedgeLayer {
     }
 }
 
-impl<C, G, R> HedgeLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<C, G, R> HedgeLayer<C, G, R> {
     /// The layer's name (the `hedge` label of its metrics).
     #[must_use]
     pub fn name(&self) -> &str {
@@ -91,40 +80,25 @@ where
     }
 }
 
-impl<C, G, R> Clone for HedgeLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<C, G, R> Clone for HedgeLayer<C, G, R> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
-impl<C, G, R> fmt::Debug for HedgeLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<C, G, R> fmt::Debug for HedgeLayer<C, G, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("HedgeLayer").field(&self.shared).finish()
     }
 }
 
-impl<S, C, G, R> Layer<S> for HedgeLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<S, C, G, R> Layer<S> for HedgeLayer<C, G, R> {
     type Service = Hedge<S, C, G, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Hedge::new(inner, self.shared.clone())
+        Hedge::new(inner, Arc::clone(&self.shared))
     }
 }
 
@@ -153,7 +127,6 @@ pub struct HedgeBuilder<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
     classifier: C,
     gate: G,
     replay: R,
-    static_state: bool,
 }
 
 impl<C, G, R> HedgeBuilder<C, G, R> {
@@ -166,7 +139,6 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier,
             gate,
             replay,
-            static_state: false,
         }
     }
 
@@ -213,12 +185,7 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
     }
 
     /// Hedges withdraw from `retry`'s budget (which already deposits per request).
-    pub fn share_budget_with<C2, G2, R2>(mut self, retry: &RetryLayer<C2, G2, R2>) -> Self
-    where
-        C2: 'static,
-        G2: 'static,
-        R2: 'static,
-    {
+    pub fn share_budget_with<C2, G2, R2>(mut self, retry: &RetryLayer<C2, G2, R2>) -> Self {
         self.budget = BudgetChoice::Shared(Arc::clone(&retry.shared.budget));
         self
     }
@@ -233,7 +200,6 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier,
             gate: self.gate,
             replay: self.replay,
-            static_state: self.static_state,
         }
     }
 
@@ -247,7 +213,6 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier: self.classifier,
             gate,
             replay: self.replay,
-            static_state: self.static_state,
         }
     }
 
@@ -267,27 +232,14 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier: self.classifier,
             gate: self.gate,
             replay: crate::ReplayBodies::new(max_bytes),
-            static_state: self.static_state,
         }
-    }
-
-    /// Keeps the layer's state for the rest of the program (never freed) instead of
-    /// counting its owners: calls skip the `Arc` refcount. For layers built once at startup.
-    pub fn static_state(mut self) -> Self {
-        self.static_state = true;
-        self
     }
 
     /// Checks the settings and builds the layer.
     ///
     /// # Errors
     /// The first invalid value.
-    pub fn build(self) -> Result<HedgeLayer<C, G, R>, ConfigError>
-    where
-        C: 'static,
-        G: 'static,
-        R: 'static,
-    {
+    pub fn build(self) -> Result<HedgeLayer<C, G, R>, ConfigError> {
         if self.max_hedges == 0 || self.max_hedges > 10 {
             return Err(ConfigError::Count {
                 field: "max_hedges",
@@ -333,20 +285,17 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
         };
         let name: Arc<str> = Arc::from(self.name.as_str());
         Ok(HedgeLayer {
-            shared: SharedRef::new(
-                HedgeShared {
-                    metrics: HedgeMetrics::new(&name),
-                    name,
-                    classifier: self.classifier,
-                    gate: self.gate,
-                    replay: self.replay,
-                    delay,
-                    max_hedges: self.max_hedges,
-                    budget,
-                    deposits,
-                },
-                self.static_state,
-            ),
+            shared: Arc::new(HedgeShared {
+                metrics: HedgeMetrics::new(&name),
+                name,
+                classifier: self.classifier,
+                gate: self.gate,
+                replay: self.replay,
+                delay,
+                max_hedges: self.max_hedges,
+                budget,
+                deposits,
+            }),
         })
     }
 }

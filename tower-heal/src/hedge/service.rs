@@ -1,6 +1,7 @@
 //! The service: sends the first attempt, hands the hedging to the response future.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
@@ -8,7 +9,6 @@ use tower_service::Service;
 use crate::hedge::future::HedgeFuture;
 use crate::hedge::state::HedgeShared;
 use crate::replay::{CloneRequest, Replay};
-use crate::shared::SharedRef;
 use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 
 /// A service that sends hedged copies of slow requests. Made by
@@ -16,23 +16,13 @@ use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 ///
 /// A call answered on the first poll of its future costs no timer, no allocation and no
 /// clock read; a slow one arms one timer and allocates its hedging state.
-pub struct Hedge<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+pub struct Hedge<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
     inner: S,
-    shared: SharedRef<HedgeShared<C, G, R>>,
+    shared: Arc<HedgeShared<C, G, R>>,
 }
 
-impl<S, C, G, R> Hedge<S, C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
-    pub(crate) const fn new(inner: S, shared: SharedRef<HedgeShared<C, G, R>>) -> Self {
+impl<S, C, G, R> Hedge<S, C, G, R> {
+    pub(crate) const fn new(inner: S, shared: Arc<HedgeShared<C, G, R>>) -> Self {
         Self { inner, shared }
     }
 
@@ -47,23 +37,13 @@ where
     }
 }
 
-impl<S: Clone, C, G, R> Clone for Hedge<S, C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<S: Clone, C, G, R> Clone for Hedge<S, C, G, R> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.shared.clone())
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
     }
 }
 
-impl<S: fmt::Debug, C, G, R> fmt::Debug for Hedge<S, C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<S: fmt::Debug, C, G, R> fmt::Debug for Hedge<S, C, G, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hedge")
             .field("inner", &self.inner)
@@ -78,9 +58,6 @@ where
     S: Service<R::Request> + Clone,
     C: ClassifyRetry<S::Response, S::Error>,
     G: RetryGate<Req>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -101,6 +78,6 @@ where
         }
         let future = self.inner.call(request);
         let service = kept.as_ref().map(|_| self.inner.clone());
-        HedgeFuture::new(future, shared.clone(), service, kept)
+        HedgeFuture::new(future, Arc::clone(shared), service, kept)
     }
 }

@@ -8,7 +8,6 @@ use crate::budget::{Budget, BudgetKind};
 use crate::replay::CloneRequest;
 use crate::retry::config::Settings;
 use crate::retry::state::{Hook, RetryEvent, Shared};
-use crate::shared::SharedRef;
 use crate::{
     AnyRequest, Backoff, BackoffKind, Class, ClassPolicy, ConfigError, DefaultClasses, Jitter,
     RetryBudget, RetryConfig, RetryIf, RetryLayer, Throttle,
@@ -48,7 +47,6 @@ pub struct RetryBuilder<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
     gate: G,
     replay: R,
     hook: Option<Hook>,
-    static_state: bool,
 }
 
 impl RetryBuilder {
@@ -66,7 +64,6 @@ impl<C, G, R> RetryBuilder<C, G, R> {
             gate,
             replay,
             hook: None,
-            static_state: false,
         }
     }
 
@@ -191,7 +188,6 @@ impl<C, G, R> RetryBuilder<C, G, R> {
             gate: self.gate,
             replay: self.replay,
             hook: self.hook,
-            static_state: self.static_state,
         }
     }
 
@@ -204,7 +200,6 @@ impl<C, G, R> RetryBuilder<C, G, R> {
             gate,
             replay: self.replay,
             hook: self.hook,
-            static_state: self.static_state,
         }
     }
 
@@ -223,29 +218,14 @@ impl<C, G, R> RetryBuilder<C, G, R> {
             gate: self.gate,
             replay: crate::ReplayBodies::new(max_bytes),
             hook: self.hook,
-            static_state: self.static_state,
         }
-    }
-
-    /// Keeps the layer's state for the rest of the program instead of counting its owners:
-    /// calls then skip the `Arc` refcount increment and decrement (two atomic
-    /// read-modify-writes, the largest part of a succeeding call's cost). The state is never
-    /// freed: use this for layers built once at startup, never for layers built per request.
-    pub fn static_state(mut self) -> Self {
-        self.static_state = true;
-        self
     }
 
     /// Checks the settings and builds the layer.
     ///
     /// # Errors
     /// The first invalid value.
-    pub fn build(self) -> Result<RetryLayer<C, G, R>, ConfigError>
-    where
-        C: 'static,
-        G: 'static,
-        R: 'static,
-    {
+    pub fn build(self) -> Result<RetryLayer<C, G, R>, ConfigError> {
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -253,20 +233,17 @@ impl<C, G, R> RetryBuilder<C, G, R> {
         let settings = self.settings;
         let seed = settings.seed.unwrap_or_else(|| fastrand::u64(..));
         Ok(RetryLayer {
-            shared: SharedRef::new(
-                Shared::new(
-                    Arc::from(settings.name.as_str()),
-                    self.classifier,
-                    self.gate,
-                    self.replay,
-                    settings.policies,
-                    (settings.max_retry_after, settings.max_total_delay),
-                    Arc::new(Budget::new(settings.budget)),
-                    self.hook,
-                    seed,
-                ),
-                self.static_state,
-            ),
+            shared: Arc::new(Shared::new(
+                Arc::from(settings.name.as_str()),
+                self.classifier,
+                self.gate,
+                self.replay,
+                settings.policies,
+                (settings.max_retry_after, settings.max_total_delay),
+                Arc::new(Budget::new(settings.budget)),
+                self.hook,
+                seed,
+            )),
         })
     }
 }

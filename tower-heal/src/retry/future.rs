@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use tower_service::Service;
 
 use crate::replay::Replay;
 use crate::retry::state::Shared;
-use crate::shared::SharedRef;
 use crate::{ClassifyRetry, Failure, Hint};
 
 /// What a call needs once it retries; allocated on the first failure only, so a call that
@@ -35,13 +35,10 @@ pin_project! {
     where
         S: Service<<R as Replay<Req>>::Request>,
         R: Replay<Req>,
-        C: 'static,
-        G: 'static,
-        R: 'static,
     {
         #[pin]
         state: State<S::Future>,
-        shared: SharedRef<Shared<C, G, R>>,
+        shared: Arc<Shared<C, G, R>>,
         // A clone of the inner service, for the retries; `None` when the request may not be
         // retried.
         service: Option<S>,
@@ -64,13 +61,10 @@ impl<S, Req, C, G, R> ResponseFuture<S, Req, C, G, R>
 where
     S: Service<R::Request>,
     R: Replay<Req>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     pub(crate) fn new(
         future: S::Future,
-        shared: SharedRef<Shared<C, G, R>>,
+        shared: Arc<Shared<C, G, R>>,
         service: Option<S>,
         kept: Option<R::Kept>,
         deadline: Option<Instant>,
@@ -91,9 +85,6 @@ where
     S: Service<R::Request>,
     R: Replay<Req>,
     C: ClassifyRetry<S::Response, S::Error>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -136,9 +127,6 @@ where
     S: Service<R::Request>,
     R: Replay<Req>,
     C: ClassifyRetry<S::Response, S::Error>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     /// Back-off, readiness and the retries' attempts.
     #[inline(never)]
@@ -306,9 +294,6 @@ impl<S, Req, C, G, R> fmt::Debug for ResponseFuture<S, Req, C, G, R>
 where
     S: Service<R::Request>,
     R: Replay<Req>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {

@@ -1,12 +1,12 @@
 //! The layer: holds the retry's shared state and wraps services with it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use tower_layer::Layer;
 
 use crate::replay::CloneRequest;
 use crate::retry::state::Shared;
-use crate::shared::SharedRef;
 use crate::{AnyRequest, ConfigError, DefaultClasses, Retry, RetryBuilder, RetryConfig};
 
 /// Retries failed calls with back-off and jitter, per-class policies, server pushback and a
@@ -31,13 +31,8 @@ use crate::{AnyRequest, ConfigError, DefaultClasses, Retry, RetryBuilder, RetryC
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct RetryLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
-    pub(crate) shared: SharedRef<Shared<C, G, R>>,
+pub struct RetryLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
+    pub(crate) shared: Arc<Shared<C, G, R>>,
 }
 
 impl RetryLayer {
@@ -71,12 +66,7 @@ impl Default for RetryLayer {
     }
 }
 
-impl<C, G, R> RetryLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<C, G, R> RetryLayer<C, G, R> {
     /// The layer's name (the `retry` label of its metrics).
     #[must_use]
     pub fn name(&self) -> &str {
@@ -84,39 +74,24 @@ where
     }
 }
 
-impl<C, G, R> Clone for RetryLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<C, G, R> Clone for RetryLayer<C, G, R> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
-impl<C, G, R> fmt::Debug for RetryLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<C, G, R> fmt::Debug for RetryLayer<C, G, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("RetryLayer").field(&self.shared).finish()
     }
 }
 
-impl<S, C, G, R> Layer<S> for RetryLayer<C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<S, C, G, R> Layer<S> for RetryLayer<C, G, R> {
     type Service = Retry<S, C, G, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::new(inner, self.shared.clone())
+        Retry::new(inner, Arc::clone(&self.shared))
     }
 }

@@ -1,6 +1,7 @@
 //! The service: sends the first attempt, hands the retries to the response future.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
@@ -8,7 +9,6 @@ use tower_service::Service;
 use crate::replay::{CloneRequest, Replay};
 use crate::retry::future::ResponseFuture;
 use crate::retry::state::Shared;
-use crate::shared::SharedRef;
 use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 
 /// A service that retries failed attempts. Made by [`RetryLayer`](crate::RetryLayer).
@@ -20,23 +20,13 @@ use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 ///
 /// The error type is the inner service's, unchanged: a call that is not retried, or whose
 /// retries run out, returns the last attempt's result as it came.
-pub struct Retry<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+pub struct Retry<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
     inner: S,
-    shared: SharedRef<Shared<C, G, R>>,
+    shared: Arc<Shared<C, G, R>>,
 }
 
-impl<S, C, G, R> Retry<S, C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
-    pub(crate) const fn new(inner: S, shared: SharedRef<Shared<C, G, R>>) -> Self {
+impl<S, C, G, R> Retry<S, C, G, R> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<C, G, R>>) -> Self {
         Self { inner, shared }
     }
 
@@ -56,23 +46,13 @@ where
     }
 }
 
-impl<S: Clone, C, G, R> Clone for Retry<S, C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<S: Clone, C, G, R> Clone for Retry<S, C, G, R> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.shared.clone())
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
     }
 }
 
-impl<S: fmt::Debug, C, G, R> fmt::Debug for Retry<S, C, G, R>
-where
-    C: 'static,
-    G: 'static,
-    R: 'static,
-{
+impl<S: fmt::Debug, C, G, R> fmt::Debug for Retry<S, C, G, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -87,9 +67,6 @@ where
     S: Service<R::Request> + Clone,
     C: ClassifyRetry<S::Response, S::Error>,
     G: RetryGate<Req>,
-    C: 'static,
-    G: 'static,
-    R: 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -115,6 +92,6 @@ where
         // The instance that was polled ready made the call; the future retries on a clone,
         // which it polls ready itself.
         let service = kept.as_ref().map(|_| self.inner.clone());
-        ResponseFuture::new(future, shared.clone(), service, kept, deadline)
+        ResponseFuture::new(future, Arc::clone(shared), service, kept, deadline)
     }
 }
