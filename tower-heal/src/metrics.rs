@@ -2,7 +2,7 @@
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `heal_attempts_total` | counter | `retry`, `outcome` = `success`, `failure` | attempts made, first ones included; `failure` = a retryable class |
+//! | `heal_attempts_total` | counter | `retry`, `outcome` = `success`, `failure` | attempts of calls that met a failure: every failed attempt (`failure`: classified in a class), and the attempt that then succeeded (`success`). A call that succeeds at its first attempt is not counted: that is the hot path, and request metrics count it |
 //! | `heal_retries_total` | counter | `retry`, `class` | retries started, by the class of the failure |
 //! | `heal_backoff_seconds` | histogram | `retry` | each back-off slept before a retry |
 //! | `heal_retries_refused_total` | counter | `retry`, `reason` = `budget`, `throttle` | retries the budget refused (it never waits) |
@@ -33,7 +33,7 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         ATTEMPTS_TOTAL,
         Unit::Count,
-        "Attempts made by a retry layer (first attempts included), by outcome."
+        "Attempts of calls that met a failure (failed attempts, and the attempt that then succeeded), by outcome."
     );
     metrics::describe_counter!(
         RETRIES_TOTAL,

@@ -98,7 +98,11 @@ where
             match shared.classifier.classify(&result) {
                 None => {
                     shared.budget.success();
-                    shared.metrics.success();
+                    // Attempts are counted from the first failure on: a call that succeeds
+                    // at once is the hot path, and request metrics count it already.
+                    if this.retrying.0.is_some() {
+                        shared.metrics.success();
+                    }
                     return Poll::Ready(result);
                 }
                 Some(failure) => {
