@@ -1,8 +1,117 @@
-//! Self-healing for tower services: retry with backoff and jitter, per-error-class policies,
-//! Retry-After, retry budgets, fallback, and recovery when health degrades.
+//! Self-healing for tower services: retry with back-off and jitter, per-error-class policies,
+//! `Retry-After` and gRPC pushback, retry budgets, body replay and hedging; fallback with
+//! degradation levels, automatic recovery, idempotency keys and checkpointed workflows.
 //!
-//! This crate is a placeholder: the layers are not built yet. They will honour the family's
-//! [`Rejected::retry_after`] and read `Retry-After` with [`parse_retry_after`].
+//! Most failures are transient: a dropped connection, a 503 during a deploy, a 429 from a
+//! rate-limited API. Retrying them is the cheapest healing there is, and the most dangerous
+//! when done naively: clients retrying in lockstep keep a recovering dependency down, a
+//! retried POST charges a card twice, a retried validation error never succeeds. This crate
+//! retries with jitter, within a budget shared by every clone, only what is safe to retry.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_heal::{Jitter, RetryLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), std::io::Error> {
+//! let retry = RetryLayer::builder()
+//!     .name("inventory")
+//!     .max_retries(3)                           // 4 attempts at most
+//!     .initial_delay(Duration::from_millis(200)) // 200 ms, 400 ms, 800 ms ...
+//!     .jitter(Jitter::Full)                     // ... each drawn uniformly below that
+//!     .build()
+//!     .unwrap();
+//!
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let seen = calls.clone();
+//! let mut svc = ServiceBuilder::new().layer(retry).service_fn(move |n: u32| {
+//!     let attempt = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!     async move {
+//!         if attempt < 2 { Err(std::io::Error::other("connection reset")) } else { Ok(n * 2) }
+//!     }
+//! });
+//! assert_eq!(svc.ready().await?.call(21).await?, 42);
+//! assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+//! # Ok(()) }
+//! ```
+//!
+//! # Retry
+//!
+//! Attempts = 1 + `max_retries` (default 2). Before retry `n` (from 0) the layer waits
+//! `min(max_delay, initial_delay × multiplier^n)` (defaults 100 ms, × 2, 10 s), randomised by
+//! a [`Jitter`] mode (`none`, `full` = the default, `equal`, `decorrelated`,
+//! `proportional(f)`) drawn from a seedable [`fastrand::Rng`]. `max_total_delay` bounds the
+//! summed back-off, and a [`Deadline`] in an HTTP request's extensions bounds the call: a
+//! back-off that would overrun either is not started. A failed attempt's response is
+//! dropped before the back-off; dropping the response future during a back-off returns at
+//! once and makes no further attempt. Each retry emits a tracing event at `INFO`
+//! (`attempt 2/3 failed: api_errors_5xx (503); waiting 2000 ms`) and calls the
+//! [`on_retry`](RetryBuilder::on_retry) hook.
+//!
+//! # Classes and per-class policies
+//!
+//! A [classifier](ClassifyRetry) puts each failed attempt in a [`Class`]: `network_error`,
+//! `timeout`, `api_errors_5xx`, `rate_limit_429`, `validation_error`, `grpc_unavailable`,
+//! `rejected`, or one of your own ([`FnClasses`]). Each class has its own [`ClassPolicy`]
+//! (retries and back-off); `validation_error` is never retried unless configured. The
+//! configuration takes our users' shape ([`RetryConfig`], JSON with the `serde` feature):
+//!
+//! ```json
+//! {"retry_policies": {
+//!   "network_error": {"max_retries": 5, "backoff": "exponential", "initial_delay_ms": 1000, "max_delay_ms": 30000, "jitter": true},
+//!   "rate_limit_429": {"max_retries": 3, "backoff": "fixed", "delay_ms": 60000},
+//!   "validation_error": {"max_retries": 0}}}
+//! ```
+//!
+//! A call's retries are counted across classes: retry `n` is allowed when `n` is below the
+//! `max_retries` of the class of the attempt that just failed, and its exponential back-off
+//! uses that `n`.
+//!
+//! # Server pushback and the family's rejections
+//!
+//! `Retry-After` (seconds or HTTP-date, on 429 and 5xx) and gRPC's `grpc-retry-pushback-ms`
+//! replace the computed delay, without jitter (a retry never fires early); a delay beyond
+//! `max_retry_after` (default 60 s), or a negative or garbage pushback, returns the last
+//! result without retry. A rejection by one of the family's layers (breaker open, bulkhead
+//! full) is waited out only when its `retry_after` fits those limits, else returned at once.
+//!
+//! # Retry budget
+//!
+//! On by default ([`RetryBudget`]): each first attempt deposits `ratio` (0.2) of a retry,
+//! each retry withdraws one, `min_per_second` (10) are always allowed, deposits expire after
+//! 10 s. An exhausted budget returns the failed result at once (it never waits); a retry
+//! waiting in back-off has already withdrawn. gRPC's [`Throttle`] is the alternative.
+//!
+//! # What is retried
+//!
+//! A [`RetryGate`] decides before the first attempt. [`RetryLayer::http`] retries only
+//! idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or requests carrying an
+//! `Idempotency-Key`; [`RetryBuilder::retry_if`] takes a predicate for other services.
+//! Requests are kept for another attempt by [`Replay`]: cloned by default, or, for HTTP
+//! bodies that are not `Clone` (axum, hyper, reqwest, tonic), buffered up to a bound as
+//! they are sent and replayed ([`ReplayBodies`]; [`RetryLayer::grpc`] does this).
+//!
+//! # Hedging
+//!
+//! Opt-in, for tail latency: a [`HedgeLayer`] sends up to `max_hedges` more copies of a
+//! request that has had no answer after `hedge_delay` (fixed, or a percentile of the latencies
+//! it tracks), takes the first good answer and cancels the rest. Only requests its gate allows
+//! are hedged, and each copy withdraws from a retry budget (its own, or a retry layer's with
+//! [`share_budget_with`](HedgeBuilder::share_budget_with)). A call answered on its first poll
+//! costs no timer.
+//!
+//! # Where it goes in a stack
+//!
+//! On the client side, outermost first: fallback → **retry** → breaker → bulkhead →
+//! per-attempt timeout → (chaos, when testing) → transport. Retry outside the breaker: each
+//! attempt is seen by the breaker, and once it opens, its rejection (whose `retry_after` is
+//! usually longer than `max_retry_after` allows) stops the retries.
+//!
+//! # Metrics
+//!
+//! See [`metrics`] for the names (`heal_attempts_total`, `heal_retries_total`,
+//! `heal_backoff_seconds`, `heal_retries_refused_total`, `heal_hedges_total`).
 //!
 //! # Fallback, recovery, idempotency keys and checkpoints
 //!
@@ -70,30 +179,52 @@
 //! lock, allocates or reads the clock on success; a recovery layer reads the clock on a
 //! failure, to roll its window. Measured figures are in the repository's `benches/README.md`.
 //!
-//! **Metrics** ([`metrics_part2`]): `heal_fallbacks_total{component,level}`,
+//! **Metrics** ([`metrics`]): `heal_fallbacks_total{component,level}`,
 //! `heal_degradation_level{component}`, `heal_recoveries_total{component,result}`,
 //! `heal_escalations_total{component}`, `heal_idempotent_replays_total`,
 //! `heal_checkpoint_resumes_total`. **Events** (target `tower_heal`): every fallback (info;
 //! warn when none answered), recovery (warn when it starts, info when done, error when it
 //! fails), escalation (error), replay (info) and resume (info).
 //!
+//! # Feature flags
+//!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | `http` | yes | the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
-//! | `serde` | no | `Deserialize`/`Serialize` for [`RecoveryConfig`], `Serialize` for [`DegradationReport`] |
+//! | `http` | yes | [`HttpClasses`], [`GrpcClasses`], [`IdempotentMethods`], [`ReplayBodies`]; the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
+//! | `serde` | no | `Deserialize` / `Serialize` for [`RetryConfig`] and [`RecoveryConfig`], `Serialize` for [`DegradationReport`] |
 //! | `sqlite` | no | `store::SqliteStore` (SQLite compiled from the crate: nothing to install) |
 //! | `checkpoint` | no | `checkpoint::Workflow` (step results as serde data) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use tower_outcome::{Rejected, parse_retry_after};
+mod backoff;
+mod budget;
+mod hedge;
+mod jitter;
+pub mod metrics;
+mod replay;
+mod retry;
+
+pub use backoff::{Backoff, BackoffKind};
+pub use budget::{RetryBudget, Throttle};
+pub use hedge::{Hedge, HedgeBuilder, HedgeFuture, HedgeLayer};
+pub use jitter::Jitter;
+pub use replay::{CloneRequest, Replay};
+#[cfg(feature = "http")]
+pub use replay::{Kept, ReplayBodies, ReplayBody};
+pub use retry::*;
+
+pub use tower_outcome::{
+    BoxError, LayerKind, Reason, Rejected, find_rejected, parse_grpc_pushback, parse_retry_after,
+};
 
 // part 2: fallback, recovery, idempotency, checkpoints
 #[cfg(feature = "checkpoint")]
 pub mod checkpoint;
 pub mod fallback;
 pub mod idempotency;
-pub mod metrics_part2;
 pub mod recovery;
 pub mod store;
 
@@ -104,8 +235,6 @@ pub use recovery::{
 };
 
 pub use fallback::{
-    CloneRequest, DEGRADED_HEADER, Degradable, DegradationLevel, DegradationReport, Degraded,
-    Fallback, FallbackBuilder, FallbackChain, FallbackLayer, FallbackOn, KeepRequest, LastGood,
-    Marked,
+    DEGRADED_HEADER, Degradable, DegradationLevel, DegradationReport, Degraded, Fallback,
+    FallbackBuilder, FallbackChain, FallbackLayer, FallbackOn, KeepRequest, LastGood, Marked,
 };
-pub use tower_outcome::BoxError;

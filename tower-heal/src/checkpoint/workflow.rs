@@ -104,7 +104,7 @@ impl Workflow {
         match serde_json::from_slice(&record.value) {
             Ok(value) => {
                 if self.resumed == 0 {
-                    crate::metrics_part2::resume_counter().increment(1);
+                    crate::metrics::resume_counter().increment(1);
                     tracing::info!(target: "tower_heal", workflow = %self.id, step = name, index, "workflow resumed from its checkpoint");
                 }
                 self.resumed += 1;

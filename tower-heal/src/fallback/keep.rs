@@ -11,9 +11,9 @@ pub trait KeepRequest<Req> {
     fn keep(&self, request: &Req) -> Self::Kept;
 }
 
-/// The default [`KeepRequest`]: the fallback gets a clone of the request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CloneRequest;
+/// The default [`KeepRequest`]: the fallback gets a clone of the request. (The same type is the
+/// retry layer's default [`Replay`](crate::Replay): one name for "keep a clone".)
+pub use crate::replay::CloneRequest;
 
 impl<Req: Clone> KeepRequest<Req> for CloneRequest {
     type Kept = Req;

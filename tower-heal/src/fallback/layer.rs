@@ -12,7 +12,7 @@ use tower_outcome::HttpAnswer;
 use tower_outcome::{BoxErrorAnswer, Classify, ErrorsAsFailures, Outcome, Settle, find_rejected};
 
 use super::{CloneRequest, Degradable, DegradationLevel, Degraded, FallbackChain, Trigger};
-use crate::metrics_part2::FallbackMetrics;
+use crate::metrics::FallbackMetrics;
 
 /// Which failures of the primary the fallback answers. By default all three.
 ///

@@ -168,7 +168,7 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
                 store,
                 ttl: self.ttl,
                 flights: Arc::default(),
-                replays: crate::metrics_part2::replay_counter(),
+                replays: crate::metrics::replay_counter(),
             }),
             _answer: PhantomData,
         }

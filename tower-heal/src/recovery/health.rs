@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tower_outcome::{BoxError, LayerKind, Reason, Rejected};
 
 use super::config::Settings;
-use crate::metrics_part2::RecoveryMetrics;
+use crate::metrics::RecoveryMetrics;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

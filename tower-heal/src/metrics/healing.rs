@@ -1,16 +1,4 @@
-//! Metric names and descriptions of fallback, recovery, idempotency and checkpoints.
-//!
-//! | name | kind | labels | meaning |
-//! |---|---|---|---|
-//! | `heal_fallbacks_total` | counter | `component`, `level` = `1` \| `2` \| `3` \| `4` | answers by a fallback at a level; `4` counts calls no fallback answered |
-//! | `heal_degradation_level` | gauge | `component` | the level of the component's latest answer, 0 (full) to 4 (failed) |
-//! | `heal_recoveries_total` | counter | `component`, `result` = `success` \| `failure` | recovery actions run (hook or rebuild) |
-//! | `heal_escalations_total` | counter | `component` | recoveries that did not help `max_attempts` times in a row |
-//! | `heal_idempotent_replays_total` | counter | — | duplicate requests answered from the store |
-//! | `heal_checkpoint_resumes_total` | counter | — | workflow runs that skipped steps already completed |
-//!
-//! Handles are registered when a layer is built, with the recorder installed at that moment:
-//! install your recorder before building layers.
+//! Fallback, recovery, idempotency and checkpoint metrics (names listed in the parent module).
 
 use std::sync::{Arc, Once};
 
@@ -31,9 +19,8 @@ pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "heal_idempotent_replays_total";
 /// `heal_checkpoint_resumes_total`.
 pub const CHECKPOINT_RESUMES_TOTAL: &str = "heal_checkpoint_resumes_total";
 
-/// Describes these metrics to the installed recorder. Building a layer does this once by
-/// itself; call it yourself only to describe them before any layer exists.
-pub fn describe_metrics() {
+/// Describes the fallback, recovery, idempotency and checkpoint metrics.
+pub(super) fn describe_healing() {
     metrics::describe_counter!(
         FALLBACKS_TOTAL,
         Unit::Count,
@@ -68,7 +55,7 @@ pub fn describe_metrics() {
 static DESCRIBE: Once = Once::new();
 
 pub(crate) fn describe_once() {
-    DESCRIBE.call_once(describe_metrics);
+    DESCRIBE.call_once(super::describe_metrics);
 }
 
 /// A fallback layer's handles.

@@ -1,0 +1,472 @@
+//! Classes: what kind of failure a result is, which decides the retry policy.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use tower_outcome::{BoxError, find_rejected};
+
+/// The class of a failed attempt, naming the [`ClassPolicy`](crate::ClassPolicy) that decides
+/// whether and when it is retried.
+///
+/// The built-in classes are the names our users' configurations use (`retry_policies`); a
+/// classifier of your own may return any other name with [`Class::new`] and configure it the
+/// same way.
+///
+/// ```
+/// use tower_heal::Class;
+///
+/// assert_eq!(Class::RATE_LIMIT_429.as_str(), "rate_limit_429");
+/// const MCP_TIMEOUT: Class = Class::new("mcp_timeout");
+/// assert_eq!(MCP_TIMEOUT.to_string(), "mcp_timeout");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Class(&'static str);
+
+impl Class {
+    /// A transport error: connection refused or reset, an incomplete message.
+    pub const NETWORK_ERROR: Self = Self("network_error");
+    /// An attempt that timed out.
+    pub const TIMEOUT: Self = Self("timeout");
+    /// HTTP 502, 503, 504, 408 (and 500 when asked for).
+    pub const API_ERRORS_5XX: Self = Self("api_errors_5xx");
+    /// HTTP 429 Too Many Requests.
+    pub const RATE_LIMIT_429: Self = Self("rate_limit_429");
+    /// A request the server refused as invalid (HTTP 400, 422; gRPC `INVALID_ARGUMENT`):
+    /// never retried by default.
+    pub const VALIDATION_ERROR: Self = Self("validation_error");
+    /// gRPC `UNAVAILABLE` (14).
+    pub const GRPC_UNAVAILABLE: Self = Self("grpc_unavailable");
+    /// A rejection by one of the family's layers (breaker open, bulkhead full): waited out
+    /// only when its `retry_after` fits the limits.
+    pub const REJECTED: Self = Self("rejected");
+
+    /// A class of your own.
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// The class's name, as configured under `retry_policies`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// What the server (or one of the family's layers) said about retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Hint {
+    /// Nothing: the policy's back-off decides.
+    #[default]
+    None,
+    /// Wait exactly this long (`Retry-After`, `grpc-retry-pushback-ms`, a rejection's
+    /// `retry_after`), unclamped: beyond `max_retry_after` the layer does not retry.
+    After(Duration),
+    /// Do not retry (negative or garbage pushback, a rejection without `retry_after`).
+    Stop,
+}
+
+/// A failed attempt: its class, the server's hint and, for events, a status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The class, choosing the policy.
+    pub class: Class,
+    /// The server's hint.
+    pub hint: Hint,
+    /// An HTTP status or gRPC code, shown in the retry event.
+    pub code: Option<u16>,
+}
+
+impl Failure {
+    /// A failure of `class` without a hint.
+    #[must_use]
+    pub const fn new(class: Class) -> Self {
+        Self {
+            class,
+            hint: Hint::None,
+            code: None,
+        }
+    }
+
+    /// With the server's hint.
+    #[must_use]
+    pub const fn with_hint(mut self, hint: Hint) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// With a status code for the event.
+    #[must_use]
+    pub const fn with_code(mut self, code: u16) -> Self {
+        self.code = Some(code);
+        self
+    }
+}
+
+/// Decides whether an attempt's result is final (`None`) or a [`Failure`] of some class.
+///
+/// This is the retry side of the family's classification: it differs from the breaker's
+/// [`Classify`](tower_outcome::Classify) on purpose (DESIGN.md §1: a 429 is retried but does
+/// not trip a breaker; a 500 trips a breaker but is not retried by default).
+pub trait ClassifyRetry<Res, E> {
+    /// `None`: return this result. `Some`: a failure its class's policy may retry.
+    fn classify(&self, result: &Result<Res, E>) -> Option<Failure>;
+}
+
+/// The default classes for any service: every response is final; an error is
+/// [`Class::REJECTED`] when it is (or wraps) the family's [`Rejected`](tower_outcome::Rejected),
+/// [`Class::TIMEOUT`] when it is a timeout, and [`Class::NETWORK_ERROR`] otherwise.
+///
+/// Errors are recognised through `BoxError`, `std::io::Error` and `Rejected`: a timeout is
+/// tokio's `Elapsed`, an `io::ErrorKind::TimedOut`, or tower's `Elapsed` (found by its message,
+/// as this crate does not depend on tower).
+///
+/// ```
+/// use tower_heal::{Class, ClassifyRetry, DefaultClasses};
+///
+/// let err: Result<u32, std::io::Error> = Err(std::io::Error::other("connection reset"));
+/// assert_eq!(DefaultClasses.classify(&err).unwrap().class, Class::NETWORK_ERROR);
+/// assert_eq!(DefaultClasses.classify(&Ok::<u32, std::io::Error>(1)), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultClasses;
+
+impl<Res, E: 'static> ClassifyRetry<Res, E> for DefaultClasses {
+    #[inline]
+    fn classify(&self, result: &Result<Res, E>) -> Option<Failure> {
+        result.as_ref().err().map(error_failure)
+    }
+}
+
+/// The class of an error, as [`DefaultClasses`] sees it.
+#[must_use]
+pub fn error_failure<E: 'static>(error: &E) -> Failure {
+    let Some(error) = as_dyn_error(error) else {
+        return Failure::new(Class::NETWORK_ERROR);
+    };
+    if let Some(rejected) = find_rejected(error) {
+        let hint = rejected.retry_after().map_or(Hint::Stop, Hint::After);
+        return Failure::new(Class::REJECTED).with_hint(hint);
+    }
+    let mut next = Some(error);
+    while let Some(err) = next {
+        let timed_out = err.is::<tokio::time::error::Elapsed>()
+            || err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+            || err.to_string() == "request timed out";
+        if timed_out {
+            return Failure::new(Class::TIMEOUT);
+        }
+        next = err.source();
+    }
+    Failure::new(Class::NETWORK_ERROR)
+}
+
+/// The error as `dyn Error`, for the error types services commonly return.
+fn as_dyn_error<E: 'static>(error: &E) -> Option<&(dyn Error + 'static)> {
+    let any = error as &dyn Any;
+    if let Some(boxed) = any.downcast_ref::<BoxError>() {
+        return Some(&**boxed);
+    }
+    if let Some(boxed) = any.downcast_ref::<Box<dyn Error + Send>>() {
+        return Some(&**boxed);
+    }
+    if let Some(boxed) = any.downcast_ref::<Box<dyn Error>>() {
+        return Some(&**boxed);
+    }
+    if let Some(io) = any.downcast_ref::<std::io::Error>() {
+        return Some(io);
+    }
+    if let Some(rejected) = any.downcast_ref::<tower_outcome::Rejected>() {
+        return Some(rejected);
+    }
+    if let Some(elapsed) = any.downcast_ref::<tokio::time::error::Elapsed>() {
+        return Some(elapsed);
+    }
+    None
+}
+
+/// Classes from a closure over the attempt's result.
+///
+/// ```
+/// use tower_heal::{Class, ClassifyRetry, Failure, FnClasses};
+///
+/// const EMPTY: Class = Class::new("empty_answer");
+/// let classes = FnClasses::new(|result: &Result<Vec<u8>, std::io::Error>| match result {
+///     Ok(body) if body.is_empty() => Some(Failure::new(EMPTY)),
+///     Ok(_) => None,
+///     Err(err) => Some(tower_heal::error_failure(err)),
+/// });
+/// assert_eq!(classes.classify(&Ok(vec![])).unwrap().class, EMPTY);
+/// ```
+#[derive(Clone)]
+pub struct FnClasses<F>(F);
+
+impl<F> FnClasses<F> {
+    /// Wraps `f`.
+    pub const fn new(f: F) -> Self {
+        Self(f)
+    }
+}
+
+impl<F> fmt::Debug for FnClasses<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("FnClasses")
+            .field(&std::any::type_name::<F>())
+            .finish()
+    }
+}
+
+impl<F, Res, E> ClassifyRetry<Res, E> for FnClasses<F>
+where
+    F: Fn(&Result<Res, E>) -> Option<Failure>,
+{
+    fn classify(&self, result: &Result<Res, E>) -> Option<Failure> {
+        (self.0)(result)
+    }
+}
+
+#[cfg(feature = "http")]
+pub use self::http_classes::{GrpcClasses, HttpClasses};
+
+#[cfg(feature = "http")]
+mod http_classes {
+    use std::time::{Duration, SystemTime};
+
+    use http::{HeaderMap, Response};
+    use tower_outcome::{
+        GRPC_PUSHBACK, Pushback, Rejected, parse_grpc_pushback, parse_retry_after,
+    };
+
+    use super::{Class, ClassifyRetry, Failure, Hint, error_failure};
+
+    /// `Retry-After` as a hint: absent or garbage is no hint.
+    fn retry_after(headers: &HeaderMap, now: SystemTime) -> Hint {
+        headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|value| parse_retry_after(value, now, Duration::MAX))
+            .map_or(Hint::None, Hint::After)
+    }
+
+    fn rejected_hint(rejected: &Rejected) -> Hint {
+        rejected.retry_after().map_or(Hint::Stop, Hint::After)
+    }
+
+    /// Classes of HTTP responses (DESIGN.md §1, retry column).
+    ///
+    /// - 502, 503, 504 and 408: [`Class::API_ERRORS_5XX`] (500 too with
+    ///   [`retry_500`](Self::retry_500)), honouring `Retry-After`;
+    /// - 429: [`Class::RATE_LIMIT_429`], honouring `Retry-After` (seconds or an HTTP-date);
+    /// - 400 and 422: [`Class::VALIDATION_ERROR`] (never retried by default);
+    /// - a response answered by one of the family's layers (it carries the
+    ///   [`Rejected`] as an extension): [`Class::REJECTED`] with its `retry_after`;
+    /// - other responses are final; errors are classed as [`DefaultClasses`](super::DefaultClasses) does.
+    ///
+    /// ```
+    /// use http::Response;
+    /// use tower_heal::{Class, ClassifyRetry, Hint, HttpClasses};
+    ///
+    /// let res = Response::builder().status(429).header("retry-after", "7").body(()).unwrap();
+    /// let failure = HttpClasses::new().classify(&Ok::<_, std::io::Error>(res)).unwrap();
+    /// assert_eq!(failure.class, Class::RATE_LIMIT_429);
+    /// assert_eq!(failure.hint, Hint::After(std::time::Duration::from_secs(7)));
+    /// ```
+    #[derive(Clone, Copy, Debug)]
+    #[must_use]
+    pub struct HttpClasses {
+        retry_500: bool,
+        now: fn() -> SystemTime,
+    }
+
+    impl HttpClasses {
+        /// The default classes.
+        pub const fn new() -> Self {
+            Self {
+                retry_500: false,
+                now: SystemTime::now,
+            }
+        }
+
+        /// Retries 500 Internal Server Error as [`Class::API_ERRORS_5XX`] too.
+        pub const fn retry_500(mut self, retry: bool) -> Self {
+            self.retry_500 = retry;
+            self
+        }
+
+        /// The wall clock `Retry-After` dates are read against (tests pass a fixed one).
+        pub const fn wall_clock(mut self, now: fn() -> SystemTime) -> Self {
+            self.now = now;
+            self
+        }
+
+        /// The failure a response stands for, if any.
+        #[must_use]
+        pub fn classify_response<B>(&self, response: &Response<B>) -> Option<Failure> {
+            if let Some(rejected) = response.extensions().get::<Rejected>() {
+                return Some(Failure::new(Class::REJECTED).with_hint(rejected_hint(rejected)));
+            }
+            let status = response.status().as_u16();
+            let class = match status {
+                429 => Class::RATE_LIMIT_429,
+                502..=504 | 408 => Class::API_ERRORS_5XX,
+                500 if self.retry_500 => Class::API_ERRORS_5XX,
+                400 | 422 => Class::VALIDATION_ERROR,
+                _ => return None,
+            };
+            let hint = retry_after(response.headers(), (self.now)());
+            Some(Failure::new(class).with_hint(hint).with_code(status))
+        }
+    }
+
+    impl Default for HttpClasses {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl<B, E: 'static> ClassifyRetry<Response<B>, E> for HttpClasses {
+        fn classify(&self, result: &Result<Response<B>, E>) -> Option<Failure> {
+            match result {
+                Ok(response) => self.classify_response(response),
+                Err(error) => Some(error_failure(error)),
+            }
+        }
+    }
+
+    /// Classes of gRPC responses, read from the response headers (where a Trailers-Only
+    /// error answer carries `grpc-status`).
+    ///
+    /// - `UNAVAILABLE` (14), or an HTTP 502/503/504/429 that gRPC maps to it:
+    ///   [`Class::GRPC_UNAVAILABLE`], honouring `grpc-retry-pushback-ms` (a negative or
+    ///   garbage value stops the retries, as the gRPC retry design says);
+    /// - `INVALID_ARGUMENT` (3): [`Class::VALIDATION_ERROR`];
+    /// - more codes with [`retry_on`](Self::retry_on);
+    /// - a family rejection (Trailers-Only answer carrying [`Rejected`]): [`Class::REJECTED`];
+    /// - everything else is final (a successful call's status comes in the trailers, after
+    ///   the response was handed on); errors are classed as
+    ///   [`DefaultClasses`](super::DefaultClasses) does.
+    ///
+    /// ```
+    /// use http::Response;
+    /// use tower_heal::{Class, ClassifyRetry, GrpcClasses, Hint};
+    ///
+    /// let res = Response::builder()
+    ///     .header("grpc-status", "14")
+    ///     .header("grpc-retry-pushback-ms", "-1")
+    ///     .body(())
+    ///     .unwrap();
+    /// let failure = GrpcClasses::new().classify(&Ok::<_, std::io::Error>(res)).unwrap();
+    /// assert_eq!(failure.class, Class::GRPC_UNAVAILABLE);
+    /// assert_eq!(failure.hint, Hint::Stop);
+    /// ```
+    #[derive(Clone, Copy, Debug)]
+    #[must_use]
+    pub struct GrpcClasses {
+        /// Bit `n` set: code `n` is retried as [`Class::GRPC_UNAVAILABLE`].
+        retried: u32,
+    }
+
+    impl GrpcClasses {
+        /// The default classes: only `UNAVAILABLE` is retried.
+        pub const fn new() -> Self {
+            Self { retried: 1 << 14 }
+        }
+
+        /// Retries gRPC `code` (1..=16) too, in the same class as `UNAVAILABLE`.
+        pub const fn retry_on(mut self, code: i32) -> Self {
+            if 0 < code && code <= 16 {
+                self.retried |= 1 << code;
+            }
+            self
+        }
+
+        /// The failure a response stands for, if any.
+        #[must_use]
+        pub fn classify_response<B>(&self, response: &Response<B>) -> Option<Failure> {
+            if let Some(rejected) = response.extensions().get::<Rejected>() {
+                return Some(Failure::new(Class::REJECTED).with_hint(rejected_hint(rejected)));
+            }
+            let code: i32 = match response.status().as_u16() {
+                200 => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok())?,
+                429 | 502..=504 => 14,
+                _ => return None,
+            };
+            let class = if (0..=16).contains(&code) && self.retried & (1 << code) != 0 {
+                Class::GRPC_UNAVAILABLE
+            } else if code == 3 {
+                Class::VALIDATION_ERROR
+            } else {
+                return None;
+            };
+            let hint = match response.headers().get(GRPC_PUSHBACK) {
+                None => Hint::None,
+                Some(value) => match parse_grpc_pushback(value, Duration::MAX) {
+                    Pushback::After(delay) => Hint::After(delay),
+                    Pushback::DontRetry => Hint::Stop,
+                },
+            };
+            Some(Failure::new(class).with_hint(hint).with_code(code as u16))
+        }
+    }
+
+    impl Default for GrpcClasses {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl<B, E: 'static> ClassifyRetry<Response<B>, E> for GrpcClasses {
+        fn classify(&self, result: &Result<Response<B>, E>) -> Option<Failure> {
+            match result {
+                Ok(response) => self.classify_response(response),
+                Err(error) => Some(error_failure(error)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_their_own_class() {
+        let io: Result<(), std::io::Error> = Err(std::io::ErrorKind::TimedOut.into());
+        assert_eq!(DefaultClasses.classify(&io).unwrap().class, Class::TIMEOUT);
+        let boxed: Result<(), BoxError> =
+            Err(Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        assert_eq!(
+            DefaultClasses.classify(&boxed).unwrap().class,
+            Class::TIMEOUT
+        );
+        let reset: Result<(), BoxError> = Err("connection reset".into());
+        assert_eq!(
+            DefaultClasses.classify(&reset).unwrap().class,
+            Class::NETWORK_ERROR
+        );
+    }
+
+    #[test]
+    fn a_rejection_carries_its_retry_after_as_the_hint() {
+        use tower_outcome::{LayerKind, Reason, Rejected};
+        let rejected = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen)
+            .with_retry_after(Duration::from_secs(3));
+        let err: Result<(), BoxError> = Err(Box::new(rejected));
+        let failure = DefaultClasses.classify(&err).unwrap();
+        assert_eq!(failure.class, Class::REJECTED);
+        assert_eq!(failure.hint, Hint::After(Duration::from_secs(3)));
+    }
+}

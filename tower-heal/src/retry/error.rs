@@ -1,0 +1,105 @@
+//! Errors of the retry layer's configuration.
+
+use std::fmt;
+
+/// A retry configuration the layer cannot run with, found when the layer is built. The message
+/// names the field (and the class, for a per-class policy) and the value.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count above its maximum.
+    Count {
+        /// The field, as named in the configuration.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// A duration that is zero where it must be positive, or longer than 7 days.
+    Duration {
+        /// The field, as named in the configuration.
+        field: &'static str,
+        /// The value given, in milliseconds.
+        millis: u128,
+    },
+    /// A number outside its range (a multiplier below 1, a ratio that is not positive, a
+    /// jitter factor outside 0..=1, or not a finite number).
+    Number {
+        /// The field, as named in the configuration.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The range allowed, in words.
+        range: &'static str,
+    },
+    /// A jitter mode that is not one of `none`, `full`, `equal`, `decorrelated`,
+    /// `proportional(f)`.
+    Jitter(String),
+    /// A setting needs another one that is missing.
+    Missing {
+        /// The field that was set.
+        field: &'static str,
+        /// What it needs.
+        needs: &'static str,
+    },
+    /// A per-class policy (under `retry_policies`) is invalid.
+    Class {
+        /// The class name, as written in the configuration.
+        class: String,
+        /// What is wrong with it.
+        error: Box<ConfigError>,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count { field, value, max } => {
+                write!(f, "{field} must be at most {max}, got {value}")
+            }
+            Self::Duration { field, millis } => write!(
+                f,
+                "{field} must be a positive duration of at most 7 days, got {millis} ms"
+            ),
+            Self::Number {
+                field,
+                value,
+                range,
+            } => write!(f, "{field} must be {range}, got {value}"),
+            Self::Jitter(name) => write!(
+                f,
+                "jitter must be a bool or one of none, full, equal, decorrelated, proportional(f), got {name:?}"
+            ),
+            Self::Missing { field, needs } => write!(f, "{field} needs {needs}"),
+            Self::Class { class, error } => write!(f, "retry_policies.{class}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Class { error, .. } => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// The longest duration a setting accepts: 7 days.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+pub(crate) fn check_duration(
+    field: &'static str,
+    value: std::time::Duration,
+    allow_zero: bool,
+) -> Result<(), ConfigError> {
+    if value > MAX_DURATION || (!allow_zero && value.is_zero()) {
+        Err(ConfigError::Duration {
+            field,
+            millis: value.as_millis(),
+        })
+    } else {
+        Ok(())
+    }
+}
