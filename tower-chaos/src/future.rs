@@ -24,23 +24,33 @@ pin_project! {
     /// delayed or hung, its timer or its place among the hung calls; dropping the future
     /// releases them all.
     pub struct ResponseFuture<F, Req, Res, A> {
+        // The inner call, unless a terminal fault answers instead of it.
         #[pin]
-        kind: Kind<F, Req, Res>,
+        inner: Inner<F>,
+        // Nothing for a passthrough call (disarmed, or armed without the guard and no fault).
+        state: State<Req, Res>,
         _answer: PhantomData<fn() -> A>,
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    enum Kind<F, Req, Res> {
-        // No fault: the inner future, and the shared state when the guard must see a real
-        // failure (armed, guard on).
-        Inner { #[pin] future: F, observe: Option<Arc<Shared<Req, Res>>> },
-        // The inner service was called; gates before, post-call faults after.
-        Faulted { #[pin] future: F, faulted: Box<Faulted<Req, Res>> },
+    #[project = InnerProj]
+    enum Inner<F> {
+        Called { #[pin] future: F },
         // A terminal fault answers; the inner service was not called.
-        Answer { faulted: Box<Faulted<Req, Res>> },
+        Skipped,
     }
+}
+
+/// What a call carries besides the inner future. `None` is the passthrough: polling and
+/// dropping it is a test of one tag, inlined into the caller.
+struct State<Req, Res>(Option<Extra<Req, Res>>);
+
+enum Extra<Req, Res> {
+    // No fault fired: the shared state, so the guard sees a real failure (armed, guard on).
+    Observe(Arc<Shared<Req, Res>>),
+    // A fault fired: gates before the inner call, post-call faults after, or the answer.
+    Faulted(Box<Faulted<Req, Res>>),
 }
 
 /// What a faulted call carries. Dropping it frees the active-fault slot.
@@ -124,41 +134,39 @@ impl<Req, Res> Faulted<Req, Res> {
 }
 
 impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
-    #[inline]
-    pub(crate) const fn passthrough(future: F) -> Self {
+    #[inline(always)]
+    const fn new(inner: Inner<F>, state: Option<Extra<Req, Res>>) -> Self {
         Self {
-            kind: Kind::Inner {
-                future,
-                observe: None,
-            },
+            inner,
+            state: State(state),
             _answer: PhantomData,
         }
     }
 
-    pub(crate) const fn observed(future: F, observe: Option<Arc<Shared<Req, Res>>>) -> Self {
-        Self {
-            kind: Kind::Inner { future, observe },
-            _answer: PhantomData,
-        }
+    /// The inner call and nothing else.
+    #[inline(always)]
+    pub(crate) const fn passthrough(future: F) -> Self {
+        Self::new(Inner::Called { future }, None)
+    }
+
+    /// The inner call, with the shared state if the guard must see its result.
+    #[inline]
+    pub(crate) fn observed(future: F, observe: Option<Arc<Shared<Req, Res>>>) -> Self {
+        Self::new(Inner::Called { future }, observe.map(Extra::Observe))
     }
 
     pub(crate) fn faulted(future: F, shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self {
-            kind: Kind::Faulted {
-                future,
-                faulted: Faulted::new(shared, plan),
-            },
-            _answer: PhantomData,
-        }
+        Self::new(
+            Inner::Called { future },
+            Some(Extra::Faulted(Faulted::new(shared, plan))),
+        )
     }
 
     pub(crate) fn answer(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self {
-            kind: Kind::Answer {
-                faulted: Faulted::new(shared, plan),
-            },
-            _answer: PhantomData,
-        }
+        Self::new(
+            Inner::Skipped,
+            Some(Extra::Faulted(Faulted::new(shared, plan))),
+        )
     }
 }
 
@@ -236,35 +244,38 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future, observe } => {
+        let this = self.project();
+        match (this.inner.project(), &mut this.state.0) {
+            (InnerProj::Called { future }, None) => {
+                Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error))
+            }
+            (InnerProj::Called { future }, Some(Extra::Observe(shared))) => {
                 let result = ready!(future.poll(cx));
-                match observe {
-                    // Only a result the guard could count as a failure goes to it.
-                    Some(shared)
-                        if result.is_err()
-                            || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) =>
-                    {
-                        Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
-                    }
-                    _ => Poll::Ready(result.map_err(A::inner_error)),
+                // Only a result the guard could count as a failure goes to it.
+                if result.is_err() || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) {
+                    Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
+                } else {
+                    Poll::Ready(result.map_err(A::inner_error))
                 }
             }
-            KindProj::Faulted { future, faulted } => {
+            (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
                 poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
             }
-            KindProj::Answer { faulted } => poll_answer::<Req, Res, E, A>(faulted, cx),
+            (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
+                poll_answer::<Req, Res, E, A>(faulted, cx)
+            }
+            (InnerProj::Skipped, _) => unreachable!("an answered call carries its fault"),
         }
     }
 }
 
 impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.kind {
-            Kind::Inner { observe: None, .. } => "passthrough",
-            Kind::Inner { .. } => "observed",
-            Kind::Faulted { .. } => "faulted",
-            Kind::Answer { .. } => "answer",
+        let state = match (&self.inner, &self.state.0) {
+            (_, None) => "passthrough",
+            (_, Some(Extra::Observe(_))) => "observed",
+            (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
+            (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
