@@ -46,15 +46,18 @@ pin_project! {
 /// dropping it is a test of one tag, inlined into the caller.
 struct State<Req, Res>(Option<Extra<Req, Res>>);
 
-enum Extra<Req, Res> {
+pub(crate) enum Extra<Req, Res> {
     // No fault fired: the shared state, so the guard sees a real failure (armed, guard on).
     Observe(Arc<Shared<Req, Res>>),
     // A fault fired: gates before the inner call, post-call faults after, or the answer.
-    Faulted(Box<Faulted<Req, Res>>),
+    // In an `Arc` (never shared: polled through `Arc::get_mut`) rather than a `Box`: the
+    // drop of an `Arc` is a decrement and an out-of-line call, which keeps this enum's drop
+    // small enough to inline into the passthrough caller.
+    Faulted(Arc<Faulted<Req, Res>>),
 }
 
 /// What a faulted call carries. Dropping it frees the active-fault slot.
-struct Faulted<Req, Res> {
+pub(crate) struct Faulted<Req, Res> {
     shared: Arc<Shared<Req, Res>>,
     delay: Option<Pin<Box<Sleep>>>,
     hang: Option<Hang>,
@@ -76,13 +79,13 @@ struct Hang {
 }
 
 impl<Req, Res> Faulted<Req, Res> {
-    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Box<Self> {
+    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Arc<Self> {
         let delay = (!plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
         let hang = plan.hang.then(|| Hang {
             epoch: shared.release_epoch.load(Acquire),
             notified: None,
         });
-        Box::new(Self {
+        Arc::new(Self {
             shared,
             delay,
             hang,
@@ -143,30 +146,47 @@ impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
         }
     }
 
-    /// The inner call and nothing else.
+    /// The inner call, and what the armed layer decided to carry beside it.
     #[inline(always)]
-    pub(crate) const fn passthrough(future: F) -> Self {
-        Self::new(Inner::Called { future }, None)
+    pub(crate) const fn called(future: F, extra: Option<Extra<Req, Res>>) -> Self {
+        Self::new(Inner::Called { future }, extra)
     }
 
-    /// The inner call, with the shared state if the guard must see its result.
+    /// A terminal fault's answer, without the inner call.
     #[inline]
-    pub(crate) fn observed(future: F, observe: Option<Arc<Shared<Req, Res>>>) -> Self {
-        Self::new(Inner::Called { future }, observe.map(Extra::Observe))
+    pub(crate) const fn answer(faulted: Arc<Faulted<Req, Res>>) -> Self {
+        Self::new(Inner::Skipped, Some(Extra::Faulted(faulted)))
     }
+}
 
-    pub(crate) fn faulted(future: F, shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self::new(
-            Inner::Called { future },
-            Some(Extra::Faulted(Faulted::new(shared, plan))),
+/// What an armed layer decided for a call, made out of line; the inner call is made by the
+/// caller, inline, whatever the decision.
+pub(crate) enum Decided<Req, Res> {
+    /// Call the inner service, carrying this beside its future.
+    Call(Option<Extra<Req, Res>>),
+    /// A terminal fault answers: the inner service is not called.
+    Answer(Arc<Faulted<Req, Res>>),
+}
+
+impl<Req, Res> Decided<Req, Res> {
+    /// No fault: the shared state rides along only when the guard must see the result.
+    pub(crate) fn observed(shared: &Arc<Shared<Req, Res>>) -> Self {
+        Self::Call(
+            shared
+                .guard
+                .as_ref()
+                .map(|_| Extra::Observe(Arc::clone(shared))),
         )
     }
 
-    pub(crate) fn answer(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self::new(
-            Inner::Skipped,
-            Some(Extra::Faulted(Faulted::new(shared, plan))),
-        )
+    /// Faults that gate the call or change its result.
+    pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
+        Self::Call(Some(Extra::Faulted(Faulted::new(Arc::clone(shared), plan))))
+    }
+
+    /// A terminal fault.
+    pub(crate) fn answer(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
+        Self::Answer(Faulted::new(Arc::clone(shared), plan))
     }
 }
 
@@ -194,17 +214,23 @@ where
     result
 }
 
+/// The faulted call's state: its `Arc` is never cloned, so this always succeeds.
+fn unique<Req, Res>(faulted: &mut Arc<Faulted<Req, Res>>) -> &mut Faulted<Req, Res> {
+    Arc::get_mut(faulted).expect("a faulted call's state is never shared")
+}
+
 /// A faulted call: the gates, the inner call, the post-call faults.
 #[inline(never)]
 fn poll_faulted<F, Req, Res, E, A>(
     future: Pin<&mut F>,
-    faulted: &mut Faulted<Req, Res>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Res, A::Error>>
 where
     F: Future<Output = Result<Res, E>>,
     A: ChaosAnswer<Res, E>,
 {
+    let faulted = unique(faulted);
     ready!(faulted.poll_gates(cx));
     let result = ready!(future.poll(cx));
     let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
@@ -214,12 +240,13 @@ where
 /// A terminal fault's answer, once the gates have passed.
 #[inline(never)]
 fn poll_answer<Req, Res, E, A>(
-    faulted: &mut Faulted<Req, Res>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Res, A::Error>>
 where
     A: ChaosAnswer<Res, E>,
 {
+    let faulted = unique(faulted);
     ready!(faulted.poll_gates(cx));
     assert!(!faulted.done, "ResponseFuture polled after completion");
     faulted.done = true;
