@@ -122,9 +122,13 @@ impl<Req, Res> Shared<Req, Res> {
         if self.plain {
             // One draw and one compare per fault; a zero threshold never fires.
             let mut fired = 0;
-            for (index, fault) in self.faults.iter().enumerate() {
-                let fires = fires(fire_draw(n, fault.key), fault.threshold.load(Relaxed));
-                fired |= u64::from(fires) << index;
+            let mut bit = 1_u64;
+            for fault in &self.faults {
+                if fires(fire_draw(n, fault.key), fault.threshold.load(Relaxed)) {
+                    fired |= bit;
+                }
+                // At most 64 faults: the last shift leaves 0, never used.
+                bit <<= 1;
             }
             return Scan { seq, n, fired };
         }
