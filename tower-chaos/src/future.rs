@@ -291,6 +291,8 @@ where
             (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
                 poll_answer::<Req, Res, E, A>(faulted, cx)
             }
+            // Invariant: `answer` is the only constructor of `Skipped`, and it always carries
+            // the fault's state.
             (InnerProj::Skipped, _) => unreachable!("an answered call carries its fault"),
         }
     }
