@@ -326,8 +326,15 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
                 ))
             }
         };
+        // No control string, no clock, no schedule, no predicate: each fault is one draw and
+        // one compare.
+        let plain = self.control.is_none()
+            && faults
+                .iter()
+                .all(|f| matches!(f.schedule, Schedule::Always) && f.when.is_none());
         let shared = Shared {
             name,
+            plain,
             armed: AtomicBool::new(false),
             dry_run: AtomicBool::new(self.dry_run),
             seq: AtomicU64::new(0),

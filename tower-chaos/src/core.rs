@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::decide::{Dist, fires, request_hash, threshold, with_fault};
+use crate::decide::{Dist, fire_draw, fires, request_hash, threshold, with_fault};
 use crate::fault::{Action, FaultKind, Predicate, Schedule, Stage};
 use crate::guard::Guard;
 use crate::metrics::{FaultMetrics, Metrics};
@@ -51,6 +51,9 @@ pub(crate) struct Shared<Req, Res> {
     /// When the layer was last armed, in nanoseconds after `base`.
     pub(crate) armed_at: AtomicU64,
     pub(crate) needs_clock: bool,
+    /// Every fault is decided by its draw alone (always scheduled, no predicate, no
+    /// per-request control): the armed fast path.
+    pub(crate) plain: bool,
     pub(crate) faults: Box<[FaultState<Req, Res>]>,
     pub(crate) key: Option<KeyFn<Req>>,
     pub(crate) control: Option<ControlFn<Req>>,
@@ -92,7 +95,8 @@ pub(crate) struct Plan {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scan {
     pub(crate) seq: u64,
-    pub(crate) hashed: u64,
+    /// The number the decisions are drawn for: the sequence number, or the request's key.
+    pub(crate) n: u64,
     pub(crate) fired: u64,
 }
 
@@ -115,16 +119,32 @@ impl<Req, Res> Shared<Req, Res> {
             Some(key) => key(request),
             None => seq,
         };
+        if self.plain {
+            // One draw and one compare per fault; a zero threshold never fires.
+            let mut fired = 0;
+            let mut bit = 1_u64;
+            for fault in &self.faults {
+                if fires(fire_draw(n, fault.key), fault.threshold.load(Relaxed)) {
+                    fired |= bit;
+                }
+                // At most 64 faults: the last shift leaves 0, never used.
+                bit <<= 1;
+            }
+            return Scan { seq, n, fired };
+        }
+        self.scan_general(request, seq, n)
+    }
+
+    /// The scan with a per-request control string, schedules or predicates: out of line, so
+    /// the plain fast path keeps a small frame.
+    #[inline(never)]
+    fn scan_general(&self, request: &Req, seq: u64, n: u64) -> Scan {
         let control = match &self.control {
             Some(control) => match control(request) {
                 Some(value) => Some(value),
                 // Header-driven control is opt-in: a request without it gets nothing.
                 None => {
-                    return Scan {
-                        seq,
-                        hashed: 0,
-                        fired: 0,
-                    };
+                    return Scan { seq, n, fired: 0 };
                 }
             },
             None => None,
@@ -138,7 +158,6 @@ impl<Req, Res> Shared<Req, Res> {
         } else {
             None
         };
-        let hashed = request_hash(n);
         let mut fired = 0;
         for (index, fault) in self.faults.iter().enumerate() {
             let mut limit = fault.threshold.load(Relaxed);
@@ -159,11 +178,11 @@ impl<Req, Res> Shared<Req, Res> {
             {
                 continue;
             }
-            if fires(with_fault(hashed, fault.key, 0), limit) {
+            if fires(fire_draw(n, fault.key), limit) {
                 fired |= 1_u64 << index;
             }
         }
-        Scan { seq, hashed, fired }
+        Scan { seq, n, fired }
     }
 
     /// The plan for a call some faults fired on.
@@ -174,6 +193,7 @@ impl<Req, Res> Shared<Req, Res> {
             seq: scan.seq,
             ..Plan::default()
         };
+        let hashed = request_hash(scan.n);
         let mut fired = scan.fired;
         while fired != 0 {
             let index = fired.trailing_zeros() as usize;
@@ -184,8 +204,8 @@ impl<Req, Res> Shared<Req, Res> {
                 Stage::Gate => {
                     if let Some(dist) = &fault.dist {
                         let delay = dist.sample(
-                            with_fault(scan.hashed, fault.key, 1),
-                            with_fault(scan.hashed, fault.key, 2),
+                            with_fault(hashed, fault.key, 1),
+                            with_fault(hashed, fault.key, 2),
                         );
                         plan.delay = plan.delay.saturating_add(delay);
                     } else {

@@ -21,7 +21,12 @@ pub(crate) const fn splitmix64(mut z: u64) -> u64 {
 #[inline]
 #[cfg(test)]
 pub(crate) const fn draw(seed: u64, salt: u64, n: u64, stream: u64) -> u64 {
-    with_fault(request_hash(n), fault_key(seed, salt), stream)
+    let key = fault_key(seed, salt);
+    if stream == 0 {
+        fire_draw(n, key)
+    } else {
+        with_fault(request_hash(n), key, stream)
+    }
 }
 
 /// A fault's key: its salt mixed with the seed, computed once per layer.
@@ -29,14 +34,23 @@ pub(crate) const fn fault_key(seed: u64, salt: u64) -> u64 {
     splitmix64(seed ^ splitmix64(salt))
 }
 
-/// A request number's hash, computed once per request and shared by its faults.
+/// Whether fault `key` fires for request `n`: the one draw every armed call makes per fault.
+/// One splitmix64 (a bijective mix with full avalanche) of the request number and the
+/// fault's key, which already carries the seed: a pure function of (seed, fault, n).
+#[inline]
+/// The draw is 63 bits, so that rate 1 (threshold 2^63) fires with a plain `<`.
+pub(crate) const fn fire_draw(n: u64, key: u64) -> u64 {
+    splitmix64(n ^ key) >> 1
+}
+
+/// A request number's hash, for the further draws of a fault that fired (latency samples).
 #[inline]
 pub(crate) const fn request_hash(n: u64) -> u64 {
     splitmix64(n)
 }
 
-/// The draw of one fault for one request: `stream` separates the draws one decision needs
-/// (fire or not, then the latency sample). Together: a pure function of (seed, fault, n).
+/// A further draw of one fault for one request (`stream` 1 and 2: the latency sample),
+/// independent of the fire draw. Together: a pure function of (seed, fault, n).
 #[inline]
 pub(crate) const fn with_fault(request: u64, fault: u64, stream: u64) -> u64 {
     splitmix64(request ^ fault ^ stream.wrapping_mul(0xA24B_AED4_963E_E407))
@@ -55,30 +69,35 @@ pub(crate) const fn salt(name: &str) -> u64 {
     hash
 }
 
-/// The threshold a draw is compared with: a draw below it fires. 1.0 is `u64::MAX` (always).
+/// 2^63: the number of fire draws, and the threshold of rate 1.
+const SCALE: f64 = 9_223_372_036_854_775_808.0;
+
+/// The threshold a fire draw (63 bits) is compared with: a draw below it fires. Rate 1.0 is
+/// 2^63 (every draw), rate 0 is 0 (none).
 pub(crate) fn threshold(rate: f64) -> u64 {
     if rate >= 1.0 {
-        u64::MAX
+        1 << 63
     } else if rate <= 0.0 {
         0
     } else {
-        // 2^64 × rate, exact to 2^-53.
-        (rate * 18_446_744_073_709_551_616.0) as u64
+        // 2^63 × rate, exact to 2^-53.
+        (rate * SCALE) as u64
     }
 }
 
 /// The rate a threshold stands for.
 pub(crate) fn rate_of(threshold: u64) -> f64 {
-    if threshold == u64::MAX {
+    if threshold >= 1 << 63 {
         1.0
     } else {
-        threshold as f64 / 18_446_744_073_709_551_616.0
+        threshold as f64 / SCALE
     }
 }
 
+/// Whether a fire draw fires under `threshold`: one compare.
 #[inline]
 pub(crate) const fn fires(draw: u64, threshold: u64) -> bool {
-    draw < threshold || threshold == u64::MAX
+    draw < threshold
 }
 
 /// A uniform draw in [0, 1), from the top 53 bits.
@@ -149,8 +168,9 @@ mod tests {
 
     #[test]
     fn thresholds_round_trip() {
-        assert!(fires(u64::MAX, threshold(1.0)));
+        assert!(fires(u64::MAX >> 1, threshold(1.0)));
         assert!(!fires(0, threshold(0.0)));
+        assert!(fires(0, threshold(1e-15)));
         assert!((rate_of(threshold(0.25)) - 0.25).abs() < 1e-12);
     }
 

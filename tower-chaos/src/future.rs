@@ -24,27 +24,40 @@ pin_project! {
     /// delayed or hung, its timer or its place among the hung calls; dropping the future
     /// releases them all.
     pub struct ResponseFuture<F, Req, Res, A> {
+        // The inner call, unless a terminal fault answers instead of it.
         #[pin]
-        kind: Kind<F, Req, Res>,
+        inner: Inner<F>,
+        // Nothing for a passthrough call (disarmed, or armed without the guard and no fault).
+        state: State<Req, Res>,
         _answer: PhantomData<fn() -> A>,
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    enum Kind<F, Req, Res> {
-        // No fault: the inner future, and the shared state when the guard must see a real
-        // failure (armed, guard on).
-        Inner { #[pin] future: F, observe: Option<Arc<Shared<Req, Res>>> },
-        // The inner service was called; gates before, post-call faults after.
-        Faulted { #[pin] future: F, faulted: Box<Faulted<Req, Res>> },
+    #[project = InnerProj]
+    enum Inner<F> {
+        Called { #[pin] future: F },
         // A terminal fault answers; the inner service was not called.
-        Answer { faulted: Box<Faulted<Req, Res>> },
+        Skipped,
     }
 }
 
+/// What a call carries besides the inner future. `None` is the passthrough: polling and
+/// dropping it is a test of one tag, inlined into the caller.
+struct State<Req, Res>(Option<Extra<Req, Res>>);
+
+pub(crate) enum Extra<Req, Res> {
+    // No fault fired: the shared state, so the guard sees a real failure (armed, guard on).
+    Observe(Arc<Shared<Req, Res>>),
+    // A fault fired: gates before the inner call, post-call faults after, or the answer.
+    // In an `Arc` (never shared: polled through `Arc::get_mut`) rather than a `Box`: the
+    // drop of an `Arc` is a decrement and an out-of-line call, which keeps this enum's drop
+    // small enough to inline into the passthrough caller.
+    Faulted(Arc<Faulted<Req, Res>>),
+}
+
 /// What a faulted call carries. Dropping it frees the active-fault slot.
-struct Faulted<Req, Res> {
+pub(crate) struct Faulted<Req, Res> {
     shared: Arc<Shared<Req, Res>>,
     delay: Option<Pin<Box<Sleep>>>,
     hang: Option<Hang>,
@@ -66,13 +79,13 @@ struct Hang {
 }
 
 impl<Req, Res> Faulted<Req, Res> {
-    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Box<Self> {
+    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Arc<Self> {
         let delay = (!plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
         let hang = plan.hang.then(|| Hang {
             epoch: shared.release_epoch.load(Acquire),
             notified: None,
         });
-        Box::new(Self {
+        Arc::new(Self {
             shared,
             delay,
             hang,
@@ -124,41 +137,56 @@ impl<Req, Res> Faulted<Req, Res> {
 }
 
 impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
+    #[inline(always)]
+    const fn new(inner: Inner<F>, state: Option<Extra<Req, Res>>) -> Self {
+        Self {
+            inner,
+            state: State(state),
+            _answer: PhantomData,
+        }
+    }
+
+    /// The inner call, and what the armed layer decided to carry beside it.
+    #[inline(always)]
+    pub(crate) const fn called(future: F, extra: Option<Extra<Req, Res>>) -> Self {
+        Self::new(Inner::Called { future }, extra)
+    }
+
+    /// A terminal fault's answer, without the inner call.
     #[inline]
-    pub(crate) const fn passthrough(future: F) -> Self {
-        Self {
-            kind: Kind::Inner {
-                future,
-                observe: None,
-            },
-            _answer: PhantomData,
-        }
+    pub(crate) const fn answer(faulted: Arc<Faulted<Req, Res>>) -> Self {
+        Self::new(Inner::Skipped, Some(Extra::Faulted(faulted)))
+    }
+}
+
+/// What an armed layer decided for a call, made out of line; the inner call is made by the
+/// caller, inline, whatever the decision.
+pub(crate) enum Decided<Req, Res> {
+    /// Call the inner service, carrying this beside its future.
+    Call(Option<Extra<Req, Res>>),
+    /// A terminal fault answers: the inner service is not called.
+    Answer(Arc<Faulted<Req, Res>>),
+}
+
+impl<Req, Res> Decided<Req, Res> {
+    /// No fault: the shared state rides along only when the guard must see the result.
+    pub(crate) fn observed(shared: &Arc<Shared<Req, Res>>) -> Self {
+        Self::Call(
+            shared
+                .guard
+                .as_ref()
+                .map(|_| Extra::Observe(Arc::clone(shared))),
+        )
     }
 
-    pub(crate) const fn observed(future: F, observe: Option<Arc<Shared<Req, Res>>>) -> Self {
-        Self {
-            kind: Kind::Inner { future, observe },
-            _answer: PhantomData,
-        }
+    /// Faults that gate the call or change its result.
+    pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
+        Self::Call(Some(Extra::Faulted(Faulted::new(Arc::clone(shared), plan))))
     }
 
-    pub(crate) fn faulted(future: F, shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self {
-            kind: Kind::Faulted {
-                future,
-                faulted: Faulted::new(shared, plan),
-            },
-            _answer: PhantomData,
-        }
-    }
-
-    pub(crate) fn answer(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self {
-            kind: Kind::Answer {
-                faulted: Faulted::new(shared, plan),
-            },
-            _answer: PhantomData,
-        }
+    /// A terminal fault.
+    pub(crate) fn answer(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
+        Self::Answer(Faulted::new(Arc::clone(shared), plan))
     }
 }
 
@@ -186,17 +214,23 @@ where
     result
 }
 
+/// The faulted call's state: its `Arc` is never cloned, so this always succeeds.
+fn unique<Req, Res>(faulted: &mut Arc<Faulted<Req, Res>>) -> &mut Faulted<Req, Res> {
+    Arc::get_mut(faulted).expect("a faulted call's state is never shared")
+}
+
 /// A faulted call: the gates, the inner call, the post-call faults.
 #[inline(never)]
 fn poll_faulted<F, Req, Res, E, A>(
     future: Pin<&mut F>,
-    faulted: &mut Faulted<Req, Res>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Res, A::Error>>
 where
     F: Future<Output = Result<Res, E>>,
     A: ChaosAnswer<Res, E>,
 {
+    let faulted = unique(faulted);
     ready!(faulted.poll_gates(cx));
     let result = ready!(future.poll(cx));
     let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
@@ -206,12 +240,13 @@ where
 /// A terminal fault's answer, once the gates have passed.
 #[inline(never)]
 fn poll_answer<Req, Res, E, A>(
-    faulted: &mut Faulted<Req, Res>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Res, A::Error>>
 where
     A: ChaosAnswer<Res, E>,
 {
+    let faulted = unique(faulted);
     ready!(faulted.poll_gates(cx));
     assert!(!faulted.done, "ResponseFuture polled after completion");
     faulted.done = true;
@@ -236,35 +271,40 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future, observe } => {
+        let this = self.project();
+        match (this.inner.project(), &mut this.state.0) {
+            (InnerProj::Called { future }, None) => {
+                Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error))
+            }
+            (InnerProj::Called { future }, Some(Extra::Observe(shared))) => {
                 let result = ready!(future.poll(cx));
-                match observe {
-                    // Only a result the guard could count as a failure goes to it.
-                    Some(shared)
-                        if result.is_err()
-                            || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) =>
-                    {
-                        Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
-                    }
-                    _ => Poll::Ready(result.map_err(A::inner_error)),
+                // Only a result the guard could count as a failure goes to it.
+                if result.is_err() || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) {
+                    Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
+                } else {
+                    Poll::Ready(result.map_err(A::inner_error))
                 }
             }
-            KindProj::Faulted { future, faulted } => {
+            (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
                 poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
             }
-            KindProj::Answer { faulted } => poll_answer::<Req, Res, E, A>(faulted, cx),
+            (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
+                poll_answer::<Req, Res, E, A>(faulted, cx)
+            }
+            // Invariant: `answer` is the only constructor of `Skipped`, and it always carries
+            // the fault's state.
+            (InnerProj::Skipped, _) => unreachable!("an answered call carries its fault"),
         }
     }
 }
 
 impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.kind {
-            Kind::Inner { observe: None, .. } => "passthrough",
-            Kind::Inner { .. } => "observed",
-            Kind::Faulted { .. } => "faulted",
-            Kind::Answer { .. } => "answer",
+        let state = match (&self.inner, &self.state.0) {
+            (_, None) => "passthrough",
+            (_, Some(Extra::Observe(_))) => "observed",
+            (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
+            (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -144,13 +144,14 @@
 //!
 //! # Cost
 //!
-//! Disarmed, a call takes one relaxed atomic load and a branch over the bare service, and the
-//! response future is an enum (measured: about 40 instructions over bare in all). Armed, one
-//! shared atomic increment (the sequence number), one hash per request and one per fault,
-//! and with the guard on a reference-count increment and decrement so the response future can
-//! report a real failure: about 190 instructions with one fault. No lock, no allocation, no
-//! clock read (unless a time schedule is used). A faulted call allocates its state (and its
-//! timer). Compiled out (no `inject` feature) it costs nothing: the service is the bare one.
+//! Disarmed, a call takes one relaxed atomic load and a branch over the bare service, and its
+//! response future carries nothing but the inner one (measured: 24 instructions over bare in
+//! all, about a nanosecond). Armed, one shared atomic increment (the sequence number), one
+//! hash and one compare per fault, and with the guard on a reference-count increment and
+//! decrement so the response future can report a real failure: about 125 instructions over
+//! bare with one fault, 8 to 9 ns. No lock, no allocation, no float math, no clock read
+//! (unless a time schedule is used). A faulted call allocates its state (and its timer).
+//! Compiled out (no `inject` feature) it costs nothing: the service is the bare one.
 //! Measured figures are in the repository's `benches/README.md`.
 //!
 //! # Feature flags

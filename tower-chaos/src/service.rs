@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use crate::answer::ChaosAnswer;
 use crate::core::{Scan, Shared};
-use crate::future::ResponseFuture;
+use crate::future::{Decided, ResponseFuture};
 
 /// A service with faults injected into its calls. Made by [`ChaosLayer`](crate::ChaosLayer).
 ///
@@ -84,8 +84,9 @@ where
 
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
+        // Disarmed: one relaxed load and a branch, and a future that carries nothing.
         if !self.shared.armed.load(Relaxed) {
-            return ResponseFuture::passthrough(self.inner.call(request));
+            return ResponseFuture::called(self.inner.call(request), None);
         }
         self.call_armed(request)
     }
@@ -98,32 +99,38 @@ where
     /// Out of line, so the disarmed path stays small enough to inline.
     #[inline(never)]
     fn call_armed(&mut self, request: Req) -> ResponseFuture<S::Future, Req, Res, A> {
-        let scan = self.shared.scan(&request);
-        if scan.fired == 0 {
-            let observe = self.shared.guard.as_ref().map(|_| Arc::clone(&self.shared));
-            return ResponseFuture::observed(self.inner.call(request), observe);
+        match decide(&self.shared, &request) {
+            Decided::Call(extra) => ResponseFuture::called(self.inner.call(request), extra),
+            Decided::Answer(faulted) => ResponseFuture::answer(faulted),
         }
-        self.call_faulted(request, scan)
     }
+}
 
-    #[cold]
-    #[inline(never)]
-    fn call_faulted(&mut self, request: Req, scan: Scan) -> ResponseFuture<S::Future, Req, Res, A> {
-        let shared = &self.shared;
-        let plan = shared.plan(scan);
-        let observe = || shared.guard.as_ref().map(|_| Arc::clone(shared));
-        if shared.dry_run.load(Relaxed) {
-            shared.record(&plan, true);
-            return ResponseFuture::observed(self.inner.call(request), observe());
-        }
-        if !shared.try_activate() {
-            return ResponseFuture::observed(self.inner.call(request), observe());
-        }
-        shared.record(&plan, false);
-        if plan.terminal.is_some() {
-            ResponseFuture::answer(Arc::clone(shared), &plan)
-        } else {
-            ResponseFuture::faulted(self.inner.call(request), Arc::clone(shared), &plan)
-        }
+/// Decides every fault for an armed call.
+#[inline]
+fn decide<Req, Res>(shared: &Arc<Shared<Req, Res>>, request: &Req) -> Decided<Req, Res> {
+    let scan = shared.scan(request);
+    if scan.fired == 0 {
+        return Decided::observed(shared);
+    }
+    decide_faulted(shared, scan)
+}
+
+#[cold]
+#[inline(never)]
+fn decide_faulted<Req, Res>(shared: &Arc<Shared<Req, Res>>, scan: Scan) -> Decided<Req, Res> {
+    let plan = shared.plan(scan);
+    if shared.dry_run.load(Relaxed) {
+        shared.record(&plan, true);
+        return Decided::observed(shared);
+    }
+    if !shared.try_activate() {
+        return Decided::observed(shared);
+    }
+    shared.record(&plan, false);
+    if plan.terminal.is_some() {
+        Decided::answer(shared, &plan)
+    } else {
+        Decided::faulted(shared, &plan)
     }
 }
