@@ -218,6 +218,8 @@ pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
 pub use state::State;
 
+#[cfg(feature = "reqwest")]
+pub use tower_outcome::ReqwestStatus;
 pub use tower_outcome::{
     BoxError, BoxErrorAnswer, Classify, ErrorsAsFailures, FnClassifier, Outcome, Settle,
     default_error_outcome, find_rejected,
