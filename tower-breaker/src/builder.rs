@@ -6,10 +6,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
+use tower_outcome::BoxErrorAnswer;
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
+use crate::classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 use crate::event::{Listener, Transition, debug_listener};
 use crate::state::Common;
 use crate::{
@@ -45,7 +46,7 @@ use crate::{
 /// assert_eq!(bad.unwrap_err().to_string(), "failure_rate_threshold must be a rate between 0 and 1, got 1.5");
 /// ```
 #[must_use]
-pub struct CircuitBreakerBuilder<C = ErrorsAsFailures, A = BoxErrorAnswer> {
+pub struct CircuitBreakerBuilder<C = DefaultClassifier, A = BoxErrorAnswer> {
     config: CircuitBreakerConfig,
     classifier: C,
     listener: Option<Listener>,
@@ -56,7 +57,7 @@ impl CircuitBreakerBuilder {
     pub(crate) fn new() -> Self {
         Self {
             config: CircuitBreakerConfig::default(),
-            classifier: ErrorsAsFailures,
+            classifier: DefaultClassifier,
             listener: None,
             _answer: PhantomData,
         }
@@ -166,13 +167,17 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
         self
     }
 
-    /// Sets the classifier that decides what counts as a failure (default:
-    /// [`ErrorsAsFailures`]; for HTTP [`HttpStatus`](crate::HttpStatus), for gRPC
-    /// [`GrpcStatus`](crate::GrpcStatus)).
-    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2, A> {
+    /// Sets the classifier that decides what counts as a failure, whatever the answer mode.
+    ///
+    /// Without one, the answer mode implies it ([`DefaultClassifier`]):
+    /// [`ErrorsAsFailures`](crate::ErrorsAsFailures) by default,
+    /// [`HttpStatus`](crate::HttpStatus) with [`http`](Self::http),
+    /// [`GrpcStatus`](crate::GrpcStatus) with [`grpc`](Self::grpc). For `reqwest::Client`, set
+    /// `ReqwestStatus` (feature `reqwest`).
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<Chosen<C2>, A> {
         CircuitBreakerBuilder {
             config: self.config,
-            classifier,
+            classifier: Chosen(classifier),
             listener: self.listener,
             _answer: PhantomData,
         }
@@ -188,13 +193,20 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
         self
     }
 
-    /// Answers rejections with HTTP 503 + `Retry-After` (see [`CircuitBreakerLayer::http`]).
+    /// Answers rejections with HTTP responses: 503 with `Retry-After` and a one-line
+    /// `text/plain` body naming the breaker. The inner error type is kept, so axum's
+    /// `Infallible` stays (no `HandleErrorLayer` needed). Unless you set a
+    /// [`classifier`](Self::classifier), the breaker classifies by HTTP status
+    /// ([`HttpStatus`](crate::HttpStatus)): five 500s in a row open it.
     #[cfg(feature = "http")]
     pub fn http(self) -> CircuitBreakerBuilder<C, HttpAnswer> {
         self.answer()
     }
 
-    /// Answers rejections with gRPC `UNAVAILABLE` (see [`CircuitBreakerLayer::grpc`]).
+    /// Answers rejections with gRPC Trailers-Only responses: `grpc-status` 14 `UNAVAILABLE`,
+    /// a `grpc-message` naming the breaker, `grpc-retry-pushback-ms`. The inner error type is
+    /// kept. Unless you set a [`classifier`](Self::classifier), the breaker classifies by gRPC
+    /// status ([`GrpcStatus`](crate::GrpcStatus)).
     #[cfg(feature = "http")]
     pub fn grpc(self) -> CircuitBreakerBuilder<C, GrpcAnswer> {
         self.answer()
@@ -214,9 +226,13 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     ///
     /// # Errors
     /// The first invalid value (see [`CircuitBreakerConfig::validate`]).
-    pub fn build(self) -> Result<CircuitBreakerLayer<C, A>, ConfigError> {
+    pub fn build(self) -> Result<CircuitBreakerLayer<C::Classifier, A>, ConfigError>
+    where
+        C: ClassifierChoice<A>,
+    {
         let settings = self.config.settings()?;
-        let common = Common::new(&settings, self.classifier, self.listener, false);
+        let classifier = self.classifier.into_classifier();
+        let common = Common::new(&settings, classifier, self.listener, false);
         Ok(CircuitBreakerLayer::from_parts(Arc::new(common)))
     }
 
@@ -228,12 +244,14 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     pub fn build_keyed<K, F>(
         self,
         key: F,
-    ) -> Result<KeyedCircuitBreakerLayer<K, F, C, A>, ConfigError>
+    ) -> Result<KeyedCircuitBreakerLayer<K, F, C::Classifier, A>, ConfigError>
     where
         K: Hash + Eq,
+        C: ClassifierChoice<A>,
     {
         let settings = self.config.settings()?;
-        let common = Common::new(&settings, self.classifier, self.listener, true);
+        let classifier = self.classifier.into_classifier();
+        let common = Common::new(&settings, classifier, self.listener, true);
         Ok(KeyedCircuitBreakerLayer::from_parts(Arc::new(common), key))
     }
 }

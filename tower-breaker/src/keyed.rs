@@ -14,8 +14,6 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
-#[cfg(feature = "http")]
-use tower_outcome::{GrpcAnswer, HttpAnswer};
 use tower_service::Service;
 
 use crate::future::{answer, finish};
@@ -211,24 +209,6 @@ impl<K, F, C, A> KeyedCircuitBreakerLayer<K, F, C, A> {
                 next_sweep_ns: AtomicU64::new(0),
                 created: AtomicU64::new(0),
             }),
-            _answer: PhantomData,
-        }
-    }
-
-    /// Answers rejections with HTTP 503 + `Retry-After`. The same breakers.
-    #[cfg(feature = "http")]
-    pub fn http(self) -> KeyedCircuitBreakerLayer<K, F, C, HttpAnswer> {
-        KeyedCircuitBreakerLayer {
-            registry: self.registry,
-            _answer: PhantomData,
-        }
-    }
-
-    /// Answers rejections with gRPC `UNAVAILABLE`. The same breakers.
-    #[cfg(feature = "http")]
-    pub fn grpc(self) -> KeyedCircuitBreakerLayer<K, F, C, GrpcAnswer> {
-        KeyedCircuitBreakerLayer {
-            registry: self.registry,
             _answer: PhantomData,
         }
     }

@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
-#[cfg(feature = "http")]
-use tower_outcome::{GrpcAnswer, HttpAnswer};
 
 use crate::state::{Common, Core};
 use crate::{
@@ -84,26 +82,6 @@ impl<C, A> CircuitBreakerLayer<C, A> {
     pub(crate) fn from_parts(common: Arc<Common<C>>) -> Self {
         Self {
             core: Arc::new(Core::new(common, None, 0)),
-            _answer: PhantomData,
-        }
-    }
-
-    /// Answers rejections with HTTP responses: 503 with `Retry-After`; keeps the inner error
-    /// type, so axum's `Infallible` stays. The same breaker: this only changes how it answers.
-    #[cfg(feature = "http")]
-    pub fn http(self) -> CircuitBreakerLayer<C, HttpAnswer> {
-        CircuitBreakerLayer {
-            core: self.core,
-            _answer: PhantomData,
-        }
-    }
-
-    /// Answers rejections with gRPC Trailers-Only responses (`grpc-status` 14 `UNAVAILABLE`);
-    /// keeps the inner error type. The same breaker: this only changes how it answers.
-    #[cfg(feature = "http")]
-    pub fn grpc(self) -> CircuitBreakerLayer<C, GrpcAnswer> {
-        CircuitBreakerLayer {
-            core: self.core,
             _answer: PhantomData,
         }
     }

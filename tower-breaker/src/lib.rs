@@ -62,12 +62,17 @@
 //!
 //! # What counts as a failure
 //!
-//! A [classifier](Classify) decides. The default, [`ErrorsAsFailures`], counts every error
-//! except the family's own rejections. [`HttpStatus`] counts 500, 502, 503, 504 and 408, and
+//! A [classifier](Classify) decides. Unless you set one with
+//! [`classifier`](CircuitBreakerBuilder::classifier), the answer mode implies it
+//! ([`DefaultClassifier`]): [`ErrorsAsFailures`] in the default mode, [`HttpStatus`] with
+//! [`.http()`](CircuitBreakerBuilder::http), [`GrpcStatus`] with
+//! [`.grpc()`](CircuitBreakerBuilder::grpc). [`ErrorsAsFailures`] counts every error except
+//! the family's own rejections. [`HttpStatus`] counts 500, 502, 503, 504 and 408, and
 //! ignores 429, 501, 505 and other 4xx. [`GrpcStatus`] reads `grpc-status` from the headers, or
 //! else from the trailers at the end of the stream (the response body is then wrapped); it
 //! counts `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNKNOWN` and
-//! `DATA_LOSS`. [`FnClassifier`] takes a closure.
+//! `DATA_LOSS`. `ReqwestStatus` (feature `reqwest`) reads a `reqwest::Response`'s status as
+//! [`HttpStatus`] does and counts connect errors and timeouts. [`FnClassifier`] takes a closure.
 //!
 //! # Where it goes in a stack
 //!
@@ -81,8 +86,11 @@
 //! | mode | error type | an open circuit answers |
 //! |---|---|---|
 //! | default | [`BoxError`] | `Err`, downcastable to [`Rejected`] |
-//! | [`.http()`](CircuitBreakerLayer::http) | the inner error, unchanged | `503 Service Unavailable` with `Retry-After` (whole seconds, rounded up) |
-//! | [`.grpc()`](CircuitBreakerLayer::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 14` (`UNAVAILABLE`), `grpc-message`, `grpc-retry-pushback-ms` |
+//! | [`.http()`](CircuitBreakerBuilder::http) | the inner error, unchanged | `503 Service Unavailable` with `Retry-After` (whole seconds, rounded up) and a `text/plain` line naming the breaker |
+//! | [`.grpc()`](CircuitBreakerBuilder::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 14` (`UNAVAILABLE`), `grpc-message` naming the breaker, `grpc-retry-pushback-ms` |
+//!
+//! The answer mode is chosen on the builder, before [`build`](CircuitBreakerBuilder::build),
+//! because it also implies the classifier (see above).
 //!
 //! In the default mode an axum router needs `HandleErrorLayer` (axum requires `Infallible`
 //! errors) and a tonic client sees `Code::Unknown` with the [`Rejected`] in `source()`. With
@@ -91,12 +99,11 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_breaker::{CircuitBreakerLayer, HttpStatus};
+//! use tower_breaker::CircuitBreakerLayer;
 //!
 //! let breaker = CircuitBreakerLayer::builder()
 //!     .name("reports")
-//!     .classifier(HttpStatus::new())
-//!     .http()
+//!     .http() // answers 503 itself, and counts 5xx answers as failures
 //!     .build()
 //!     .unwrap();
 //! let app: Router = Router::new()
@@ -180,6 +187,7 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `http` | yes | [`HttpStatus`], [`GrpcStatus`], `.http()`, `.grpc()` |
+//! | `reqwest` | no | `ReqwestStatus`, a classifier for a breaker in front of `reqwest::Client` (implies `http`) |
 //! | `serde` | no | `Deserialize`/`Serialize` for the configuration types |
 //!
 //! # Supported Rust versions
@@ -191,6 +199,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod classifier;
 mod config;
 mod error;
 mod event;
@@ -204,6 +213,7 @@ mod state;
 mod window;
 
 pub use builder::CircuitBreakerBuilder;
+pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 pub use config::{
     CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES,
     MAX_TIME_BUCKETS, WindowConfig,

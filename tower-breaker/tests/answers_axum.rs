@@ -118,6 +118,7 @@ async fn per_route_breakers_keyed_by_matched_path() {
         .name("routes")
         .failure_threshold(2)
         .classifier(HttpStatus::new())
+        .http()
         .build_keyed(|req: &Request<Body>| {
             // The route template, never the raw path: `/items/{id}` is one key for every id.
             req.extensions()
@@ -125,8 +126,7 @@ async fn per_route_breakers_keyed_by_matched_path() {
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default()
         })
-        .unwrap()
-        .http();
+        .unwrap();
     let handle = breaker.handle();
     let app = Router::new()
         .route("/items/{id}", get(|| async { StatusCode::BAD_GATEWAY }))
