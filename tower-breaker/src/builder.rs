@@ -11,8 +11,8 @@ use tower_outcome::BoxErrorAnswer;
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
 use crate::classifier::{Chosen, ClassifierChoice, DefaultClassifier};
+use crate::common::Common;
 use crate::event::{Listener, Transition, debug_listener};
-use crate::state::Common;
 use crate::{
     CircuitBreakerConfig, CircuitBreakerLayer, ConfigError, KeyedCircuitBreakerLayer, WindowConfig,
 };

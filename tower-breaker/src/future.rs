@@ -9,8 +9,8 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tower_outcome::{Answer, Classify, Settle};
 
-use crate::state::Refused;
-pub use crate::state::Ticket;
+use crate::refusal::Refused;
+pub use crate::ticket::Ticket;
 
 pin_project! {
     /// The response future of [`CircuitBreaker`](crate::CircuitBreaker): the inner call with

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use crate::clock::nanos;
+use crate::common::Common;
 use crate::config::{MAX_DURATION, MAX_PROBES, count, rate};
 use crate::event::TransitionReason;
-use crate::state::{Common, Core, nanos};
+use crate::machine::Core;
 use crate::{ConfigError, State};
 
 /// What a handle needs of a breaker, without its classifier type.
@@ -51,7 +53,7 @@ impl<C: Send + Sync + 'static> Breaker for Core<C> {
 
 /// The live-changeable thresholds of a layer, shared by all its breakers.
 pub(crate) struct Thresholds<'a> {
-    limits: &'a crate::state::Limits,
+    limits: &'a crate::common::Limits,
     has_window: bool,
     has_slow_duration: bool,
 }

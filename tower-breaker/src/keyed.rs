@@ -16,9 +16,14 @@ use tower_layer::Layer;
 use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
 use tower_service::Service;
 
+use crate::clock::nanos;
+use crate::common::Common;
 use crate::future::{answer, finish};
 use crate::handle::{Breaker, Thresholds};
-use crate::state::{Common, Core, Refused, Slot, Ticket, nanos};
+use crate::machine::Core;
+use crate::refusal::Refused;
+use crate::slot::Slot;
+use crate::ticket::Ticket;
 use crate::{CircuitBreakerHandle, ConfigError, State};
 
 /// The breakers of a per-key layer.

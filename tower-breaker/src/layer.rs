@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tower_layer::Layer;
 use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
 
-use crate::state::{Common, Core};
+use crate::common::Common;
+use crate::machine::Core;
 use crate::{
     CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerHandle, ConfigError,
 };

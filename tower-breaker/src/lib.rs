@@ -200,6 +200,8 @@
 
 mod builder;
 mod classifier;
+mod clock;
+mod common;
 mod config;
 mod error;
 mod event;
@@ -207,10 +209,16 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+mod machine;
 pub mod metrics;
+mod padded;
+mod refusal;
 mod service;
+mod slot;
 mod state;
+mod ticket;
 mod window;
+mod word;
 
 pub use builder::CircuitBreakerBuilder;
 pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier};

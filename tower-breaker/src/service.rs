@@ -9,7 +9,9 @@ use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::state::{Core, Slot, Ticket};
+use crate::machine::Core;
+use crate::slot::Slot;
+use crate::ticket::Ticket;
 
 /// A service behind a circuit breaker. Made by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
 ///

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use crate::config::WindowSpec;
-use crate::state::Padded;
+use crate::padded::Padded;
 
 /// What a window holds for the current generation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

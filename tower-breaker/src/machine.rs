@@ -1,0 +1,467 @@
+//! The state machine: one breaker (`Core`), its packed state word, transitions under a
+//! rare-path lock.
+
+use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tower_outcome::{Outcome, Reason};
+
+use crate::clock::nanos;
+use crate::common::{Common, rate_of};
+use crate::event::{Transition, TransitionReason};
+use crate::padded::Padded;
+use crate::refusal::{Refusal, Refused};
+use crate::slot::Admission;
+use crate::state::State;
+use crate::ticket::Ticket;
+use crate::window::{Totals, Window};
+use crate::word::{GEN_MASK, Word};
+
+/// What only transitions touch.
+struct Control {
+    /// Opens since the breaker was last closed: the open-duration backoff exponent.
+    streak: u32,
+    rng: fastrand::Rng,
+}
+
+/// One circuit breaker.
+///
+/// Aligned so that the `Arc`'s reference counts, written by every call, sit on another cache
+/// line than the state word, which every call only reads.
+#[repr(align(128))]
+pub(crate) struct Core<C> {
+    word: AtomicU64,
+    /// `generation << 32 | consecutive failures`.
+    consecutive: AtomicU64,
+    open_until_ns: AtomicU64,
+    half_open_since_ns: AtomicU64,
+    window: Option<Window>,
+    control: Mutex<Control>,
+    pub(crate) common: Arc<Common<C>>,
+    pub(crate) key: Option<Arc<str>>,
+    /// Per-key breakers: when a call last arrived, for idle eviction. Written by every call
+    /// of a per-key breaker, so it keeps to a cache line of its own.
+    pub(crate) last_used_ns: Padded<AtomicU64>,
+    /// `slow_call_duration` in nanoseconds; 0 when there is no slow-call rule (calls are then
+    /// not timed).
+    pub(crate) slow_ns: u64,
+}
+
+impl<C> Core<C> {
+    pub(crate) fn new(common: Arc<Common<C>>, key: Option<Arc<str>>, seed_salt: u64) -> Self {
+        let seed = common.seed ^ seed_salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Self {
+            word: AtomicU64::new(Word::new(State::Closed, 0).0),
+            consecutive: AtomicU64::new(0),
+            open_until_ns: AtomicU64::new(0),
+            half_open_since_ns: AtomicU64::new(0),
+            window: common.window.map(Window::new),
+            control: Mutex::new(Control {
+                streak: 0,
+                rng: fastrand::Rng::with_seed(seed),
+            }),
+            last_used_ns: Padded(AtomicU64::new(common.now_ns())),
+            slow_ns: common.slow_call_duration.map_or(0, nanos),
+            common,
+            key,
+        }
+    }
+
+    pub(crate) fn load(&self) -> Word {
+        Word(self.word.load(Acquire))
+    }
+
+    /// The state now, after any transition that is due (open → half-open once the reset
+    /// timeout has passed; half-open → open once every probe has outlived its maximum wait).
+    pub(crate) fn state(&self) -> State {
+        for _ in 0..4 {
+            let word = self.load();
+            match word.state() {
+                State::Open if self.common.now_ns() >= self.open_until_ns.load(Acquire) => {
+                    self.transition(
+                        Some(word),
+                        State::HalfOpen,
+                        TransitionReason::ResetTimeoutElapsed,
+                    );
+                }
+                State::HalfOpen if self.probes_timed_out(word) => {
+                    self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
+                }
+                state => return state,
+            }
+        }
+        self.load().state()
+    }
+
+    fn probes_timed_out(&self, word: Word) -> bool {
+        word.probes() >= self.common.limits.half_open_max_calls.load(Relaxed)
+            && self
+                .common
+                .now_ns()
+                .saturating_sub(self.half_open_since_ns.load(Acquire))
+                >= self.common.half_open_max_wait_ns()
+    }
+
+    /// A refused call, to be answered by its future; counts it as rejected.
+    pub(crate) fn rejection(&self, refusal: Refusal) -> Refused {
+        self.common.metrics.rejected();
+        Refused {
+            name: Arc::clone(&self.common.name),
+            refusal,
+        }
+    }
+
+    /// Admission in any state but Closed (the rare path, kept out of line).
+    #[inline(never)]
+    pub(crate) fn admit_other(self: &Arc<Self>, mut word: Word) -> Admission<C> {
+        // Each pass either returns or follows a transition; more than three passes would need
+        // other callers to win three transitions in between, so the last pass just rejects.
+        for pass in 0..4 {
+            if pass > 0 {
+                word = self.load();
+            }
+            match word.state() {
+                State::Closed | State::Disabled | State::MetricsOnly => {
+                    return Admission::Pass {
+                        generation: word.generation(),
+                    };
+                }
+                State::ForcedOpen => {
+                    return Admission::Refused(Refusal::new(Reason::ForcedOpen, None));
+                }
+                State::Open => {
+                    let now = self.common.now_ns();
+                    let until = self.open_until_ns.load(Acquire);
+                    if now < until {
+                        let left = Duration::from_nanos(until - now);
+                        return Admission::Refused(Refusal::new(Reason::CircuitOpen, Some(left)));
+                    }
+                    self.transition(
+                        Some(word),
+                        State::HalfOpen,
+                        TransitionReason::ResetTimeoutElapsed,
+                    );
+                }
+                State::HalfOpen => {
+                    let max = self.common.limits.half_open_max_calls.load(Relaxed);
+                    if word.probes() < max {
+                        if self
+                            .word
+                            .compare_exchange(word.0, word.add_probe().0, AcqRel, Acquire)
+                            .is_ok()
+                        {
+                            return Admission::Probe(Ticket::new(
+                                Arc::clone(self),
+                                word.generation(),
+                                true,
+                            ));
+                        }
+                    } else if self.probes_timed_out(word) {
+                        self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
+                    } else {
+                        return Admission::Refused(Refusal::new(Reason::HalfOpenFull, None));
+                    }
+                }
+            }
+        }
+        Admission::Refused(Refusal::new(Reason::HalfOpenFull, None))
+    }
+
+    /// Records a completed call admitted in `generation`.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        generation: u32,
+        probe: bool,
+        elapsed_ms: impl FnOnce() -> Option<u64>,
+        outcome: Outcome,
+    ) {
+        self.common.metrics.call(outcome);
+        let word = self.load();
+        if word.generation() != generation {
+            // Admitted before a transition: says nothing about the state now. A probe's slot
+            // went with its generation.
+            return;
+        }
+        // The common case, kept short and inline: a success while closed, with no window,
+        // only ends a failure run, and there is none to end.
+        if outcome == Outcome::Success
+            && word.state() == State::Closed
+            && !probe
+            && self.window.is_none()
+            && self.consecutive.load(Acquire) as u32 == 0
+        {
+            return;
+        }
+        let slow = elapsed_ms().is_some_and(|ms| ms.saturating_mul(1_000_000) >= self.slow_ns);
+        self.record_other(word, probe, slow, outcome);
+    }
+
+    #[inline(never)]
+    fn record_other(&self, word: Word, probe: bool, slow: bool, outcome: Outcome) {
+        match word.state() {
+            State::Closed | State::MetricsOnly => self.record_closed(word, outcome, slow),
+            State::HalfOpen if probe => self.record_probe(word, outcome, slow),
+            _ => {}
+        }
+    }
+
+    fn record_closed(&self, word: Word, outcome: Outcome, slow: bool) {
+        if outcome == Outcome::Ignore {
+            return;
+        }
+        let failure = outcome == Outcome::Failure;
+        let generation = word.generation();
+        let limits = &self.common.limits;
+        let mut trip = None;
+        let threshold = limits.failure_threshold.load(Relaxed);
+        if failure {
+            if threshold > 0 && self.count_failure(generation) >= threshold {
+                trip = Some(TransitionReason::ConsecutiveFailures);
+            }
+        } else {
+            self.clear_failures(generation);
+        }
+        if let Some(window) = &self.window {
+            let now = if window.needs_clock() {
+                self.common.now_ns()
+            } else {
+                0
+            };
+            let minimum = self.minimum_calls(window);
+            if let Some(totals) = window.record(generation, now, failure, slow, minimum) {
+                trip = trip.or_else(|| self.rate_rule(totals, minimum));
+            }
+        }
+        if let Some(reason) = trip {
+            if word.state() == State::MetricsOnly {
+                tracing::info!(
+                    target: "tower_breaker",
+                    breaker = %self.common.name,
+                    key = self.key.as_deref(),
+                    reason = reason.as_str(),
+                    "circuit breaker would open (metrics only)"
+                );
+            } else {
+                self.transition(Some(word), State::Open, reason);
+            }
+        }
+    }
+
+    /// `minimum_calls`, capped at a count window's size (as resilience4j does).
+    fn minimum_calls(&self, window: &Window) -> u32 {
+        let minimum = self.common.limits.minimum_calls.load(Relaxed);
+        window
+            .capacity()
+            .map_or(minimum, |capacity| minimum.min(capacity))
+    }
+
+    fn rate_rule(&self, totals: Totals, minimum: u32) -> Option<TransitionReason> {
+        let limits = &self.common.limits;
+        if totals.calls == 0 || totals.calls < minimum {
+            return None;
+        }
+        let calls = f64::from(totals.calls);
+        if let Some(rate) = rate_of(limits.failure_rate.load(Relaxed))
+            && f64::from(totals.failures) / calls >= rate
+        {
+            return Some(TransitionReason::FailureRate);
+        }
+        if let Some(rate) = rate_of(limits.slow_rate.load(Relaxed))
+            && f64::from(totals.slow) / calls >= rate
+        {
+            return Some(TransitionReason::SlowCallRate);
+        }
+        None
+    }
+
+    /// Counts a failure in `generation`; returns the run length (0 when the generation moved on).
+    fn count_failure(&self, generation: u32) -> u32 {
+        let mut current = self.consecutive.load(Acquire);
+        loop {
+            if (current >> 32) as u32 != generation {
+                return 0;
+            }
+            if current as u32 == u32::MAX {
+                // Saturated (a very long run while metrics-only): never carry into the generation.
+                return u32::MAX;
+            }
+            let next = current + 1;
+            match self
+                .consecutive
+                .compare_exchange_weak(current, next, AcqRel, Acquire)
+            {
+                Ok(_) => return next as u32,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn clear_failures(&self, generation: u32) {
+        let mut current = self.consecutive.load(Acquire);
+        // Successes are the common case: a load, and a write only after a failure.
+        while current as u32 != 0 && (current >> 32) as u32 == generation {
+            match self.consecutive.compare_exchange_weak(
+                current,
+                u64::from(generation) << 32,
+                AcqRel,
+                Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn record_probe(&self, mut word: Word, outcome: Outcome, slow: bool) {
+        if outcome == Outcome::Failure || slow {
+            self.transition(Some(word), State::Open, TransitionReason::ProbeFailed);
+            return;
+        }
+        loop {
+            let mut next = word.remove_probe();
+            if outcome == Outcome::Success {
+                next = next.add_success();
+            }
+            match self
+                .word
+                .compare_exchange_weak(word.0, next.0, AcqRel, Acquire)
+            {
+                Ok(_) => {
+                    if outcome == Outcome::Success
+                        && next.successes() >= self.common.limits.success_threshold.load(Relaxed)
+                    {
+                        self.transition(
+                            Some(next),
+                            State::Closed,
+                            TransitionReason::ProbesSucceeded,
+                        );
+                    }
+                    return;
+                }
+                Err(actual) => {
+                    word = Word(actual);
+                    if word.generation() != next.generation() || word.state() != State::HalfOpen {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frees the probe slot of a call dropped before it finished; counts nothing.
+    pub(crate) fn release_probe(&self, generation: u32) {
+        let mut word = self.load();
+        while word.generation() == generation
+            && word.state() == State::HalfOpen
+            && word.probes() > 0
+        {
+            match self
+                .word
+                .compare_exchange_weak(word.0, word.remove_probe().0, AcqRel, Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => word = Word(actual),
+            }
+        }
+    }
+
+    /// Moves to `to`, if the breaker is still in the generation of `expected` (`None`: from
+    /// whatever it is in, for handles). Returns whether this call made the transition.
+    pub(crate) fn transition(
+        &self,
+        expected: Option<Word>,
+        to: State,
+        reason: TransitionReason,
+    ) -> bool {
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.load();
+        if expected.is_some_and(|e| e.generation() != current.generation()) {
+            return false;
+        }
+        let from = current.state();
+        let generation = current.generation().wrapping_add(1) & GEN_MASK;
+        let now = self.common.now_ns();
+        match to {
+            State::Open => {
+                let open_for = self.open_duration(&mut control);
+                self.open_until_ns
+                    .store(now.saturating_add(nanos(open_for)), Release);
+                control.streak = control.streak.saturating_add(1);
+            }
+            State::HalfOpen => self.half_open_since_ns.store(now, Release),
+            State::Closed => control.streak = 0,
+            State::ForcedOpen | State::Disabled | State::MetricsOnly => {}
+        }
+        self.consecutive.store(u64::from(generation) << 32, Release);
+        if let Some(window) = &self.window {
+            window.begin_generation();
+        }
+        self.word.store(Word::new(to, generation).0, Release);
+        self.common.metrics.transition(from, to);
+        drop(control);
+        self.emit(from, to, reason);
+        true
+    }
+
+    fn open_duration(&self, control: &mut Control) -> Duration {
+        let base = self.common.reset_timeout();
+        if !self.common.open_backoff {
+            return base;
+        }
+        let doubled = base.saturating_mul(1 << control.streak.min(4));
+        let capped = doubled.min(base.saturating_mul(10));
+        // Up to 10 % shorter, so a fleet that opened together does not probe together.
+        capped.mul_f64(1.0 - control.rng.f64() * 0.1)
+    }
+
+    fn emit(&self, from: State, to: State, reason: TransitionReason) {
+        let name = &*self.common.name;
+        let key = self.key.as_deref();
+        if to == State::Open || to == State::ForcedOpen {
+            tracing::warn!(target: "tower_breaker", breaker = name, key, from = from.as_str(), to = to.as_str(), reason = reason.as_str(), "circuit breaker state changed");
+        } else {
+            tracing::info!(target: "tower_breaker", breaker = name, key, from = from.as_str(), to = to.as_str(), reason = reason.as_str(), "circuit breaker state changed");
+        }
+        if let Some(listener) = &self.common.listener {
+            listener(&Transition {
+                name,
+                key,
+                from,
+                to,
+                reason,
+            });
+        }
+    }
+
+    /// How long the circuit stays open, when it is open.
+    pub(crate) fn open_until(&self) -> Option<Duration> {
+        let word = self.load();
+        (word.state() == State::Open).then(|| {
+            Duration::from_nanos(
+                self.open_until_ns
+                    .load(Acquire)
+                    .saturating_sub(self.common.now_ns()),
+            )
+        })
+    }
+
+    pub(crate) fn window_totals(&self) -> Option<(u32, u32, u32)> {
+        let generation = self.load().generation();
+        self.window.as_ref().map(|w| {
+            let t = w.totals(generation, self.common.now_ns());
+            (t.calls, t.failures, t.slow)
+        })
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        let word = self.load();
+        let c = self.consecutive.load(Acquire);
+        if (c >> 32) as u32 == word.generation() {
+            c as u32
+        } else {
+            0
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The admission slot: what a service decided in `poll_ready`, kept until `call`.
+
+use std::sync::Arc;
+
+use crate::machine::Core;
+use crate::refusal::Refusal;
+use crate::state::State;
+use crate::ticket::Ticket;
+use crate::word::Word;
+
+/// What admission decided for one call, on the rare path (any state but Closed).
+pub(crate) enum Admission<C> {
+    /// Admitted in a state that holds nothing per call; the ticket is made in `call`.
+    Pass { generation: u32 },
+    /// Admitted as a half-open probe: the ticket holds the probe slot from now on.
+    Probe(Ticket<C>),
+    /// Refused.
+    Refused(Refusal),
+}
+
+/// Where a service keeps its admission between `poll_ready` and `call`.
+///
+/// One word, `0` (none), `generation << 2 | 1` (admitted), `2` (admitted as a probe: the ticket
+/// is kept beside it) or `refusal << 2 | 3` (refused), written and read as a whole: moving an
+/// enum with narrower fields here cost a store-forwarding stall per call.
+pub(crate) struct Slot<C> {
+    word: u64,
+    probe: Option<Ticket<C>>,
+}
+
+const SLOT_PASS: u64 = 1;
+const SLOT_PROBE: u64 = 2;
+const SLOT_REFUSED: u64 = 3;
+
+impl<C> Slot<C> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            word: 0,
+            probe: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) const fn is_empty(&self) -> bool {
+        self.word == 0
+    }
+
+    #[inline]
+    pub(crate) const fn is_refused(&self) -> bool {
+        self.word & 3 == SLOT_REFUSED
+    }
+
+    /// Admits a call or decides its refusal. Never waits; takes the transition lock only when
+    /// a transition is due.
+    #[inline]
+    pub(crate) fn fill(&mut self, core: &Arc<Core<C>>) {
+        let word = core.load();
+        if word.state() == State::Closed {
+            self.word = u64::from(word.generation()) << 2 | SLOT_PASS;
+        } else {
+            self.fill_other(core, word);
+        }
+    }
+
+    #[inline(never)]
+    fn fill_other(&mut self, core: &Arc<Core<C>>, word: Word) {
+        self.word = match core.admit_other(word) {
+            Admission::Pass { generation } => u64::from(generation) << 2 | SLOT_PASS,
+            Admission::Probe(ticket) => {
+                self.probe = Some(ticket);
+                SLOT_PROBE
+            }
+            Admission::Refused(refusal) => refusal.0 << 2 | SLOT_REFUSED,
+        };
+    }
+
+    /// The admitted call's ticket, or why it is refused; empties the slot.
+    ///
+    /// # Panics
+    /// If the slot is empty: `poll_ready` was not called first.
+    #[inline]
+    pub(crate) fn take(&mut self, core: &Arc<Core<C>>) -> Result<Ticket<C>, Refusal> {
+        let word = std::mem::replace(&mut self.word, 0);
+        match word & 3 {
+            SLOT_PASS => Ok(Ticket::new(Arc::clone(core), (word >> 2) as u32, false)),
+            SLOT_PROBE => Ok(self
+                .probe
+                .take()
+                .expect("a probe admission keeps its ticket")),
+            SLOT_REFUSED => Err(Refusal(word >> 2)),
+            _ => panic!("CircuitBreaker::call without poll_ready: poll_ready must be called first"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tower_outcome::Reason;
+
+    use super::*;
+    use crate::refusal::REFUSAL_SHIFT;
+
+    #[test]
+    fn a_refusal_survives_the_slot() {
+        let long = Duration::from_secs(86_400 * 365);
+        for (reason, retry_after) in [
+            (Reason::CircuitOpen, Some(Duration::from_millis(1500))),
+            (Reason::HalfOpenFull, None),
+            (Reason::ForcedOpen, None),
+            (Reason::CircuitOpen, Some(long)),
+        ] {
+            let refusal = Refusal::new(reason, retry_after);
+            let mut slot = Slot::<()> {
+                word: refusal.0 << 2 | SLOT_REFUSED,
+                probe: None,
+            };
+            assert!(slot.is_refused());
+            let back = Refusal(std::mem::replace(&mut slot.word, 0) >> 2);
+            assert_eq!(back.reason(), reason);
+            let expected =
+                retry_after.map(|d| d.min(Duration::from_nanos(u64::MAX >> (REFUSAL_SHIFT + 2))));
+            assert_eq!(back.retry_after(), expected);
+        }
+    }
+}
