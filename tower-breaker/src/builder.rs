@@ -43,7 +43,7 @@ use crate::{
 /// assert_eq!(layer.name(), "payments");
 ///
 /// let bad = CircuitBreakerLayer::builder().failure_rate_threshold(1.5).build();
-/// assert_eq!(bad.unwrap_err().to_string(), "failure_rate_threshold must be a rate between 0 and 1, got 1.5");
+/// assert_eq!(bad.unwrap_err().to_string(), "failure_rate_threshold must be a rate above 0 and at most 1, got 1.5");
 /// ```
 #[must_use]
 pub struct CircuitBreakerBuilder<C = DefaultClassifier, A = BoxErrorAnswer> {

@@ -140,8 +140,9 @@
 //! shared atomic increment per call (count window) or a clock read (time window); a slow-call
 //! rule adds two clock reads. An open breaker reads the clock once per rejection (to know when
 //! the reset timeout has passed and to give `retry_after`); the default answer mode boxes the
-//! rejection. Measured figures, beside tower's `ConcurrencyLimit` and peer crates, are in the
-//! repository's `benches/README.md`.
+//! rejection. Measured on a 2-vCPU machine, a closed call with the consecutive rule cost about
+//! 12 ns over a bare service (tower's `ConcurrencyLimit`: about 16 ns); the benchmarks, beside
+//! peer crates, come with the source repository.
 //!
 //! # Observability
 //!
@@ -159,7 +160,7 @@
 //!
 //! # Configuration from JSON
 //!
-//! With the `serde` feature, [`CircuitBreakerConfig`] reads our users' shape, and
+//! With the `serde` feature, [`CircuitBreakerConfig`] reads the shape of your JSON, and
 //! [`CircuitBreakerProfiles`] a map of named profiles:
 //!
 //! ```
@@ -203,6 +204,8 @@ mod classifier;
 mod clock;
 mod common;
 mod config;
+#[cfg(feature = "serde")]
+mod config_serde;
 mod error;
 mod event;
 pub mod future;
