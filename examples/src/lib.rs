@@ -1,14 +1,14 @@
-//! Runnable examples of the tower resilience family, and what they share.
+//! Runnable examples of the tower resilience family, and the scaffolding they share.
 //!
 //! Run the main demo with `cargo run -p examples --example breaker_axum`: a flaky upstream and
 //! an axum front server whose route is protected by a circuit breaker, all on 127.0.0.1. The
-//! scenario itself lives here, in [`breaker_demo`], so `tests/` can run it with paused time
-//! and check every step.
+//! breaker and the axum wiring are in the example file; the upstream, the scenario and the
+//! table it prints are here, in [`breaker_demo`], so `tests/` can run the same scenario with
+//! paused time and check every step.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod breaker_demo;
-pub mod http1;
 
 // The README's example must keep compiling: it is checked as a doctest here.
 #[cfg(doctest)]
