@@ -247,3 +247,9 @@ pub use tower_outcome::{
 };
 #[cfg(feature = "http")]
 pub use tower_outcome::{EosBody, GrpcAnswer, GrpcStatus, HttpAnswer, HttpStatus};
+
+// The README's examples must keep compiling: they are checked as doctests here (they use the
+// `http` and `serde` features, as CI's `--all-features` run has them).
+#[cfg(all(doctest, feature = "http", feature = "serde"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

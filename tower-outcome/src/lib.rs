@@ -97,3 +97,8 @@ pub use classify::{grpc::GrpcStatus, http::HttpStatus};
 pub use retry_after::{
     GRPC_PUSHBACK, Pushback, parse_grpc_pushback, parse_retry_after, retry_after_value,
 };
+
+// The README's examples must keep compiling: they are checked as doctests here.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
