@@ -111,6 +111,93 @@
 //!     .route_layer(breaker); // unknown paths still answer 404
 //! ```
 //!
+//! # Keeping a breaker in a struct
+//!
+//! Every type is nameable, so a breaker-wrapped client can be a field of your own client
+//! struct. The classifiers are named types ([`ErrorsAsFailures`], [`HttpStatus`],
+//! [`GrpcStatus`], `ReqwestStatus`); the service is [`CircuitBreaker<S, C, A>`](CircuitBreaker)
+//! (inner service, classifier, answer mode); give it a short name with a type alias:
+//!
+//! ```
+//! # #[cfg(feature = "reqwest")] {
+//! use std::time::Duration;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_breaker::{BoxError, CircuitBreaker, CircuitBreakerLayer, ReqwestStatus};
+//!
+//! /// `reqwest::Client` behind a breaker that counts 5xx answers and connect errors.
+//! type Guarded = CircuitBreaker<reqwest::Client, ReqwestStatus>;
+//!
+//! struct Inventory {
+//!     base: String,
+//!     http: Guarded,
+//! }
+//!
+//! impl Inventory {
+//!     fn new(base: String) -> Result<Self, BoxError> {
+//!         let breaker = CircuitBreakerLayer::builder()
+//!             .name("inventory")
+//!             .reset_timeout(Duration::from_secs(30))
+//!             .classifier(ReqwestStatus::new())
+//!             .build()?;
+//!         let http = ServiceBuilder::new()
+//!             .layer(breaker)
+//!             .service(reqwest::Client::new());
+//!         Ok(Self { base, http })
+//!     }
+//!
+//!     async fn stock(&mut self, item: u32) -> Result<reqwest::Response, BoxError> {
+//!         let url = format!("{}/stock/{item}", self.base).parse()?;
+//!         let request = reqwest::Request::new(reqwest::Method::GET, url);
+//!         self.http.ready().await?.call(request).await
+//!     }
+//! }
+//! # let _ = Inventory::new("http://127.0.0.1:1".into()).unwrap();
+//! # }
+//! ```
+//!
+//! A classifier of your own is nameable when it is a type, or a [`FnClassifier`] over a
+//! function pointer (a closure's type has no name):
+//!
+//! ```
+//! use std::error::Error;
+//! use tower_breaker::{FnClassifier, Outcome, default_error_outcome};
+//!
+//! fn rows(result: Result<&Option<u32>, &(dyn Error + 'static)>) -> Outcome {
+//!     match result {
+//!         Ok(_) => Outcome::Success,
+//!         Err(err) => default_error_outcome(err),
+//!     }
+//! }
+//! type RowsClassifier =
+//!     FnClassifier<fn(Result<&Option<u32>, &(dyn Error + 'static)>) -> Outcome, Option<u32>>;
+//! let classifier: RowsClassifier = FnClassifier::new(rows);
+//! # let _ = classifier;
+//! ```
+//!
+//! For a whole stack (breaker, timeout, closures), box it once, where it is built:
+//! `tower::util::BoxCloneService<Request, Response, BoxError>` is one nameable, cloneable
+//! type whatever the layers inside:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::util::BoxCloneService;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_breaker::{BoxError, CircuitBreakerLayer};
+//!
+//! struct Quotes {
+//!     svc: BoxCloneService<String, String, BoxError>,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BoxError> {
+//! let breaker = CircuitBreakerLayer::builder().name("quotes").build()?;
+//! let svc = ServiceBuilder::new()
+//!     .layer(breaker)
+//!     .service_fn(|symbol: String| async move { Ok::<_, BoxError>(format!("{symbol}: 42")) });
+//! let mut quotes = Quotes { svc: BoxCloneService::new(svc) };
+//! assert_eq!(quotes.svc.ready().await?.call("ACME".into()).await?, "ACME: 42");
+//! # Ok(()) }
+//! ```
+//!
 //! # Sharing and clones
 //!
 //! The breaker's state is created with the layer value: every service it makes, and every
