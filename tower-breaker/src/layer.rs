@@ -87,6 +87,10 @@ impl<C, A> CircuitBreakerLayer<C, A> {
         }
     }
 
+    pub(crate) const fn core(&self) -> &Arc<Core<C>> {
+        &self.core
+    }
+
     /// The breaker's name.
     #[must_use]
     pub fn name(&self) -> &str {

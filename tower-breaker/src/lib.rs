@@ -111,6 +111,31 @@
 //!     .route_layer(breaker); // unknown paths still answer 404
 //! ```
 //!
+//! # Without tower
+//!
+//! Code that has no `Service` (a database driver, an SDK) uses the layer itself:
+//! [`call`](CircuitBreakerLayer::call) runs a future through the breaker, or
+//! [`acquire`](CircuitBreakerLayer::acquire) gives a [`Permit`] to record by hand. The rules,
+//! metrics and cancellation are those of a call through the service.
+//!
+//! ```
+//! use tower_breaker::{CircuitBreakerLayer, Rejected};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_breaker::BoxError> {
+//! let breaker = CircuitBreakerLayer::builder().name("db").build()?;
+//! let rows = breaker.call(async { Ok::<_, std::io::Error>(vec![1, 2, 3]) }).await?;
+//! assert_eq!(rows.len(), 3);
+//!
+//! match breaker.acquire() {
+//!     Ok(permit) => {
+//!         // ... your call; then say how it went:
+//!         permit.success();
+//!     }
+//!     Err(rejected) => println!("not now: {rejected}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! # Keeping a breaker in a struct
 //!
 //! Every type is nameable, so a breaker-wrapped client can be a field of your own client
@@ -302,6 +327,7 @@ mod layer;
 mod machine;
 pub mod metrics;
 mod padded;
+mod permit;
 mod refusal;
 mod service;
 mod slot;
@@ -323,6 +349,7 @@ pub use keyed::{
     KeyedCircuitBreaker, KeyedCircuitBreakerHandle, KeyedCircuitBreakerLayer, KeyedResponseFuture,
 };
 pub use layer::CircuitBreakerLayer;
+pub use permit::Permit;
 pub use service::CircuitBreaker;
 pub use state::State;
 
