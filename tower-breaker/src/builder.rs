@@ -10,6 +10,7 @@ use tower_outcome::BoxErrorAnswer;
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
+use crate::call_event::{CallListener, NoCallListener};
 use crate::classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 use crate::common::Common;
 use crate::event::{Listener, Transition, debug_listener};
@@ -46,10 +47,11 @@ use crate::{
 /// assert_eq!(bad.unwrap_err().to_string(), "failure_rate_threshold must be a rate above 0 and at most 1, got 1.5");
 /// ```
 #[must_use]
-pub struct CircuitBreakerBuilder<C = DefaultClassifier, A = BoxErrorAnswer> {
+pub struct CircuitBreakerBuilder<C = DefaultClassifier, A = BoxErrorAnswer, L = NoCallListener> {
     config: CircuitBreakerConfig,
     classifier: C,
     listener: Option<Listener>,
+    call_listener: L,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -59,12 +61,13 @@ impl CircuitBreakerBuilder {
             config: CircuitBreakerConfig::default(),
             classifier: DefaultClassifier,
             listener: None,
+            call_listener: NoCallListener,
             _answer: PhantomData,
         }
     }
 }
 
-impl<C, A> CircuitBreakerBuilder<C, A> {
+impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
     /// Replaces the whole configuration (classifier, listener and answer mode stay).
     pub fn config(mut self, config: CircuitBreakerConfig) -> Self {
         self.config = config;
@@ -174,11 +177,48 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     /// [`HttpStatus`](crate::HttpStatus) with [`http`](Self::http),
     /// [`GrpcStatus`](crate::GrpcStatus) with [`grpc`](Self::grpc). For `reqwest::Client`, set
     /// `ReqwestStatus` (feature `reqwest`).
-    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<Chosen<C2>, A> {
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<Chosen<C2>, A, L> {
         CircuitBreakerBuilder {
             config: self.config,
             classifier: Chosen(classifier),
             listener: self.listener,
+            call_listener: self.call_listener,
+            _answer: PhantomData,
+        }
+    }
+
+    /// Tells `listener` how every call went: success, failure, ignored or rejected, with its
+    /// duration (see [`CallListener`]). A closure does; so does a type of your own
+    /// implementing [`CallListener`], which keeps the layer's type nameable.
+    ///
+    /// Without one, nothing is spent on it: no clock read, no branch.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use tower_breaker::{CallEvent, CallOutcome, CircuitBreakerLayer};
+    ///
+    /// let rejected = Arc::new(AtomicU64::new(0));
+    /// let counter = rejected.clone();
+    /// let breaker = CircuitBreakerLayer::builder()
+    ///     .name("db")
+    ///     .on_call(move |call: &CallEvent<'_>| {
+    ///         if call.outcome == CallOutcome::Rejected {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// breaker.handle().force_open();
+    /// assert!(breaker.acquire().is_err());
+    /// assert_eq!(rejected.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_call<L2: CallListener>(self, listener: L2) -> CircuitBreakerBuilder<C, A, L2> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            classifier: self.classifier,
+            listener: self.listener,
+            call_listener: listener,
             _answer: PhantomData,
         }
     }
@@ -199,7 +239,7 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     /// [`classifier`](Self::classifier), the breaker classifies by HTTP status
     /// ([`HttpStatus`](crate::HttpStatus)): five 500s in a row open it.
     #[cfg(feature = "http")]
-    pub fn http(self) -> CircuitBreakerBuilder<C, HttpAnswer> {
+    pub fn http(self) -> CircuitBreakerBuilder<C, HttpAnswer, L> {
         self.answer()
     }
 
@@ -208,16 +248,17 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     /// kept. Unless you set a [`classifier`](Self::classifier), the breaker classifies by gRPC
     /// status ([`GrpcStatus`](crate::GrpcStatus)).
     #[cfg(feature = "http")]
-    pub fn grpc(self) -> CircuitBreakerBuilder<C, GrpcAnswer> {
+    pub fn grpc(self) -> CircuitBreakerBuilder<C, GrpcAnswer, L> {
         self.answer()
     }
 
     #[cfg(feature = "http")]
-    fn answer<A2>(self) -> CircuitBreakerBuilder<C, A2> {
+    fn answer<A2>(self) -> CircuitBreakerBuilder<C, A2, L> {
         CircuitBreakerBuilder {
             config: self.config,
             classifier: self.classifier,
             listener: self.listener,
+            call_listener: self.call_listener,
             _answer: PhantomData,
         }
     }
@@ -226,13 +267,19 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     ///
     /// # Errors
     /// The first invalid value (see [`CircuitBreakerConfig::validate`]).
-    pub fn build(self) -> Result<CircuitBreakerLayer<C::Classifier, A>, ConfigError>
+    pub fn build(self) -> Result<CircuitBreakerLayer<C::Classifier, A, L>, ConfigError>
     where
         C: ClassifierChoice<A>,
     {
         let settings = self.config.settings()?;
         let classifier = self.classifier.into_classifier();
-        let common = Common::new(&settings, classifier, self.listener, false);
+        let common = Common::new(
+            &settings,
+            classifier,
+            self.listener,
+            self.call_listener,
+            false,
+        );
         Ok(CircuitBreakerLayer::from_parts(Arc::new(common)))
     }
 
@@ -244,24 +291,32 @@ impl<C, A> CircuitBreakerBuilder<C, A> {
     pub fn build_keyed<K, F>(
         self,
         key: F,
-    ) -> Result<KeyedCircuitBreakerLayer<K, F, C::Classifier, A>, ConfigError>
+    ) -> Result<KeyedCircuitBreakerLayer<K, F, C::Classifier, A, L>, ConfigError>
     where
         K: Hash + Eq,
         C: ClassifierChoice<A>,
     {
         let settings = self.config.settings()?;
         let classifier = self.classifier.into_classifier();
-        let common = Common::new(&settings, classifier, self.listener, true);
+        let common = Common::new(
+            &settings,
+            classifier,
+            self.listener,
+            self.call_listener,
+            true,
+        );
         Ok(KeyedCircuitBreakerLayer::from_parts(Arc::new(common), key))
     }
 }
 
-impl<C, A> fmt::Debug for CircuitBreakerBuilder<C, A> {
+impl<C, A, L> fmt::Debug for CircuitBreakerBuilder<C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("CircuitBreakerBuilder");
         s.field("config", &self.config)
             .field("classifier", &std::any::type_name::<C>());
         debug_listener(&self.listener, &mut s);
-        s.field("answer", &std::any::type_name::<A>()).finish()
+        s.field("answer", &std::any::type_name::<A>())
+            .field("call_listener", &std::any::type_name::<L>())
+            .finish()
     }
 }

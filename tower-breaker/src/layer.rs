@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
 
+use crate::call_event::NoCallListener;
 use crate::common::Common;
 use crate::machine::Core;
 use crate::{
@@ -39,8 +40,8 @@ use crate::{
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct CircuitBreakerLayer<C = ErrorsAsFailures, A = BoxErrorAnswer> {
-    core: Arc<Core<C>>,
+pub struct CircuitBreakerLayer<C = ErrorsAsFailures, A = BoxErrorAnswer, L = NoCallListener> {
+    core: Arc<Core<C, L>>,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -55,6 +56,7 @@ impl CircuitBreakerLayer {
             &settings,
             ErrorsAsFailures,
             None,
+            NoCallListener,
             false,
         )))
     }
@@ -79,15 +81,15 @@ impl Default for CircuitBreakerLayer {
     }
 }
 
-impl<C, A> CircuitBreakerLayer<C, A> {
-    pub(crate) fn from_parts(common: Arc<Common<C>>) -> Self {
+impl<C, A, L> CircuitBreakerLayer<C, A, L> {
+    pub(crate) fn from_parts(common: Arc<Common<C, L>>) -> Self {
         Self {
             core: Arc::new(Core::new(common, None, 0)),
             _answer: PhantomData,
         }
     }
 
-    pub(crate) const fn core(&self) -> &Arc<Core<C>> {
+    pub(crate) const fn core(&self) -> &Arc<Core<C, L>> {
         &self.core
     }
 
@@ -98,14 +100,14 @@ impl<C, A> CircuitBreakerLayer<C, A> {
     }
 }
 
-impl<C: Send + Sync + 'static, A> CircuitBreakerLayer<C, A> {
+impl<C: Send + Sync + 'static, A, L: Send + Sync + 'static> CircuitBreakerLayer<C, A, L> {
     /// A handle on this breaker.
     pub fn handle(&self) -> CircuitBreakerHandle {
         CircuitBreakerHandle::new(self.core.clone())
     }
 }
 
-impl<C, A> Clone for CircuitBreakerLayer<C, A> {
+impl<C, A, L> Clone for CircuitBreakerLayer<C, A, L> {
     fn clone(&self) -> Self {
         Self {
             core: Arc::clone(&self.core),
@@ -114,7 +116,7 @@ impl<C, A> Clone for CircuitBreakerLayer<C, A> {
     }
 }
 
-impl<C, A> fmt::Debug for CircuitBreakerLayer<C, A> {
+impl<C, A, L> fmt::Debug for CircuitBreakerLayer<C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
             .field("name", &self.core.common.name)
@@ -124,8 +126,8 @@ impl<C, A> fmt::Debug for CircuitBreakerLayer<C, A> {
     }
 }
 
-impl<S, C, A> Layer<S> for CircuitBreakerLayer<C, A> {
-    type Service = CircuitBreaker<S, C, A>;
+impl<S, C, A, L> Layer<S> for CircuitBreakerLayer<C, A, L> {
+    type Service = CircuitBreaker<S, C, A, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker::new(inner, Arc::clone(&self.core))

@@ -260,8 +260,11 @@
 //!
 //! Every transition emits a `tracing` event (target `tower_breaker`, fields `breaker`, `key`,
 //! `from`, `to`, `reason`; `warn` when opening, `info` otherwise) and calls the listener given
-//! to [`on_transition`](CircuitBreakerBuilder::on_transition). Metrics (install the recorder
-//! before building layers):
+//! to [`on_transition`](CircuitBreakerBuilder::on_transition). A per-call listener, opt-in
+//! with [`on_call`](CircuitBreakerBuilder::on_call), is told each call's outcome (success,
+//! failure, ignored, rejected) and duration; without one nothing is spent on it (it is a type
+//! parameter, [`NoCallListener`] by default). Metrics (install the recorder before building
+//! layers):
 //!
 //! | name | kind | labels |
 //! |---|---|---|
@@ -312,6 +315,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod call_event;
 mod classifier;
 mod clock;
 mod common;
@@ -337,6 +341,7 @@ mod window;
 mod word;
 
 pub use builder::CircuitBreakerBuilder;
+pub use call_event::{CallEvent, CallListener, CallOutcome, NoCallListener};
 pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 pub use config::{
     CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tower_outcome::{Outcome, Reason};
 
+use crate::call_event::{CallEvent, CallListener, CallOutcome};
 use crate::clock::nanos;
 use crate::common::{Common, rate_of};
 use crate::event::{Transition, TransitionReason};
@@ -30,7 +31,7 @@ struct Control {
 /// Aligned so that the `Arc`'s reference counts, written by every call, sit on another cache
 /// line than the state word, which every call only reads.
 #[repr(align(128))]
-pub(crate) struct Core<C> {
+pub(crate) struct Core<C, L> {
     word: AtomicU64,
     /// `generation << 32 | consecutive failures`.
     consecutive: AtomicU64,
@@ -38,7 +39,7 @@ pub(crate) struct Core<C> {
     half_open_since_ns: AtomicU64,
     window: Option<Window>,
     control: Mutex<Control>,
-    pub(crate) common: Arc<Common<C>>,
+    pub(crate) common: Arc<Common<C, L>>,
     pub(crate) key: Option<Arc<str>>,
     /// Per-key breakers: when a call last arrived, for idle eviction. Written by every call
     /// of a per-key breaker, so it keeps to a cache line of its own.
@@ -48,8 +49,8 @@ pub(crate) struct Core<C> {
     pub(crate) slow_ns: u64,
 }
 
-impl<C> Core<C> {
-    pub(crate) fn new(common: Arc<Common<C>>, key: Option<Arc<str>>, seed_salt: u64) -> Self {
+impl<C, L> Core<C, L> {
+    pub(crate) fn new(common: Arc<Common<C, L>>, key: Option<Arc<str>>, seed_salt: u64) -> Self {
         let seed = common.seed ^ seed_salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Self {
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
@@ -104,8 +105,19 @@ impl<C> Core<C> {
     }
 
     /// A refused call, to be answered by its future; counts it as rejected.
-    pub(crate) fn rejection(&self, refusal: Refusal) -> Refused {
+    pub(crate) fn rejection(&self, refusal: Refusal) -> Refused
+    where
+        L: CallListener,
+    {
         self.common.metrics.rejected();
+        if L::ENABLED {
+            self.common.call_listener.on_call(&CallEvent {
+                name: &self.common.name,
+                key: self.key.as_deref(),
+                outcome: CallOutcome::Rejected,
+                duration: None,
+            });
+        }
         Refused {
             name: Arc::clone(&self.common.name),
             refusal,
@@ -114,7 +126,7 @@ impl<C> Core<C> {
 
     /// Admission in any state but Closed (the rare path, kept out of line).
     #[inline(never)]
-    pub(crate) fn admit_other(self: &Arc<Self>, mut word: Word) -> Admission<C> {
+    pub(crate) fn admit_other(self: &Arc<Self>, mut word: Word) -> Admission<C, L> {
         // Each pass either returns or follows a transition; more than three passes would need
         // other callers to win three transitions in between, so the last pass just rejects.
         for pass in 0..4 {

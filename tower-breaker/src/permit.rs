@@ -6,6 +6,7 @@ use std::future::Future;
 use tower_outcome::{BoxError, BoxErrorAnswer, Classify, Outcome, Rejected, Settle};
 
 use crate::CircuitBreakerLayer;
+use crate::call_event::{CallListener, NoCallListener};
 use crate::future::finish;
 use crate::slot::Slot;
 use crate::ticket::Ticket;
@@ -17,11 +18,11 @@ use crate::ticket::Ticket;
 /// panicked, or its future was dropped), it counts for nothing and frees the half-open probe
 /// slot it may hold, as a cancelled call through the service does.
 #[must_use = "a permit records nothing unless you say how the call went"]
-pub struct Permit<C> {
-    ticket: Ticket<C>,
+pub struct Permit<C, L = NoCallListener> {
+    ticket: Ticket<C, L>,
 }
 
-impl<C> Permit<C> {
+impl<C, L: CallListener> Permit<C, L> {
     /// The call succeeded.
     pub fn success(self) {
         self.record(Outcome::Success);
@@ -43,7 +44,7 @@ impl<C> Permit<C> {
     }
 }
 
-impl<C> fmt::Debug for Permit<C> {
+impl<C, L> fmt::Debug for Permit<C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("ticket", &self.ticket)
@@ -51,7 +52,7 @@ impl<C> fmt::Debug for Permit<C> {
     }
 }
 
-impl<C, A> CircuitBreakerLayer<C, A> {
+impl<C, A, L: CallListener> CircuitBreakerLayer<C, A, L> {
     /// Asks the breaker for leave to make one call, for code that has no tower `Service`
     /// (as resilience4j's `acquirePermission`).
     ///
@@ -75,7 +76,7 @@ impl<C, A> CircuitBreakerLayer<C, A> {
     ///
     /// # Errors
     /// The breaker's [`Rejected`] when the call may not be made now.
-    pub fn acquire(&self) -> Result<Permit<C>, Rejected> {
+    pub fn acquire(&self) -> Result<Permit<C, L>, Rejected> {
         let core = self.core();
         let mut slot = Slot::new();
         slot.fill(core);
@@ -111,7 +112,7 @@ impl<C, A> CircuitBreakerLayer<C, A> {
     ///
     /// # Errors
     /// Your call's error, or the breaker's [`Rejected`].
-    pub async fn call<F, T, E>(&self, call: F) -> Result<C::Response<Ticket<C>>, BoxError>
+    pub async fn call<F, T, E>(&self, call: F) -> Result<C::Response<Ticket<C, L>>, BoxError>
     where
         F: Future<Output = Result<T, E>>,
         C: Classify<T> + Clone,
@@ -119,6 +120,6 @@ impl<C, A> CircuitBreakerLayer<C, A> {
     {
         let permit = self.acquire().map_err(BoxError::from)?;
         let result = call.await;
-        finish::<C, BoxErrorAnswer, T, E>(result, permit.ticket)
+        finish::<C, BoxErrorAnswer, L, T, E>(result, permit.ticket)
     }
 }

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_outcome::Outcome;
 
+use crate::call_event::{CallEvent, CallListener};
 use crate::machine::Core;
 
 /// The obligation of a call the breaker admitted: it records the call's outcome when
@@ -13,8 +15,8 @@ use crate::machine::Core;
 ///
 /// It lives in the response future, or in the response body when the classifier waits for the
 /// end of the stream.
-pub struct Ticket<C> {
-    core: Arc<Core<C>>,
+pub struct Ticket<C, L> {
+    core: Arc<Core<C, L>>,
     /// `generation (32 bits) | probe (1) | timed (1) | start in ms (30, wrapping)`: one word,
     /// so the ticket moves as two machine words.
     meta: u64,
@@ -25,7 +27,7 @@ const TIMED_BIT: u64 = 1 << 33;
 const START_SHIFT: u32 = 34;
 const START_MASK: u64 = (1 << 30) - 1;
 
-impl<C> Drop for Ticket<C> {
+impl<C, L> Drop for Ticket<C, L> {
     fn drop(&mut self) {
         if self.meta & PROBE_BIT != 0 {
             self.core.release_probe(self.generation());
@@ -33,8 +35,8 @@ impl<C> Drop for Ticket<C> {
     }
 }
 
-impl<C> Ticket<C> {
-    pub(crate) fn new(core: Arc<Core<C>>, generation: u32, probe: bool) -> Self {
+impl<C, L> Ticket<C, L> {
+    pub(crate) fn new(core: Arc<Core<C, L>>, generation: u32, probe: bool) -> Self {
         Self {
             core,
             meta: u64::from(generation) | if probe { PROBE_BIT } else { 0 },
@@ -45,10 +47,13 @@ impl<C> Ticket<C> {
         self.meta as u32
     }
 
-    /// Starts the call's clock, when a slow-call rule needs it.
+    /// Starts the call's clock, when a slow-call rule or a call listener needs it.
     #[inline]
-    pub(crate) fn start(&mut self) {
-        if self.core.slow_ns != 0 {
+    pub(crate) fn start(&mut self)
+    where
+        L: CallListener,
+    {
+        if L::ENABLED || self.core.slow_ns != 0 {
             let ms = self.core.common.now_ns() / 1_000_000;
             self.meta |= TIMED_BIT | (ms & START_MASK) << START_SHIFT;
         }
@@ -67,18 +72,41 @@ impl<C> Ticket<C> {
     }
 }
 
-impl<C> tower_outcome::Settle for Ticket<C> {
+impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
     #[inline]
     fn settle(mut self, outcome: Outcome) {
         let probe = self.meta & PROBE_BIT != 0;
-        self.core
-            .record(self.generation(), probe, || self.elapsed_ms(), outcome);
+        if L::ENABLED {
+            // Out of line: without a listener (the constant is false) this is the plain
+            // recording below, unchanged.
+            self.settle_and_report(probe, outcome);
+        } else {
+            self.core
+                .record(self.generation(), probe, || self.elapsed_ms(), outcome);
+        }
         // Settled: the slot was released (or the breaker moved on) by `record`.
         self.meta &= !PROBE_BIT;
     }
 }
 
-impl<C> fmt::Debug for Ticket<C> {
+impl<C, L: CallListener> Ticket<C, L> {
+    /// Records the outcome, then tells the call listener, with the duration read once.
+    #[inline(never)]
+    fn settle_and_report(&self, probe: bool, outcome: Outcome) {
+        let elapsed = self.elapsed_ms();
+        self.core
+            .record(self.generation(), probe, || elapsed, outcome);
+        let common = &self.core.common;
+        common.call_listener.on_call(&CallEvent {
+            name: &common.name,
+            key: self.core.key.as_deref(),
+            outcome: outcome.into(),
+            duration: elapsed.map(Duration::from_millis),
+        });
+    }
+}
+
+impl<C, L> fmt::Debug for Ticket<C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticket")
             .field("breaker", &self.core.common.name)
