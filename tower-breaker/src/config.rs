@@ -34,7 +34,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
 #[cfg_attr(feature = "serde", serde(try_from = "crate::config_serde::Written"))]
 pub struct CircuitBreakerConfig {
-    /// The breaker's name, used in rejections, events and metric labels. Default `"default"`.
+    /// The breaker's name, used in rejections, events and metric labels. Default empty: an
+    /// unnamed breaker is called `unnamed-1`, `unnamed-2`, … in the order layers are built, so
+    /// two unnamed breakers never report into one metric series. Name your breakers for labels
+    /// that stay the same from run to run.
     pub name: String,
     /// Open after this many consecutive failures; `None` turns the rule off. Default `Some(5)`.
     pub failure_threshold: Option<u32>,
@@ -75,7 +78,7 @@ pub struct CircuitBreakerConfig {
 impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         Self {
-            name: "default".to_owned(),
+            name: String::new(),
             failure_threshold: Some(5),
             failure_rate_threshold: None,
             slow_call_rate_threshold: None,
@@ -186,7 +189,7 @@ impl CircuitBreakerProfiles {
             .get(name)
             .cloned()
             .ok_or_else(|| ConfigError::UnknownProfile(name.to_owned()))?;
-        if config.name == CircuitBreakerConfig::default().name {
+        if config.name.is_empty() {
             name.clone_into(&mut config.name);
         }
         Ok(config)
@@ -242,6 +245,13 @@ pub(crate) struct Settings {
     pub(crate) seed: Option<u64>,
     pub(crate) max_keys: u32,
     pub(crate) key_idle_timeout: Duration,
+}
+
+/// A name of its own for a breaker left unnamed.
+fn unnamed() -> Arc<str> {
+    static UNNAMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UNNAMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    format!("unnamed-{n}").into()
 }
 
 pub(crate) fn count(field: &'static str, value: u32, max: u32) -> Result<u32, ConfigError> {
@@ -343,7 +353,11 @@ impl CircuitBreakerConfig {
             });
         }
         Ok(Settings {
-            name: Arc::from(self.name.as_str()),
+            name: if self.name.is_empty() {
+                unnamed()
+            } else {
+                Arc::from(self.name.as_str())
+            },
             failure_threshold,
             failure_rate,
             slow_rate,

@@ -72,6 +72,12 @@ impl fmt::Display for TransitionReason {
 }
 
 /// A state change, as handed to a listener and emitted as a `tracing` event.
+///
+/// Transitions are reported one at a time and in the order they were made, even when callers
+/// race: each one's `from` is the previous one's `to`. Each is reported by the caller that
+/// made it, after the breaker's lock is released, or, while another caller is busy reporting
+/// one, by that caller right after it. So a listener may use the handle, even force the state:
+/// that transition is reported as soon as the listener returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Transition<'a> {

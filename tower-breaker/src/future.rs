@@ -58,13 +58,14 @@ impl<F, C, A, L> ResponseFuture<F, C, A, L> {
 /// Classifies a finished call, settling (or handing on) its ticket.
 pub(crate) fn finish<C, A, L, Res, E>(
     result: Result<Res, E>,
-    ticket: Ticket<C, L>,
+    mut ticket: Ticket<C, L>,
 ) -> Result<C::Response<Ticket<C, L>>, A::Error>
 where
     C: Classify<Res> + Clone,
     L: CallListener,
     A: Answer<Res, E>,
 {
+    ticket.stop();
     match result {
         Ok(response) => {
             let classifier = ticket.classifier().clone();

@@ -222,14 +222,20 @@ impl CircuitBreakerHandle {
         self.breaker.key()
     }
 
-    /// The state now. A transition that is due happens first (open → half-open once the reset
-    /// timeout has passed), so a breaker nobody calls does not read as open for ever.
+    /// The state a call arriving now would find. Reading it changes nothing: an open breaker
+    /// whose reset timeout has passed reads as [`State::HalfOpen`] (so a breaker nobody calls
+    /// does not read as open for ever), and the transition itself, with its listener call, log
+    /// line and metrics, is made by the next call. Until then the `breaker_state` gauge still
+    /// shows `open`: the gauge and `breaker_transitions_total` move only on transitions that
+    /// happened, never because something looked. Likewise, probes stuck past
+    /// `half_open_max_wait` read as half-open until the next call re-opens the circuit.
     #[must_use]
     pub fn state(&self) -> State {
         self.breaker.state()
     }
 
-    /// How long until probing may start, while open.
+    /// How long until probing may start, while [`state`](Self::state) reads open; `None` once
+    /// the reset timeout has passed (the breaker then reads half-open).
     #[must_use]
     pub fn open_remaining(&self) -> Option<Duration> {
         self.breaker.open_remaining()

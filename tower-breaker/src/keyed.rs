@@ -93,10 +93,18 @@ impl<K: Hash + Eq + fmt::Debug, F, C, L> Registry<K, F, C, L> {
 
     /// Forgets idle keys with no call in flight; when `make_room`, also the least recently used
     /// such key if none was idle long enough. A key with a call in flight (or a live handle) is
-    /// never evicted: its breaker is referenced from outside the map.
+    /// never evicted: its breaker is referenced from outside the map. Nor is a key whose
+    /// circuit is open, half-open or forced open: forgetting it would close it, and keys come
+    /// from requests, so callers could reset circuits by sending new keys.
     fn evict(&self, map: &mut HashMap<K, Arc<Core<C, L>>>, now: u64, make_room: bool) {
         let idle = nanos(self.common.key_idle_timeout);
-        let unused = |core: &Arc<Core<C, L>>| Arc::strong_count(core) == 1;
+        let unused = |core: &Arc<Core<C, L>>| {
+            Arc::strong_count(core) == 1
+                && !matches!(
+                    core.stored_state(),
+                    State::Open | State::HalfOpen | State::ForcedOpen
+                )
+        };
         map.retain(|_, core| {
             !(unused(core) && now.saturating_sub(core.last_used_ns.load(Relaxed)) >= idle)
         });
@@ -123,6 +131,7 @@ impl<K: Hash + Eq + fmt::Debug, F, C, L> Registry<K, F, C, L> {
 /// What a keyed handle needs, without the key function's and classifier's types.
 trait Keys<K>: Send + Sync {
     fn get(&self, key: &K) -> Option<Arc<dyn Breaker>>;
+    /// Every key's breaker, and the overflow breaker.
     fn all(&self) -> Vec<Arc<dyn Breaker>>;
     fn len(&self) -> usize;
     fn thresholds(&self) -> Thresholds<'_>;
@@ -144,6 +153,7 @@ where
     fn all(&self) -> Vec<Arc<dyn Breaker>> {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         map.values()
+            .chain([&self.overflow])
             .map(|core| Arc::clone(core) as Arc<dyn Breaker>)
             .collect()
     }
@@ -168,7 +178,9 @@ where
 /// configuration; thresholds changed through the handle apply to all keys. At most `max_keys`
 /// keys are kept: a key with no call in flight that has been idle for `key_idle_timeout` is
 /// forgotten, and when the map is full the least recently used such key makes room; if every
-/// key has calls in flight, the new key shares one overflow breaker (key `<overflow>`).
+/// key has calls in flight, or its circuit open, half-open or forced open (an open circuit is
+/// never forgotten: new keys are no way to reset one), the new key shares one overflow breaker
+/// (key `<overflow>`).
 ///
 /// Metrics are labelled with the layer's name only (never a key): calls and transitions are
 /// summed over keys, and `breaker_keys` counts live keys; there is no per-key state gauge.
@@ -407,7 +419,14 @@ where
                             ticket,
                         ));
                     }
-                    let mut ticket = ticket.take().expect(DONE);
+                    // The admission holds only for the state it was granted in: the breaker
+                    // may have moved on while the inner service was getting ready.
+                    let mut ticket = match ticket.take().expect(DONE).revalidate() {
+                        Ok(ticket) => ticket,
+                        Err(refused) => {
+                            return Poll::Ready(answer::<C, A, L, S::Response, S::Error>(refused));
+                        }
+                    };
                     ticket.start();
                     let future = service.call(request.take().expect(DONE));
                     kind.set(KeyedKind::Called {
@@ -476,7 +495,7 @@ impl<K> KeyedCircuitBreakerHandle<K> {
         self.keys.get(key).map(CircuitBreakerHandle::new)
     }
 
-    /// Closes every key's circuit with clean windows.
+    /// Closes every key's circuit with clean windows, and the overflow breaker's.
     pub fn reset_all(&self) {
         for breaker in self.keys.all() {
             breaker.force(State::Closed);

@@ -43,22 +43,30 @@
 //!   100) or the last T seconds in buckets (default 10 s in 10); it really is the last N, not
 //!   "since the last transition".
 //! - **Open**: calls are rejected at once with [`Rejected`] ([`Reason::CircuitOpen`]) whose
-//!   `retry_after` is the time left. After `reset_timeout` (default 60 s) the next call, or a
-//!   state read through the handle, moves the breaker to half-open; no background task runs.
+//!   `retry_after` is the time left. After `reset_timeout` (default 60 s) the next call moves
+//!   the breaker to half-open; no background task runs. A state read through the handle
+//!   reports the due half-open without making the transition.
 //!   With `open_backoff`, each consecutive re-open doubles the open time, up to 10 × the reset
 //!   timeout, less up to 10 % jitter from a seedable source.
 //! - **HalfOpen**: at most `half_open_max_calls` probes in flight (default 1); other calls are
 //!   rejected ([`Reason::HalfOpenFull`]). `success_threshold` successful probes (default 1)
 //!   close the circuit with clean windows; any failed (or slow) probe re-opens it. A
-//!   cancelled probe frees its slot and counts for nothing; probes stuck for
-//!   `half_open_max_wait` (default: the reset timeout) re-open it.
+//!   cancelled probe frees its slot and counts for nothing; when every slot is held by a probe
+//!   admitted `half_open_max_wait` ago or more (default: the reset timeout; measured per probe
+//!   from its admission), the next call re-opens it.
 //! - Set through a [`CircuitBreakerHandle`]: **ForcedOpen** (reject everything),
 //!   **Disabled** (pass everything, record metrics), **MetricsOnly** (pass everything, evaluate
 //!   the rules and report when one would trip). [`reset`](CircuitBreakerHandle::reset)
 //!   returns to Closed with clean windows.
 //!
 //! Outcomes of calls admitted before a transition never steer the new state: every count is
-//! tagged with the breaker's generation.
+//! tagged with the breaker's generation. Nor does an admission outlive its state: a call
+//! admitted in `poll_ready` whose inner service became ready only after a transition is
+//! decided again when it is made (refused if the circuit opened meanwhile), as in the keyed
+//! breaker, which decides again once the inner service is ready. A readiness error of the
+//! inner service ends the admitted call and counts as that call's error would, in both.
+//! Slow calls are timed to the nanosecond on tokio's clock, from `call` to the response (its
+//! head, when a classifier waits for the end of a streamed body); an ignored call is never slow.
 //!
 //! # What counts as a failure
 //!

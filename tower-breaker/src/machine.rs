@@ -1,8 +1,9 @@
 //! The state machine: one breaker (`Core`), its packed state word, transitions under a
 //! rare-path lock.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::*};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 use tower_outcome::{Outcome, Reason};
@@ -24,6 +25,9 @@ struct Control {
     /// Opens since the breaker was last closed: the open-duration backoff exponent.
     streak: u32,
     rng: fastrand::Rng,
+    /// Transitions made and not yet reported, oldest first: reported in the order they were
+    /// made, by whichever caller holds `Core::reporting`.
+    unreported: VecDeque<(State, State, TransitionReason)>,
 }
 
 /// One circuit breaker.
@@ -36,9 +40,14 @@ pub(crate) struct Core<C, L> {
     /// `generation << 32 | consecutive failures`.
     consecutive: AtomicU64,
     open_until_ns: AtomicU64,
-    half_open_since_ns: AtomicU64,
+    /// When the newest probe of this half-open was admitted (or the half-open began, if none
+    /// was yet): probes are all stuck once the newest one has outlived `half_open_max_wait`.
+    probe_admitted_ns: AtomicU64,
     window: Option<Window>,
     control: Mutex<Control>,
+    /// Held by the caller reporting transitions (tracing events and the listener), so they
+    /// are reported one at a time, in order, and never under `control`.
+    reporting: Mutex<()>,
     pub(crate) common: Arc<Common<C, L>>,
     pub(crate) key: Option<Arc<str>>,
     /// Per-key breakers: when a call last arrived, for idle eviction. Written by every call
@@ -56,12 +65,14 @@ impl<C, L> Core<C, L> {
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
             consecutive: AtomicU64::new(0),
             open_until_ns: AtomicU64::new(0),
-            half_open_since_ns: AtomicU64::new(0),
+            probe_admitted_ns: AtomicU64::new(0),
             window: common.window.map(Window::new),
             control: Mutex::new(Control {
                 streak: 0,
                 rng: fastrand::Rng::with_seed(seed),
+                unreported: VecDeque::new(),
             }),
+            reporting: Mutex::new(()),
             last_used_ns: Padded(AtomicU64::new(common.now_ns())),
             slow_ns: common.slow_call_duration.map_or(0, nanos),
             common,
@@ -73,25 +84,21 @@ impl<C, L> Core<C, L> {
         Word(self.word.load(Acquire))
     }
 
-    /// The state now, after any transition that is due (open → half-open once the reset
-    /// timeout has passed; half-open → open once every probe has outlived its maximum wait).
+    /// The state a call arriving now would find, read without changing anything: an open
+    /// breaker whose reset timeout has passed reads as half-open. The transition itself (with
+    /// its event, listener call and metrics) is made by the next call.
     pub(crate) fn state(&self) -> State {
-        for _ in 0..4 {
-            let word = self.load();
-            match word.state() {
-                State::Open if self.common.now_ns() >= self.open_until_ns.load(Acquire) => {
-                    self.transition(
-                        Some(word),
-                        State::HalfOpen,
-                        TransitionReason::ResetTimeoutElapsed,
-                    );
-                }
-                State::HalfOpen if self.probes_timed_out(word) => {
-                    self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
-                }
-                state => return state,
+        let word = self.load();
+        match word.state() {
+            State::Open if self.common.now_ns() >= self.open_until_ns.load(Acquire) => {
+                State::HalfOpen
             }
+            state => state,
         }
+    }
+
+    /// The state as the last transition left it.
+    pub(crate) fn stored_state(&self) -> State {
         self.load().state()
     }
 
@@ -100,7 +107,7 @@ impl<C, L> Core<C, L> {
             && self
                 .common
                 .now_ns()
-                .saturating_sub(self.half_open_since_ns.load(Acquire))
+                .saturating_sub(self.probe_admitted_ns.load(Acquire))
                 >= self.common.half_open_max_wait_ns()
     }
 
@@ -121,6 +128,25 @@ impl<C, L> Core<C, L> {
         Refused {
             name: Arc::clone(&self.common.name),
             refusal,
+        }
+    }
+
+    /// Admits a call now, in the state the breaker is in: for an admission that was granted
+    /// in an earlier generation and is checked again when the call is made.
+    #[inline(never)]
+    pub(crate) fn admit_again(self: &Arc<Self>) -> Result<Ticket<C, L>, Refusal> {
+        let word = self.load();
+        let admission = if word.state() == State::Closed {
+            Admission::Pass {
+                generation: word.generation(),
+            }
+        } else {
+            self.admit_other(word)
+        };
+        match admission {
+            Admission::Pass { generation } => Ok(Ticket::new(Arc::clone(self), generation, false)),
+            Admission::Probe(ticket) => Ok(ticket),
+            Admission::Refused(refusal) => Err(refusal),
         }
     }
 
@@ -158,6 +184,10 @@ impl<C, L> Core<C, L> {
                 State::HalfOpen => {
                     let max = self.common.limits.half_open_max_calls.load(Relaxed);
                     if word.probes() < max {
+                        // Before the slot is taken, so a caller that sees every slot taken
+                        // also sees when the newest probe was admitted.
+                        self.probe_admitted_ns
+                            .fetch_max(self.common.now_ns(), AcqRel);
                         if self
                             .word
                             .compare_exchange(word.0, word.add_probe().0, AcqRel, Acquire)
@@ -186,7 +216,7 @@ impl<C, L> Core<C, L> {
         &self,
         generation: u32,
         probe: bool,
-        elapsed_ms: impl FnOnce() -> Option<u64>,
+        slow: impl FnOnce() -> bool,
         outcome: Outcome,
     ) {
         self.common.metrics.call(outcome);
@@ -206,7 +236,8 @@ impl<C, L> Core<C, L> {
         {
             return;
         }
-        let slow = elapsed_ms().is_some_and(|ms| ms.saturating_mul(1_000_000) >= self.slow_ns);
+        // An ignored call says nothing about the dependency, however long it took.
+        let slow = outcome != Outcome::Ignore && slow();
         self.record_other(word, probe, slow, outcome);
     }
 
@@ -271,17 +302,18 @@ impl<C, L> Core<C, L> {
 
     fn rate_rule(&self, totals: Totals, minimum: u32) -> Option<TransitionReason> {
         let limits = &self.common.limits;
-        if totals.calls == 0 || totals.calls < minimum {
+        if totals.calls == 0 || totals.calls < u64::from(minimum) {
             return None;
         }
-        let calls = f64::from(totals.calls);
+        // Counts stay far below 2^53, where `f64` would round them.
+        let calls = totals.calls as f64;
         if let Some(rate) = rate_of(limits.failure_rate.load(Relaxed))
-            && f64::from(totals.failures) / calls >= rate
+            && totals.failures as f64 / calls >= rate
         {
             return Some(TransitionReason::FailureRate);
         }
         if let Some(rate) = rate_of(limits.slow_rate.load(Relaxed))
-            && f64::from(totals.slow) / calls >= rate
+            && totals.slow as f64 / calls >= rate
         {
             return Some(TransitionReason::SlowCallRate);
         }
@@ -402,7 +434,7 @@ impl<C, L> Core<C, L> {
                     .store(now.saturating_add(nanos(open_for)), Release);
                 control.streak = control.streak.saturating_add(1);
             }
-            State::HalfOpen => self.half_open_since_ns.store(now, Release),
+            State::HalfOpen => self.probe_admitted_ns.store(now, Release),
             State::Closed => control.streak = 0,
             State::ForcedOpen | State::Disabled | State::MetricsOnly => {}
         }
@@ -412,9 +444,41 @@ impl<C, L> Core<C, L> {
         }
         self.word.store(Word::new(to, generation).0, Release);
         self.common.metrics.transition(from, to);
+        control.unreported.push_back((from, to, reason));
         drop(control);
-        self.emit(from, to, reason);
+        self.report();
         true
+    }
+
+    /// Reports transitions in the order they were made. A caller that finds another one
+    /// reporting leaves its transition to it (a listener that forces the state from inside
+    /// the listener thus never deadlocks, and sees its own transition reported next).
+    fn report(&self) {
+        loop {
+            let guard = match self.reporting.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            loop {
+                // Its own statement: the lock is released before the listener runs.
+                let next = self.control().unreported.pop_front();
+                let Some((from, to, reason)) = next else {
+                    break;
+                };
+                self.emit(from, to, reason);
+            }
+            drop(guard);
+            // A transition queued after the last pop, while this caller still held
+            // `reporting`, is this caller's to report.
+            if self.control().unreported.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn control(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn open_duration(&self, control: &mut Control) -> Duration {
@@ -447,23 +511,25 @@ impl<C, L> Core<C, L> {
         }
     }
 
-    /// How long the circuit stays open, when it is open.
+    /// How long the circuit stays open, while [`state`](Self::state) reads open (once the
+    /// reset timeout has passed it reads half-open, and this is `None`).
     pub(crate) fn open_until(&self) -> Option<Duration> {
-        let word = self.load();
-        (word.state() == State::Open).then(|| {
-            Duration::from_nanos(
-                self.open_until_ns
-                    .load(Acquire)
-                    .saturating_sub(self.common.now_ns()),
-            )
-        })
+        if self.load().state() != State::Open {
+            return None;
+        }
+        let left = self
+            .open_until_ns
+            .load(Acquire)
+            .saturating_sub(self.common.now_ns());
+        (left > 0).then(|| Duration::from_nanos(left))
     }
 
     pub(crate) fn window_totals(&self) -> Option<(u32, u32, u32)> {
         let generation = self.load().generation();
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         self.window.as_ref().map(|w| {
             let t = w.totals(generation, self.common.now_ns());
-            (t.calls, t.failures, t.slow)
+            (narrow(t.calls), narrow(t.failures), narrow(t.slow))
         })
     }
 

@@ -3,7 +3,7 @@
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
 //! | `breaker_calls_total` | counter | `breaker`, `outcome` = `success`, `failure`, `ignored`, `rejected` | calls seen, by outcome |
-//! | `breaker_state` | gauge | `breaker`, `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled`, `metrics_only` | one-hot: exactly one state reads 1 |
+//! | `breaker_state` | gauge | `breaker`, `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled`, `metrics_only` | one-hot: exactly one state reads 1; moves on transitions only (an open breaker past its reset timeout reads `open` until a call probes it) |
 //! | `breaker_transitions_total` | counter | `breaker`, `from`, `to` | state changes |
 //! | `breaker_keys` | gauge | `breaker` | live keys of a per-key breaker |
 //!

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
+use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures, Settle};
 use tower_service::Service;
 
 use crate::call_event::{CallListener, NoCallListener};
@@ -83,6 +83,26 @@ impl<S: fmt::Debug, C, A, L> fmt::Debug for CircuitBreaker<S, C, A, L> {
     }
 }
 
+impl<S, C, A, L> CircuitBreaker<S, C, A, L> {
+    /// The inner service failed to become ready: the admitted call ends here, and the error
+    /// counts as the call's error would (as in the keyed breaker). Frees a probe slot.
+    #[cold]
+    #[inline(never)]
+    fn not_ready<Res, E>(&mut self, error: E) -> A::Error
+    where
+        C: Classify<Res>,
+        L: CallListener,
+        A: Answer<Res, E>,
+    {
+        let error = A::inner_error(error);
+        if let Ok(ticket) = self.admission.take(&self.core) {
+            let outcome = ticket.classifier().classify_error(A::error_ref(&error));
+            ticket.settle(outcome);
+        }
+        error
+    }
+}
+
 impl<S, C, A, L, Req> Service<Req> for CircuitBreaker<S, C, A, L>
 where
     S: Service<Req>,
@@ -94,17 +114,29 @@ where
     type Error = A::Error;
     type Future = ResponseFuture<S::Future, C, A, L>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.admission.is_empty() {
             self.admission.fill(&self.core);
+        } else {
+            // Polled again (the inner was not ready): an admission from an earlier state is
+            // decided again, so an open breaker does not wait on its dependency.
+            self.admission.refresh(&self.core);
         }
         if self.admission.is_refused() {
             return Poll::Ready(Ok(()));
         }
-        self.inner.poll_ready(cx).map_err(A::inner_error)
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => Poll::Ready(Err(self.not_ready(error))),
+        }
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
+        // `take` checks the admission against the state now: it holds only for the state it
+        // was granted in.
         match self.admission.take(&self.core) {
             Ok(mut ticket) => {
                 ticket.start();

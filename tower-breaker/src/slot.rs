@@ -74,7 +74,32 @@ impl<C, L> Slot<C, L> {
         };
     }
 
+    /// Decides again an admission granted in an earlier generation (kept while the inner
+    /// service was not ready). A refusal stands: refusing is never wrong for long.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refresh(&mut self, core: &Arc<Core<C, L>>) {
+        let generation = match self.word & 3 {
+            SLOT_PASS => (self.word >> 2) as u32,
+            SLOT_PROBE => match &self.probe {
+                Some(ticket) => ticket.generation(),
+                None => return,
+            },
+            _ => return,
+        };
+        if core.load().generation() != generation {
+            self.word = 0;
+            // A stale probe's slot went with its generation: dropping it frees nothing.
+            self.probe = None;
+            self.fill(core);
+        }
+    }
+
     /// The admitted call's ticket, or why it is refused; empties the slot.
+    ///
+    /// An admission holds only for the generation it was granted in: if the breaker has moved
+    /// on since (opened, was forced open, re-opened from half-open, was reset), the call is
+    /// admitted again in the state the breaker is in now, or refused.
     ///
     /// # Panics
     /// If the slot is empty: `poll_ready` was not called first.
@@ -82,14 +107,28 @@ impl<C, L> Slot<C, L> {
     pub(crate) fn take(&mut self, core: &Arc<Core<C, L>>) -> Result<Ticket<C, L>, Refusal> {
         let word = std::mem::replace(&mut self.word, 0);
         match word & 3 {
-            SLOT_PASS => Ok(Ticket::new(Arc::clone(core), (word >> 2) as u32, false)),
-            SLOT_PROBE => Ok(self
-                .probe
-                .take()
-                .expect("a probe admission keeps its ticket")),
+            SLOT_PASS if core.load().generation() == (word >> 2) as u32 => {
+                Ok(Ticket::new(Arc::clone(core), (word >> 2) as u32, false))
+            }
+            SLOT_PASS | SLOT_PROBE => self.take_other(core, word),
             SLOT_REFUSED => Err(Refusal(word >> 2)),
             _ => panic!("CircuitBreaker::call without poll_ready: poll_ready must be called first"),
         }
+    }
+
+    /// A probe's ticket, or a stale admission decided again.
+    #[cold]
+    #[inline(never)]
+    fn take_other(&mut self, core: &Arc<Core<C, L>>, word: u64) -> Result<Ticket<C, L>, Refusal> {
+        if word & 3 == SLOT_PROBE
+            && let Some(ticket) = self.probe.take()
+            && ticket.generation() == core.load().generation()
+        {
+            return Ok(ticket);
+        }
+        // Stale (a stale probe's slot went with its generation: dropping it frees nothing).
+        self.probe = None;
+        core.admit_again()
     }
 }
 

@@ -6,7 +6,7 @@
 //! toward the new state.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*, fence};
 use std::time::Duration;
 
 use crate::config::WindowSpec;
@@ -15,9 +15,9 @@ use crate::padded::Padded;
 /// What a window holds for the current generation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
-    pub(crate) calls: u32,
-    pub(crate) failures: u32,
-    pub(crate) slow: u32,
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
 }
 
 // One per breaker, inline in it: boxing the larger (padded) variant would cost an indirection per
@@ -109,13 +109,44 @@ impl CountWindow {
     }
 
     fn record(&self, generation: u32, failure: bool, slow: bool, minimum: u32) -> Option<Totals> {
+        self.fill(self.claim(), generation, failure, slow, minimum)
+    }
+
+    /// The position of the next call in the ring.
+    #[inline]
+    fn claim(&self) -> u64 {
+        self.head.fetch_add(1, Relaxed)
+    }
+
+    /// Records the call at `position` (from [`claim`](Self::claim)).
+    #[inline]
+    fn fill(
+        &self,
+        position: u64,
+        generation: u32,
+        failure: bool,
+        slow: bool,
+        minimum: u32,
+    ) -> Option<Totals> {
         let bits = RECORDED | if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
-        let position = self.head.fetch_add(1, Relaxed);
         let index = position % self.slots.len() as u64;
         // `index` is below `slots.len()`, a `u32`, so it fits a `usize`.
         self.slots[index as usize].store(tag(generation) | bits, Release);
+        if failure || slow {
+            return Some(self.totals(generation));
+        }
         let filled = position + 1 - self.generation_start.load(Acquire).min(position);
-        (failure || slow || filled == u64::from(minimum)).then(|| self.totals(generation))
+        if filled > u64::from(minimum) {
+            // Past the minimum, a success only lowers the rates.
+            return None;
+        }
+        // Filling up to the minimum. Racing calls write their slots in any order, so the call
+        // that reaches the minimum may not see the others yet; each of these first calls reads
+        // the totals after its own write (behind a fence, so of two racing calls at least one
+        // sees both), and the rule is judged once the minimum is in.
+        fence(SeqCst);
+        let totals = self.totals(generation);
+        (totals.calls >= u64::from(minimum)).then_some(totals)
     }
 
     fn totals(&self, generation: u32) -> Totals {
@@ -125,8 +156,8 @@ impl CountWindow {
             let value = slot.load(Acquire);
             if value & !0xFF == want && value & RECORDED != 0 {
                 totals.calls += 1;
-                totals.failures += u32::from(value & FAILURE != 0);
-                totals.slow += u32::from(value & SLOW != 0);
+                totals.failures += u64::from(value & FAILURE != 0);
+                totals.slow += u64::from(value & SLOW != 0);
             }
         }
         totals
@@ -136,9 +167,10 @@ impl CountWindow {
 struct Bucket {
     /// `(generation << 40) | epoch`: which slice of time, in which generation, the counts are for.
     tag: AtomicU64,
-    calls: AtomicU32,
-    failures: AtomicU32,
-    slow: AtomicU32,
+    /// 64 bits: a bucket can be a day wide, and no call rate wraps these in it.
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
 }
 
 const EPOCH_MASK: u64 = (1 << 40) - 1;
@@ -166,9 +198,9 @@ impl TimeWindow {
             buckets: (0..buckets)
                 .map(|_| Bucket {
                     tag: AtomicU64::new(u64::MAX),
-                    calls: AtomicU32::new(0),
-                    failures: AtomicU32::new(0),
-                    slow: AtomicU32::new(0),
+                    calls: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                    slow: AtomicU64::new(0),
                 })
                 .collect(),
             rotate: Mutex::new(()),
@@ -214,7 +246,7 @@ impl TimeWindow {
                 bucket.tag.store(want, Release);
             }
         }
-        let in_bucket = bucket.calls.fetch_add(1, Relaxed).saturating_add(1);
+        let in_bucket = bucket.calls.fetch_add(1, Relaxed) + 1;
         if failure {
             bucket.failures.fetch_add(1, Relaxed);
         }
@@ -224,14 +256,18 @@ impl TimeWindow {
         if failure || slow {
             return Some(self.totals(generation, now_ns));
         }
-        // Buckets expire, so the window may fill to the minimum on any call. Once this bucket
-        // alone holds more than the minimum, the window is past it and a success only lowers
-        // the rates; until then a success reads the totals (one pass over the buckets).
-        if in_bucket > minimum {
+        // Buckets expire when a new bucket begins: the rates may rise (forgotten successes)
+        // and the window may fall under the minimum and fill up again. So the first calls of
+        // each bucket, up to the minimum, read the totals (one pass over the buckets), and the
+        // rule is judged whenever the minimum is in; once this bucket alone holds more than
+        // the minimum, nothing expires before the next bucket and a success only lowers the
+        // rates. The fence: of two racing calls, at least one sees both.
+        if in_bucket > u64::from(minimum.max(1)) {
             return None;
         }
+        fence(SeqCst);
         let totals = self.totals(generation, now_ns);
-        (totals.calls == minimum).then_some(totals)
+        (totals.calls >= u64::from(minimum)).then_some(totals)
     }
 
     fn totals(&self, generation: u32, now_ns: u64) -> Totals {
@@ -359,5 +395,67 @@ mod tests {
                 slow: 0
             })
         );
+    }
+
+    /// Two successes race past `minimum_calls`: the one that reaches the minimum reads the
+    /// totals before the other has written its slot. The rule is still evaluated once both
+    /// are in.
+    #[test]
+    fn the_rate_rule_is_evaluated_when_two_successes_race_past_the_minimum() {
+        let w = CountWindow::new(10);
+        // One failure of the minimum 3: too few calls to judge.
+        assert_eq!(w.record(0, true, false, 3).map(|t| t.calls), Some(1));
+        let early = w.claim();
+        let late = w.claim();
+        // The later call fills first: it sees 2 calls, under the minimum.
+        assert!(w.fill(late, 0, false, false, 3).is_none_or(|t| t.calls < 3));
+        // The earlier one completes the minimum: the window has 3 calls, one failed.
+        assert_eq!(
+            w.fill(early, 0, false, false, 3),
+            Some(Totals {
+                calls: 3,
+                failures: 1,
+                slow: 0
+            })
+        );
+    }
+
+    /// Old buckets expire: the window falls back under the rates' reach of the successes it
+    /// forgot, and the next success sees the totals.
+    #[test]
+    fn the_rate_rule_is_evaluated_when_old_buckets_expire() {
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(Duration::from_secs(1), 2);
+        for _ in 0..10 {
+            w.record(0, 0, false, false, 2);
+        }
+        assert!(w.record(0, s, true, false, 2).is_some());
+        assert!(w.record(0, s, true, false, 2).is_some());
+        // At 2 s the ten successes of second 0 have left; 2 failures and this success remain.
+        assert_eq!(
+            w.record(0, 2 * s, false, false, 2),
+            Some(Totals {
+                calls: 3,
+                failures: 2,
+                slow: 0
+            })
+        );
+    }
+
+    /// Time-window counts cannot wrap: a bucket past `u32::MAX` calls, and a sum of buckets.
+    #[test]
+    fn time_window_counts_do_not_wrap() {
+        let w = TimeWindow::new(Duration::from_secs(1), 2);
+        let s = 1_000_000_000;
+        w.record(0, 0, true, false, 1);
+        w.record(0, s, true, false, 1);
+        for bucket in &*w.buckets {
+            bucket.calls.store(u32::MAX.into(), Relaxed);
+            bucket.failures.store(u32::MAX.into(), Relaxed);
+        }
+        w.record(0, s, true, false, 1);
+        let totals = w.totals(0, s);
+        assert_eq!(totals.calls, 2 * u64::from(u32::MAX) + 1);
+        assert_eq!(totals.failures, 2 * u64::from(u32::MAX) + 1);
     }
 }

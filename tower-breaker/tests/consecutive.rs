@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Events, call, fail, rejected};
+use support::{Events, call, fail, rejected, succeed};
 use tokio::time::advance;
 use tower_breaker::{CircuitBreakerLayer, Reason, State, TransitionReason::*};
 use tower_test::mock;
@@ -140,9 +140,19 @@ async fn a_state_read_reports_the_due_half_open() {
     }
     advance(Duration::from_secs(61)).await;
     assert_eq!(breaker.state(), State::HalfOpen);
+    assert_eq!(breaker.open_remaining(), None);
+    // The read changed nothing: the transition is the next call's.
     assert_eq!(
         events.take().last(),
-        Some(&(State::Open, State::HalfOpen, ResetTimeoutElapsed))
+        Some(&(State::Closed, State::Open, ConsecutiveFailures))
+    );
+    succeed(&mut svc, &mut handle).await;
+    assert_eq!(
+        events.take(),
+        vec![
+            (State::Open, State::HalfOpen, ResetTimeoutElapsed),
+            (State::HalfOpen, State::Closed, ProbesSucceeded),
+        ]
     );
 }
 

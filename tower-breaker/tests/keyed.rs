@@ -186,3 +186,109 @@ async fn thresholds_change_for_every_key() {
     handle.reset_all();
     assert_eq!(handle.state(&7), Some(State::Closed));
 }
+
+/// A keyed layer whose keys open for an hour after one failure, idle after 300 s.
+fn strict(max_keys: u32) -> tower_breaker::KeyedCircuitBreakerLayer<u32, fn(&Req) -> u32> {
+    CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .reset_timeout(Duration::from_secs(3600))
+        .max_keys(max_keys)
+        .key_idle_timeout(Duration::from_secs(300))
+        .build_keyed(key_of as fn(&Req) -> u32)
+        .unwrap()
+}
+
+fn reason(result: Result<u32, BoxError>) -> Option<Reason> {
+    result
+        .err()
+        .and_then(|e| e.downcast_ref::<Rejected>().map(Rejected::reason))
+}
+
+#[tokio::test(start_paused = true)]
+async fn making_room_never_evicts_an_open_circuit() {
+    let layer = strict(2);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::new(AtomicUsize::new(0)));
+    // Key 1 opens and is the least recently used; key 2 is closed.
+    assert!(send(&mut svc, 1, true).await.is_err());
+    advance(Duration::from_secs(1)).await;
+    send(&mut svc, 2, false).await.unwrap();
+    // Key 3 makes room: key 2 goes, key 1 (open) stays.
+    send(&mut svc, 3, false).await.unwrap();
+    assert_eq!(handle.state(&1), Some(State::Open));
+    assert_eq!(handle.state(&2), None);
+    assert_eq!(
+        reason(send(&mut svc, 1, false).await),
+        Some(Reason::CircuitOpen)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_eviction_never_forgets_an_open_or_forced_open_circuit() {
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .reset_timeout(Duration::from_secs(3600))
+        .max_keys(10)
+        .key_idle_timeout(Duration::from_secs(300))
+        .build_keyed(key_of as fn(&Req) -> u32)
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::new(AtomicUsize::new(0)));
+    assert!(send(&mut svc, 1, true).await.is_err());
+    send(&mut svc, 2, false).await.unwrap();
+    send(&mut svc, 3, false).await.unwrap();
+    handle.get(&2).unwrap().force_open();
+    advance(Duration::from_secs(1000)).await;
+    // A call sweeps idle keys: only the closed key 3 goes.
+    send(&mut svc, 4, false).await.unwrap();
+    assert_eq!(handle.state(&1), Some(State::Open));
+    assert_eq!(handle.state(&2), Some(State::ForcedOpen));
+    assert_eq!(handle.state(&3), None);
+    assert_eq!(
+        reason(send(&mut svc, 1, false).await),
+        Some(Reason::CircuitOpen)
+    );
+    assert_eq!(
+        reason(send(&mut svc, 2, false).await),
+        Some(Reason::ForcedOpen)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_full_of_open_circuits_sends_new_keys_to_the_overflow_breaker() {
+    let layer = strict(2);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::new(AtomicUsize::new(0)));
+    assert!(send(&mut svc, 1, true).await.is_err());
+    assert!(send(&mut svc, 2, true).await.is_err());
+    advance(Duration::from_secs(1000)).await;
+    // Keys 3 and 4 share the overflow breaker; 1 and 2 stay open.
+    assert!(send(&mut svc, 3, true).await.is_err());
+    assert_eq!(
+        reason(send(&mut svc, 4, false).await),
+        Some(Reason::CircuitOpen)
+    );
+    assert_eq!(handle.keys(), 2);
+    assert_eq!(handle.state(&1), Some(State::Open));
+    assert_eq!(handle.state(&2), Some(State::Open));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_all_resets_the_overflow_breaker_too() {
+    let layer = strict(1);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::new(AtomicUsize::new(0)));
+    assert!(send(&mut svc, 1, true).await.is_err());
+    // The map is full of an open key: key 2 goes to the overflow breaker, which opens.
+    assert!(send(&mut svc, 2, true).await.is_err());
+    assert_eq!(
+        reason(send(&mut svc, 3, false).await),
+        Some(Reason::CircuitOpen)
+    );
+    handle.reset_all();
+    assert_eq!(handle.state(&1), Some(State::Closed));
+    // Key 1 is closed and unused now, so key 3 takes its place; either way it is admitted.
+    assert_eq!(send(&mut svc, 3, false).await.unwrap(), 3);
+    // And a key that lands in the overflow breaker finds it closed.
+    assert_eq!(send(&mut svc, 4, false).await.unwrap(), 4);
+}

@@ -127,3 +127,135 @@ fn open_reads_one_while_open() {
         .collect();
     assert_eq!(ones, vec![("open", 1.0)]);
 }
+
+/// The `breaker` labels of the state series in `values`.
+fn state_breakers(values: &BTreeMap<String, f64>) -> std::collections::BTreeSet<String> {
+    values
+        .keys()
+        .filter_map(|k| k.strip_prefix("breaker_state{breaker="))
+        .map(|rest| rest.split(",state=").next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_unnamed_breakers_never_share_a_state_series() {
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let a = CircuitBreakerLayer::builder()
+                .failure_threshold(1)
+                .build()
+                .unwrap();
+            let b = CircuitBreakerLayer::builder().build().unwrap();
+            assert_ne!(a.name(), b.name());
+            let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(a.clone());
+            fail(&mut svc, &mut handle).await;
+            assert_eq!(a.handle().state(), tower_breaker::State::Open);
+            assert_eq!(b.handle().state(), tower_breaker::State::Closed);
+        });
+    });
+    let values = snapshot(&recorder);
+    let breakers = state_breakers(&values);
+    assert_eq!(breakers.len(), 2, "{breakers:?}");
+    for breaker in &breakers {
+        let ones = values
+            .iter()
+            .filter(|(k, v)| {
+                k.starts_with(&format!("breaker_state{{breaker={breaker},")) && **v == 1.0
+            })
+            .count();
+        assert_eq!(ones, 1, "{breaker}: one-hot in {values:#?}");
+    }
+}
+
+#[test]
+fn a_profile_named_default_keeps_its_name() {
+    let mut profiles = tower_breaker::CircuitBreakerProfiles::default();
+    let explicit = tower_breaker::CircuitBreakerConfig {
+        name: "default".to_owned(),
+        ..Default::default()
+    };
+    profiles.profiles.insert("payments".to_owned(), explicit);
+    profiles.profiles.insert(
+        "search".to_owned(),
+        tower_breaker::CircuitBreakerConfig::default(),
+    );
+    assert_eq!(profiles.layer("payments").unwrap().name(), "default");
+    assert_eq!(
+        profiles.layer("search").unwrap().name(),
+        "search",
+        "unnamed: the key"
+    );
+}
+
+/// A state read reports a due transition without making it: no listener call, no log line, no
+/// metric until the next call.
+#[test]
+fn a_state_read_changes_nothing() {
+    let recorder = DebuggingRecorder::new();
+    let events = support::Events::default();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let layer = CircuitBreakerLayer::builder()
+                .name("db")
+                .failure_threshold(1)
+                .on_transition(events.listener())
+                .build()
+                .unwrap();
+            let breaker = layer.handle();
+            let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer.clone());
+            fail(&mut svc, &mut handle).await;
+            events.take();
+            advance(Duration::from_secs(60)).await;
+            for _ in 0..3 {
+                assert_eq!(breaker.state(), tower_breaker::State::HalfOpen);
+            }
+            assert_eq!(events.take(), vec![], "a read made no transition");
+            let values = snapshot(&recorder);
+            assert_eq!(
+                states(&values)
+                    .into_iter()
+                    .filter(|(_, v)| *v == 1.0)
+                    .collect::<Vec<_>>(),
+                vec![("open", 1.0)],
+                "the gauge shows the state the breaker is in until the next call"
+            );
+            assert_eq!(
+                values.get("breaker_transitions_total{breaker=db,from=open,to=half_open}"),
+                None
+            );
+            // The next call makes the transition, and the gauge follows.
+            succeed(&mut svc, &mut handle).await;
+            assert_eq!(
+                events.take(),
+                vec![
+                    (
+                        tower_breaker::State::Open,
+                        tower_breaker::State::HalfOpen,
+                        tower_breaker::TransitionReason::ResetTimeoutElapsed
+                    ),
+                    (
+                        tower_breaker::State::HalfOpen,
+                        tower_breaker::State::Closed,
+                        tower_breaker::TransitionReason::ProbesSucceeded
+                    ),
+                ]
+            );
+        });
+    });
+    let values = snapshot(&recorder);
+    assert_eq!(
+        values.get("breaker_transitions_total{breaker=db,from=open,to=half_open}"),
+        Some(&1.0)
+    );
+}

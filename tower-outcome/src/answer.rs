@@ -158,7 +158,8 @@ mod http_modes {
         /// The gRPC answer to this rejection, Trailers-Only: HTTP 200,
         /// `content-type: application/grpc`, `grpc-status` ([`grpc_code`](Self::grpc_code)),
         /// a percent-encoded `grpc-message`, and `grpc-retry-pushback-ms` when the layer knows
-        /// when to come back. Like [`http_response`](Self::http_response), it carries the
+        /// when to come back (in whole milliseconds rounded up, as `Retry-After` rounds its
+        /// seconds: 999 µs left is `1`, never `0`, which would mean "retry now"). Like [`http_response`](Self::http_response), it carries the
         /// rejection as a response extension.
         ///
         /// ```
@@ -180,7 +181,7 @@ mod http_modes {
                 headers.insert("grpc-message", message);
             }
             if let Some(delay) = self.retry_after() {
-                let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                let ms = u64::try_from(delay.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
                 headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
             }
             res.extensions_mut().insert(self.clone());
@@ -246,6 +247,22 @@ mod http_modes {
             assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
             assert_eq!(res.body(), "circuit breaker \"db\" is open\n");
             assert!(res.extensions().get::<Rejected>().is_some());
+        }
+
+        #[test]
+        fn grpc_pushback_is_rounded_up_like_retry_after() {
+            for (left, written) in [
+                (Duration::from_micros(999), "1"),
+                (Duration::from_nanos(1), "1"),
+                (Duration::from_micros(1_500_500), "1501"),
+                (Duration::from_millis(2500), "2500"),
+                (Duration::ZERO, "0"),
+            ] {
+                let res: Response<()> = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen)
+                    .with_retry_after(left)
+                    .grpc_response();
+                assert_eq!(res.headers()["grpc-retry-pushback-ms"], written, "{left:?}");
+            }
         }
 
         #[test]

@@ -40,7 +40,8 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime, max: Duration) ->
     Some(delay.min(max))
 }
 
-/// Writes a delay as a `Retry-After` value in whole seconds, rounded up.
+/// Writes a delay as a `Retry-After` value in whole seconds, rounded up (saturating: even
+/// [`Duration::MAX`] is written as the largest number of seconds, never as `0`, "retry now").
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,7 +53,9 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime, max: Duration) ->
 /// ```
 #[must_use]
 pub fn retry_after_value(delay: Duration) -> HeaderValue {
-    let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    let secs = delay
+        .as_secs()
+        .saturating_add(u64::from(delay.subsec_nanos() > 0));
     HeaderValue::from(secs)
 }
 
@@ -152,5 +155,12 @@ mod tests {
             parse_grpc_pushback(&HeaderValue::from_static("999999"), MAX),
             Pushback::After(MAX)
         );
+    }
+
+    #[test]
+    fn the_longest_delay_neither_panics_nor_says_now() {
+        let value = retry_after_value(Duration::MAX);
+        assert_eq!(value, u64::MAX.to_string().as_str());
+        assert_ne!(value, "0");
     }
 }

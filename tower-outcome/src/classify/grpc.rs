@@ -1,6 +1,7 @@
 use std::error::Error;
 
 use http::{HeaderMap, Response, StatusCode};
+use http_body::Body;
 
 use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_error_outcome};
 
@@ -11,8 +12,9 @@ use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_e
 /// `RESOURCE_EXHAUSTED` (8), `INTERNAL` (13), `UNKNOWN` (2) and `DATA_LOSS` (15) are failures;
 /// every other code (`CANCELLED` and the caller-fault codes) is ignored. A response whose HTTP
 /// status is not 200 is read as the gRPC spec maps it (502, 503, 504 and 429 are `UNAVAILABLE`).
-/// A stream that ends without a status, or with one that does not parse, is `UNKNOWN`; a
-/// stream dropped before its end settles nothing (cancelled). A response answered by one of
+/// A stream that ends without a status, or with one that does not parse, is `UNKNOWN`, and so
+/// is a response without a status whose body is already at its end (nobody polls such a body,
+/// so it is classified at once); a stream dropped before its end settles nothing (cancelled). A response answered by one of
 /// the family's layers (carrying [`Rejected`] as an extension) is ignored.
 ///
 /// ```
@@ -116,7 +118,7 @@ impl ClassifyEos for GrpcStatus {
     }
 }
 
-impl<B> Classify<Response<B>> for GrpcStatus {
+impl<B: Body> Classify<Response<B>> for GrpcStatus {
     type Response<G: Settle> = Response<EosBody<B, Self, G>>;
 
     fn classify_response<G: Settle>(
@@ -128,7 +130,13 @@ impl<B> Classify<Response<B>> for GrpcStatus {
             // Answered by one of the family's layers: says nothing about the dependency.
             Some(Outcome::Ignore)
         } else if response.status() == StatusCode::OK {
-            self.outcome_of(response.headers())
+            self.outcome_of(response.headers()).or_else(|| {
+                // An empty body ends no stream anyone polls: no trailers will come.
+                response
+                    .body()
+                    .is_end_stream()
+                    .then(|| self.classify_eos(None))
+            })
         } else {
             Some(self.outcome(code_for_http_status(response.status())))
         };
@@ -195,16 +203,34 @@ mod tests {
     fn a_family_answer_is_ignored() {
         use crate::{LayerKind, Reason};
         let spy = Spy::default();
-        let answer: Response<()> =
+        let answer: Response<http_body_util::Empty<Bytes>> =
             Rejected::new(LayerKind::Bulkhead, Reason::BulkheadFull).grpc_response();
         let _res = GrpcStatus::new().classify_response(answer, spy.clone());
         assert_eq!(spy.0.get(), Some(Outcome::Ignore));
     }
 
     #[test]
+    fn an_empty_body_without_grpc_status_is_unknown_at_once() {
+        let spy = Spy::default();
+        let res = Response::builder()
+            .header("content-type", "application/grpc")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let res = GrpcStatus::new().classify_response(res, spy.clone());
+        // Nobody polls a body that is already at its end: it is classified now, as UNKNOWN.
+        assert_eq!(spy.0.get(), Some(GrpcStatus::new().outcome(2)));
+        assert_eq!(spy.0.get(), Some(Outcome::Failure));
+        drop(res);
+        assert_eq!(spy.0.get(), Some(Outcome::Failure));
+    }
+
+    #[test]
     fn http_503_is_unavailable() {
         let spy = Spy::default();
-        let res = Response::builder().status(503).body(()).unwrap();
+        let res = Response::builder()
+            .status(503)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
         let _res = GrpcStatus::new().classify_response(res, spy.clone());
         assert_eq!(spy.0.get(), Some(Outcome::Failure));
     }

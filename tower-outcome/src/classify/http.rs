@@ -8,7 +8,8 @@ use crate::{Classify, Outcome, Rejected, Settle, default_error_outcome};
 ///
 /// Defaults: 500, 502, 503, 504 and 408 are failures; 501, 505, 429 and the other
 /// 4xx codes are ignored (the caller's fault or a rate limit, not ill health); 1xx, 2xx and 3xx
-/// are successes; any other 5xx is a failure. Errors are failures except the family's
+/// are successes; any other 5xx is a failure, and so is a status HTTP does not define (600 to
+/// 999, which `http` accepts). Errors are failures except the family's
 /// rejections, and so is a response answered by one of the family's layers (it carries the
 /// [`Rejected`](crate::Rejected) as an extension): it says nothing about the dependency. Each code can be moved with [`failure_on`](Self::failure_on) and
 /// [`ignore`](Self::ignore).
@@ -71,6 +72,8 @@ impl HttpStatus {
             400..=499 => Outcome::Ignore,
             code @ 500..=599 if self.failures_5xx & (1 << (code - 500)) != 0 => Outcome::Failure,
             500..=599 => Outcome::Ignore,
+            // Not a status HTTP defines: a dependency answering with one is misbehaving.
+            600..=999 => Outcome::Failure,
             _ => Outcome::Success,
         }
     }
@@ -129,6 +132,18 @@ mod tests {
             assert_eq!(
                 c.outcome(StatusCode::from_u16(code).unwrap()),
                 Outcome::Success,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_past_599_are_failures() {
+        let c = HttpStatus::new();
+        for code in [600, 700, 999] {
+            assert_eq!(
+                c.outcome(StatusCode::from_u16(code).unwrap()),
+                Outcome::Failure,
                 "{code}"
             );
         }
