@@ -56,8 +56,9 @@ pub struct CallEvent<'a> {
     pub key: Option<&'a str>,
     /// How it went.
     pub outcome: CallOutcome,
-    /// From admission to the outcome (for a streamed response classified at its end, to the
-    /// end of the stream); `None` for a rejected call.
+    /// From the call to its response (to the response's head, when the body is streamed and
+    /// classified at its end, as the slow-call rule times it); `None` for a rejected call, or
+    /// one whose inner service failed before it was called.
     pub duration: Option<Duration>,
 }
 

@@ -174,7 +174,9 @@ impl<C, L> Ticket<C, L> {
 }
 
 impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
-    #[inline]
+    // Always inline, as it was before the listener branch (folded away without one) made it
+    // look bigger to the inliner.
+    #[inline(always)]
     fn settle(mut self, outcome: Outcome) {
         let probe = self.meta & PROBE_BIT != 0;
         if L::ENABLED {
