@@ -66,7 +66,10 @@ impl CircuitBreakerLayer {
         CircuitBreakerBuilder::new()
     }
 
-    /// A breaker from a configuration (for example one read from JSON).
+    /// A breaker from a configuration (for example one read from JSON), in the default answer
+    /// mode. For an axum route or a tonic service, choose the answer mode on the builder,
+    /// which also picks the classifier:
+    /// `CircuitBreakerLayer::builder().config(config).http().build()`.
     ///
     /// # Errors
     /// The first invalid value, as [`CircuitBreakerConfig::validate`] finds it.
