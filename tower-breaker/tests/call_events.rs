@@ -168,3 +168,73 @@ async fn a_closure_listens_too_and_a_named_listener_keeps_the_type_nameable() {
     svc.ready().await.unwrap().call(1).await.unwrap();
     assert_eq!(*count.lock().unwrap(), 1);
 }
+
+/// A body of one data frame, then trailers with `grpc-status`.
+#[cfg(feature = "http")]
+mod grpc {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use http_body::Frame;
+
+    #[derive(Default)]
+    pub(super) struct Frames(pub(super) VecDeque<Frame<Bytes>>);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    pub(super) fn stream(status: &'static str) -> http::Response<Frames> {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", status.parse().unwrap());
+        http::Response::new(Frames(VecDeque::from([
+            Frame::data(Bytes::from_static(b"msg")),
+            Frame::trailers(trailers),
+        ])))
+    }
+}
+
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn a_streamed_grpc_call_is_reported_when_its_stream_ends_timed_to_its_head() {
+    use http_body_util::BodyExt;
+
+    let seen = Seen::default();
+    let layer = CircuitBreakerLayer::builder()
+        .name("db")
+        .on_call(seen.clone())
+        .grpc()
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_: http::Request<()>| async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok::<_, std::convert::Infallible>(grpc::stream("14"))
+        });
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(http::Request::new(()))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(seen.take(), [], "not before the end of the stream");
+    let _ = res.into_body().collect().await.unwrap();
+    assert_eq!(
+        seen.take(),
+        [(None, CallOutcome::Failure, Some(Duration::from_millis(30)))]
+    );
+}
