@@ -291,10 +291,15 @@ impl CircuitBreakerConfig {
     /// outside (0, 1], a duration that is not a finite positive number of seconds, a zero or
     /// oversized window, a slow-call rule without its duration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.settings().map(drop)
+        // Checking uses up no `unnamed-N`.
+        self.settings_named(|| Arc::from("")).map(drop)
     }
 
     pub(crate) fn settings(&self) -> Result<Settings, ConfigError> {
+        self.settings_named(unnamed)
+    }
+
+    fn settings_named(&self, unnamed: impl FnOnce() -> Arc<str>) -> Result<Settings, ConfigError> {
         let failure_threshold = match self.failure_threshold {
             Some(n) => count("failure_threshold", n, u32::MAX)?,
             None => 0,

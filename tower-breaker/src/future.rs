@@ -29,17 +29,19 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, C, L> {
-        Called { #[pin] future: F, ticket: Option<Ticket<C, L>> },
+        Called { #[pin] future: F, ticket: Option<Ticket<C, L>>, start_ns: u64 },
         Rejected { refused: Option<Refused> },
     }
 }
 
 impl<F, C, A, L> ResponseFuture<F, C, A, L> {
-    pub(crate) const fn called(future: F, ticket: Ticket<C, L>) -> Self {
+    /// The inner call, with its ticket and its start ([`Ticket::start`]).
+    pub(crate) const fn called(future: F, ticket: Ticket<C, L>, start_ns: u64) -> Self {
         Self {
             kind: Kind::Called {
                 future,
                 ticket: Some(ticket),
+                start_ns,
             },
             _answer: PhantomData,
         }
@@ -55,17 +57,19 @@ impl<F, C, A, L> ResponseFuture<F, C, A, L> {
     }
 }
 
-/// Classifies a finished call, settling (or handing on) its ticket.
+/// Classifies a finished call started at `start_ns` ([`Ticket::start`]), settling (or handing
+/// on) its ticket.
 pub(crate) fn finish<C, A, L, Res, E>(
     result: Result<Res, E>,
     mut ticket: Ticket<C, L>,
+    start_ns: u64,
 ) -> Result<C::Response<Ticket<C, L>>, A::Error>
 where
     C: Classify<Res> + Clone,
     L: CallListener,
     A: Answer<Res, E>,
 {
-    ticket.stop();
+    ticket.stop(start_ns);
     match result {
         Ok(response) => {
             let classifier = ticket.classifier().clone();
@@ -103,12 +107,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Called { future, ticket } => {
+            KindProj::Called {
+                future,
+                ticket,
+                start_ns,
+            } => {
                 let result = ready!(future.poll(cx));
                 let ticket = ticket
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(finish::<C, A, L, Res, E>(result, ticket))
+                Poll::Ready(finish::<C, A, L, Res, E>(result, ticket, *start_ns))
             }
             KindProj::Rejected { refused } => {
                 let refused = refused

@@ -388,7 +388,7 @@ pin_project! {
     #[project = KeyedProj]
     enum KeyedKind<S, F, Req, C, L> {
         Waiting { service: S, request: Option<Req>, ticket: Option<Ticket<C, L>> },
-        Called { #[pin] future: F, ticket: Option<Ticket<C, L>> },
+        Called { #[pin] future: F, ticket: Option<Ticket<C, L>>, start_ns: u64 },
         Rejected { refused: Option<Refused> },
     }
 }
@@ -414,30 +414,39 @@ where
                 } => {
                     if let Err(error) = ready!(service.poll_ready(cx)) {
                         let ticket = ticket.take().expect(DONE);
+                        // Settled as granted: it counts if the breaker is still in that state.
                         return Poll::Ready(finish::<C, A, L, S::Response, S::Error>(
                             Err(error),
                             ticket,
+                            0,
                         ));
                     }
                     // The admission holds only for the state it was granted in: the breaker
                     // may have moved on while the inner service was getting ready.
-                    let mut ticket = match ticket.take().expect(DONE).revalidate() {
+                    let ticket = match ticket.take().expect(DONE).revalidate() {
                         Ok(ticket) => ticket,
                         Err(refused) => {
                             return Poll::Ready(answer::<C, A, L, S::Response, S::Error>(refused));
                         }
                     };
-                    ticket.start();
+                    let start_ns = ticket.start();
                     let future = service.call(request.take().expect(DONE));
                     kind.set(KeyedKind::Called {
                         future,
                         ticket: Some(ticket),
+                        start_ns,
                     });
                 }
-                KeyedProj::Called { future, ticket } => {
+                KeyedProj::Called {
+                    future,
+                    ticket,
+                    start_ns,
+                } => {
                     let result = ready!(future.poll(cx));
                     let ticket = ticket.take().expect(DONE);
-                    return Poll::Ready(finish::<C, A, L, S::Response, S::Error>(result, ticket));
+                    return Poll::Ready(finish::<C, A, L, S::Response, S::Error>(
+                        result, ticket, *start_ns,
+                    ));
                 }
                 KeyedProj::Rejected { refused } => {
                     let refused = refused.take().expect(DONE);

@@ -20,6 +20,8 @@ use crate::ticket::Ticket;
 #[must_use = "a permit records nothing unless you say how the call went"]
 pub struct Permit<C, L = NoCallListener> {
     ticket: Ticket<C, L>,
+    /// When the call started ([`Ticket::start`]).
+    start_ns: u64,
 }
 
 impl<C, L: CallListener> Permit<C, L> {
@@ -39,7 +41,8 @@ impl<C, L: CallListener> Permit<C, L> {
     }
 
     /// Records `outcome`.
-    pub fn record(self, outcome: Outcome) {
+    pub fn record(mut self, outcome: Outcome) {
+        self.ticket.stop(self.start_ns);
         self.ticket.settle(outcome);
     }
 }
@@ -81,9 +84,9 @@ impl<C, A, L: CallListener> CircuitBreakerLayer<C, A, L> {
         let mut slot = Slot::new();
         slot.fill(core);
         match slot.take(core) {
-            Ok(mut ticket) => {
-                ticket.start();
-                Ok(Permit { ticket })
+            Ok(ticket) => {
+                let start_ns = ticket.start();
+                Ok(Permit { ticket, start_ns })
             }
             Err(refusal) => Err(core.rejection(refusal).into_rejected()),
         }
@@ -120,6 +123,6 @@ impl<C, A, L: CallListener> CircuitBreakerLayer<C, A, L> {
     {
         let permit = self.acquire().map_err(BoxError::from)?;
         let result = call.await;
-        finish::<C, BoxErrorAnswer, L, T, E>(result, permit.ticket)
+        finish::<C, BoxErrorAnswer, L, T, E>(result, permit.ticket, permit.start_ns)
     }
 }

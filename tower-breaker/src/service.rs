@@ -95,7 +95,9 @@ impl<S, C, A, L> CircuitBreaker<S, C, A, L> {
         A: Answer<Res, E>,
     {
         let error = A::inner_error(error);
-        if let Ok(ticket) = self.admission.take(&self.core) {
+        // Settled as granted: it counts if the breaker is still in that state, as in the keyed
+        // breaker.
+        if let Some(ticket) = self.admission.take_granted(&self.core) {
             let outcome = ticket.classifier().classify_error(A::error_ref(&error));
             ticket.settle(outcome);
         }
@@ -138,9 +140,9 @@ where
         // `take` checks the admission against the state now: it holds only for the state it
         // was granted in.
         match self.admission.take(&self.core) {
-            Ok(mut ticket) => {
-                ticket.start();
-                ResponseFuture::called(self.inner.call(request), ticket)
+            Ok(ticket) => {
+                let start_ns = ticket.start();
+                ResponseFuture::called(self.inner.call(request), ticket, start_ns)
             }
             Err(refusal) => ResponseFuture::rejected(self.core.rejection(refusal)),
         }

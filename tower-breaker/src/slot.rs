@@ -116,6 +116,17 @@ impl<C, L> Slot<C, L> {
         }
     }
 
+    /// The admission as it was granted, stale or not (for a readiness error, settled as
+    /// granted: it counts only if the breaker is still in that state); empties the slot.
+    pub(crate) fn take_granted(&mut self, core: &Arc<Core<C, L>>) -> Option<Ticket<C, L>> {
+        let word = std::mem::replace(&mut self.word, 0);
+        match word & 3 {
+            SLOT_PASS => Some(Ticket::new(Arc::clone(core), (word >> 2) as u32, false)),
+            SLOT_PROBE => self.probe.take(),
+            _ => None,
+        }
+    }
+
     /// A probe's ticket, or a stale admission decided again.
     #[cold]
     #[inline(never)]

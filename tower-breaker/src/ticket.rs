@@ -18,18 +18,34 @@ use crate::refusal::Refused;
 /// end of the stream.
 pub struct Ticket<C, L> {
     core: Arc<Core<C, L>>,
-    /// `generation (32 bits) | probe (1) | slow (1) | stopped (1)`.
+    /// `generation (32 bits) | probe (1) | slow (1)`, and with a call listener
+    /// `| timed (1) | duration (29, see [`encode_duration`])`: one word, so the ticket moves as two
+    /// machine words, in registers. (The start of a timed call is kept beside the ticket, in
+    /// the response future: a third word made the ticket travel through the stack and be
+    /// copied with wider loads than the stores that wrote it, a store-forwarding stall that
+    /// doubled the cost of a call.)
     meta: u64,
-    /// When the call started, in nanoseconds on the layer's clock (never 0: the clock starts a
-    /// day before the layer); 0 while the call is not being timed. With a call listener, once
-    /// the clock is stopped (`stopped` set): the call's duration.
-    start_ns: u64,
 }
 
 const PROBE_BIT: u64 = 1 << 32;
 const SLOW_BIT: u64 = 1 << 33;
-/// Only with a call listener: the clock was stopped and `start_ns` holds the duration.
-const STOPPED_BIT: u64 = 1 << 34;
+/// Only with a call listener: the call was timed and its duration is in the upper bits.
+const TIMED_BIT: u64 = 1 << 34;
+const DURATION_SHIFT: u32 = 35;
+/// Duration codes: `exponent (6 bits) | mantissa (23)`, nanoseconds = mantissa << exponent.
+const MANTISSA_BITS: u32 = 23;
+
+/// A duration in 29 bits: exact below 2^23 ns (8.4 ms), within 1.2e-7 of it above.
+const fn encode_duration(ns: u64) -> u64 {
+    let bits = 64 - ns.leading_zeros();
+    let exponent = bits.saturating_sub(MANTISSA_BITS);
+    (exponent as u64) << MANTISSA_BITS | ns >> exponent
+}
+
+const fn decode_duration(code: u64) -> u64 {
+    let mantissa = code & ((1 << MANTISSA_BITS) - 1);
+    mantissa << (code >> MANTISSA_BITS)
+}
 
 impl<C, L> Drop for Ticket<C, L> {
     fn drop(&mut self) {
@@ -44,7 +60,6 @@ impl<C, L> Ticket<C, L> {
         Self {
             core,
             meta: u64::from(generation) | if probe { PROBE_BIT } else { 0 },
-            start_ns: 0,
         }
     }
 
@@ -80,97 +95,70 @@ impl<C, L> Ticket<C, L> {
             .map_err(|refusal| core.rejection(refusal))
     }
 
-    /// Starts the call's clock, when a slow-call rule or a call listener needs it.
+    /// Starts the call's clock when a slow-call rule or a call listener needs it: the start, in nanoseconds on
+    /// the layer's clock (never 0: that clock starts a day before the layer), or 0 when the
+    /// call is not timed. Kept by the caller and handed to [`stop`](Self::stop).
     #[inline]
-    pub(crate) fn start(&mut self)
+    pub(crate) fn start(&self) -> u64
     where
         L: CallListener,
     {
         if L::ENABLED || self.core.slow_ns != 0 {
-            self.start_clock();
+            read_clock(&self.core)
+        } else {
+            0
         }
     }
 
-    // Out of line: the clock read stays off the code of breakers that time nothing.
-    #[inline(never)]
-    fn start_clock(&mut self) {
-        self.start_ns = self.core.common.now_ns();
-    }
-
-    /// Stops the call's clock: the call's duration runs to its response (the head, when the
-    /// body is streamed on), not to the end of a stream that may rightly last for hours.
+    /// Stops the call's clock started at `start_ns` (0: not timed) and notes whether the call
+    /// was slow. A call's duration runs to its response (the head, when the body is streamed
+    /// on), not to the end of a stream that may rightly last for hours.
     #[inline]
-    pub(crate) fn stop(&mut self)
+    pub(crate) fn stop(&mut self, start_ns: u64)
     where
         L: CallListener,
     {
-        if self.start_ns != 0 && !self.stopped() {
-            self.stop_clock();
-        }
-    }
-
-    #[inline(never)]
-    fn stop_clock(&mut self)
-    where
-        L: CallListener,
-    {
-        if self.took_long() {
+        if L::ENABLED {
+            if start_ns != 0 {
+                self.stop_and_keep(start_ns);
+            }
+        } else if start_ns != 0 && took_long(&self.core, start_ns) {
             self.meta |= SLOW_BIT;
         }
-        if L::ENABLED {
-            // Keep the duration for the listener.
-            self.start_ns = self.core.common.now_ns().saturating_sub(self.start_ns);
-            self.meta |= STOPPED_BIT;
-        } else {
-            self.start_ns = 0;
-        }
     }
 
-    /// Whether the clock was stopped with the duration kept (never without a call listener).
-    #[inline]
-    fn stopped(&self) -> bool
-    where
-        L: CallListener,
-    {
-        L::ENABLED && self.meta & STOPPED_BIT != 0
-    }
-
-    fn took_long(&self) -> bool
-    where
-        L: CallListener,
-    {
-        // With a listener, calls are timed without a slow-call rule: none of them is slow then.
-        (!L::ENABLED || self.core.slow_ns != 0)
-            && self.core.common.now_ns().saturating_sub(self.start_ns) >= self.core.slow_ns
-    }
-
-    /// Whether the call was slow: when it stopped, or now if its clock still runs.
+    /// With a call listener: notes whether the call was slow, and keeps its duration.
     #[inline(never)]
-    fn slow(&self) -> bool
-    where
-        L: CallListener,
-    {
-        self.meta & SLOW_BIT != 0 || (self.start_ns != 0 && !self.stopped() && self.took_long())
+    fn stop_and_keep(&mut self, start_ns: u64) {
+        let elapsed = self.core.common.now_ns().saturating_sub(start_ns);
+        // Calls are timed for the listener even without a slow-call rule: none is slow then.
+        if self.core.slow_ns != 0 && elapsed >= self.core.slow_ns {
+            self.meta |= SLOW_BIT;
+        }
+        self.meta |= TIMED_BIT | encode_duration(elapsed) << DURATION_SHIFT;
     }
 
-    /// The call's duration so far: to its stop (the response's head), or to now.
-    fn duration(&self) -> Option<Duration>
-    where
-        L: CallListener,
-    {
-        if self.stopped() {
-            Some(Duration::from_nanos(self.start_ns))
-        } else if self.start_ns != 0 {
-            let now = self.core.common.now_ns();
-            Some(Duration::from_nanos(now.saturating_sub(self.start_ns)))
-        } else {
-            None
-        }
+    /// The call's duration, if its clock was stopped with a call listener set.
+    fn duration(&self) -> Option<Duration> {
+        (self.meta & TIMED_BIT != 0)
+            .then(|| Duration::from_nanos(decode_duration(self.meta >> DURATION_SHIFT)))
     }
 
     pub(crate) fn classifier(&self) -> &C {
         &self.core.common.classifier
     }
+}
+
+// Out of line, and taking the core rather than the ticket: the clock read stays off the code
+// of breakers that time nothing, and the ticket stays in registers.
+#[inline(never)]
+fn read_clock<C, L>(core: &Core<C, L>) -> u64 {
+    core.common.now_ns()
+}
+
+#[inline(never)]
+fn took_long<C, L>(core: &Core<C, L>, start_ns: u64) -> bool {
+    core.common.now_ns().saturating_sub(start_ns) >= core.slow_ns
 }
 
 impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
@@ -184,8 +172,12 @@ impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
             // recording below, unchanged.
             self.settle_and_report(probe, outcome);
         } else {
-            self.core
-                .record(self.generation(), probe, || self.slow(), outcome);
+            self.core.record(
+                self.generation(),
+                probe,
+                || self.meta & SLOW_BIT != 0,
+                outcome,
+            );
         }
         // Settled: the slot was released (or the breaker moved on) by `record`.
         self.meta &= !PROBE_BIT;
@@ -196,15 +188,18 @@ impl<C, L: CallListener> Ticket<C, L> {
     /// Records the outcome, then tells the call listener.
     #[inline(never)]
     fn settle_and_report(&self, probe: bool, outcome: Outcome) {
-        let duration = self.duration();
-        self.core
-            .record(self.generation(), probe, || self.slow(), outcome);
+        self.core.record(
+            self.generation(),
+            probe,
+            || self.meta & SLOW_BIT != 0,
+            outcome,
+        );
         let common = &self.core.common;
         common.call_listener.on_call(&CallEvent {
             name: &common.name,
             key: self.core.key.as_deref(),
             outcome: outcome.into(),
-            duration,
+            duration: self.duration(),
         });
     }
 }
@@ -216,5 +211,37 @@ impl<C, L> fmt::Debug for Ticket<C, L> {
             .field("generation", &self.generation())
             .field("probe", &(self.meta & PROBE_BIT != 0))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_survive_their_code() {
+        for ns in [
+            0,
+            1,
+            999,
+            (1 << 23) - 1,
+            1 << 23,
+            250_000_000,
+            3_600_000_000_000,
+        ] {
+            let back = decode_duration(encode_duration(ns));
+            assert!(
+                back <= ns && ns - back <= ns >> MANTISSA_BITS,
+                "{ns} -> {back}"
+            );
+            assert!(
+                encode_duration(ns) < 1 << (64 - DURATION_SHIFT),
+                "{ns} fits"
+            );
+        }
+        assert_eq!(decode_duration(encode_duration(250_000_000)), 250_000_000);
+        let max = decode_duration(encode_duration(u64::MAX));
+        assert!(max >= u64::MAX - (u64::MAX >> MANTISSA_BITS));
+        assert!(encode_duration(u64::MAX) < 1 << (64 - DURATION_SHIFT));
     }
 }
