@@ -1,5 +1,5 @@
-//! Circuit breakers from a JSON configuration in our users' shape: one named breaker, and a map
-//! of named profiles.
+//! Circuit breakers from your JSON configuration: one named breaker, and a map of named
+//! profiles.
 //!
 //! Run it with:
 //!
@@ -41,6 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             layer.handle().state()
         );
     }
+
+    // A profile for an axum route: `.http()` answers 503 itself and counts 5xx answers.
+    let route = profiles.builder("critical_services")?.http().build()?;
+    println!("route breaker {:?}, answering HTTP", route.name());
 
     // A mistake is a typed error naming the field, found when the layer is built.
     let bad: CircuitBreakerConfig = serde_json::from_value(json!({"failure_rate_threshold": 1.5}))?;

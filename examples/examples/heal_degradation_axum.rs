@@ -11,10 +11,9 @@
 use std::sync::atomic::Ordering;
 
 use examples::heal_incident::{Health, serve};
-use examples::http1;
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let health = Health::default();
     let addr = serve(&health).await?;
     println!("listening on http://{addr}/incidents/{{id}}\n");
@@ -23,12 +22,14 @@ async fn main() -> std::io::Result<()> {
         ("logs down", &health.logs),
         ("alerts down", &health.alerts),
     ];
-    let reply = http1::get(addr, "/incidents/42").await?;
-    println!("all up:\n  {}\n", reply.body);
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/incidents/42");
+    let reply = client.get(&url).send().await?.text().await?;
+    println!("all up:\n  {reply}\n");
     for (what, switch) in steps {
         switch.store(false, Ordering::Relaxed);
-        let reply = http1::get(addr, "/incidents/42").await?;
-        println!("{what}:\n  {}\n", reply.body);
+        let reply = client.get(&url).send().await?.text().await?;
+        println!("{what}:\n  {reply}\n");
     }
     Ok(())
 }

@@ -1,14 +1,31 @@
 //! The main demo's scenario, step by step, with a paused clock (the reset timeout passes
-//! virtually) and real sockets on 127.0.0.1.
+//! virtually) and real sockets on 127.0.0.1; the front server is the example's own code.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use examples::breaker_demo::{Step, run};
+use examples::breaker_demo::{self, Step, Upstream};
 use tower_breaker::State;
+
+#[allow(dead_code)] // its `main` is not called here
+#[path = "../examples/breaker_axum.rs"]
+mod breaker_axum;
 
 #[tokio::test(start_paused = true)]
 async fn the_demo_opens_answers_and_recovers() {
-    let steps = run(Duration::from_secs(60), |_| {}).await.unwrap();
+    let reset_timeout = Duration::from_secs(60);
+    let upstream = Upstream::start().await.unwrap();
+    let transitions = Arc::new(Mutex::new(Vec::new()));
+    let seen = transitions.clone();
+    let (app, breaker) = breaker_axum::front(upstream.url.clone(), reset_timeout, move |t| {
+        seen.lock().unwrap().push(t.to_string());
+    })
+    .unwrap();
+    let front = breaker_demo::serve(app).await.unwrap();
+
+    let steps = breaker_demo::run(front, &upstream, &breaker, reset_timeout, |_| {})
+        .await
+        .unwrap();
     let summary: Vec<(&str, u16, Option<&str>, State, usize)> = steps
         .iter()
         .map(|s: &Step| {
@@ -34,7 +51,7 @@ async fn the_demo_opens_answers_and_recovers() {
             ("breaker open", 503, Some("60"), State::Open, 6),
             ("breaker open", 503, Some("60"), State::Open, 6),
             (
-                "upstream back, probe after reset timeout",
+                "upstream back, probe after reset",
                 200,
                 None,
                 State::Closed,
@@ -44,16 +61,12 @@ async fn the_demo_opens_answers_and_recovers() {
             ("closed again", 200, None, State::Closed, 9),
         ]
     );
-    let transitions: Vec<&str> = steps
-        .iter()
-        .flat_map(|s| s.transitions.iter().map(String::as_str))
-        .collect();
     assert_eq!(
-        transitions,
-        vec![
-            "closed -> open (consecutive_failures)",
-            "open -> half_open (reset_timeout_elapsed)",
-            "half_open -> closed (probes_succeeded)",
+        *transitions.lock().unwrap(),
+        [
+            "circuit breaker \"prices\" closed -> open: consecutive failures reached failure_threshold",
+            "circuit breaker \"prices\" open -> half_open: the reset timeout elapsed",
+            "circuit breaker \"prices\" half_open -> closed: the probes succeeded",
         ]
     );
 }

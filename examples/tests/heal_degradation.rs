@@ -4,14 +4,18 @@
 use std::sync::atomic::Ordering;
 
 use examples::heal_incident::{Health, serve};
-use examples::http1;
 use serde_json::{Value, json};
 
 async fn incident(addr: std::net::SocketAddr) -> Value {
-    let reply = http1::get(addr, "/incidents/42").await.unwrap();
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("application/json"));
-    serde_json::from_str(&reply.body).unwrap()
+    let reply = reqwest::get(format!("http://{addr}/incidents/42"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(
+        reply.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    serde_json::from_str(&reply.text().await.unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ pub(crate) fn rate_of(bits: u64) -> Option<f64> {
 }
 
 /// What every breaker of one layer shares (one breaker, or all keys of a per-key layer).
-pub(crate) struct Common<C> {
+pub(crate) struct Common<C, L> {
     pub(crate) name: Arc<str>,
     clock: Clock,
     pub(crate) limits: Limits,
@@ -43,16 +43,19 @@ pub(crate) struct Common<C> {
     pub(crate) seed: u64,
     pub(crate) classifier: C,
     pub(crate) listener: Option<Listener>,
+    /// Told about every call; `NoCallListener` (compiled away) unless one is set.
+    pub(crate) call_listener: L,
     pub(crate) metrics: Metrics,
     pub(crate) max_keys: u32,
     pub(crate) key_idle_timeout: Duration,
 }
 
-impl<C> Common<C> {
+impl<C, L> Common<C, L> {
     pub(crate) fn new(
         settings: &Settings,
         classifier: C,
         listener: Option<Listener>,
+        call_listener: L,
         keyed: bool,
     ) -> Self {
         Self {
@@ -74,6 +77,7 @@ impl<C> Common<C> {
             seed: settings.seed.unwrap_or_else(|| fastrand::u64(..)),
             classifier,
             listener,
+            call_listener,
             metrics: Metrics::new(&settings.name, keyed),
             max_keys: settings.max_keys,
             key_idle_timeout: settings.key_idle_timeout,

@@ -1,4 +1,4 @@
-//! Configuration: plain data in our users' JSON shape, validated once.
+//! Configuration: plain data in the shape of your JSON, validated once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub const MAX_PROBES: u32 = u16::MAX as u32;
 /// (up to 10 × the reset timeout) stay exact below it.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 
-/// A circuit breaker's configuration, field for field as our users write it in JSON.
+/// A circuit breaker's configuration, field for field as you write it in JSON.
 ///
 /// `Default` gives the documented defaults: trip on 5 consecutive failures, stay open 60 s,
 /// then let 1 probe through and close after 1 success. A rate rule is added by setting
@@ -27,12 +27,12 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 ///
 /// With the `serde` feature it deserializes from JSON such as
 /// `{"name": "mcp_filesystem", "failure_threshold": 5, "reset_timeout_seconds": 60, "half_open_max_calls": 1}`
-/// (`timeout_seconds` is accepted for `reset_timeout_seconds`); unknown fields are an error,
-/// so a typo never silently leaves a default in force. Values are checked when the layer is
+/// (`timeout_seconds` is accepted for `reset_timeout_seconds`; giving both is an error naming
+/// both); unknown fields are an error, so a typo never silently leaves a default in force. Values are checked when the layer is
 /// built: [`CircuitBreakerLayer::from_config`](crate::CircuitBreakerLayer::from_config).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
-#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[cfg_attr(feature = "serde", serde(try_from = "crate::config_serde::Written"))]
 pub struct CircuitBreakerConfig {
     /// The breaker's name, used in rejections, events and metric labels. Default empty: an
     /// unnamed breaker is called `unnamed-1`, `unnamed-2`, … in the order layers are built, so
@@ -41,9 +41,11 @@ pub struct CircuitBreakerConfig {
     pub name: String,
     /// Open after this many consecutive failures; `None` turns the rule off. Default `Some(5)`.
     pub failure_threshold: Option<u32>,
-    /// Open when the failure rate over `window` reaches this (0, 1]. Default `None` (off).
+    /// Open when the failure rate over `window` reaches this rate, above 0 and at most 1.
+    /// Default `None` (off).
     pub failure_rate_threshold: Option<f64>,
-    /// Open when the rate of slow calls over `window` reaches this (0, 1]. Default `None` (off).
+    /// Open when the rate of slow calls over `window` reaches this rate, above 0 and at most 1.
+    /// Default `None` (off).
     pub slow_call_rate_threshold: Option<f64>,
     /// A call taking at least this long is slow. Needed by `slow_call_rate_threshold`.
     pub slow_call_duration_seconds: Option<f64>,
@@ -52,8 +54,8 @@ pub struct CircuitBreakerConfig {
     /// Rate rules fire only once the window holds this many calls (capped at a count
     /// window's size, as in resilience4j). Default 20.
     pub minimum_calls: u32,
-    /// How long the circuit stays open before probing. Default 60.
-    #[cfg_attr(feature = "serde", serde(alias = "timeout_seconds"))]
+    /// How long the circuit stays open before probing, in seconds (also read from
+    /// `timeout_seconds`). Default 60.
     pub reset_timeout_seconds: f64,
     /// Probes let through at once while half-open. Default 1.
     pub half_open_max_calls: u32,
@@ -143,8 +145,10 @@ impl Default for WindowConfig {
 
 /// Named breaker configurations, as in `{"circuit_breakers": {"default": {...}, "critical_services": {...}}}`.
 ///
-/// Deserialize the map under your own top-level key, then build a layer per profile; a
-/// profile without a `name` takes its key as the name.
+/// Deserialize the map under your own top-level key, then build a layer per profile
+/// ([`layer`](Self::layer)), or a builder to choose the classifier and answer mode yourself
+/// ([`builder`](Self::builder)); a profile without a `name` takes its key as the name. An
+/// error in a profile, from JSON or from its values, names the profile.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
@@ -162,11 +166,13 @@ impl Default for WindowConfig {
 /// let critical = settings.circuit_breakers.layer("critical_services").unwrap();
 /// assert_eq!(critical.handle().name(), "critical_services");
 /// assert!(settings.circuit_breakers.layer("missing").is_err());
+///
+/// // An axum route: answer 503 and count 5xx answers as failures.
+/// let reports = settings.circuit_breakers.builder("default").unwrap().http().build().unwrap();
+/// assert_eq!(reports.name(), "default");
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
-#[cfg_attr(feature = "serde", serde(transparent))]
 pub struct CircuitBreakerProfiles {
     /// The profiles by name.
     pub profiles: BTreeMap<String, CircuitBreakerConfig>,
@@ -189,12 +195,28 @@ impl CircuitBreakerProfiles {
         Ok(config)
     }
 
-    /// Builds a layer from the profile `name`.
+    /// Builds a layer from the profile `name` (default classifier and answer mode).
     ///
     /// # Errors
-    /// [`ConfigError::UnknownProfile`], or whatever the profile's values violate.
+    /// [`ConfigError::UnknownProfile`], or [`ConfigError::InProfile`] with what the profile's
+    /// values violate.
     pub fn layer(&self, name: &str) -> Result<crate::CircuitBreakerLayer, ConfigError> {
-        crate::CircuitBreakerLayer::from_config(self.get(name)?)
+        self.builder(name)?.build()
+    }
+
+    /// A builder holding the profile `name`, its values checked: set the classifier, the answer
+    /// mode (`.http()`, `.grpc()`) or a listener, then build a layer or a per-key layer.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownProfile`], or [`ConfigError::InProfile`] with what the profile's
+    /// values violate.
+    pub fn builder(&self, name: &str) -> Result<crate::CircuitBreakerBuilder, ConfigError> {
+        let config = self.get(name)?;
+        config.validate().map_err(|error| ConfigError::InProfile {
+            profile: name.to_owned(),
+            error: Box::new(error),
+        })?;
+        Ok(crate::CircuitBreakerLayer::builder().config(config))
     }
 }
 

@@ -18,7 +18,7 @@ pub enum ConfigError {
         /// The largest value allowed.
         max: u64,
     },
-    /// A rate that must lie in 0..=1 does not.
+    /// A rate that must lie in (0, 1] (above 0, at most 1) does not.
     Rate {
         /// The field, as named in the configuration.
         field: &'static str,
@@ -41,6 +41,13 @@ pub enum ConfigError {
     },
     /// A named profile was asked for that the configuration does not have.
     UnknownProfile(String),
+    /// A value of a named profile is invalid.
+    InProfile {
+        /// The profile's name.
+        profile: String,
+        /// What is wrong with it.
+        error: Box<ConfigError>,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -50,7 +57,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "{field} must be between 1 and {max}, got {value}")
             }
             Self::Rate { field, value } => {
-                write!(f, "{field} must be a rate between 0 and 1, got {value}")
+                write!(
+                    f,
+                    "{field} must be a rate above 0 and at most 1, got {value}"
+                )
             }
             Self::Duration { field, seconds } => {
                 write!(
@@ -60,8 +70,18 @@ impl fmt::Display for ConfigError {
             }
             Self::Missing { field, needs } => write!(f, "{field} needs {needs}"),
             Self::UnknownProfile(name) => write!(f, "no circuit breaker profile named {name:?}"),
+            Self::InProfile { profile, error } => {
+                write!(f, "in circuit breaker profile {profile:?}: {error}")
+            }
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InProfile { error, .. } => Some(&**error),
+            _ => None,
+        }
+    }
+}

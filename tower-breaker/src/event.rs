@@ -42,6 +42,33 @@ impl TransitionReason {
             Self::Handle => "handle",
         }
     }
+
+    /// What happened, in words, for logs and messages.
+    const fn describe(self) -> &'static str {
+        match self {
+            Self::ConsecutiveFailures => "consecutive failures reached failure_threshold",
+            Self::FailureRate => "the failure rate reached failure_rate_threshold",
+            Self::SlowCallRate => "the slow-call rate reached slow_call_rate_threshold",
+            Self::ResetTimeoutElapsed => "the reset timeout elapsed",
+            Self::ProbesSucceeded => "the probes succeeded",
+            Self::ProbeFailed => "a probe failed",
+            Self::ProbeTimedOut => "a probe outlived half_open_max_wait",
+            Self::Handle => "set through a handle",
+        }
+    }
+}
+
+/// Reads as a clause: "consecutive failures reached failure_threshold".
+///
+/// ```
+/// use tower_breaker::TransitionReason;
+///
+/// assert_eq!(TransitionReason::ProbeFailed.to_string(), "a probe failed");
+/// ```
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.describe())
+    }
 }
 
 /// A state change, as handed to a listener and emitted as a `tracing` event.
@@ -64,6 +91,29 @@ pub struct Transition<'a> {
     pub to: State,
     /// Why.
     pub reason: TransitionReason,
+}
+
+/// Reads as a log line: `circuit breaker "inventory" closed -> open: consecutive failures
+/// reached failure_threshold` (with `key "eu"` after the name for a per-key breaker).
+///
+/// ```
+/// use tower_breaker::CircuitBreakerLayer;
+///
+/// let layer = CircuitBreakerLayer::builder()
+///     .name("inventory")
+///     .on_transition(|t| println!("{t}"))
+///     .build()
+///     .unwrap();
+/// layer.handle().force_open(); // prints: circuit breaker "inventory" closed -> forced_open: set through a handle
+/// ```
+impl fmt::Display for Transition<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "circuit breaker {:?} ", self.name)?;
+        if let Some(key) = self.key {
+            write!(f, "key {key} ")?;
+        }
+        write!(f, "{} -> {}: {}", self.from, self.to, self.reason)
+    }
 }
 
 /// A callback run on every transition, after the new state is in force.

@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tower_outcome::{Answer, Classify, Settle};
 
+use crate::call_event::{CallListener, NoCallListener};
 use crate::refusal::Refused;
 pub use crate::ticket::Ticket;
 
@@ -18,24 +19,24 @@ pin_project! {
     ///
     /// Dropping it before it completes cancels the call: the ticket frees its probe slot and
     /// records nothing.
-    pub struct ResponseFuture<F, C, A> {
+    pub struct ResponseFuture<F, C, A, L = NoCallListener> {
         #[pin]
-        kind: Kind<F, C>,
+        kind: Kind<F, C, L>,
         _answer: PhantomData<fn() -> A>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, C> {
-        Called { #[pin] future: F, ticket: Option<Ticket<C>>, start_ns: u64 },
+    enum Kind<F, C, L> {
+        Called { #[pin] future: F, ticket: Option<Ticket<C, L>>, start_ns: u64 },
         Rejected { refused: Option<Refused> },
     }
 }
 
-impl<F, C, A> ResponseFuture<F, C, A> {
+impl<F, C, A, L> ResponseFuture<F, C, A, L> {
     /// The inner call, with its ticket and its start ([`Ticket::start`]).
-    pub(crate) const fn called(future: F, ticket: Ticket<C>, start_ns: u64) -> Self {
+    pub(crate) const fn called(future: F, ticket: Ticket<C, L>, start_ns: u64) -> Self {
         Self {
             kind: Kind::Called {
                 future,
@@ -58,13 +59,14 @@ impl<F, C, A> ResponseFuture<F, C, A> {
 
 /// Classifies a finished call started at `start_ns` ([`Ticket::start`]), settling (or handing
 /// on) its ticket.
-pub(crate) fn finish<C, A, Res, E>(
+pub(crate) fn finish<C, A, L, Res, E>(
     result: Result<Res, E>,
-    mut ticket: Ticket<C>,
+    mut ticket: Ticket<C, L>,
     start_ns: u64,
-) -> Result<C::Response<Ticket<C>>, A::Error>
+) -> Result<C::Response<Ticket<C, L>>, A::Error>
 where
     C: Classify<Res> + Clone,
+    L: CallListener,
     A: Answer<Res, E>,
 {
     ticket.stop(start_ns);
@@ -83,21 +85,25 @@ where
 }
 
 /// Answers a rejection in mode `A`.
-pub(crate) fn answer<C, A, Res, E>(refused: Refused) -> Result<C::Response<Ticket<C>>, A::Error>
+pub(crate) fn answer<C, A, L, Res, E>(
+    refused: Refused,
+) -> Result<C::Response<Ticket<C, L>>, A::Error>
 where
     C: Classify<Res>,
+    L: CallListener,
     A: Answer<Res, E>,
 {
     A::rejected(refused.into_rejected()).map(C::unclassified)
 }
 
-impl<F, C, A, Res, E> Future for ResponseFuture<F, C, A>
+impl<F, C, A, L, Res, E> Future for ResponseFuture<F, C, A, L>
 where
     F: Future<Output = Result<Res, E>>,
     C: Classify<Res> + Clone,
+    L: CallListener,
     A: Answer<Res, E>,
 {
-    type Output = Result<C::Response<Ticket<C>>, A::Error>;
+    type Output = Result<C::Response<Ticket<C, L>>, A::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -110,19 +116,19 @@ where
                 let ticket = ticket
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(finish::<C, A, Res, E>(result, ticket, *start_ns))
+                Poll::Ready(finish::<C, A, L, Res, E>(result, ticket, *start_ns))
             }
             KindProj::Rejected { refused } => {
                 let refused = refused
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(answer::<C, A, Res, E>(refused))
+                Poll::Ready(answer::<C, A, L, Res, E>(refused))
             }
         }
     }
 }
 
-impl<F, C, A> fmt::Debug for ResponseFuture<F, C, A> {
+impl<F, C, A, L> fmt::Debug for ResponseFuture<F, C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",

@@ -24,7 +24,7 @@ pub(crate) trait Breaker: Send + Sync {
     fn thresholds(&self) -> Thresholds<'_>;
 }
 
-impl<C: Send + Sync + 'static> Breaker for Core<C> {
+impl<C: Send + Sync + 'static, L: Send + Sync + 'static> Breaker for Core<C, L> {
     fn name(&self) -> &str {
         &self.common.name
     }
@@ -59,7 +59,7 @@ pub(crate) struct Thresholds<'a> {
 }
 
 impl<'a> Thresholds<'a> {
-    pub(crate) fn of<C>(common: &'a Common<C>) -> Self {
+    pub(crate) fn of<C, L>(common: &'a Common<C, L>) -> Self {
         Self {
             limits: &common.limits,
             has_window: common.window.is_some(),

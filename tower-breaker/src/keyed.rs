@@ -14,10 +14,9 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures};
-#[cfg(feature = "http")]
-use tower_outcome::{GrpcAnswer, HttpAnswer};
 use tower_service::Service;
 
+use crate::call_event::{CallListener, NoCallListener};
 use crate::clock::nanos;
 use crate::common::Common;
 use crate::future::{answer, finish};
@@ -29,18 +28,18 @@ use crate::ticket::Ticket;
 use crate::{CircuitBreakerHandle, ConfigError, State};
 
 /// The breakers of a per-key layer.
-struct Registry<K, F, C> {
-    common: Arc<Common<C>>,
+struct Registry<K, F, C, L> {
+    common: Arc<Common<C, L>>,
     key: F,
-    map: RwLock<HashMap<K, Arc<Core<C>>>>,
+    map: RwLock<HashMap<K, Arc<Core<C, L>>>>,
     /// Shared by every key that arrives while the map is full of keys with calls in flight.
-    overflow: Arc<Core<C>>,
+    overflow: Arc<Core<C, L>>,
     next_sweep_ns: AtomicU64,
     created: AtomicU64,
 }
 
-impl<K: Hash + Eq + fmt::Debug, F, C> Registry<K, F, C> {
-    fn breaker<Req>(&self, request: &Req) -> Arc<Core<C>>
+impl<K: Hash + Eq + fmt::Debug, F, C, L> Registry<K, F, C, L> {
+    fn breaker<Req>(&self, request: &Req) -> Arc<Core<C, L>>
     where
         F: Fn(&Req) -> K,
     {
@@ -56,7 +55,7 @@ impl<K: Hash + Eq + fmt::Debug, F, C> Registry<K, F, C> {
         self.insert(key, now)
     }
 
-    fn insert(&self, key: K, now: u64) -> Arc<Core<C>> {
+    fn insert(&self, key: K, now: u64) -> Arc<Core<C, L>> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(core) = map.get(&key) {
             return Arc::clone(core);
@@ -97,9 +96,9 @@ impl<K: Hash + Eq + fmt::Debug, F, C> Registry<K, F, C> {
     /// never evicted: its breaker is referenced from outside the map. Nor is a key whose
     /// circuit is open, half-open or forced open: forgetting it would close it, and keys come
     /// from requests, so callers could reset circuits by sending new keys.
-    fn evict(&self, map: &mut HashMap<K, Arc<Core<C>>>, now: u64, make_room: bool) {
+    fn evict(&self, map: &mut HashMap<K, Arc<Core<C, L>>>, now: u64, make_room: bool) {
         let idle = nanos(self.common.key_idle_timeout);
-        let unused = |core: &Arc<Core<C>>| {
+        let unused = |core: &Arc<Core<C, L>>| {
             Arc::strong_count(core) == 1
                 && !matches!(
                     core.stored_state(),
@@ -139,11 +138,12 @@ trait Keys<K>: Send + Sync {
     fn name(&self) -> &str;
 }
 
-impl<K, F, C> Keys<K> for Registry<K, F, C>
+impl<K, F, C, L> Keys<K> for Registry<K, F, C, L>
 where
     K: Hash + Eq + fmt::Debug + Send + Sync,
     F: Send + Sync,
     C: Send + Sync + 'static,
+    L: Send + Sync + 'static,
 {
     fn get(&self, key: &K) -> Option<Arc<dyn Breaker>> {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
@@ -211,13 +211,19 @@ where
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct KeyedCircuitBreakerLayer<K, F, C = ErrorsAsFailures, A = BoxErrorAnswer> {
-    registry: Arc<Registry<K, F, C>>,
+pub struct KeyedCircuitBreakerLayer<
+    K,
+    F,
+    C = ErrorsAsFailures,
+    A = BoxErrorAnswer,
+    L = NoCallListener,
+> {
+    registry: Arc<Registry<K, F, C, L>>,
     _answer: PhantomData<fn() -> A>,
 }
 
-impl<K, F, C, A> KeyedCircuitBreakerLayer<K, F, C, A> {
-    pub(crate) fn from_parts(common: Arc<Common<C>>, key: F) -> Self {
+impl<K, F, C, A, L> KeyedCircuitBreakerLayer<K, F, C, A, L> {
+    pub(crate) fn from_parts(common: Arc<Common<C, L>>, key: F) -> Self {
         let overflow = Arc::new(Core::new(Arc::clone(&common), Some("<overflow>".into()), 0));
         Self {
             registry: Arc::new(Registry {
@@ -231,31 +237,14 @@ impl<K, F, C, A> KeyedCircuitBreakerLayer<K, F, C, A> {
             _answer: PhantomData,
         }
     }
-
-    /// Answers rejections with HTTP 503 + `Retry-After`. The same breakers.
-    #[cfg(feature = "http")]
-    pub fn http(self) -> KeyedCircuitBreakerLayer<K, F, C, HttpAnswer> {
-        KeyedCircuitBreakerLayer {
-            registry: self.registry,
-            _answer: PhantomData,
-        }
-    }
-
-    /// Answers rejections with gRPC `UNAVAILABLE`. The same breakers.
-    #[cfg(feature = "http")]
-    pub fn grpc(self) -> KeyedCircuitBreakerLayer<K, F, C, GrpcAnswer> {
-        KeyedCircuitBreakerLayer {
-            registry: self.registry,
-            _answer: PhantomData,
-        }
-    }
 }
 
-impl<K, F, C, A> KeyedCircuitBreakerLayer<K, F, C, A>
+impl<K, F, C, A, L> KeyedCircuitBreakerLayer<K, F, C, A, L>
 where
     K: Hash + Eq + fmt::Debug + Send + Sync + 'static,
     F: Send + Sync + 'static,
     C: Send + Sync + 'static,
+    L: Send + Sync + 'static,
 {
     /// A handle on this layer's breakers.
     pub fn handle(&self) -> KeyedCircuitBreakerHandle<K> {
@@ -265,7 +254,7 @@ where
     }
 }
 
-impl<K, F, C, A> Clone for KeyedCircuitBreakerLayer<K, F, C, A> {
+impl<K, F, C, A, L> Clone for KeyedCircuitBreakerLayer<K, F, C, A, L> {
     fn clone(&self) -> Self {
         Self {
             registry: Arc::clone(&self.registry),
@@ -274,7 +263,7 @@ impl<K, F, C, A> Clone for KeyedCircuitBreakerLayer<K, F, C, A> {
     }
 }
 
-impl<K, F, C, A> fmt::Debug for KeyedCircuitBreakerLayer<K, F, C, A> {
+impl<K, F, C, A, L> fmt::Debug for KeyedCircuitBreakerLayer<K, F, C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
             .field("name", &self.registry.common.name)
@@ -283,8 +272,8 @@ impl<K, F, C, A> fmt::Debug for KeyedCircuitBreakerLayer<K, F, C, A> {
     }
 }
 
-impl<S, K, F, C, A> Layer<S> for KeyedCircuitBreakerLayer<K, F, C, A> {
-    type Service = KeyedCircuitBreaker<S, K, F, C, A>;
+impl<S, K, F, C, A, L> Layer<S> for KeyedCircuitBreakerLayer<K, F, C, A, L> {
+    type Service = KeyedCircuitBreaker<S, K, F, C, A, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreaker {
@@ -296,13 +285,20 @@ impl<S, K, F, C, A> Layer<S> for KeyedCircuitBreakerLayer<K, F, C, A> {
 }
 
 /// A service behind per-key circuit breakers. Made by [`KeyedCircuitBreakerLayer`].
-pub struct KeyedCircuitBreaker<S, K, F, C = ErrorsAsFailures, A = BoxErrorAnswer> {
+pub struct KeyedCircuitBreaker<
+    S,
+    K,
+    F,
+    C = ErrorsAsFailures,
+    A = BoxErrorAnswer,
+    L = NoCallListener,
+> {
     inner: S,
-    registry: Arc<Registry<K, F, C>>,
+    registry: Arc<Registry<K, F, C, L>>,
     _answer: PhantomData<fn() -> A>,
 }
 
-impl<S, K, F, C, A> KeyedCircuitBreaker<S, K, F, C, A> {
+impl<S, K, F, C, A, L> KeyedCircuitBreaker<S, K, F, C, A, L> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -319,7 +315,7 @@ impl<S, K, F, C, A> KeyedCircuitBreaker<S, K, F, C, A> {
     }
 }
 
-impl<S: Clone, K, F, C, A> Clone for KeyedCircuitBreaker<S, K, F, C, A> {
+impl<S: Clone, K, F, C, A, L> Clone for KeyedCircuitBreaker<S, K, F, C, A, L> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -329,7 +325,7 @@ impl<S: Clone, K, F, C, A> Clone for KeyedCircuitBreaker<S, K, F, C, A> {
     }
 }
 
-impl<S: fmt::Debug, K, F, C, A> fmt::Debug for KeyedCircuitBreaker<S, K, F, C, A> {
+impl<S: fmt::Debug, K, F, C, A, L> fmt::Debug for KeyedCircuitBreaker<S, K, F, C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreaker")
             .field("inner", &self.inner)
@@ -338,17 +334,18 @@ impl<S: fmt::Debug, K, F, C, A> fmt::Debug for KeyedCircuitBreaker<S, K, F, C, A
     }
 }
 
-impl<S, K, F, C, A, Req> Service<Req> for KeyedCircuitBreaker<S, K, F, C, A>
+impl<S, K, F, C, A, L, Req> Service<Req> for KeyedCircuitBreaker<S, K, F, C, A, L>
 where
     S: Service<Req> + Clone,
     K: Hash + Eq + fmt::Debug,
     F: Fn(&Req) -> K,
     C: Classify<S::Response> + Clone,
+    L: CallListener,
     A: Answer<S::Response, S::Error>,
 {
-    type Response = C::Response<Ticket<C>>;
+    type Response = C::Response<Ticket<C, L>>;
     type Error = A::Error;
-    type Future = KeyedResponseFuture<S, S::Future, Req, C, A>;
+    type Future = KeyedResponseFuture<S, S::Future, Req, C, A, L>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The breaker is only known from the request; the inner service is driven to
@@ -380,29 +377,30 @@ where
 pin_project! {
     /// The response future of [`KeyedCircuitBreaker`]: waits for the inner service to be
     /// ready, calls it, classifies the result; or answers a rejection at once.
-    pub struct KeyedResponseFuture<S, F, Req, C, A> {
+    pub struct KeyedResponseFuture<S, F, Req, C, A, L = NoCallListener> {
         #[pin]
-        kind: KeyedKind<S, F, Req, C>,
+        kind: KeyedKind<S, F, Req, C, L>,
         _answer: PhantomData<fn() -> A>,
     }
 }
 
 pin_project! {
     #[project = KeyedProj]
-    enum KeyedKind<S, F, Req, C> {
-        Waiting { service: S, request: Option<Req>, ticket: Option<Ticket<C>> },
-        Called { #[pin] future: F, ticket: Option<Ticket<C>>, start_ns: u64 },
+    enum KeyedKind<S, F, Req, C, L> {
+        Waiting { service: S, request: Option<Req>, ticket: Option<Ticket<C, L>> },
+        Called { #[pin] future: F, ticket: Option<Ticket<C, L>>, start_ns: u64 },
         Rejected { refused: Option<Refused> },
     }
 }
 
-impl<S, Req, C, A> Future for KeyedResponseFuture<S, S::Future, Req, C, A>
+impl<S, Req, C, A, L> Future for KeyedResponseFuture<S, S::Future, Req, C, A, L>
 where
     S: Service<Req>,
     C: Classify<S::Response> + Clone,
+    L: CallListener,
     A: Answer<S::Response, S::Error>,
 {
-    type Output = Result<C::Response<Ticket<C>>, A::Error>;
+    type Output = Result<C::Response<Ticket<C, L>>, A::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         const DONE: &str = "KeyedResponseFuture polled after completion";
@@ -417,7 +415,7 @@ where
                     if let Err(error) = ready!(service.poll_ready(cx)) {
                         let ticket = ticket.take().expect(DONE);
                         // Settled as granted: it counts if the breaker is still in that state.
-                        return Poll::Ready(finish::<C, A, S::Response, S::Error>(
+                        return Poll::Ready(finish::<C, A, L, S::Response, S::Error>(
                             Err(error),
                             ticket,
                             0,
@@ -428,7 +426,7 @@ where
                     let ticket = match ticket.take().expect(DONE).revalidate() {
                         Ok(ticket) => ticket,
                         Err(refused) => {
-                            return Poll::Ready(answer::<C, A, S::Response, S::Error>(refused));
+                            return Poll::Ready(answer::<C, A, L, S::Response, S::Error>(refused));
                         }
                     };
                     let start_ns = ticket.start();
@@ -446,20 +444,20 @@ where
                 } => {
                     let result = ready!(future.poll(cx));
                     let ticket = ticket.take().expect(DONE);
-                    return Poll::Ready(finish::<C, A, S::Response, S::Error>(
+                    return Poll::Ready(finish::<C, A, L, S::Response, S::Error>(
                         result, ticket, *start_ns,
                     ));
                 }
                 KeyedProj::Rejected { refused } => {
                     let refused = refused.take().expect(DONE);
-                    return Poll::Ready(answer::<C, A, S::Response, S::Error>(refused));
+                    return Poll::Ready(answer::<C, A, L, S::Response, S::Error>(refused));
                 }
             }
         }
     }
 }
 
-impl<S, F, Req, C, A> fmt::Debug for KeyedResponseFuture<S, F, Req, C, A> {
+impl<S, F, Req, C, A, L> fmt::Debug for KeyedResponseFuture<S, F, Req, C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             KeyedKind::Waiting { .. } => "waiting",

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
-#[cfg(feature = "http")]
-use tower_outcome::{GrpcAnswer, HttpAnswer};
 
+use crate::call_event::NoCallListener;
 use crate::common::Common;
 use crate::machine::Core;
 use crate::{
@@ -41,8 +40,8 @@ use crate::{
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct CircuitBreakerLayer<C = ErrorsAsFailures, A = BoxErrorAnswer> {
-    core: Arc<Core<C>>,
+pub struct CircuitBreakerLayer<C = ErrorsAsFailures, A = BoxErrorAnswer, L = NoCallListener> {
+    core: Arc<Core<C, L>>,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -57,6 +56,7 @@ impl CircuitBreakerLayer {
             &settings,
             ErrorsAsFailures,
             None,
+            NoCallListener,
             false,
         )))
     }
@@ -66,7 +66,10 @@ impl CircuitBreakerLayer {
         CircuitBreakerBuilder::new()
     }
 
-    /// A breaker from a configuration (for example one read from JSON).
+    /// A breaker from a configuration (for example one read from JSON), in the default answer
+    /// mode. For an axum route or a tonic service, choose the answer mode on the builder,
+    /// which also picks the classifier:
+    /// `CircuitBreakerLayer::builder().config(config).http().build()`.
     ///
     /// # Errors
     /// The first invalid value, as [`CircuitBreakerConfig::validate`] finds it.
@@ -81,32 +84,16 @@ impl Default for CircuitBreakerLayer {
     }
 }
 
-impl<C, A> CircuitBreakerLayer<C, A> {
-    pub(crate) fn from_parts(common: Arc<Common<C>>) -> Self {
+impl<C, A, L> CircuitBreakerLayer<C, A, L> {
+    pub(crate) fn from_parts(common: Arc<Common<C, L>>) -> Self {
         Self {
             core: Arc::new(Core::new(common, None, 0)),
             _answer: PhantomData,
         }
     }
 
-    /// Answers rejections with HTTP responses: 503 with `Retry-After`; keeps the inner error
-    /// type, so axum's `Infallible` stays. The same breaker: this only changes how it answers.
-    #[cfg(feature = "http")]
-    pub fn http(self) -> CircuitBreakerLayer<C, HttpAnswer> {
-        CircuitBreakerLayer {
-            core: self.core,
-            _answer: PhantomData,
-        }
-    }
-
-    /// Answers rejections with gRPC Trailers-Only responses (`grpc-status` 14 `UNAVAILABLE`);
-    /// keeps the inner error type. The same breaker: this only changes how it answers.
-    #[cfg(feature = "http")]
-    pub fn grpc(self) -> CircuitBreakerLayer<C, GrpcAnswer> {
-        CircuitBreakerLayer {
-            core: self.core,
-            _answer: PhantomData,
-        }
+    pub(crate) const fn core(&self) -> &Arc<Core<C, L>> {
+        &self.core
     }
 
     /// The breaker's name.
@@ -116,14 +103,14 @@ impl<C, A> CircuitBreakerLayer<C, A> {
     }
 }
 
-impl<C: Send + Sync + 'static, A> CircuitBreakerLayer<C, A> {
+impl<C: Send + Sync + 'static, A, L: Send + Sync + 'static> CircuitBreakerLayer<C, A, L> {
     /// A handle on this breaker.
     pub fn handle(&self) -> CircuitBreakerHandle {
         CircuitBreakerHandle::new(self.core.clone())
     }
 }
 
-impl<C, A> Clone for CircuitBreakerLayer<C, A> {
+impl<C, A, L> Clone for CircuitBreakerLayer<C, A, L> {
     fn clone(&self) -> Self {
         Self {
             core: Arc::clone(&self.core),
@@ -132,7 +119,7 @@ impl<C, A> Clone for CircuitBreakerLayer<C, A> {
     }
 }
 
-impl<C, A> fmt::Debug for CircuitBreakerLayer<C, A> {
+impl<C, A, L> fmt::Debug for CircuitBreakerLayer<C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
             .field("name", &self.core.common.name)
@@ -142,8 +129,8 @@ impl<C, A> fmt::Debug for CircuitBreakerLayer<C, A> {
     }
 }
 
-impl<S, C, A> Layer<S> for CircuitBreakerLayer<C, A> {
-    type Service = CircuitBreaker<S, C, A>;
+impl<S, C, A, L> Layer<S> for CircuitBreakerLayer<C, A, L> {
+    type Service = CircuitBreaker<S, C, A, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker::new(inner, Arc::clone(&self.core))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tower_outcome::{Outcome, Reason};
 
+use crate::call_event::{CallEvent, CallListener, CallOutcome};
 use crate::clock::nanos;
 use crate::common::{Common, rate_of};
 use crate::event::{Transition, TransitionReason};
@@ -34,7 +35,7 @@ struct Control {
 /// Aligned so that the `Arc`'s reference counts, written by every call, sit on another cache
 /// line than the state word, which every call only reads.
 #[repr(align(128))]
-pub(crate) struct Core<C> {
+pub(crate) struct Core<C, L> {
     word: AtomicU64,
     /// `generation << 32 | consecutive failures`.
     consecutive: AtomicU64,
@@ -47,7 +48,7 @@ pub(crate) struct Core<C> {
     /// Held by the caller reporting transitions (tracing events and the listener), so they
     /// are reported one at a time, in order, and never under `control`.
     reporting: Mutex<()>,
-    pub(crate) common: Arc<Common<C>>,
+    pub(crate) common: Arc<Common<C, L>>,
     pub(crate) key: Option<Arc<str>>,
     /// Per-key breakers: when a call last arrived, for idle eviction. Written by every call
     /// of a per-key breaker, so it keeps to a cache line of its own.
@@ -57,8 +58,8 @@ pub(crate) struct Core<C> {
     pub(crate) slow_ns: u64,
 }
 
-impl<C> Core<C> {
-    pub(crate) fn new(common: Arc<Common<C>>, key: Option<Arc<str>>, seed_salt: u64) -> Self {
+impl<C, L> Core<C, L> {
+    pub(crate) fn new(common: Arc<Common<C, L>>, key: Option<Arc<str>>, seed_salt: u64) -> Self {
         let seed = common.seed ^ seed_salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Self {
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
@@ -111,8 +112,19 @@ impl<C> Core<C> {
     }
 
     /// A refused call, to be answered by its future; counts it as rejected.
-    pub(crate) fn rejection(&self, refusal: Refusal) -> Refused {
+    pub(crate) fn rejection(&self, refusal: Refusal) -> Refused
+    where
+        L: CallListener,
+    {
         self.common.metrics.rejected();
+        if L::ENABLED {
+            self.common.call_listener.on_call(&CallEvent {
+                name: &self.common.name,
+                key: self.key.as_deref(),
+                outcome: CallOutcome::Rejected,
+                duration: None,
+            });
+        }
         Refused {
             name: Arc::clone(&self.common.name),
             refusal,
@@ -122,7 +134,7 @@ impl<C> Core<C> {
     /// Admits a call now, in the state the breaker is in: for an admission that was granted
     /// in an earlier generation and is checked again when the call is made.
     #[inline(never)]
-    pub(crate) fn admit_again(self: &Arc<Self>) -> Result<Ticket<C>, Refusal> {
+    pub(crate) fn admit_again(self: &Arc<Self>) -> Result<Ticket<C, L>, Refusal> {
         let word = self.load();
         let admission = if word.state() == State::Closed {
             Admission::Pass {
@@ -140,7 +152,7 @@ impl<C> Core<C> {
 
     /// Admission in any state but Closed (the rare path, kept out of line).
     #[inline(never)]
-    pub(crate) fn admit_other(self: &Arc<Self>, mut word: Word) -> Admission<C> {
+    pub(crate) fn admit_other(self: &Arc<Self>, mut word: Word) -> Admission<C, L> {
         // Each pass either returns or follows a transition; more than three passes would need
         // other callers to win three transitions in between, so the last pass just rejects.
         for pass in 0..4 {

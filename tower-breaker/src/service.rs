@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use tower_outcome::{Answer, BoxErrorAnswer, Classify, ErrorsAsFailures, Settle};
 use tower_service::Service;
 
+use crate::call_event::{CallListener, NoCallListener};
 use crate::future::ResponseFuture;
 use crate::machine::Core;
 use crate::slot::Slot;
@@ -27,16 +28,16 @@ use crate::ticket::Ticket;
 /// # Panics
 /// `call` panics if `poll_ready` did not return `Ready(Ok(()))` first, as tower's contract
 /// requires.
-pub struct CircuitBreaker<S, C = ErrorsAsFailures, A = BoxErrorAnswer> {
+pub struct CircuitBreaker<S, C = ErrorsAsFailures, A = BoxErrorAnswer, L = NoCallListener> {
     inner: S,
-    core: Arc<Core<C>>,
+    core: Arc<Core<C, L>>,
     /// Decided in `poll_ready`, consumed by `call`; a clone starts without one.
-    admission: Slot<C>,
+    admission: Slot<C, L>,
     _answer: PhantomData<fn() -> A>,
 }
 
-impl<S, C, A> CircuitBreaker<S, C, A> {
-    pub(crate) fn new(inner: S, core: Arc<Core<C>>) -> Self {
+impl<S, C, A, L> CircuitBreaker<S, C, A, L> {
+    pub(crate) fn new(inner: S, core: Arc<Core<C, L>>) -> Self {
         Self {
             inner,
             core,
@@ -61,7 +62,7 @@ impl<S, C, A> CircuitBreaker<S, C, A> {
     }
 }
 
-impl<S: Clone, C, A> Clone for CircuitBreaker<S, C, A> {
+impl<S: Clone, C, A, L> Clone for CircuitBreaker<S, C, A, L> {
     fn clone(&self) -> Self {
         // A clone shares the breaker but never inherits this instance's readiness (or its
         // probe slot): it must be polled ready itself.
@@ -69,7 +70,7 @@ impl<S: Clone, C, A> Clone for CircuitBreaker<S, C, A> {
     }
 }
 
-impl<S: fmt::Debug, C, A> fmt::Debug for CircuitBreaker<S, C, A> {
+impl<S: fmt::Debug, C, A, L> fmt::Debug for CircuitBreaker<S, C, A, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
@@ -82,7 +83,7 @@ impl<S: fmt::Debug, C, A> fmt::Debug for CircuitBreaker<S, C, A> {
     }
 }
 
-impl<S, C, A> CircuitBreaker<S, C, A> {
+impl<S, C, A, L> CircuitBreaker<S, C, A, L> {
     /// The inner service failed to become ready: the admitted call ends here, and the error
     /// counts as the call's error would (as in the keyed breaker). Frees a probe slot.
     #[cold]
@@ -90,6 +91,7 @@ impl<S, C, A> CircuitBreaker<S, C, A> {
     fn not_ready<Res, E>(&mut self, error: E) -> A::Error
     where
         C: Classify<Res>,
+        L: CallListener,
         A: Answer<Res, E>,
     {
         let error = A::inner_error(error);
@@ -103,15 +105,16 @@ impl<S, C, A> CircuitBreaker<S, C, A> {
     }
 }
 
-impl<S, C, A, Req> Service<Req> for CircuitBreaker<S, C, A>
+impl<S, C, A, L, Req> Service<Req> for CircuitBreaker<S, C, A, L>
 where
     S: Service<Req>,
     C: Classify<S::Response> + Clone,
+    L: CallListener,
     A: Answer<S::Response, S::Error>,
 {
-    type Response = C::Response<Ticket<C>>;
+    type Response = C::Response<Ticket<C, L>>;
     type Error = A::Error;
-    type Future = ResponseFuture<S::Future, C, A>;
+    type Future = ResponseFuture<S::Future, C, A, L>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

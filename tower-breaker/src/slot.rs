@@ -9,11 +9,11 @@ use crate::ticket::Ticket;
 use crate::word::Word;
 
 /// What admission decided for one call, on the rare path (any state but Closed).
-pub(crate) enum Admission<C> {
+pub(crate) enum Admission<C, L> {
     /// Admitted in a state that holds nothing per call; the ticket is made in `call`.
     Pass { generation: u32 },
     /// Admitted as a half-open probe: the ticket holds the probe slot from now on.
-    Probe(Ticket<C>),
+    Probe(Ticket<C, L>),
     /// Refused.
     Refused(Refusal),
 }
@@ -23,16 +23,16 @@ pub(crate) enum Admission<C> {
 /// One word, `0` (none), `generation << 2 | 1` (admitted), `2` (admitted as a probe: the ticket
 /// is kept beside it) or `refusal << 2 | 3` (refused), written and read as a whole: moving an
 /// enum with narrower fields here cost a store-forwarding stall per call.
-pub(crate) struct Slot<C> {
+pub(crate) struct Slot<C, L> {
     word: u64,
-    probe: Option<Ticket<C>>,
+    probe: Option<Ticket<C, L>>,
 }
 
 const SLOT_PASS: u64 = 1;
 const SLOT_PROBE: u64 = 2;
 const SLOT_REFUSED: u64 = 3;
 
-impl<C> Slot<C> {
+impl<C, L> Slot<C, L> {
     pub(crate) const fn new() -> Self {
         Self {
             word: 0,
@@ -53,7 +53,7 @@ impl<C> Slot<C> {
     /// Admits a call or decides its refusal. Never waits; takes the transition lock only when
     /// a transition is due.
     #[inline]
-    pub(crate) fn fill(&mut self, core: &Arc<Core<C>>) {
+    pub(crate) fn fill(&mut self, core: &Arc<Core<C, L>>) {
         let word = core.load();
         if word.state() == State::Closed {
             self.word = u64::from(word.generation()) << 2 | SLOT_PASS;
@@ -63,7 +63,7 @@ impl<C> Slot<C> {
     }
 
     #[inline(never)]
-    fn fill_other(&mut self, core: &Arc<Core<C>>, word: Word) {
+    fn fill_other(&mut self, core: &Arc<Core<C, L>>, word: Word) {
         self.word = match core.admit_other(word) {
             Admission::Pass { generation } => u64::from(generation) << 2 | SLOT_PASS,
             Admission::Probe(ticket) => {
@@ -78,7 +78,7 @@ impl<C> Slot<C> {
     /// service was not ready). A refusal stands: refusing is never wrong for long.
     #[cold]
     #[inline(never)]
-    pub(crate) fn refresh(&mut self, core: &Arc<Core<C>>) {
+    pub(crate) fn refresh(&mut self, core: &Arc<Core<C, L>>) {
         let generation = match self.word & 3 {
             SLOT_PASS => (self.word >> 2) as u32,
             SLOT_PROBE => match &self.probe {
@@ -104,7 +104,7 @@ impl<C> Slot<C> {
     /// # Panics
     /// If the slot is empty: `poll_ready` was not called first.
     #[inline]
-    pub(crate) fn take(&mut self, core: &Arc<Core<C>>) -> Result<Ticket<C>, Refusal> {
+    pub(crate) fn take(&mut self, core: &Arc<Core<C, L>>) -> Result<Ticket<C, L>, Refusal> {
         let word = std::mem::replace(&mut self.word, 0);
         match word & 3 {
             SLOT_PASS if core.load().generation() == (word >> 2) as u32 => {
@@ -118,7 +118,7 @@ impl<C> Slot<C> {
 
     /// The admission as it was granted, stale or not (for a readiness error, settled as
     /// granted: it counts only if the breaker is still in that state); empties the slot.
-    pub(crate) fn take_granted(&mut self, core: &Arc<Core<C>>) -> Option<Ticket<C>> {
+    pub(crate) fn take_granted(&mut self, core: &Arc<Core<C, L>>) -> Option<Ticket<C, L>> {
         let word = std::mem::replace(&mut self.word, 0);
         match word & 3 {
             SLOT_PASS => Some(Ticket::new(Arc::clone(core), (word >> 2) as u32, false)),
@@ -130,7 +130,7 @@ impl<C> Slot<C> {
     /// A probe's ticket, or a stale admission decided again.
     #[cold]
     #[inline(never)]
-    fn take_other(&mut self, core: &Arc<Core<C>>, word: u64) -> Result<Ticket<C>, Refusal> {
+    fn take_other(&mut self, core: &Arc<Core<C, L>>, word: u64) -> Result<Ticket<C, L>, Refusal> {
         if word & 3 == SLOT_PROBE
             && let Some(ticket) = self.probe.take()
             && ticket.generation() == core.load().generation()
@@ -162,7 +162,7 @@ mod tests {
             (Reason::CircuitOpen, Some(long)),
         ] {
             let refusal = Refusal::new(reason, retry_after);
-            let mut slot = Slot::<()> {
+            let mut slot = Slot::<(), ()> {
                 word: refusal.0 << 2 | SLOT_REFUSED,
                 probe: None,
             };

@@ -10,8 +10,7 @@ use axum::body::Body;
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tower_breaker::{CircuitBreakerLayer, HttpStatus, State};
 
 /// Serves `app` on 127.0.0.1:0.
@@ -22,29 +21,19 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-/// One HTTP/1.1 GET over a fresh connection: the status and the `Retry-After` header, if any.
+/// One GET through reqwest: the status and the `Retry-After` header, if any.
 async fn get_status(addr: SocketAddr, path: &str) -> (u16, Option<String>) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        response
-    };
+    let exchange = reqwest::get(format!("http://{addr}{path}"));
     let response = tokio::time::timeout(Duration::from_secs(20), exchange)
         .await
-        .expect("answered in time");
-    let mut lines = response.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let retry_after = lines
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| l.strip_prefix("retry-after: ").map(str::to_owned));
-    (status, retry_after)
+        .expect("answered in time")
+        .expect("a response");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (response.status().as_u16(), retry_after)
 }
 
 #[tokio::test]
@@ -118,6 +107,7 @@ async fn per_route_breakers_keyed_by_matched_path() {
         .name("routes")
         .failure_threshold(2)
         .classifier(HttpStatus::new())
+        .http()
         .build_keyed(|req: &Request<Body>| {
             // The route template, never the raw path: `/items/{id}` is one key for every id.
             req.extensions()
@@ -125,8 +115,7 @@ async fn per_route_breakers_keyed_by_matched_path() {
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default()
         })
-        .unwrap()
-        .http();
+        .unwrap();
     let handle = breaker.handle();
     let app = Router::new()
         .route("/items/{id}", get(|| async { StatusCode::BAD_GATEWAY }))

@@ -101,11 +101,11 @@ fn invalid_values_are_typed_errors_when_the_layer_is_built() {
         ),
         (
             r#"{"failure_rate_threshold": 1.5}"#,
-            "failure_rate_threshold must be a rate between 0 and 1, got 1.5",
+            "failure_rate_threshold must be a rate above 0 and at most 1, got 1.5",
         ),
         (
             r#"{"failure_rate_threshold": -0.5}"#,
-            "failure_rate_threshold must be a rate between 0 and 1, got -0.5",
+            "failure_rate_threshold must be a rate above 0 and at most 1, got -0.5",
         ),
         (
             r#"{"failure_rate_threshold": 0.5, "window": {"type": "count", "size": 0}}"#,

@@ -54,7 +54,7 @@ async fn in_http_mode_the_bulkheads_503_is_ignored_by_a_status_classifier() {
             let release = release.clone();
             async move {
                 release.acquire().await.unwrap().forget();
-                Ok::<_, Infallible>(http::Response::new(()))
+                Ok::<_, Infallible>(http::Response::new(String::new()))
             }
         })
     };

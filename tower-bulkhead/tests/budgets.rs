@@ -261,7 +261,7 @@ async fn an_exhausted_rate_budget_answers_429_with_the_time_until_refill() {
         .build()
         .unwrap();
     let svc = layer.layer(tower::service_fn(|_: http::Request<()>| async {
-        Ok::<_, Infallible>(http::Response::new(()))
+        Ok::<_, Infallible>(http::Response::new(String::new()))
     }));
     let request = |tokens: u64| {
         http::Request::builder()
@@ -294,7 +294,7 @@ async fn an_exhausted_rate_budget_answers_429_with_the_time_until_refill() {
         .build()
         .unwrap()
         .layer(tower::service_fn(|_: http::Request<()>| async {
-            Ok::<_, Infallible>(http::Response::new(()))
+            Ok::<_, Infallible>(http::Response::new(String::new()))
         }))
         .oneshot(request(300))
         .await

@@ -31,7 +31,7 @@ mod http_modes {
     use super::ChaosAnswer;
     use crate::http::{grpc_response, http_response};
 
-    impl<B: Default, E: Error + 'static> ChaosAnswer<Response<B>, E> for HttpAnswer {
+    impl<B: Default + From<String>, E: Error + 'static> ChaosAnswer<Response<B>, E> for HttpAnswer {
         fn injected_error(_error: BoxError) -> Result<Response<B>, E> {
             Ok(http_response(500, None))
         }

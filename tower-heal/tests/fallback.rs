@@ -31,7 +31,7 @@ fn answering(
 async fn fallback_answers_when_the_primary_fails() {
     // A classified failure: an HTTP 503 under `HttpStatus`.
     let fallback = service_fn(|_: u32| async {
-        Ok::<_, std::io::Error>(Response::new("from the local copy"))
+        Ok::<_, std::io::Error>(Response::new(String::from("from the local copy")))
     });
     let layer = FallbackLayer::builder("github")
         .classifier(HttpStatus::new())
@@ -40,7 +40,7 @@ async fn fallback_answers_when_the_primary_fails() {
     let mut svc = ServiceBuilder::new()
         .layer(layer)
         .service_fn(|_: u32| async {
-            let mut res = Response::new("unavailable");
+            let mut res = Response::new(String::from("unavailable"));
             *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             Ok::<_, std::io::Error>(res)
         });
@@ -174,14 +174,16 @@ async fn every_stage_down_returns_the_primary_failure() {
 
 #[tokio::test(start_paused = true)]
 async fn degraded_marker_and_header_are_set() {
-    let fallback = service_fn(|_: u32| async { Ok::<_, std::io::Error>(Response::new("static")) });
+    let fallback = service_fn(|_: u32| async {
+        Ok::<_, std::io::Error>(Response::new(String::from("static")))
+    });
     let layer = FallbackLayer::builder("reports")
         .level(DegradationLevel::Minimal)
         .http()
         .build(fallback);
     let mut svc = ServiceBuilder::new()
         .layer(layer)
-        .service_fn(|_: u32| async { Err::<Response<&str>, _>(std::io::Error::other("down")) });
+        .service_fn(|_: u32| async { Err::<Response<String>, _>(std::io::Error::other("down")) });
     let res = svc.ready().await.unwrap().call(1).await.unwrap();
     let marker = res.degraded().unwrap();
     assert_eq!(marker.component(), "reports");
@@ -189,14 +191,16 @@ async fn degraded_marker_and_header_are_set() {
     assert_eq!(res.headers()[DEGRADED_HEADER], "reports; level=3");
 
     // Without `.http()` the extension is set, the header is not.
-    let fallback = service_fn(|_: u32| async { Ok::<_, std::io::Error>(Response::new("static")) });
+    let fallback = service_fn(|_: u32| async {
+        Ok::<_, std::io::Error>(Response::new(String::from("static")))
+    });
     let mut plain = ServiceBuilder::new()
         .layer(FallbackLayer::new(
             "reports",
             DegradationLevel::Minimal,
             fallback,
         ))
-        .service_fn(|_: u32| async { Err::<Response<&str>, _>(std::io::Error::other("down")) });
+        .service_fn(|_: u32| async { Err::<Response<String>, _>(std::io::Error::other("down")) });
     let res = plain.ready().await.unwrap().call(1).await.unwrap();
     assert!(res.degraded().is_some());
     assert!(res.headers().get(DEGRADED_HEADER).is_none());

@@ -15,7 +15,7 @@ pub type BoxError = Box<dyn Error + Send + Sync>;
 /// | mode | `Error` | a rejection becomes |
 /// |---|---|---|
 /// | [`BoxErrorAnswer`] (default) | [`BoxError`] | `Err(Box<Rejected>)`, downcastable |
-/// | [`HttpAnswer`] (`.http()`) | the inner error, unchanged | `Ok` 503 (429 for a budget) with `Retry-After` |
+/// | [`HttpAnswer`] (`.http()`) | the inner error, unchanged | `Ok` 503 (429 for a budget) with `Retry-After` and a `text/plain` line naming the layer |
 /// | [`GrpcAnswer`] (`.grpc()`) | the inner error, unchanged | `Ok` Trailers-Only: `grpc-status` 14 (8 for a bulkhead) |
 ///
 /// Keeping the inner error in the HTTP and gRPC modes keeps axum's `Infallible` (no
@@ -61,7 +61,9 @@ mod http_modes {
     use http::header::{CONTENT_TYPE, RETRY_AFTER};
     use http::{HeaderValue, Response, StatusCode};
 
-    /// The `.http()` answer mode: a rejection is an HTTP response; inner errors pass unchanged.
+    /// The `.http()` answer mode: a rejection is an HTTP response
+    /// ([`Rejected::http_text_response`]); inner errors pass unchanged. The response body type
+    /// must implement `From<String>` (axum's `Body`, `String`, `Full<Bytes>` do).
     #[derive(Clone, Copy, Debug, Default)]
     pub struct HttpAnswer;
 
@@ -72,8 +74,8 @@ mod http_modes {
 
     /// Both modes keep the inner error and answer a rejection with a response.
     macro_rules! response_answer {
-        ($mode:ty, $respond:ident) => {
-            impl<B: Default, E: Error + 'static> Answer<Response<B>, E> for $mode {
+        ($mode:ty, $body:path, $respond:ident) => {
+            impl<B: $body, E: Error + 'static> Answer<Response<B>, E> for $mode {
                 type Error = E;
 
                 fn inner_error(error: E) -> E {
@@ -91,12 +93,16 @@ mod http_modes {
         };
     }
 
-    response_answer!(HttpAnswer, http_response);
-    response_answer!(GrpcAnswer, grpc_response);
+    // The HTTP answer writes a short text body naming the layer, so the body type must be
+    // buildable from text (axum's `Body`, `String`, `Full<Bytes>`, `Vec<u8>`...); a gRPC answer
+    // says it all in headers.
+    response_answer!(HttpAnswer, From<String>, http_text_response);
+    response_answer!(GrpcAnswer, Default, grpc_response);
 
     impl Rejected {
         /// The HTTP answer to this rejection: 503 (429 for an exhausted budget) with
-        /// `Retry-After` in whole seconds, rounded up, when the layer knows it; empty body.
+        /// `Retry-After` in whole seconds, rounded up, when the layer knows it; empty body (the
+        /// `.http()` mode answers with [`http_text_response`](Self::http_text_response)).
         ///
         /// The rejection rides along as a response extension, so the classifiers of outer
         /// layers ignore it rather than count the 503 against the dependency.
@@ -121,6 +127,31 @@ mod http_modes {
                     .insert(RETRY_AFTER, retry_after_value(delay));
             }
             res.extensions_mut().insert(self.clone());
+            res
+        }
+
+        /// The HTTP answer of the `.http()` mode: as [`http_response`](Self::http_response), with
+        /// a one-line `text/plain` body saying which layer refused and why, for whoever reads it
+        /// in a terminal or a log.
+        ///
+        /// ```
+        /// use tower_outcome::{LayerKind, Reason, Rejected};
+        ///
+        /// let res: http::Response<String> = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen)
+        ///     .with_name("inventory")
+        ///     .http_text_response();
+        /// assert_eq!(res.status(), 503);
+        /// assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+        /// assert_eq!(res.body(), "circuit breaker \"inventory\" is open\n");
+        /// ```
+        #[must_use]
+        pub fn http_text_response<B: From<String>>(&self) -> Response<B> {
+            let (parts, ()) = self.http_response::<()>().into_parts();
+            let mut res = Response::from_parts(parts, B::from(format!("{self}\n")));
+            res.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             res
         }
 
@@ -204,6 +235,18 @@ mod http_modes {
             let grpc: Response<()> = rejected.grpc_response();
             assert_eq!(http.extensions().get::<Rejected>(), Some(&rejected));
             assert_eq!(grpc.extensions().get::<Rejected>(), Some(&rejected));
+        }
+
+        #[test]
+        fn the_http_mode_answers_with_a_text_line_naming_the_layer() {
+            let rejected = Rejected::new(LayerKind::Breaker, Reason::CircuitOpen).with_name("db");
+            let res: Response<String> =
+                <HttpAnswer as Answer<Response<String>, std::io::Error>>::rejected(rejected)
+                    .unwrap();
+            assert_eq!(res.status(), 503);
+            assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+            assert_eq!(res.body(), "circuit breaker \"db\" is open\n");
+            assert!(res.extensions().get::<Rejected>().is_some());
         }
 
         #[test]

@@ -5,7 +5,8 @@
 //!
 //! - [`Outcome`] and the [`Classify`] trait, with [`ErrorsAsFailures`] (the default),
 //!   [`FnClassifier`] (a closure), [`HttpStatus`] and [`GrpcStatus`] (headers first, trailers at
-//!   the end of the stream through [`EosBody`]);
+//!   the end of the stream through [`EosBody`]), and `ReqwestStatus` (feature `reqwest`) for
+//!   `reqwest::Client`;
 //! - [`Settle`], the obligation a call carries until its outcome is known (dropped unsettled =
 //!   cancelled);
 //! - [`Rejected`], the one rejection type of the family, and the three [`Answer`] modes:
@@ -63,6 +64,7 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `http` | yes | [`HttpStatus`], [`GrpcStatus`], [`EosBody`], [`HttpAnswer`], [`GrpcAnswer`], Retry-After and pushback |
+//! | `reqwest` | no | `ReqwestStatus`, a classifier for `reqwest::Response` and `reqwest::Error` (implies `http`) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -87,9 +89,16 @@ pub use rejected::{LayerKind, Reason, Rejected, find_rejected};
 pub use answer::{GrpcAnswer, HttpAnswer};
 #[cfg(feature = "http")]
 pub use body::{ClassifyEos, EosBody};
+#[cfg(feature = "reqwest")]
+pub use classify::reqwest::ReqwestStatus;
 #[cfg(feature = "http")]
 pub use classify::{grpc::GrpcStatus, http::HttpStatus};
 #[cfg(feature = "http")]
 pub use retry_after::{
     GRPC_PUSHBACK, Pushback, parse_grpc_pushback, parse_retry_after, retry_after_value,
 };
+
+// The README's examples must keep compiling: they are checked as doctests here.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -8,7 +8,7 @@ use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_e
 /// Classifies gRPC responses by `grpc-status`, read from the headers (Trailers-Only answers,
 /// which is how errors usually come) or else from the trailers at the end of the stream.
 ///
-/// Defaults (DESIGN.md §1): `OK` (0) is a success; `UNAVAILABLE` (14), `DEADLINE_EXCEEDED` (4),
+/// Defaults: `OK` (0) is a success; `UNAVAILABLE` (14), `DEADLINE_EXCEEDED` (4),
 /// `RESOURCE_EXHAUSTED` (8), `INTERNAL` (13), `UNKNOWN` (2) and `DATA_LOSS` (15) are failures;
 /// every other code (`CANCELLED` and the caller-fault codes) is ignored. A response whose HTTP
 /// status is not 200 is read as the gRPC spec maps it (502, 503, 504 and 429 are `UNAVAILABLE`).

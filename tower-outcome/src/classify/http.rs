@@ -6,7 +6,7 @@ use crate::{Classify, Outcome, Rejected, Settle, default_error_outcome};
 
 /// Classifies HTTP responses by status code.
 ///
-/// Defaults (DESIGN.md §1): 500, 502, 503, 504 and 408 are failures; 501, 505, 429 and the other
+/// Defaults: 500, 502, 503, 504 and 408 are failures; 501, 505, 429 and the other
 /// 4xx codes are ignored (the caller's fault or a rate limit, not ill health); 1xx, 2xx and 3xx
 /// are successes; any other 5xx is a failure, and so is a status HTTP does not define (600 to
 /// 999, which `http` accepts). Errors are failures except the family's

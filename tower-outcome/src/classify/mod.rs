@@ -10,6 +10,8 @@ use crate::{Outcome, Settle, find_rejected};
 pub(crate) mod grpc;
 #[cfg(feature = "http")]
 pub(crate) mod http;
+#[cfg(feature = "reqwest")]
+pub(crate) mod reqwest;
 
 /// Maps a call's result to an [`Outcome`], at once or at the end of the response stream.
 ///
