@@ -115,6 +115,29 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
+        // The common case, kept small enough to inline: no budget, the inner service ready, a
+        // free slot.
+        if self.ready
+            && !self.compartment.has_budgets()
+            && let Some(permit) = self.compartment.try_slot_permit()
+        {
+            self.ready = false;
+            return ResponseFuture::called(self.inner.call(request), permit, self.actual.clone());
+        }
+        self.call_slow(request)
+    }
+}
+
+impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
+    /// Every other call: with budgets (the cost function runs), with the inner service not
+    /// polled ready, or not admitted at once.
+    #[inline(never)]
+    fn call_slow<Req>(&mut self, request: Req) -> ResponseFuture<S, S::Future, Req, R, H, A>
+    where
+        S: Service<Req> + Clone,
+        E: Cost<Req>,
+        R: Clone,
+    {
         let cost = if self.compartment.has_budgets() {
             self.cost.cost(&request)
         } else {
