@@ -135,7 +135,8 @@ where
 {
     type Output = Result<H::Response, A::Error>;
 
-    #[inline]
+    // Always inlined: the fast path (a call in flight) is small, the rest is out of line.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut kind = this.kind;
@@ -162,7 +163,7 @@ fn take_permit<S, F, Req>(kind: Pin<&mut Kind<S, F, Req>>) -> Permit {
 }
 
 /// Settles a finished call's permit and hands it on (or gives it back).
-#[inline]
+#[inline(always)]
 fn finish<Res, E, R, H, A>(
     result: Result<Res, E>,
     mut permit: Permit,
