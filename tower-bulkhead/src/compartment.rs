@@ -18,6 +18,7 @@ use tower_outcome::{LayerKind, Reason, Rejected};
 use crate::budget::{InFlightBudget, RateBudget};
 use crate::config::{Limits, MAX_TOKENS};
 use crate::metrics::{Metrics, reason_label};
+use metrics::Gauge;
 
 const ONE_WAITER: u64 = 1 << 32;
 const IN_FLIGHT: u64 = ONE_WAITER - 1;
@@ -89,6 +90,10 @@ impl Queue {
 struct Hot {
     word: AtomicU64,
     max_concurrent: AtomicU32,
+    /// A budget of either kind exists: one byte read on the hot path instead of two.
+    budgets: bool,
+    /// `bulkhead_in_flight`, kept here so admission and release read no other line for it.
+    in_flight: Gauge,
     budget: Option<InFlightBudget>,
     rate: Option<RateBudget>,
 }
@@ -119,6 +124,8 @@ impl Compartment {
             hot: Hot {
                 word: AtomicU64::new(0),
                 max_concurrent: AtomicU32::new(limits.max_concurrent),
+                budgets: limits.token_budget.is_some() || limits.rate.is_some(),
+                in_flight: common.metrics.in_flight_gauge(),
                 budget: limits.token_budget.map(InFlightBudget::new),
                 rate: limits.rate.map(RateBudget::new),
             },
@@ -137,7 +144,7 @@ impl Compartment {
     /// Whether a cost function needs to run for this compartment.
     #[inline]
     pub(crate) const fn has_budgets(&self) -> bool {
-        self.hot.budget.is_some() || self.hot.rate.is_some()
+        self.hot.budgets
     }
 
     /// Whether a call made now would likely not be admitted at once (every slot taken, or
@@ -207,6 +214,17 @@ impl Compartment {
         }
     }
 
+    /// A permit for a slot, when the compartment has no budget, a slot is free and nobody
+    /// waits; `None` otherwise (the caller takes the general path, which says why).
+    #[inline(always)]
+    pub(crate) fn try_slot_permit(self: &Arc<Self>) -> Option<Permit> {
+        if !self.try_slot() {
+            return None;
+        }
+        self.hot.in_flight.increment(1.0);
+        Some(Permit::new(Arc::clone(self), 0, 0))
+    }
+
     /// Takes a slot and the tokens: `(in-flight tokens, rate tokens)` held.
     #[inline(always)]
     fn admit(&self, cost: u64) -> Result<(u64, u64), Denied> {
@@ -216,7 +234,7 @@ impl Compartment {
         if !self.try_slot() {
             return Err(self.full(Reason::BulkheadFull));
         }
-        self.common.metrics.admitted(0);
+        self.hot.in_flight.increment(1.0);
         Ok((0, 0))
     }
 
@@ -250,7 +268,8 @@ impl Compartment {
             }
             rate = cost;
         }
-        self.common.metrics.admitted(tokens);
+        self.hot.in_flight.increment(1.0);
+        self.common.metrics.tokens_taken(tokens);
         Ok((tokens, rate))
     }
 
@@ -297,11 +316,17 @@ impl Compartment {
 
     /// Gives back a slot, `tokens` of the in-flight budget and `rate` reserved rate tokens, and
     /// hands the room to waiters, if any.
-    #[inline]
+    #[inline(always)]
     fn release(&self, tokens: u64, rate: u64) {
         if self.has_budgets() {
             self.give_back_tokens(tokens, rate);
         }
+        self.release_slot();
+    }
+
+    /// Gives back a slot (after the tokens, so a woken waiter finds them).
+    #[inline(always)]
+    fn release_slot(&self) {
         let before = self.hot.word.fetch_sub(1, AcqRel);
         if before >= ONE_WAITER {
             self.dispatch_now();
@@ -310,7 +335,31 @@ impl Compartment {
         }
     }
 
+    /// What a permit holds going back: its slot, its tokens, their gauges.
+    #[inline(always)]
+    fn release_permit(&self, tokens: u64, rate: u64) {
+        self.hot.in_flight.decrement(1.0);
+        if self.has_budgets() {
+            self.release_tokens(tokens, rate);
+        }
+        self.release_slot();
+    }
+
+    /// [`release_permit`](Self::release_permit) out of line: a permit dropped, not released.
+    #[inline(never)]
+    fn release_permit_cold(&self, tokens: u64, rate: u64) {
+        self.release_permit(tokens, rate);
+    }
+
+    /// A permit's tokens going back, with their gauge.
+    #[inline]
+    fn release_tokens(&self, tokens: u64, rate: u64) {
+        self.common.metrics.tokens_given_back(tokens);
+        self.give_back_tokens(tokens, rate);
+    }
+
     /// Gives back in-flight `tokens`, and the `rate` reservation unless it is marked spent.
+    #[inline]
     fn give_back_tokens(&self, tokens: u64, rate: u64) {
         if let Some(budget) = &self.hot.budget {
             budget.give_back(tokens);
@@ -375,7 +424,8 @@ impl Compartment {
                 break;
             }
             entry.granted = true;
-            self.common.metrics.admitted(entry.tokens);
+            self.hot.in_flight.increment(1.0);
+            self.common.metrics.tokens_taken(entry.tokens);
             if let Some(waker) = entry.waker.take() {
                 waker.wake();
             }
@@ -588,7 +638,9 @@ impl fmt::Debug for Compartment {
 /// in the response body until the stream ends or is dropped.
 #[must_use]
 pub struct Permit {
-    compartment: Arc<Compartment>,
+    /// `None` only once released (by [`release`](Self::release), which lets the release be
+    /// inlined where a call ends instead of going through the drop glue).
+    compartment: Option<Arc<Compartment>>,
     tokens: u64,
     /// Rate tokens taken from the bucket, a reservation until the `SPENT` bit is set.
     rate: u64,
@@ -604,9 +656,28 @@ impl Permit {
     #[inline(always)]
     const fn new(compartment: Arc<Compartment>, tokens: u64, rate: u64) -> Self {
         Self {
-            compartment,
+            compartment: Some(compartment),
             tokens,
             rate,
+        }
+    }
+
+    #[inline(always)]
+    fn compartment(&self) -> &Compartment {
+        self.compartment
+            .as_deref()
+            .expect("a permit is only released once")
+    }
+
+    /// Gives everything back now: what dropping the permit does, inlined.
+    #[inline(always)]
+    pub(crate) fn release(mut self) {
+        let compartment = self.compartment.take();
+        let (tokens, rate) = (self.tokens, self.rate);
+        // Nothing is left to drop: skip the drop glue (an out-of-line call) altogether.
+        std::mem::forget(self);
+        if let Some(compartment) = compartment {
+            compartment.release_permit(tokens, rate);
         }
     }
 
@@ -626,13 +697,15 @@ impl Permit {
         match actual {
             // The estimate stands: the rate tokens are spent.
             None => self.rate |= SPENT,
-            Some(actual) if self.compartment.has_budgets() => self.settle_tokens(actual),
+            Some(actual) if self.compartment().has_budgets() => self.settle_tokens(actual),
             Some(_) => {}
         }
     }
 
     fn settle_tokens(&mut self, actual: u64) {
-        let compartment = &*self.compartment;
+        let Some(compartment) = self.compartment.clone() else {
+            return;
+        };
         let actual = actual.min(MAX_TOKENS);
         let mut freed = false;
         if let Some(budget) = &compartment.hot.budget {
@@ -672,8 +745,9 @@ impl Permit {
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        self.compartment.common.metrics.released(self.tokens);
-        self.compartment.release(self.tokens, self.rate);
+        if let Some(compartment) = self.compartment.take() {
+            compartment.release_permit_cold(self.tokens, self.rate);
+        }
     }
 }
 
@@ -779,8 +853,11 @@ impl tower_outcome::Settle for Permit {
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("bulkhead", &self.compartment.common.name)
-            .field("key", &self.compartment.key)
+            .field(
+                "bulkhead",
+                &self.compartment.as_ref().map(|c| &c.common.name),
+            )
+            .field("key", &self.compartment.as_ref().map(|c| &c.key))
             .field("tokens", &self.tokens)
             .field("rate", &(self.rate & !SPENT))
             .field("spent", &(self.rate & SPENT != 0))

@@ -36,24 +36,21 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
+    #[project_replace = KindReplace]
     enum Kind<S, F, Req> {
-        Called { #[pin] future: F, permit: Option<Permit> },
+        Called { #[pin] future: F, permit: Permit },
         Admitted { service: S, request: Option<Req>, permit: Option<Permit> },
         Waiting { service: Option<S>, request: Option<Req>, wait: Wait },
         Rejected { rejected: Option<Rejected> },
+        // Completed: nothing left to drop.
+        Done,
     }
 }
 
 impl<S, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
     #[inline]
     pub(crate) const fn called(future: F, permit: Permit, actual: R) -> Self {
-        Self::new(
-            Kind::Called {
-                future,
-                permit: Some(permit),
-            },
-            actual,
-        )
+        Self::new(Kind::Called { future, permit }, actual)
     }
 
     /// An admitted call whose inner service was not polled ready. It is polled once here,
@@ -138,22 +135,35 @@ where
 {
     type Output = Result<H::Response, A::Error>;
 
-    #[inline]
+    // Always inlined: the fast path (a call in flight) is small, the rest is out of line.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut kind = this.kind;
         // The common case, kept small: a call in flight.
-        if let KindProj::Called { future, permit } = kind.as_mut().project() {
+        if let KindProj::Called { future, .. } = kind.as_mut().project() {
             let result = ready!(future.poll(cx));
-            let permit = permit.take().expect(DONE);
-            return Poll::Ready(finish::<_, _, R, H, A>(result, permit, this.actual));
+            return Poll::Ready(finish::<_, _, R, H, A>(
+                result,
+                take_permit(kind),
+                this.actual,
+            ));
         }
         poll_slow::<S, Req, R, H, A>(kind, this.actual, cx)
     }
 }
 
+/// Moves a finished call's permit out, leaving `Done` (whose drop does nothing).
+#[inline(always)]
+fn take_permit<S, F, Req>(kind: Pin<&mut Kind<S, F, Req>>) -> Permit {
+    match kind.project_replace(Kind::Done) {
+        KindReplace::Called { permit, .. } => permit,
+        _ => unreachable!("{DONE}"),
+    }
+}
+
 /// Settles a finished call's permit and hands it on (or gives it back).
-#[inline]
+#[inline(always)]
 fn finish<Res, E, R, H, A>(
     result: Result<Res, E>,
     mut permit: Permit,
@@ -171,7 +181,7 @@ where
         }
         Err(error) => {
             permit.settle(None);
-            drop(permit);
+            permit.release();
             Err(A::inner_error(error))
         }
     }
@@ -193,10 +203,9 @@ where
 {
     loop {
         match kind.as_mut().project() {
-            KindProj::Called { future, permit } => {
+            KindProj::Called { future, .. } => {
                 let result = ready!(future.poll(cx));
-                let permit = permit.take().expect(DONE);
-                return Poll::Ready(finish::<_, _, R, H, A>(result, permit, actual));
+                return Poll::Ready(finish::<_, _, R, H, A>(result, take_permit(kind), actual));
             }
             KindProj::Admitted {
                 service,
@@ -210,10 +219,7 @@ where
                 }
                 let permit = permit.take().expect(DONE);
                 let future = service.call(request.take().expect(DONE));
-                kind.set(Kind::Called {
-                    future,
-                    permit: Some(permit),
-                });
+                kind.set(Kind::Called { future, permit });
             }
             KindProj::Waiting {
                 service,
@@ -236,6 +242,7 @@ where
                 let rejected = rejected.take().expect(DONE);
                 return Poll::Ready(A::rejected(rejected).map(H::unheld));
             }
+            KindProj::Done => panic!("{DONE}"),
         }
     }
 }
@@ -247,6 +254,7 @@ impl<S, F, Req, R, H, A> fmt::Debug for ResponseFuture<S, F, Req, R, H, A> {
             Kind::Admitted { .. } => "admitted",
             Kind::Waiting { .. } => "waiting",
             Kind::Rejected { .. } => "rejected",
+            Kind::Done => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

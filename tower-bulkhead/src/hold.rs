@@ -26,8 +26,9 @@ pub struct UntilResponse;
 impl<Res> Hold<Res> for UntilResponse {
     type Response = Res;
 
+    #[inline(always)]
     fn hold(response: Res, permit: Permit) -> Res {
-        drop(permit);
+        permit.release();
         response
     }
 

@@ -2,6 +2,12 @@
 //! eviction, an overflow policy.
 
 use std::collections::HashMap;
+
+/// The key map's hasher: foldhash with a random seed per map (SipHash, std's default, costs
+/// several times more per lookup). foldhash is only "minimally" HashDoS-resistant; the map
+/// is also bounded (`max_keys`, eviction), so a flood of colliding keys slows lookups in a
+/// table of bounded size at worst, and never grows memory.
+type KeyMap<K> = HashMap<K, Slot, foldhash::fast::RandomState>;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -56,7 +62,7 @@ struct Registry<K, F> {
     key: F,
     defaults: RwLock<Limits>,
     named: HashMap<K, Limits>,
-    map: RwLock<HashMap<K, Slot>>,
+    map: RwLock<KeyMap<K>>,
     overflow: Arc<Compartment>,
     policy: Overflow,
     max_keys: usize,
@@ -130,7 +136,7 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
     }
 
     /// Forgets idle keys, at most every half idle timeout (and at least every 100 ms apart).
-    fn sweep_if_due(&self, map: &mut HashMap<K, Slot>, now: u64) {
+    fn sweep_if_due(&self, map: &mut KeyMap<K>, now: u64) {
         if now < self.next_sweep_ns.load(Relaxed) {
             return;
         }
@@ -147,7 +153,7 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
     /// Forgets the idle unused keys; if none was idle long enough, the least recently used
     /// eighth of the unused keys, so a flood of new keys evicts in batches, not one per call.
     /// A key with a call in flight or waiting (or a live handle) is never evicted.
-    fn make_room(&self, map: &mut HashMap<K, Slot>, now: u64) {
+    fn make_room(&self, map: &mut KeyMap<K>, now: u64) {
         let before = map.len();
         map.retain(|_, slot| {
             slot.refresh(now);
@@ -322,7 +328,7 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
                 key,
                 defaults: RwLock::new(limits.default),
                 named,
-                map: RwLock::new(HashMap::new()),
+                map: RwLock::new(KeyMap::default()),
                 overflow,
                 policy: limits.overflow,
                 max_keys: limits.max_keys as usize,

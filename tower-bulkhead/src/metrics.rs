@@ -97,17 +97,20 @@ impl Metrics {
         }
     }
 
+    /// The `bulkhead_in_flight` handle, which each compartment keeps on its hot line.
+    pub(crate) fn in_flight_gauge(&self) -> Gauge {
+        self.in_flight.clone()
+    }
+
     #[inline]
-    pub(crate) fn admitted(&self, tokens: u64) {
-        self.in_flight.increment(1.0);
+    pub(crate) fn tokens_taken(&self, tokens: u64) {
         if tokens > 0 {
             self.tokens.increment(tokens as f64);
         }
     }
 
     #[inline]
-    pub(crate) fn released(&self, tokens: u64) {
-        self.in_flight.decrement(1.0);
+    pub(crate) fn tokens_given_back(&self, tokens: u64) {
         if tokens > 0 {
             self.tokens.decrement(tokens as f64);
         }

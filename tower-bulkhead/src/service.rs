@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tower_outcome::{Answer, BoxErrorAnswer};
 use tower_service::Service;
 
-use crate::compartment::Compartment;
+use crate::compartment::{Compartment, Denied};
 use crate::future::ResponseFuture;
 use crate::{ActualCost, Cost, EstimateStands, Hold, PerRequest, UntilResponse};
 
@@ -113,29 +113,103 @@ where
         }
     }
 
-    #[inline]
+    // Always inlined: the fast path is a few instructions, every other path is out of line.
+    #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        let cost = if self.compartment.has_budgets() {
-            self.cost.cost(&request)
-        } else {
-            0
-        };
+        // The common case of a concurrency-only compartment, kept small enough to inline: a
+        // free slot, the inner service ready.
+        if !self.compartment.has_budgets() {
+            if self.ready
+                && let Some(permit) = self.compartment.try_slot_permit()
+            {
+                self.ready = false;
+                return ResponseFuture::called(
+                    self.inner.call(request),
+                    permit,
+                    self.actual.clone(),
+                );
+            }
+            return self.call_slow(request, 0);
+        }
+        self.call_budgets(request)
+    }
+}
+
+impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
+    /// A compartment with budgets: the cost function runs, then the tokens are taken.
+    #[inline(never)]
+    fn call_budgets<Req>(&mut self, request: Req) -> ResponseFuture<S, S::Future, Req, R, H, A>
+    where
+        S: Service<Req> + Clone,
+        E: Cost<Req>,
+        R: Clone,
+    {
+        let cost = self.cost.cost(&request);
+        if self.ready
+            && let Ok(permit) = self.compartment.try_admit(cost)
+        {
+            self.ready = false;
+            return ResponseFuture::called(self.inner.call(request), permit, self.actual.clone());
+        }
+        self.call_slow(request, cost)
+    }
+
+    /// Every other call: the inner service not polled ready, or not admitted at once.
+    #[inline(never)]
+    fn call_slow<Req>(
+        &mut self,
+        request: Req,
+        cost: u64,
+    ) -> ResponseFuture<S, S::Future, Req, R, H, A>
+    where
+        S: Service<Req> + Clone,
+        R: Clone,
+    {
         match self.compartment.try_admit(cost) {
             Ok(permit) if self.ready => {
                 self.ready = false;
                 ResponseFuture::called(self.inner.call(request), permit, self.actual.clone())
             }
-            Ok(permit) => {
-                ResponseFuture::admitted(self.inner.clone(), request, permit, self.actual.clone())
-            }
-            Err(denied) => ResponseFuture::denied(
-                &self.compartment,
-                denied,
-                cost,
-                || self.inner.clone(),
-                request,
-                self.actual.clone(),
-            ),
+            Ok(permit) => self.call_unready(request, permit),
+            Err(denied) => self.call_denied(request, cost, denied),
         }
+    }
+}
+
+impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
+    /// Admitted, the inner service not polled ready: a clone of it is driven to readiness.
+    #[inline(never)]
+    fn call_unready<Req>(
+        &mut self,
+        request: Req,
+        permit: crate::Permit,
+    ) -> ResponseFuture<S, S::Future, Req, R, H, A>
+    where
+        S: Service<Req> + Clone,
+        R: Clone,
+    {
+        ResponseFuture::admitted(self.inner.clone(), request, permit, self.actual.clone())
+    }
+
+    /// Not admitted at once: a wait, or a rejection.
+    #[inline(never)]
+    fn call_denied<Req>(
+        &mut self,
+        request: Req,
+        cost: u64,
+        denied: Denied,
+    ) -> ResponseFuture<S, S::Future, Req, R, H, A>
+    where
+        S: Service<Req> + Clone,
+        R: Clone,
+    {
+        ResponseFuture::denied(
+            &self.compartment,
+            denied,
+            cost,
+            || self.inner.clone(),
+            request,
+            self.actual.clone(),
+        )
     }
 }

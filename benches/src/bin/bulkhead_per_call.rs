@@ -21,15 +21,19 @@ use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_bulkhead::BulkheadLayer;
 
-const CASES: [&str; 9] = [
+const CASES: [&str; 13] = [
     "bare",
     "concurrency-limit",
     "concurrency",
     "token",
     "rate",
+    "clock",
     "bare-http",
     "concurrency-limit-http",
+    "concurrency-http",
+    "key-fn",
     "keyed",
+    "keyed-one-key",
     "rejected",
 ];
 
@@ -123,6 +127,34 @@ fn case_run(case: &str, calls: u64) {
             by_tenant,
             true,
         ),
+        // The split of the keyed case: the key function alone, and an unkeyed compartment over
+        // the same requests (admission without the lookup).
+        "key-fn" => {
+            let mut sum = 0_u64;
+            for i in 0..calls {
+                sum += u64::from(tenant(black_box(&by_tenant(black_box(i)))));
+            }
+            black_box(sum);
+        }
+        "concurrency-http" => run(
+            builder().build().expect("valid").layer(BareHttp),
+            calls,
+            by_tenant,
+            true,
+        ),
+        // What the rate budget needs per call: one `tokio::time::Instant::now()`.
+        "clock" => {
+            for _ in 0..calls {
+                black_box(tokio::time::Instant::now());
+            }
+        }
+        // Every call to one key (of 1000 live keys).
+        "keyed-one-key" => {
+            let layer = builder().max_keys(1000).build_keyed(tenant).expect("valid");
+            let svc = layer.layer(BareHttp);
+            run(svc.clone(), 1000, by_tenant, true);
+            run(svc, calls, |_| &requests[7], true);
+        }
         "keyed" => {
             let layer = builder().max_keys(1000).build_keyed(tenant).expect("valid");
             let svc = layer.layer(BareHttp);
