@@ -241,3 +241,49 @@ async fn a_dropped_future_cancels_the_fallback() {
         "the fallback call was dropped with the future"
     );
 }
+
+/// Regression (found composing the family's stack): `LastGood::record` kept any `Ok`
+/// response, so an HTTP 503 returned by the live service (after a retry gave up) replaced the
+/// good answer kept before, and the cache then served the 503 instead.
+#[tokio::test(start_paused = true)]
+async fn last_good_keeps_only_good_http_answers() {
+    use tower_heal::LastGood;
+
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let live = {
+        let up = up.clone();
+        service_fn(move |_: &'static str| {
+            let up = up.load(Ordering::SeqCst);
+            async move {
+                let mut answer = Response::new(if up { "fresh" } else { "down" });
+                if !up {
+                    *answer.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                Ok::<_, BoxError>(answer)
+            }
+        })
+    };
+    let cache = LastGood::new(10, |key: &&'static str| *key);
+    let mut svc = ServiceBuilder::new()
+        .layer(
+            FallbackLayer::builder("catalog")
+                .classifier(HttpStatus::new())
+                .build(cache.clone()),
+        )
+        .layer(cache.record())
+        .service(live);
+
+    let fresh = svc.ready().await.unwrap().call("a").await.unwrap();
+    assert_eq!(*fresh.body(), "fresh");
+    up.store(false, Ordering::SeqCst);
+    for _ in 0..2 {
+        let stale = svc.ready().await.unwrap().call("a").await.unwrap();
+        assert_eq!(stale.status(), StatusCode::OK);
+        assert_eq!(*stale.body(), "fresh");
+        assert_eq!(stale.degraded().unwrap().level(), DegradationLevel::Slight);
+    }
+    // A key only ever answered 503 is not kept at all.
+    let missing = svc.ready().await.unwrap().call("b").await.unwrap();
+    assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(cache.len(), 1);
+}

@@ -34,7 +34,8 @@ struct Entries<Key, Res> {
 /// The last good response per key, bounded to `max_keys` (the oldest written key goes first).
 ///
 /// [`record`](Self::record) gives a layer that keeps each successful, undegraded response of
-/// the live service; the cache itself is a service that answers a request with the kept
+/// the live service (a [good answer](crate::Degradable::is_good_answer): for HTTP a `2xx`, so a
+/// 503 left over by a retry never replaces the good answer kept before); the cache itself is a service that answers a request with the kept
 /// response for its key, or [`CacheMiss`]: put it behind a [`FallbackLayer`](crate::FallbackLayer)
 /// at level 1.
 ///
@@ -281,6 +282,7 @@ where
         let result = ready!(this.future.poll(cx));
         if let (Ok(response), Some(key)) = (&result, this.key.take())
             && response.degraded().is_none()
+            && response.is_good_answer()
         {
             this.cache.insert(key, response.clone());
         }

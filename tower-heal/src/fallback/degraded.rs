@@ -154,6 +154,14 @@ pub trait Degradable {
     fn is_rejection(&self) -> bool {
         false
     }
+
+    /// Whether the response is a good answer, worth keeping as the last good one by
+    /// [`LastGood::record`](crate::LastGood::record): by default any response that is not a
+    /// rejection; for `http::Response`, a `2xx` status (a 503 the retries left is no answer
+    /// to serve again later).
+    fn is_good_answer(&self) -> bool {
+        !self.is_rejection()
+    }
 }
 
 /// Any value with room for a [`Degraded`] marker, for services whose responses are not
@@ -215,5 +223,9 @@ impl<B> Degradable for http::Response<B> {
 
     fn is_rejection(&self) -> bool {
         self.extensions().get::<tower_outcome::Rejected>().is_some()
+    }
+
+    fn is_good_answer(&self) -> bool {
+        self.status().is_success() && !self.is_rejection()
     }
 }
