@@ -23,13 +23,13 @@ use std::sync::{Arc, Once};
 use metrics::{Counter, Histogram, SharedString, Unit};
 
 mod healing;
+#[cfg(feature = "checkpoint")]
+pub(crate) use healing::resume_counter;
 pub use healing::{
     CHECKPOINT_RESUMES_TOTAL, DEGRADATION_LEVEL, ESCALATIONS_TOTAL, FALLBACKS_TOTAL,
     IDEMPOTENT_REPLAYS_TOTAL, RECOVERIES_TOTAL,
 };
 pub(crate) use healing::{FallbackMetrics, RecoveryMetrics, replay_counter};
-#[cfg(feature = "checkpoint")]
-pub(crate) use healing::resume_counter;
 
 /// `heal_attempts_total{retry,outcome}`.
 pub const ATTEMPTS_TOTAL: &str = "heal_attempts_total";
