@@ -107,7 +107,7 @@
 //! | mode | error type | a refusal answers |
 //! |---|---|---|
 //! | default | [`BoxError`] | `Err`, downcastable to [`Rejected`] |
-//! | [`.http()`](BulkheadLayer::http) | the inner error, unchanged | `503` + `Retry-After` when full or after a wait timed out; `429` + `Retry-After` (time until enough refill) for an exhausted budget |
+//! | [`.http()`](BulkheadLayer::http) | the inner error, unchanged | `503` + `Retry-After` when full or after a wait timed out; `429` + `Retry-After` (time until enough refill) for an exhausted budget; `503` without `Retry-After` for a request costing more than a budget's capacity (waiting never helps) |
 //! | [`.grpc()`](BulkheadLayer::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 8` (`RESOURCE_EXHAUSTED`), `grpc-message`, `grpc-retry-pushback-ms` |
 //!
 //! ```
@@ -118,6 +118,61 @@
 //! let app: Router = Router::new()
 //!     .route("/reports", get(|| async { "ok" }))
 //!     .route_layer(bulkhead);
+//! ```
+//!
+//! An HTTP or gRPC answer carries the [`Rejected`] in its extensions, so a layer above (or a
+//! test) can tell why it was refused.
+//!
+//! Per tenant (or agent), from our users' JSON, with the cost read from a header, `.http()`
+//! answers for axum, and the handle kept in the application's state:
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use axum::{Router, body::Body, routing::post};
+//! use http::Request;
+//! use tower::ServiceExt;
+//! use tower_bulkhead::{BulkheadLayer, HeaderCost, KeyedBulkheadConfig, KeyedBulkheadHandle, Reason, Rejected};
+//!
+//! #[derive(Clone)]
+//! struct AppState {
+//!     bulkheads: KeyedBulkheadHandle<String>, // the key type of the layer
+//! }
+//!
+//! fn agent(req: &Request<Body>) -> String {
+//!     // `/agents/{agent}/run`: route_layer runs before axum extracts the path.
+//!     req.uri().path().split('/').nth(2).unwrap_or("unknown").to_owned()
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let config: KeyedBulkheadConfig = serde_json::from_str(r#"{"name": "agents", "bulkheads": {
+//!     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
+//!     "writing_agent": {"max_concurrent": 2, "token_budget": 500}
+//! }}"#)?;
+//! let layer = BulkheadLayer::keyed_from_config(config, agent)?
+//!     .cost(HeaderCost::new("x-estimated-tokens").fallback(100))
+//!     .http();
+//! let state = AppState { bulkheads: layer.handle() };
+//! let app: Router = Router::new()
+//!     .route("/agents/{agent}/run", post(|| async { "done" }))
+//!     .route_layer(layer);
+//!
+//! let req = Request::post("/agents/research_agent/run").header("x-estimated-tokens", "300").body(Body::empty())?;
+//! assert_eq!(app.clone().oneshot(req).await?.status(), 200);
+//!
+//! // More than the whole budget: refused at once, 503 without Retry-After.
+//! let req = Request::post("/agents/research_agent/run").header("x-estimated-tokens", "1500").body(Body::empty())?;
+//! let res = app.oneshot(req).await?;
+//! assert_eq!(res.status(), 503);
+//! assert!(res.headers().get("retry-after").is_none());
+//! assert_eq!(res.extensions().get::<Rejected>().unwrap().reason(), Reason::CostExceedsCapacity);
+//!
+//! // Keys are looked up by the key type (here `&String`).
+//! let research = state.bulkheads.get(&"research_agent".to_owned()).unwrap();
+//! assert_eq!((research.max_concurrent(), research.token_budget()), (4, Some(1000)));
+//! assert_eq!(research.in_flight(), 0);
+//! # Ok(()) }
+//! # }
 //! ```
 //!
 //! # Handles

@@ -126,6 +126,9 @@
 //! and write a Markdown report in the course's "Chaos Test Results" form, with an Expected vs
 //! Actual table, measured figures, a weighted score and "Hypothesis confirmed?". It runs in
 //! real time or under paused tokio time. Suites read from JSON ([`experiment::SuiteConfig`]).
+//! For an HTTP service, count its statuses with
+//! [`.classify(CallOutcome::from_http)`](experiment::CallOutcome::from_http): by default the
+//! runner counts every `Ok` answer, an injected 503 included, as a success.
 //!
 //! # Profiles and configuration
 //!

@@ -105,8 +105,92 @@
 //!
 //! On the client side, outermost first: fallback → **retry** → breaker → bulkhead →
 //! per-attempt timeout → (chaos, when testing) → transport. Retry outside the breaker: each
-//! attempt is seen by the breaker, and once it opens, its rejection (whose `retry_after` is
-//! usually longer than `max_retry_after` allows) stops the retries.
+//! attempt is seen by the breaker, and its open rejection carries the time left as
+//! `retry_after`.
+//!
+//! **Mind the defaults**: an open breaker's `retry_after` (at most its `reset_timeout`,
+//! default 60 s) fits the default `max_retry_after` (60 s), so a call meeting an open breaker
+//! *sleeps until it half-opens* before its retry. To fail fast instead (and let a fallback
+//! above answer at once), never retry the family's rejections, or lower `max_retry_after`
+//! below the breaker's reset timeout:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_breaker::CircuitBreakerLayer;
+//! use tower_heal::{Class, ClassPolicy, RetryLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let retry = RetryLayer::builder()
+//!     .max_retries(3)
+//!     .policy(Class::REJECTED, ClassPolicy::never()) // an open breaker ends the call at once
+//!     .build()
+//!     .unwrap();
+//! let breaker = CircuitBreakerLayer::builder().failure_threshold(1).build().unwrap();
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(retry)
+//!     .layer(breaker)
+//!     .service_fn(|_: u32| async { Err::<u32, _>(std::io::Error::other("connection refused")) });
+//!
+//! let _ = svc.ready().await.unwrap().call(1).await;      // trips the breaker
+//! let start = tokio::time::Instant::now();
+//! let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
+//! assert!(tower_heal::find_rejected(&*err).is_some());    // the breaker's rejection...
+//! assert!(start.elapsed() < Duration::from_secs(1));      // ...at once, not after 60 s
+//! # }
+//! ```
+//!
+//! # HTTP clients, reqwest
+//!
+//! [`RetryLayer::http`] needs an `http::Request<B>` → `http::Response<B>` service: its
+//! classes read the status and `Retry-After`, its gate the method. Build it from a JSON
+//! configuration with [`RetryBuilder::config`]; [`RetryLayer::from_config`] keeps the
+//! default classes, which never retry a response (a 503 is returned at once):
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_heal::{RetryConfig, RetryLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let config: RetryConfig = serde_json::from_str(r#"{"retry_policies": {
+//!     "api_errors_5xx": {"max_retries": 3, "backoff": "exponential", "initial_delay_ms": 200},
+//!     "validation_error": {"max_retries": 0}}}"#).unwrap();
+//! let retry = RetryLayer::http().config(config).name("payments-api").build().unwrap();
+//!
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let seen = calls.clone();
+//! let mut client = ServiceBuilder::new().layer(retry).service_fn(move |_req: http::Request<String>| {
+//!     let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!     async move {
+//!         let status = if n == 0 { 503 } else { 200 };
+//!         Ok::<_, std::io::Error>(http::Response::builder().status(status).body(String::new()).unwrap())
+//!     }
+//! });
+//! let req = http::Request::get("http://inventory/items").body(String::new()).unwrap();
+//! assert_eq!(client.ready().await.unwrap().call(req).await.unwrap().status(), 200);
+//! assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2); // the 503 was retried
+//! # }
+//! # }
+//! ```
+//!
+//! `reqwest::Client` is a `Service<reqwest::Request>`, not an HTTP-types service: wrap it in
+//! a `service_fn` that converts both ways (reqwest 0.13; a `String` or `Bytes` request body is
+//! `Clone`, so no body replay is needed), and put the layers on that:
+//!
+//! ```text
+//! let client = reqwest::Client::new();
+//! let transport = tower::service_fn(move |req: http::Request<String>| {
+//!     let client = client.clone();
+//!     async move {
+//!         let res = client.execute(reqwest::Request::try_from(req)?).await?;
+//!         Ok::<_, reqwest::Error>(http::Response::from(res)) // http::Response<reqwest::Body>
+//!     }
+//! });
+//! let client = ServiceBuilder::new().layer(retry).layer(breaker).service(transport);
+//! ```
 //!
 //! # Metrics
 //!

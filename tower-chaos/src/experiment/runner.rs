@@ -23,6 +23,61 @@ pub enum CallOutcome {
     Failure(String),
 }
 
+#[cfg(feature = "http")]
+impl CallOutcome {
+    /// How an HTTP call counts, for [`Runner::classify`]: a 2xx or 3xx answer is a success; an
+    /// answer carrying the family's [`Rejected`](crate::Rejected) (a breaker or bulkhead
+    /// answering `.http()`) is rejected; any other status is a failure of kind `"503"`,
+    /// `"429"`…; an error counts as the default classifier counts it.
+    ///
+    /// The runner's default counts every `Ok` as a success, so without this an injected 503
+    /// is a success.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::ServiceBuilder;
+    /// use tower_chaos::experiment::{CallOutcome, Expectation, Experiment, Load, Runner};
+    /// use tower_chaos::{ChaosLayer, Fault};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let chaos = ChaosLayer::<Request<String>, Response<String>>::builder()
+    ///     .seed(7)
+    ///     .fault(Fault::http_status(StatusCode::SERVICE_UNAVAILABLE).retry_after(Duration::from_secs(5)).rate(0.3))
+    ///     .http()
+    ///     .build()
+    ///     .unwrap();
+    /// let handle = chaos.handle();
+    /// let svc = ServiceBuilder::new().layer(chaos).service_fn(|_req: Request<String>| async {
+    ///     Ok::<_, std::convert::Infallible>(Response::new("ok".to_owned()))
+    /// });
+    /// let experiment = Experiment::new("503 storm")
+    ///     .load(Load::Calls(100))
+    ///     .expect(Expectation::success_rate_at_least(0.9));
+    /// let report = Runner::new(svc, handle, |_| Request::new(String::new()))
+    ///     .classify(CallOutcome::from_http)
+    ///     .run(&experiment)
+    ///     .await;
+    /// assert!(report.to_markdown().contains("| 503: "), "{}", report.to_markdown());
+    /// assert!(!report.probes()[0].passed); // about 30 % failed
+    /// # }
+    /// ```
+    pub fn from_http<B>(result: Result<&http::Response<B>, &BoxError>) -> Self {
+        let res = match result {
+            Ok(res) => res,
+            Err(err) => return default_outcome::<http::Response<B>>(Err(err)),
+        };
+        if let Some(rejected) = res.extensions().get::<crate::Rejected>() {
+            Self::Rejected(rejected.kind().as_str().to_owned())
+        } else if res.status().is_success() || res.status().is_redirection() {
+            Self::Success
+        } else {
+            Self::Failure(res.status().as_str().to_owned())
+        }
+    }
+}
+
 fn default_outcome<Res>(result: Result<&Res, &BoxError>) -> CallOutcome {
     match result {
         Ok(_) => CallOutcome::Success,

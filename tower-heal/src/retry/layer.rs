@@ -51,7 +51,9 @@ impl RetryLayer {
         RetryBuilder::new()
     }
 
-    /// A retry from a configuration (for example one read from JSON).
+    /// A retry from a configuration (for example one read from JSON), with the default
+    /// classes: errors are retried, responses never are. For HTTP (retrying 503s and 429s,
+    /// honouring `Retry-After`), use `RetryLayer::http().config(config).build()` instead.
     ///
     /// # Errors
     /// The first invalid value.
