@@ -108,11 +108,10 @@
 //! attempt is seen by the breaker, and its open rejection carries the time left as
 //! `retry_after`.
 //!
-//! **Mind the defaults**: an open breaker's `retry_after` (at most its `reset_timeout`,
-//! default 60 s) fits the default `max_retry_after` (60 s), so a call meeting an open breaker
-//! *sleeps until it half-opens* before its retry. To fail fast instead (and let a fallback
-//! above answer at once), never retry the family's rejections, or lower `max_retry_after`
-//! below the breaker's reset timeout:
+//! **A family rejection is waited out only while it is short**: its `retry_after` must fit
+//! both `max_retry_after` and the class's `max_delay` (10 s by default). An open breaker's
+//! minute is returned at once, so a fallback above answers; a full bulkhead's second is
+//! waited out. To never wait for a rejection at all, give the `rejected` class no retries:
 //!
 //! ```
 //! use std::time::Duration;

@@ -18,7 +18,7 @@ fn failing(
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn with_the_defaults_an_open_breakers_rejection_is_waited_out() {
+async fn with_the_defaults_an_open_breakers_rejection_is_returned_at_once() {
     let calls = Arc::new(AtomicU32::new(0));
     let breaker = CircuitBreakerLayer::builder()
         .failure_threshold(1)
@@ -29,7 +29,7 @@ async fn with_the_defaults_an_open_breakers_rejection_is_waited_out() {
         .no_budget()
         .seed(1)
         .build()
-        .unwrap(); // max_retry_after 60 s
+        .unwrap(); // max_delay 10 s, max_retry_after 60 s
     let mut svc = ServiceBuilder::new()
         .layer(retry)
         .layer(breaker)
@@ -38,12 +38,49 @@ async fn with_the_defaults_an_open_breakers_rejection_is_waited_out() {
     // The first call trips the breaker; its retry meets the open breaker and gives up.
     let _ = svc.ready().await.unwrap().call(1).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    // The next call's first attempt is rejected with `retry_after` = the time left (< 60 s),
-    // which fits the default `max_retry_after` (60 s): the retry sleeps it out.
+    // The next call's first attempt is rejected with `retry_after` = the time left (about
+    // 60 s): longer than one back-off may last (`max_delay`, 10 s), so it is not slept out.
+    let start = tokio::time::Instant::now();
+    let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
+    assert!(tower_heal::find_rejected(&*err).is_some(), "{err}");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "no sleep through the open state"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "nothing reached the dependency"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_short_rejection_within_max_delay_is_waited_out() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let breaker = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .reset_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let retry = RetryLayer::builder()
+        .max_retries(1)
+        .no_budget()
+        .seed(1)
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(breaker)
+        .service(failing(calls.clone()));
+
+    let _ = svc.ready().await.unwrap().call(1).await;
     let start = tokio::time::Instant::now();
     let _ = svc.ready().await.unwrap().call(2).await;
+    // Under 5 s left (the first call's back-off used a little) fits `max_delay` (10 s): the
+    // retry waits it out, then its attempt is the probe.
     assert!(
-        start.elapsed() >= Duration::from_secs(59),
+        start.elapsed() >= Duration::from_secs(4),
         "waited {:?}",
         start.elapsed()
     );

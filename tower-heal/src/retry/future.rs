@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use crate::replay::Replay;
 use crate::retry::state::Shared;
-use crate::{ClassifyRetry, Failure, Hint};
+use crate::{Class, ClassifyRetry, Failure, Hint};
 
 /// What a call needs once it retries; allocated on the first failure only, so a call that
 /// succeeds at once carries one null pointer.
@@ -262,6 +262,13 @@ fn decide<C, G, R: Replay<Req>, Req>(
         Hint::Stop => return stop("the server asked not to retry"),
         Hint::After(delay) if delay > shared.max_retry_after => {
             return stop("the server's delay is beyond max_retry_after");
+        }
+        // A family rejection (an open breaker, a full bulkhead) is waited out only for as long
+        // as one back-off of its class may last (`max_delay`, 10 s by default): an open
+        // breaker's minute is answered at once, so a fallback above can answer, while a
+        // bulkhead's second is waited out.
+        Hint::After(delay) if failure.class == Class::REJECTED && delay > policy.backoff.max => {
+            return stop("the rejection's retry_after is beyond max_delay");
         }
         Hint::After(delay) => delay,
         Hint::None => policy.backoff.delay(retries, previous, rng),
