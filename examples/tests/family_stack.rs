@@ -152,7 +152,7 @@ fn family(knobs: Knobs) -> Family {
         .name("upstream")
         .max_retries(knobs.max_retries)
         .initial_delay(Duration::from_millis(5))
-        .max_delay(Duration::from_millis(100))
+        .max_delay(Duration::from_millis(20))
         .jitter(Jitter::None)
         .seed(7)
         .on_retry(move |e| {

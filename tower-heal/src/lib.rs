@@ -109,7 +109,8 @@
 //! `retry_after`.
 //!
 //! **A family rejection is waited out only while it is short**: its `retry_after` must fit
-//! both `max_retry_after` and the class's `max_delay` (10 s by default). An open breaker's
+//! both `max_retry_after` and [`max_rejection_wait`](RetryBuilder::max_rejection_wait)
+//! (10 s by default). An open breaker's
 //! minute is returned at once, so a fallback above answers; a full bulkhead's second is
 //! waited out. To never wait for a rejection at all, give the `rejected` class no retries:
 //!

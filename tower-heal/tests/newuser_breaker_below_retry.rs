@@ -29,7 +29,7 @@ async fn with_the_defaults_an_open_breakers_rejection_is_returned_at_once() {
         .no_budget()
         .seed(1)
         .build()
-        .unwrap(); // max_delay 10 s, max_retry_after 60 s
+        .unwrap(); // max_rejection_wait 10 s, max_retry_after 60 s
     let mut svc = ServiceBuilder::new()
         .layer(retry)
         .layer(breaker)
@@ -39,7 +39,7 @@ async fn with_the_defaults_an_open_breakers_rejection_is_returned_at_once() {
     let _ = svc.ready().await.unwrap().call(1).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // The next call's first attempt is rejected with `retry_after` = the time left (about
-    // 60 s): longer than one back-off may last (`max_delay`, 10 s), so it is not slept out.
+    // 60 s): beyond `max_rejection_wait` (10 s), so it is not slept out.
     let start = tokio::time::Instant::now();
     let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
     assert!(tower_heal::find_rejected(&*err).is_some(), "{err}");
@@ -56,7 +56,7 @@ async fn with_the_defaults_an_open_breakers_rejection_is_returned_at_once() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_short_rejection_within_max_delay_is_waited_out() {
+async fn a_short_rejection_within_max_rejection_wait_is_waited_out() {
     let calls = Arc::new(AtomicU32::new(0));
     let breaker = CircuitBreakerLayer::builder()
         .failure_threshold(1)
@@ -77,7 +77,7 @@ async fn a_short_rejection_within_max_delay_is_waited_out() {
     let _ = svc.ready().await.unwrap().call(1).await;
     let start = tokio::time::Instant::now();
     let _ = svc.ready().await.unwrap().call(2).await;
-    // Under 5 s left (the first call's back-off used a little) fits `max_delay` (10 s): the
+    // Under 5 s left (the first call's back-off used a little) fits `max_rejection_wait` (10 s): the
     // retry waits it out, then its attempt is the probe.
     assert!(
         start.elapsed() >= Duration::from_secs(4),

@@ -141,6 +141,15 @@ impl<C, G, R> RetryBuilder<C, G, R> {
         self
     }
 
+    /// `max_rejection_wait`: the longest `retry_after` of a family rejection (an open breaker,
+    /// a full bulkhead) that the layer waits out (default 10 s, and never beyond
+    /// `max_retry_after`). An open breaker's minute is then returned at once, so a fallback
+    /// above can answer, while a full bulkhead's second is waited out.
+    pub fn max_rejection_wait(mut self, max: Duration) -> Self {
+        self.settings.max_rejection_wait = max;
+        self
+    }
+
     /// `max_total_delay`: bound on the summed back-off of one call; a back-off that would
     /// overrun it is not started.
     pub fn max_total_delay(mut self, max: Duration) -> Self {
@@ -239,7 +248,11 @@ impl<C, G, R> RetryBuilder<C, G, R> {
                 self.gate,
                 self.replay,
                 settings.policies,
-                (settings.max_retry_after, settings.max_total_delay),
+                (
+                    settings.max_retry_after,
+                    settings.max_rejection_wait,
+                    settings.max_total_delay,
+                ),
                 Arc::new(Budget::new(settings.budget)),
                 self.hook,
                 seed,

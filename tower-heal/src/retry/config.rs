@@ -161,6 +161,7 @@ pub(crate) struct Settings {
     pub(crate) name: String,
     pub(crate) policies: Policies,
     pub(crate) max_retry_after: Duration,
+    pub(crate) max_rejection_wait: Duration,
     pub(crate) max_total_delay: Option<Duration>,
     pub(crate) budget: BudgetKind,
     pub(crate) seed: Option<u64>,
@@ -175,6 +176,7 @@ impl Default for Settings {
                 classes: Vec::new(),
             },
             max_retry_after: Duration::from_secs(60),
+            max_rejection_wait: Duration::from_secs(10),
             max_total_delay: None,
             budget: BudgetKind::Ratio(RetryBudget::default()),
             seed: None,
@@ -192,6 +194,7 @@ impl Settings {
             })?;
         }
         check_duration("max_retry_after_ms", self.max_retry_after, true)?;
+        check_duration("max_rejection_wait", self.max_rejection_wait, true)?;
         if let Some(max) = self.max_total_delay {
             check_duration("max_total_delay_ms", max, true)?;
         }
@@ -299,6 +302,7 @@ impl RetryConfig {
             name: self.name.clone(),
             policies,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+            max_rejection_wait: Settings::default().max_rejection_wait,
             max_total_delay: self.max_total_delay_ms.map(Duration::from_millis),
             budget,
             seed: self.seed,

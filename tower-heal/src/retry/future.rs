@@ -263,12 +263,13 @@ fn decide<C, G, R: Replay<Req>, Req>(
         Hint::After(delay) if delay > shared.max_retry_after => {
             return stop("the server's delay is beyond max_retry_after");
         }
-        // A family rejection (an open breaker, a full bulkhead) is waited out only for as long
-        // as one back-off of its class may last (`max_delay`, 10 s by default): an open
-        // breaker's minute is answered at once, so a fallback above can answer, while a
-        // bulkhead's second is waited out.
-        Hint::After(delay) if failure.class == Class::REJECTED && delay > policy.backoff.max => {
-            return stop("the rejection's retry_after is beyond max_delay");
+        // A family rejection (an open breaker, a full bulkhead) is waited out only up to
+        // `max_rejection_wait` (10 s by default): an open breaker's minute is answered at once,
+        // so a fallback above can answer, while a bulkhead's second is waited out.
+        Hint::After(delay)
+            if failure.class == Class::REJECTED && delay > shared.max_rejection_wait =>
+        {
+            return stop("the rejection's retry_after is beyond max_rejection_wait");
         }
         Hint::After(delay) => delay,
         Hint::None => policy.backoff.delay(retries, previous, rng),
