@@ -2,12 +2,11 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tower::ServiceBuilder;
-use tower_heal::{Backoff, Jitter, RetryBudget, RetryLayer};
+use tower_heal::{Backoff, RetryBudget, RetryLayer};
 
 use support::{Flaky, Script, call};
 
