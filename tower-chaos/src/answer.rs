@@ -29,7 +29,8 @@ mod http_modes {
     use tower_outcome::{BoxError, GrpcAnswer, HttpAnswer};
 
     use super::ChaosAnswer;
-    use crate::http::{grpc_response, http_response};
+    use crate::http::http_response;
+    use tower_outcome::grpc_trailers_only;
 
     impl<B: Default + From<String>, E: Error + 'static> ChaosAnswer<Response<B>, E> for HttpAnswer {
         fn injected_error(_error: BoxError) -> Result<Response<B>, E> {
@@ -39,7 +40,7 @@ mod http_modes {
 
     impl<B: Default, E: Error + 'static> ChaosAnswer<Response<B>, E> for GrpcAnswer {
         fn injected_error(error: BoxError) -> Result<Response<B>, E> {
-            Ok(grpc_response(13, Some(&error.to_string()), None))
+            Ok(grpc_trailers_only(13, Some(&error.to_string()), None))
         }
     }
 }

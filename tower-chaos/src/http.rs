@@ -9,12 +9,14 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::header::RETRY_AFTER;
+use http::{HeaderName, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
-use tower_outcome::{BoxError, GRPC_PUSHBACK, GrpcStatus, HttpStatus, Outcome, retry_after_value};
+use tower_outcome::{
+    BoxError, GrpcStatus, HttpStatus, Outcome, grpc_trailers_only, retry_after_value,
+};
 
 use crate::fault::{Action, Fault, FaultKind, Respond};
 
@@ -30,43 +32,18 @@ pub(crate) fn http_response<B: Default>(status: u16, retry_after: Option<Duratio
     res
 }
 
-/// A gRPC Trailers-Only response: HTTP 200, `content-type: application/grpc`, `grpc-status`,
-/// `grpc-message` (printable ASCII kept, the rest percent-encoded) and the pushback if given.
-pub(crate) fn grpc_response<B: Default>(
-    code: u16,
-    message: Option<&str>,
-    pushback: Option<Duration>,
-) -> Response<B> {
-    let mut res = Response::new(B::default());
-    let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", HeaderValue::from(code));
-    if let Some(message) = message {
-        let mut encoded = String::with_capacity(message.len());
-        for byte in message.bytes() {
-            if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-                encoded.push(char::from(byte));
-            } else {
-                encoded.push_str(&format!("%{byte:02X}"));
-            }
-        }
-        if let Ok(value) = HeaderValue::from_str(&encoded) {
-            headers.insert("grpc-message", value);
-        }
-    }
-    if let Some(delay) = pushback {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
-    }
-    res
-}
-
 fn make_http<B: Default>(spec: &Respond<Response<B>>) -> Response<B> {
     http_response(spec.status, spec.retry_after)
 }
 
 fn make_grpc<B: Default>(spec: &Respond<Response<B>>) -> Response<B> {
-    grpc_response(spec.status, spec.message.as_deref(), spec.retry_after)
+    // The family's Trailers-Only builder, without the `Rejected` mark: an injected status
+    // must look to the layers above exactly like the dependency's own.
+    grpc_trailers_only(
+        i32::from(spec.status),
+        spec.message.as_deref(),
+        spec.retry_after,
+    )
 }
 
 impl<Req, B: Default> Fault<Req, Response<B>> {

@@ -60,6 +60,7 @@ mod http_modes {
     use crate::retry_after::{GRPC_PUSHBACK, retry_after_value};
     use http::header::{CONTENT_TYPE, RETRY_AFTER};
     use http::{HeaderValue, Response, StatusCode};
+    use std::time::Duration;
 
     /// The `.http()` answer mode: a rejection is an HTTP response
     /// ([`Rejected::http_text_response`]); inner errors pass unchanged. The response body type
@@ -173,20 +174,50 @@ mod http_modes {
         /// ```
         #[must_use]
         pub fn grpc_response<B: Default>(&self) -> Response<B> {
-            let mut res = Response::new(B::default());
-            let headers = res.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert("grpc-status", HeaderValue::from(self.grpc_code()));
-            if let Ok(message) = HeaderValue::from_str(&percent_encode(&self.to_string())) {
-                headers.insert("grpc-message", message);
-            }
-            if let Some(delay) = self.retry_after() {
-                let ms = u64::try_from(delay.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-                headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
-            }
+            let mut res = grpc_trailers_only(
+                self.grpc_code(),
+                Some(&self.to_string()),
+                self.retry_after(),
+            );
             res.extensions_mut().insert(self.clone());
             res
         }
+    }
+
+    /// A gRPC Trailers-Only response: HTTP 200, `content-type: application/grpc`,
+    /// `grpc-status: code`, `grpc-message` (percent-encoded) and `grpc-retry-pushback-ms`
+    /// (rounded up, like `Retry-After`) when given.
+    ///
+    /// This is how the family answers in `.grpc()` mode; it carries no [`Rejected`], so use it
+    /// for an answer that must look exactly like the dependency's own (fault injection).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_outcome::grpc_trailers_only;
+    ///
+    /// let res: http::Response<()> =
+    ///     grpc_trailers_only(14, Some("down"), Some(Duration::from_micros(999)));
+    /// assert_eq!(res.headers()["grpc-status"], "14");
+    /// assert_eq!(res.headers()["grpc-retry-pushback-ms"], "1");
+    /// ```
+    #[must_use]
+    pub fn grpc_trailers_only<B: Default>(
+        code: i32,
+        message: Option<&str>,
+        pushback: Option<Duration>,
+    ) -> Response<B> {
+        let mut res = Response::new(B::default());
+        let headers = res.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from(code));
+        if let Some(Ok(message)) = message.map(|m| HeaderValue::from_str(&percent_encode(m))) {
+            headers.insert("grpc-message", message);
+        }
+        if let Some(delay) = pushback {
+            let ms = u64::try_from(delay.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+            headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
+        }
+        res
     }
 
     /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
@@ -276,4 +307,4 @@ mod http_modes {
 }
 
 #[cfg(feature = "http")]
-pub use http_modes::{GrpcAnswer, HttpAnswer};
+pub use http_modes::{GrpcAnswer, HttpAnswer, grpc_trailers_only};

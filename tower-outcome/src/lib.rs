@@ -86,7 +86,7 @@ pub use outcome::{Outcome, Settle};
 pub use rejected::{LayerKind, Reason, Rejected, find_rejected};
 
 #[cfg(feature = "http")]
-pub use answer::{GrpcAnswer, HttpAnswer};
+pub use answer::{GrpcAnswer, HttpAnswer, grpc_trailers_only};
 #[cfg(feature = "http")]
 pub use body::{ClassifyEos, EosBody};
 #[cfg(feature = "reqwest")]

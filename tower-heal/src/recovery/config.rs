@@ -76,8 +76,9 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// The longest duration any setting takes (7 days).
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+/// The longest duration any setting takes (7 days): the crate's one bound, shared with the
+/// retry layer.
+pub use crate::retry::MAX_DURATION;
 
 /// Validated settings.
 #[derive(Clone, Debug)]
