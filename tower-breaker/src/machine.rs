@@ -1,7 +1,9 @@
 //! The state machine: one breaker (`Core`), its packed state word, transitions under a
 //! rare-path lock.
 
+use std::any::Any;
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
@@ -182,32 +184,61 @@ impl<C, L> Core<C, L> {
                     );
                 }
                 State::HalfOpen => {
-                    let max = self.common.limits.half_open_max_calls.load(Relaxed);
-                    if word.probes() < max {
-                        // Before the slot is taken, so a caller that sees every slot taken
-                        // also sees when the newest probe was admitted.
-                        self.probe_admitted_ns
-                            .fetch_max(self.common.now_ns(), AcqRel);
-                        if self
-                            .word
-                            .compare_exchange(word.0, word.add_probe().0, AcqRel, Acquire)
-                            .is_ok()
-                        {
-                            return Admission::Probe(Ticket::new(
-                                Arc::clone(self),
-                                word.generation(),
-                                true,
-                            ));
-                        }
-                    } else if self.probes_timed_out(word) {
-                        self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
-                    } else {
-                        return Admission::Refused(Refusal::new(Reason::HalfOpenFull, None));
+                    // `Err`: the generation moved on (another caller made a transition).
+                    if let Ok(admission) = self.take_probe(word) {
+                        return admission;
                     }
                 }
             }
         }
         Admission::Refused(Refusal::new(Reason::HalfOpenFull, None))
+    }
+
+    /// Takes one of the probe slots of the half-open `word`, or refuses when every slot is
+    /// taken; `Err` when the breaker left that generation meanwhile.
+    ///
+    /// A compare-and-swap that failed because only the probe count moved (another probe was
+    /// admitted, finished or dropped) is tried again at once: it says nothing about whether a
+    /// slot is free, and counting it as a failed try refused calls while slots were free.
+    fn take_probe(self: &Arc<Self>, mut word: Word) -> Result<Admission<C, L>, ()> {
+        let max = self.common.limits.half_open_max_calls.load(Relaxed);
+        let mut stamped = false;
+        loop {
+            if word.probes() >= max {
+                if self.probes_timed_out(word) {
+                    self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
+                    return Err(());
+                }
+                return Ok(Admission::Refused(Refusal::new(Reason::HalfOpenFull, None)));
+            }
+            if !stamped {
+                // Before the slot is taken, so a caller that sees every slot taken also sees
+                // when the newest probe was admitted.
+                self.probe_admitted_ns
+                    .fetch_max(self.common.now_ns(), AcqRel);
+                stamped = true;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word.0, word.add_probe().0, AcqRel, Acquire)
+            {
+                Ok(_) => {
+                    return Ok(Admission::Probe(Ticket::new(
+                        Arc::clone(self),
+                        word.generation(),
+                        true,
+                    )));
+                }
+                Err(actual) => {
+                    let actual = Word(actual);
+                    if actual.generation() != word.generation() {
+                        return Err(());
+                    }
+                    // Same generation, so still half-open: only the counts moved.
+                    word = actual;
+                }
+            }
+        }
     }
 
     /// Records a completed call admitted in `generation`.
@@ -453,12 +484,17 @@ impl<C, L> Core<C, L> {
     /// Reports transitions in the order they were made. A caller that finds another one
     /// reporting leaves its transition to it (a listener that forces the state from inside
     /// the listener thus never deadlocks, and sees its own transition reported next).
+    ///
+    /// A listener that panics changes nothing: its transition was made before it ran, the
+    /// transitions queued behind it are still reported, in order, and only then does its
+    /// panic carry on, out of the call (or handle method) that made the transition.
     fn report(&self) {
+        let mut panicked = None;
         loop {
             let guard = match self.reporting.try_lock() {
                 Ok(guard) => guard,
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
+                Err(TryLockError::WouldBlock) => break,
             };
             loop {
                 // Its own statement: the lock is released before the listener runs.
@@ -466,14 +502,19 @@ impl<C, L> Core<C, L> {
                 let Some((from, to, reason)) = next else {
                     break;
                 };
-                self.emit(from, to, reason);
+                if let Err(payload) = self.emit(from, to, reason) {
+                    panicked.get_or_insert(payload);
+                }
             }
             drop(guard);
             // A transition queued after the last pop, while this caller still held
             // `reporting`, is this caller's to report.
             if self.control().unreported.is_empty() {
-                return;
+                break;
             }
+        }
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
         }
     }
 
@@ -492,7 +533,13 @@ impl<C, L> Core<C, L> {
         capped.mul_f64(1.0 - control.rng.f64() * 0.1)
     }
 
-    fn emit(&self, from: State, to: State, reason: TransitionReason) {
+    /// Logs a transition and runs the listener, catching its panic (see [`report`](Self::report)).
+    fn emit(
+        &self,
+        from: State,
+        to: State,
+        reason: TransitionReason,
+    ) -> Result<(), Box<dyn Any + Send>> {
         let name = &*self.common.name;
         let key = self.key.as_deref();
         if to == State::Open || to == State::ForcedOpen {
@@ -500,15 +547,19 @@ impl<C, L> Core<C, L> {
         } else {
             tracing::info!(target: "tower_breaker", breaker = name, key, from = from.as_str(), to = to.as_str(), reason = reason.as_str(), "circuit breaker state changed");
         }
-        if let Some(listener) = &self.common.listener {
-            listener(&Transition {
-                name,
-                key,
-                from,
-                to,
-                reason,
-            });
-        }
+        let Some(listener) = &self.common.listener else {
+            return Ok(());
+        };
+        let transition = Transition {
+            name,
+            key,
+            from,
+            to,
+            reason,
+        };
+        // Nothing the listener can see is left half-changed: the transition is complete and
+        // no lock is held while it runs.
+        panic::catch_unwind(AssertUnwindSafe(|| listener(&transition)))
     }
 
     /// How long the circuit stays open, while [`state`](Self::state) reads open (once the

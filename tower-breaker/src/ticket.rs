@@ -167,6 +167,11 @@ impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
     #[inline(always)]
     fn settle(mut self, outcome: Outcome) {
         let probe = self.meta & PROBE_BIT != 0;
+        // Cleared before anything runs: recording may run a transition listener, and the call
+        // listener runs after it. Should either panic, this ticket is dropped while unwinding,
+        // and must not free again the slot that recording already released (or that the
+        // breaker's next generation took back): that would free a slot another probe holds.
+        self.meta &= !PROBE_BIT;
         if L::ENABLED {
             // Out of line: without a listener (the constant is false) this is the plain
             // recording below, unchanged.
@@ -179,8 +184,6 @@ impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
                 outcome,
             );
         }
-        // Settled: the slot was released (or the breaker moved on) by `record`.
-        self.meta &= !PROBE_BIT;
     }
 }
 
