@@ -90,11 +90,13 @@ impl<C, L> Core<C, L> {
     /// breaker whose reset timeout has passed reads as half-open. The transition itself (with
     /// its event, listener call and metrics) is made by the next call.
     pub(crate) fn state(&self) -> State {
-        let word = self.load();
-        match word.state() {
-            State::Open if self.common.now_ns() >= self.open_until_ns.load(Acquire) => {
-                State::HalfOpen
-            }
+        self.state_at(self.common.now_ns())
+    }
+
+    /// [`state`](Self::state) at `now_ns` on the layer's clock.
+    pub(crate) fn state_at(&self, now_ns: u64) -> State {
+        match self.load().state() {
+            State::Open if now_ns >= self.open_until_ns.load(Acquire) => State::HalfOpen,
             state => state,
         }
     }
