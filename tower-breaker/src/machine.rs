@@ -129,10 +129,23 @@ impl<C, L> Core<C, L> {
                 duration: None,
             });
         }
-        Refused {
-            name: Arc::clone(&self.common.name),
-            refusal,
-        }
+        let retry_after = refusal.until_ns().map(|until| self.time_left(until));
+        Refused::new(Arc::clone(&self.common.name), refusal.reason(), retry_after)
+    }
+
+    /// How long until an open circuit lets a probe through, worked out when the call is
+    /// refused (in `call`, which may come long after `poll_ready` decided): from the deadline
+    /// of the circuit as it is now if it is open (it may have re-opened since, for longer),
+    /// else from the deadline decided; zero once that has passed.
+    #[cold]
+    #[inline(never)]
+    fn time_left(&self, decided_until_ns: u64) -> Duration {
+        let until = if self.load().state() == State::Open {
+            self.open_until_ns.load(Acquire)
+        } else {
+            decided_until_ns
+        };
+        Duration::from_nanos(until.saturating_sub(self.common.now_ns()))
     }
 
     /// Admits a call now, in the state the breaker is in: for an admission that was granted
@@ -176,8 +189,7 @@ impl<C, L> Core<C, L> {
                     let now = self.common.now_ns();
                     let until = self.open_until_ns.load(Acquire);
                     if now < until {
-                        let left = Duration::from_nanos(until - now);
-                        return Admission::Refused(Refusal::new(Reason::CircuitOpen, Some(left)));
+                        return Admission::Refused(Refusal::new(Reason::CircuitOpen, Some(until)));
                     }
                     self.transition(
                         Some(word),

@@ -5,66 +5,105 @@ use std::time::Duration;
 
 use tower_outcome::{LayerKind, Reason, Rejected};
 
-use crate::clock::nanos;
-
 /// Why a call is refused, decided at admission; the [`Rejected`] is built when answering.
 ///
-/// One word, `reason (8 bits) | has retry-after (1) | retry-after in ns (53)`, so it moves
-/// cheaply between `poll_ready` and `call` (two bits are left for [`Slot`]'s tag).
+/// One word, `reason (2 bits) | has a deadline (1) | deadline (59)`, so it moves cheaply
+/// between `poll_ready` and `call` (two bits are left for [`Slot`](crate::slot::Slot)'s tag).
+/// The deadline is when an open circuit lets a probe through, in nanoseconds on the layer's
+/// clock, rather than the time left: the retry-after is worked out from it when the call is
+/// refused, in `call`, however long after `poll_ready` that is.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Refusal(pub(crate) u64);
 
-pub(crate) const REFUSAL_RETRY: u64 = 1 << 8;
-pub(crate) const REFUSAL_SHIFT: u32 = 9;
+const REASON_MASK: u64 = 0b11;
+const HAS_TIME: u64 = 1 << 2;
+pub(crate) const REFUSAL_SHIFT: u32 = 3;
+/// The largest time a refusal carries (in its 59 bits, with the slot's two): about 18 years.
+pub(crate) const MAX_NS: u64 = u64::MAX >> (REFUSAL_SHIFT + 2);
+
+const REASONS: [Reason; 3] = [
+    Reason::CircuitOpen,
+    Reason::HalfOpenFull,
+    Reason::ForcedOpen,
+];
+
+/// `reason | has time | time`, the layout of [`Refusal`] and [`Refused`].
+#[inline]
+fn pack(reason: Reason, ns: Option<u64>) -> u64 {
+    let code = match reason {
+        Reason::HalfOpenFull => 1,
+        Reason::ForcedOpen => 2,
+        _ => 0,
+    };
+    match ns {
+        Some(ns) => code | HAS_TIME | ns.min(MAX_NS) << REFUSAL_SHIFT,
+        None => code,
+    }
+}
+
+#[inline]
+fn reason_of(word: u64) -> Reason {
+    REASONS[(word & REASON_MASK) as usize % REASONS.len()]
+}
+
+#[inline]
+fn ns_of(word: u64) -> Option<u64> {
+    (word & HAS_TIME != 0).then_some(word >> REFUSAL_SHIFT)
+}
 
 impl Refusal {
-    const REASONS: [Reason; 3] = [
-        Reason::CircuitOpen,
-        Reason::HalfOpenFull,
-        Reason::ForcedOpen,
-    ];
-
+    /// Refused for `reason`; `until_ns`: when a call may pass again, on the layer's clock.
     #[inline]
-    pub(crate) fn new(reason: Reason, retry_after: Option<Duration>) -> Self {
-        let code = match reason {
-            Reason::HalfOpenFull => 1,
-            Reason::ForcedOpen => 2,
-            _ => 0,
-        };
-        match retry_after {
-            // 53 bits of nanoseconds is over 100 days: longer waits are clamped.
-            Some(delay) => Self(
-                code | REFUSAL_RETRY
-                    | nanos(delay).min(u64::MAX >> (REFUSAL_SHIFT + 2)) << REFUSAL_SHIFT,
-            ),
-            None => Self(code),
-        }
+    pub(crate) fn new(reason: Reason, until_ns: Option<u64>) -> Self {
+        Self(pack(reason, until_ns))
     }
 
     #[inline]
     pub(crate) fn reason(self) -> Reason {
-        Self::REASONS[(self.0 & 0xFF) as usize % Self::REASONS.len()]
+        reason_of(self.0)
     }
 
+    /// When a call may pass again, on the layer's clock, if the refusal says.
     #[inline]
-    pub(crate) fn retry_after(self) -> Option<Duration> {
-        (self.0 & REFUSAL_RETRY != 0).then(|| Duration::from_nanos(self.0 >> REFUSAL_SHIFT))
+    pub(crate) fn until_ns(self) -> Option<u64> {
+        ns_of(self.0)
     }
 }
 
-/// A refused call, carried by its response future: two words until the answer is built.
+/// A refused call, carried by its response future: three words until the answer is built.
 pub(crate) struct Refused {
     pub(crate) name: Arc<str>,
-    pub(crate) refusal: Refusal,
+    /// `reason | has a retry-after | retry-after in ns`, as [`Refusal`]'s layout: the time
+    /// left when the call was refused.
+    answer: u64,
 }
 
 impl Refused {
+    /// The call made in breaker `name` is refused for `reason`, to be retried after `retry_after`.
+    #[inline]
+    pub(crate) fn new(name: Arc<str>, reason: Reason, retry_after: Option<Duration>) -> Self {
+        Self {
+            name,
+            answer: pack(reason, retry_after.map(crate::clock::nanos)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn reason(&self) -> Reason {
+        reason_of(self.answer)
+    }
+
+    #[inline]
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        ns_of(self.answer).map(Duration::from_nanos)
+    }
+
     /// The family's rejection for this call.
     #[inline]
     pub(crate) fn into_rejected(self) -> Rejected {
-        let rejected =
-            Rejected::new(LayerKind::Breaker, self.refusal.reason()).with_name(self.name);
-        match self.refusal.retry_after() {
+        let (reason, retry_after) = (self.reason(), self.retry_after());
+        let rejected = Rejected::new(LayerKind::Breaker, reason).with_name(self.name);
+        match retry_after {
             Some(delay) => rejected.with_retry_after(delay),
             None => rejected,
         }
