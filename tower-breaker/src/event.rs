@@ -73,6 +73,9 @@ impl fmt::Display for TransitionReason {
 
 /// A state change, as handed to a listener and emitted as a `tracing` event.
 ///
+/// `from` and `to` always differ: forcing the state a breaker is already in (`force_open()`
+/// twice, `reset()` of a closed breaker) is not reported.
+///
 /// Transitions are reported one at a time and in the order they were made, even when callers
 /// race: each one's `from` is the previous one's `to`. Each is reported by the caller that
 /// made it, after the breaker's lock is released, or, while another caller is busy reporting

@@ -457,7 +457,8 @@ impl<C, L> Core<C, L> {
     }
 
     /// Moves to `to`, if the breaker is still in the generation of `expected` (`None`: from
-    /// whatever it is in, for handles). Returns whether this call made the transition.
+    /// whatever it is in, for handles). Returns whether this call made a transition (a reset
+    /// of a closed breaker clears its counts, and is none).
     pub(crate) fn transition(
         &self,
         expected: Option<Word>,
@@ -470,6 +471,13 @@ impl<C, L> Core<C, L> {
             return false;
         }
         let from = current.state();
+        // Forcing the state the breaker is already in is no change: nothing is reported (no
+        // event, no listener call, no `breaker_transitions_total`). Only a reset does
+        // something then: a closed breaker starts again with clean counts.
+        let changed = from != to;
+        if !changed && to != State::Closed {
+            return false;
+        }
         let generation = current.generation().wrapping_add(1) & GEN_MASK;
         let now = self.common.now_ns();
         match to {
@@ -488,6 +496,9 @@ impl<C, L> Core<C, L> {
             window.begin_generation();
         }
         self.word.store(Word::new(to, generation).0, Release);
+        if !changed {
+            return false;
+        }
         self.common.metrics.transition(from, to);
         control.unreported.push_back((from, to, reason));
         drop(control);
