@@ -116,6 +116,7 @@ impl<C, L> Core<C, L> {
     }
 
     /// A refused call, to be answered by its future; counts it as rejected.
+    #[inline]
     pub(crate) fn rejection(&self, refusal: Refusal) -> Refused
     where
         L: CallListener,
@@ -129,23 +130,30 @@ impl<C, L> Core<C, L> {
                 duration: None,
             });
         }
-        let retry_after = refusal.until_ns().map(|until| self.time_left(until));
-        Refused::new(Arc::clone(&self.common.name), refusal.reason(), retry_after)
+        match refusal.until_ns() {
+            None => Refused::new(Arc::clone(&self.common.name), refusal),
+            Some(until) => self.refused_until(refusal, until),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused_until(&self, refusal: Refusal, decided_until_ns: u64) -> Refused {
+        let left = self.time_left(decided_until_ns);
+        Refused::with_time_left(Arc::clone(&self.common.name), refusal, left)
     }
 
     /// How long until an open circuit lets a probe through, worked out when the call is
     /// refused (in `call`, which may come long after `poll_ready` decided): from the deadline
     /// of the circuit as it is now if it is open (it may have re-opened since, for longer),
     /// else from the deadline decided; zero once that has passed.
-    #[cold]
-    #[inline(never)]
-    fn time_left(&self, decided_until_ns: u64) -> Duration {
+    fn time_left(&self, decided_until_ns: u64) -> u64 {
         let until = if self.load().state() == State::Open {
             self.open_until_ns.load(Acquire)
         } else {
             decided_until_ns
         };
-        Duration::from_nanos(until.saturating_sub(self.common.now_ns()))
+        until.saturating_sub(self.common.now_ns())
     }
 
     /// Admits a call now, in the state the breaker is in: for an admission that was granted
@@ -214,6 +222,7 @@ impl<C, L> Core<C, L> {
     /// A compare-and-swap that failed because only the probe count moved (another probe was
     /// admitted, finished or dropped) is tried again at once: it says nothing about whether a
     /// slot is free, and counting it as a failed try refused calls while slots were free.
+    #[inline(never)]
     fn take_probe(self: &Arc<Self>, mut word: Word) -> Result<Admission<C, L>, ()> {
         let max = self.common.limits.half_open_max_calls.load(Relaxed);
         let mut stamped = false;

@@ -58,7 +58,7 @@ impl Refusal {
         Self(pack(reason, until_ns))
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn reason(self) -> Reason {
         reason_of(self.0)
     }
@@ -79,32 +79,33 @@ pub(crate) struct Refused {
 }
 
 impl Refused {
-    /// The call made in breaker `name` is refused for `reason`, to be retried after `retry_after`.
+    /// A call made in breaker `name`, refused as `refusal` decided, where the refusal has no
+    /// deadline.
     #[inline]
-    pub(crate) fn new(name: Arc<str>, reason: Reason, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn new(name: Arc<str>, refusal: Refusal) -> Self {
+        // The same layout: a refusal without a deadline is its own answer.
         Self {
             name,
-            answer: pack(reason, retry_after.map(crate::clock::nanos)),
+            answer: refusal.0,
         }
     }
 
-    #[inline]
-    pub(crate) fn reason(&self) -> Reason {
-        reason_of(self.answer)
-    }
-
-    #[inline]
-    pub(crate) fn retry_after(&self) -> Option<Duration> {
-        ns_of(self.answer).map(Duration::from_nanos)
+    /// A call made in breaker `name`, refused as `refusal` decided, `left_ns` before its
+    /// deadline (or after it: then 0).
+    pub(crate) fn with_time_left(name: Arc<str>, refusal: Refusal, left_ns: u64) -> Self {
+        Self {
+            name,
+            answer: refusal.0 & (REASON_MASK | HAS_TIME) | left_ns.min(MAX_NS) << REFUSAL_SHIFT,
+        }
     }
 
     /// The family's rejection for this call.
     #[inline]
     pub(crate) fn into_rejected(self) -> Rejected {
-        let (reason, retry_after) = (self.reason(), self.retry_after());
-        let rejected = Rejected::new(LayerKind::Breaker, reason).with_name(self.name);
-        match retry_after {
-            Some(delay) => rejected.with_retry_after(delay),
+        let rejected =
+            Rejected::new(LayerKind::Breaker, reason_of(self.answer)).with_name(self.name);
+        match ns_of(self.answer) {
+            Some(ns) => rejected.with_retry_after(Duration::from_nanos(ns)),
             None => rejected,
         }
     }
