@@ -122,7 +122,8 @@ impl fmt::Display for Transition<'_> {
 /// A callback run on every transition, after the new state is in force.
 ///
 /// It runs on the task whose call caused the transition (or the thread calling the handle),
-/// so it must be quick and must not panic. It may call the breaker's handle.
+/// so it must be quick. A panic in it is caught, and resumed once the queued transitions are
+/// reported. It may call the breaker's handle.
 pub(crate) type Listener = Arc<dyn Fn(&Transition<'_>) + Send + Sync>;
 
 pub(crate) fn debug_listener(listener: &Option<Listener>, f: &mut fmt::DebugStruct<'_, '_>) {
