@@ -177,6 +177,9 @@ impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
     /// [`HttpStatus`](crate::HttpStatus) with [`http`](Self::http),
     /// [`GrpcStatus`](crate::GrpcStatus) with [`grpc`](Self::grpc). For `reqwest::Client`, set
     /// `ReqwestStatus` (feature `reqwest`).
+    ///
+    /// A classifier that panics leaves its call without an outcome: it counts for nothing, as
+    /// a cancelled call, and frees its probe slot.
     pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<Chosen<C2>, A, L> {
         CircuitBreakerBuilder {
             config: self.config,
@@ -224,7 +227,8 @@ impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
     }
 
     /// Calls `listener` on every transition (after the new state is in force). It must be
-    /// quick and must not panic.
+    /// quick. Should it panic, the transition stands, the transitions made meanwhile are still
+    /// reported in order, and then the panic carries on to the caller that made the transition.
     pub fn on_transition(
         mut self,
         listener: impl Fn(&Transition<'_>) + Send + Sync + 'static,

@@ -67,8 +67,10 @@ pub struct CallEvent<'a> {
 /// `Fn(&CallEvent<'_>) + Send + Sync + 'static` is one.
 ///
 /// It runs on the task that finished the call (or was refused), after the outcome is
-/// recorded: keep it quick, and do not panic in it. A call dropped before it finished
-/// (cancelled) is not reported, as it counts for nothing.
+/// recorded: keep it quick. Should it panic, the breaker is left as if it had returned (the
+/// outcome stays recorded, the probe slot released once) and the panic carries on to the
+/// caller. A call dropped before it finished (cancelled) is not reported, as it counts for
+/// nothing.
 ///
 /// Without a listener the breaker is built with [`NoCallListener`], which compiles to nothing:
 /// no clock read, no branch.

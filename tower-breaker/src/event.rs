@@ -73,6 +73,9 @@ impl fmt::Display for TransitionReason {
 
 /// A state change, as handed to a listener and emitted as a `tracing` event.
 ///
+/// `from` and `to` always differ: forcing the state a breaker is already in (`force_open()`
+/// twice, `reset()` of a closed breaker) is not reported.
+///
 /// Transitions are reported one at a time and in the order they were made, even when callers
 /// race: each one's `from` is the previous one's `to`. Each is reported by the caller that
 /// made it, after the breaker's lock is released, or, while another caller is busy reporting
@@ -119,7 +122,8 @@ impl fmt::Display for Transition<'_> {
 /// A callback run on every transition, after the new state is in force.
 ///
 /// It runs on the task whose call caused the transition (or the thread calling the handle),
-/// so it must be quick and must not panic. It may call the breaker's handle.
+/// so it must be quick. A panic in it is caught, and resumed once the queued transitions are
+/// reported. It may call the breaker's handle.
 pub(crate) type Listener = Arc<dyn Fn(&Transition<'_>) + Send + Sync>;
 
 pub(crate) fn debug_listener(listener: &Option<Listener>, f: &mut fmt::DebugStruct<'_, '_>) {

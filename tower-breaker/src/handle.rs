@@ -254,6 +254,10 @@ impl CircuitBreakerHandle {
     }
 
     /// Rejects every call until [`reset`](Self::reset) (or another forcing call).
+    ///
+    /// Forcing the state the breaker is already in changes nothing and reports nothing: no
+    /// transition event, no listener call. So do [`disable`](Self::disable) and
+    /// [`metrics_only`](Self::metrics_only).
     pub fn force_open(&self) {
         self.breaker.force(State::ForcedOpen);
     }
@@ -270,6 +274,11 @@ impl CircuitBreakerHandle {
     }
 
     /// Closes the circuit with clean windows and failure counts.
+    ///
+    /// On a breaker that is already closed it still clears the counts, but reports no
+    /// transition (closed to closed is no change of state): no event, no listener call, no
+    /// `breaker_transitions_total` (resilience4j likewise publishes no state-transition event
+    /// when the state does not change).
     pub fn reset(&self) {
         self.breaker.force(State::Closed);
     }

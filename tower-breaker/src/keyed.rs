@@ -91,34 +91,44 @@ impl<K: Hash + Eq + fmt::Debug, F, C, L> Registry<K, F, C, L> {
         }
     }
 
-    /// Forgets idle keys with no call in flight; when `make_room`, also the least recently used
-    /// such key if none was idle long enough. A key with a call in flight (or a live handle) is
-    /// never evicted: its breaker is referenced from outside the map. Nor is a key whose
-    /// circuit is open, half-open or forced open: forgetting it would close it, and keys come
-    /// from requests, so callers could reset circuits by sending new keys.
+    /// Forgets idle keys that hold nothing back; when `make_room`, also the least recently
+    /// used closed key if none was idle long enough.
+    ///
+    /// Never forgotten, however long idle:
+    /// - a key with a call in flight or a live handle (its breaker is referenced from outside
+    ///   the map);
+    /// - a state an operator set (forced open, disabled, metrics only): it holds until reset;
+    /// - an open circuit within its open period: keys come from requests, so forgetting it
+    ///   would let callers close circuits by sending new keys.
+    ///
+    /// A circuit past its open period, or half-open with no probe in flight, holds nothing
+    /// back (its next call would be a probe): it is forgotten once idle for
+    /// `key_idle_timeout`, like a closed key, but never to make room. So circuits that opened
+    /// and were then abandoned fill the map for at most their open period plus
+    /// `key_idle_timeout`, not for ever.
     fn evict(&self, map: &mut HashMap<K, Arc<Core<C, L>>>, now: u64, make_room: bool) {
         let idle = nanos(self.common.key_idle_timeout);
-        let unused = |core: &Arc<Core<C, L>>| {
-            Arc::strong_count(core) == 1
-                && !matches!(
-                    core.stored_state(),
-                    State::Open | State::HalfOpen | State::ForcedOpen
-                )
-        };
+        // Only the map refers to it: no call in flight, no handle.
+        let unreferenced = |core: &Arc<Core<C, L>>| Arc::strong_count(core) == 1;
         map.retain(|_, core| {
-            !(unused(core) && now.saturating_sub(core.last_used_ns.load(Relaxed)) >= idle)
+            let forgettable = unreferenced(core)
+                && now.saturating_sub(core.last_used_ns.load(Relaxed)) >= idle
+                && matches!(core.state_at(now), State::Closed | State::HalfOpen);
+            !forgettable
         });
         if make_room && map.len() >= self.common.max_keys as usize {
+            let closed =
+                |core: &Arc<Core<C, L>>| unreferenced(core) && core.stored_state() == State::Closed;
             let oldest = map
                 .values()
-                .filter(|core| unused(core))
+                .filter(|core| closed(core))
                 .map(|core| core.last_used_ns.load(Relaxed))
                 .min();
             if let Some(oldest) = oldest {
                 let mut removed = false;
                 map.retain(|_, core| {
                     let remove =
-                        !removed && unused(core) && core.last_used_ns.load(Relaxed) == oldest;
+                        !removed && closed(core) && core.last_used_ns.load(Relaxed) == oldest;
                     removed |= remove;
                     !remove
                 });
@@ -175,12 +185,33 @@ where
 ///
 /// A key function maps each request to a key (a host, a tenant, axum's `MatchedPath`; never a
 /// raw path, which users control). Each key gets its own breaker with the layer's
-/// configuration; thresholds changed through the handle apply to all keys. At most `max_keys`
-/// keys are kept: a key with no call in flight that has been idle for `key_idle_timeout` is
-/// forgotten, and when the map is full the least recently used such key makes room; if every
-/// key has calls in flight, or its circuit open, half-open or forced open (an open circuit is
-/// never forgotten: new keys are no way to reset one), the new key shares one overflow breaker
-/// (key `<overflow>`).
+/// configuration; thresholds changed through the handle apply to all keys.
+///
+/// # Eviction
+///
+/// At most `max_keys` keys are kept. A key idle for `key_idle_timeout` is forgotten, and when
+/// the map is full the least recently used closed key makes room; if none can, the new key
+/// shares one overflow breaker (key `<overflow>`). A forgotten key that comes back starts
+/// closed, with clean counts. What survives eviction, however long idle:
+///
+/// | the key's breaker | idle sweep | making room |
+/// |---|---|---|
+/// | a call in flight, or a live [`CircuitBreakerHandle`] from [`get`](KeyedCircuitBreakerHandle::get) | kept | kept |
+/// | forced open, disabled, metrics only (set by an operator: they hold until reset) | kept | kept |
+/// | open, within its open period (new keys are no way to close a circuit) | kept | kept |
+/// | open past its open period, or half-open with no probe in flight | forgotten | kept |
+/// | closed | forgotten | the least recently used goes |
+///
+/// A circuit past its open period holds nothing back (its next call would be a probe), so
+/// circuits that opened and were then abandoned fill the map for at most their open period
+/// plus `key_idle_timeout`, not for ever: they cannot push every new key into the overflow
+/// breaker for good.
+///
+/// The overflow breaker counts the calls of every key that had no room, whichever of them
+/// failed; when a key later gets a breaker of its own, that breaker starts closed and the
+/// overflow breaker's state stays with the keys still in it. A key whose failures opened the
+/// overflow breaker thus gets `failure_threshold` more calls (the cost of any new key) before
+/// its own circuit opens, and the keys left in the overflow breaker are not let through.
 ///
 /// Metrics are labelled with the layer's name only (never a key): calls and transitions are
 /// summed over keys, and `breaker_keys` counts live keys; there is no per-key state gauge.

@@ -43,7 +43,8 @@
 //!   100) or the last T seconds in buckets (default 10 s in 10); it really is the last N, not
 //!   "since the last transition".
 //! - **Open**: calls are rejected at once with [`Rejected`] ([`Reason::CircuitOpen`]) whose
-//!   `retry_after` is the time left. After `reset_timeout` (default 60 s) the next call moves
+//!   `retry_after` is the time left when the call is made (in `call`, however long after
+//!   `poll_ready` decided to refuse it; zero if the open time ran out meanwhile). After `reset_timeout` (default 60 s) the next call moves
 //!   the breaker to half-open; no background task runs. A state read through the handle
 //!   reports the due half-open without making the transition.
 //!   With `open_backoff`, each consecutive re-open doubles the open time, up to 10 × the reset
@@ -57,7 +58,8 @@
 //! - Set through a [`CircuitBreakerHandle`]: **ForcedOpen** (reject everything),
 //!   **Disabled** (pass everything, record metrics), **MetricsOnly** (pass everything, evaluate
 //!   the rules and report when one would trip). [`reset`](CircuitBreakerHandle::reset)
-//!   returns to Closed with clean windows.
+//!   returns to Closed with clean windows. Forcing the state the breaker is already in is no
+//!   transition and is not reported (a reset of a closed breaker still cleans its windows).
 //!
 //! Outcomes of calls admitted before a transition never steer the new state: every count is
 //! tagged with the breaker's generation. Nor does an admission outlive its state: a call
@@ -251,6 +253,14 @@
 //! What an admitted call holds (its half-open probe slot) is released when the response
 //! future, or the wrapped response body, is dropped. A dropped call counts for nothing.
 //!
+//! # Panics in your code
+//!
+//! A listener or classifier that panics leaves the breaker exactly as if it had returned, and
+//! its panic carries on to the caller: a transition listener runs after its transition is
+//! made (the transitions queued behind it are still reported, in order); a call listener runs
+//! after the outcome is recorded; a classifier that panics leaves its call without an
+//! outcome, counted for nothing, as a cancelled call, its probe slot freed once.
+//!
 //! # Cost
 //!
 //! A closed call takes one atomic load in `poll_ready`, one reference-count increment and
@@ -258,9 +268,9 @@
 //! `breaker_calls_total` increment (a no-op without a recorder), and on success one more load;
 //! no lock, no allocation, no clock read. A rate window adds one
 //! shared atomic increment per call (count window) or a clock read (time window); a slow-call
-//! rule adds two clock reads. An open breaker reads the clock once per rejection (to know when
-//! the reset timeout has passed and to give `retry_after`); the default answer mode boxes the
-//! rejection. Measured on a 2-vCPU machine, a closed call with the consecutive rule cost about
+//! rule adds two clock reads. An open breaker reads the clock once to decide a rejection (has
+//! the reset timeout passed?) and once more when answering it (the time left, for
+//! `retry_after`); the default answer mode boxes the rejection. Measured on a 2-vCPU machine, a closed call with the consecutive rule cost about
 //! 12 ns over a bare service (tower's `ConcurrencyLimit`: about 16 ns); the benchmarks, beside
 //! peer crates, come with the source repository.
 //!

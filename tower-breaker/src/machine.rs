@@ -1,7 +1,9 @@
 //! The state machine: one breaker (`Core`), its packed state word, transitions under a
 //! rare-path lock.
 
+use std::any::Any;
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
@@ -88,11 +90,13 @@ impl<C, L> Core<C, L> {
     /// breaker whose reset timeout has passed reads as half-open. The transition itself (with
     /// its event, listener call and metrics) is made by the next call.
     pub(crate) fn state(&self) -> State {
-        let word = self.load();
-        match word.state() {
-            State::Open if self.common.now_ns() >= self.open_until_ns.load(Acquire) => {
-                State::HalfOpen
-            }
+        self.state_at(self.common.now_ns())
+    }
+
+    /// [`state`](Self::state) at `now_ns` on the layer's clock.
+    pub(crate) fn state_at(&self, now_ns: u64) -> State {
+        match self.load().state() {
+            State::Open if now_ns >= self.open_until_ns.load(Acquire) => State::HalfOpen,
             state => state,
         }
     }
@@ -112,6 +116,7 @@ impl<C, L> Core<C, L> {
     }
 
     /// A refused call, to be answered by its future; counts it as rejected.
+    #[inline]
     pub(crate) fn rejection(&self, refusal: Refusal) -> Refused
     where
         L: CallListener,
@@ -125,10 +130,30 @@ impl<C, L> Core<C, L> {
                 duration: None,
             });
         }
-        Refused {
-            name: Arc::clone(&self.common.name),
-            refusal,
+        match refusal.until_ns() {
+            None => Refused::new(Arc::clone(&self.common.name), refusal),
+            Some(until) => self.refused_until(refusal, until),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused_until(&self, refusal: Refusal, decided_until_ns: u64) -> Refused {
+        let left = self.time_left(decided_until_ns);
+        Refused::with_time_left(Arc::clone(&self.common.name), refusal, left)
+    }
+
+    /// How long until an open circuit lets a probe through, worked out when the call is
+    /// refused (in `call`, which may come long after `poll_ready` decided): from the deadline
+    /// of the circuit as it is now if it is open (it may have re-opened since, for longer),
+    /// else from the deadline decided; zero once that has passed.
+    fn time_left(&self, decided_until_ns: u64) -> u64 {
+        let until = if self.load().state() == State::Open {
+            self.open_until_ns.load(Acquire)
+        } else {
+            decided_until_ns
+        };
+        until.saturating_sub(self.common.now_ns())
     }
 
     /// Admits a call now, in the state the breaker is in: for an admission that was granted
@@ -172,8 +197,7 @@ impl<C, L> Core<C, L> {
                     let now = self.common.now_ns();
                     let until = self.open_until_ns.load(Acquire);
                     if now < until {
-                        let left = Duration::from_nanos(until - now);
-                        return Admission::Refused(Refusal::new(Reason::CircuitOpen, Some(left)));
+                        return Admission::Refused(Refusal::new(Reason::CircuitOpen, Some(until)));
                     }
                     self.transition(
                         Some(word),
@@ -182,32 +206,62 @@ impl<C, L> Core<C, L> {
                     );
                 }
                 State::HalfOpen => {
-                    let max = self.common.limits.half_open_max_calls.load(Relaxed);
-                    if word.probes() < max {
-                        // Before the slot is taken, so a caller that sees every slot taken
-                        // also sees when the newest probe was admitted.
-                        self.probe_admitted_ns
-                            .fetch_max(self.common.now_ns(), AcqRel);
-                        if self
-                            .word
-                            .compare_exchange(word.0, word.add_probe().0, AcqRel, Acquire)
-                            .is_ok()
-                        {
-                            return Admission::Probe(Ticket::new(
-                                Arc::clone(self),
-                                word.generation(),
-                                true,
-                            ));
-                        }
-                    } else if self.probes_timed_out(word) {
-                        self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
-                    } else {
-                        return Admission::Refused(Refusal::new(Reason::HalfOpenFull, None));
+                    // `Err`: the generation moved on (another caller made a transition).
+                    if let Ok(admission) = self.take_probe(word) {
+                        return admission;
                     }
                 }
             }
         }
         Admission::Refused(Refusal::new(Reason::HalfOpenFull, None))
+    }
+
+    /// Takes one of the probe slots of the half-open `word`, or refuses when every slot is
+    /// taken; `Err` when the breaker left that generation meanwhile.
+    ///
+    /// A compare-and-swap that failed because only the probe count moved (another probe was
+    /// admitted, finished or dropped) is tried again at once: it says nothing about whether a
+    /// slot is free, and counting it as a failed try refused calls while slots were free.
+    #[inline(never)]
+    fn take_probe(self: &Arc<Self>, mut word: Word) -> Result<Admission<C, L>, ()> {
+        let max = self.common.limits.half_open_max_calls.load(Relaxed);
+        let mut stamped = false;
+        loop {
+            if word.probes() >= max {
+                if self.probes_timed_out(word) {
+                    self.transition(Some(word), State::Open, TransitionReason::ProbeTimedOut);
+                    return Err(());
+                }
+                return Ok(Admission::Refused(Refusal::new(Reason::HalfOpenFull, None)));
+            }
+            if !stamped {
+                // Before the slot is taken, so a caller that sees every slot taken also sees
+                // when the newest probe was admitted.
+                self.probe_admitted_ns
+                    .fetch_max(self.common.now_ns(), AcqRel);
+                stamped = true;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word.0, word.add_probe().0, AcqRel, Acquire)
+            {
+                Ok(_) => {
+                    return Ok(Admission::Probe(Ticket::new(
+                        Arc::clone(self),
+                        word.generation(),
+                        true,
+                    )));
+                }
+                Err(actual) => {
+                    let actual = Word(actual);
+                    if actual.generation() != word.generation() {
+                        return Err(());
+                    }
+                    // Same generation, so still half-open: only the counts moved.
+                    word = actual;
+                }
+            }
+        }
     }
 
     /// Records a completed call admitted in `generation`.
@@ -412,7 +466,8 @@ impl<C, L> Core<C, L> {
     }
 
     /// Moves to `to`, if the breaker is still in the generation of `expected` (`None`: from
-    /// whatever it is in, for handles). Returns whether this call made the transition.
+    /// whatever it is in, for handles). Returns whether this call made a transition (a reset
+    /// of a closed breaker clears its counts, and is none).
     pub(crate) fn transition(
         &self,
         expected: Option<Word>,
@@ -425,6 +480,13 @@ impl<C, L> Core<C, L> {
             return false;
         }
         let from = current.state();
+        // Forcing the state the breaker is already in is no change: nothing is reported (no
+        // event, no listener call, no `breaker_transitions_total`). Only a reset does
+        // something then: a closed breaker starts again with clean counts.
+        let changed = from != to;
+        if !changed && to != State::Closed {
+            return false;
+        }
         let generation = current.generation().wrapping_add(1) & GEN_MASK;
         let now = self.common.now_ns();
         match to {
@@ -443,6 +505,9 @@ impl<C, L> Core<C, L> {
             window.begin_generation();
         }
         self.word.store(Word::new(to, generation).0, Release);
+        if !changed {
+            return false;
+        }
         self.common.metrics.transition(from, to);
         control.unreported.push_back((from, to, reason));
         drop(control);
@@ -453,12 +518,17 @@ impl<C, L> Core<C, L> {
     /// Reports transitions in the order they were made. A caller that finds another one
     /// reporting leaves its transition to it (a listener that forces the state from inside
     /// the listener thus never deadlocks, and sees its own transition reported next).
+    ///
+    /// A listener that panics changes nothing: its transition was made before it ran, the
+    /// transitions queued behind it are still reported, in order, and only then does its
+    /// panic carry on, out of the call (or handle method) that made the transition.
     fn report(&self) {
+        let mut panicked = None;
         loop {
             let guard = match self.reporting.try_lock() {
                 Ok(guard) => guard,
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
+                Err(TryLockError::WouldBlock) => break,
             };
             loop {
                 // Its own statement: the lock is released before the listener runs.
@@ -466,14 +536,19 @@ impl<C, L> Core<C, L> {
                 let Some((from, to, reason)) = next else {
                     break;
                 };
-                self.emit(from, to, reason);
+                if let Err(payload) = self.emit(from, to, reason) {
+                    panicked.get_or_insert(payload);
+                }
             }
             drop(guard);
             // A transition queued after the last pop, while this caller still held
             // `reporting`, is this caller's to report.
             if self.control().unreported.is_empty() {
-                return;
+                break;
             }
+        }
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
         }
     }
 
@@ -492,7 +567,13 @@ impl<C, L> Core<C, L> {
         capped.mul_f64(1.0 - control.rng.f64() * 0.1)
     }
 
-    fn emit(&self, from: State, to: State, reason: TransitionReason) {
+    /// Logs a transition and runs the listener, catching its panic (see [`report`](Self::report)).
+    fn emit(
+        &self,
+        from: State,
+        to: State,
+        reason: TransitionReason,
+    ) -> Result<(), Box<dyn Any + Send>> {
         let name = &*self.common.name;
         let key = self.key.as_deref();
         if to == State::Open || to == State::ForcedOpen {
@@ -500,15 +581,19 @@ impl<C, L> Core<C, L> {
         } else {
             tracing::info!(target: "tower_breaker", breaker = name, key, from = from.as_str(), to = to.as_str(), reason = reason.as_str(), "circuit breaker state changed");
         }
-        if let Some(listener) = &self.common.listener {
-            listener(&Transition {
-                name,
-                key,
-                from,
-                to,
-                reason,
-            });
-        }
+        let Some(listener) = &self.common.listener else {
+            return Ok(());
+        };
+        let transition = Transition {
+            name,
+            key,
+            from,
+            to,
+            reason,
+        };
+        // Nothing the listener can see is left half-changed: the transition is complete and
+        // no lock is held while it runs.
+        panic::catch_unwind(AssertUnwindSafe(|| listener(&transition)))
     }
 
     /// How long the circuit stays open, while [`state`](Self::state) reads open (once the

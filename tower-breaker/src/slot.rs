@@ -145,23 +145,20 @@ impl<C, L> Slot<C, L> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use tower_outcome::Reason;
 
     use super::*;
-    use crate::refusal::REFUSAL_SHIFT;
+    use crate::refusal::MAX_NS;
 
     #[test]
     fn a_refusal_survives_the_slot() {
-        let long = Duration::from_secs(86_400 * 365);
-        for (reason, retry_after) in [
-            (Reason::CircuitOpen, Some(Duration::from_millis(1500))),
+        for (reason, until_ns) in [
+            (Reason::CircuitOpen, Some(1_500_000_000)),
             (Reason::HalfOpenFull, None),
             (Reason::ForcedOpen, None),
-            (Reason::CircuitOpen, Some(long)),
+            (Reason::CircuitOpen, Some(u64::MAX)),
         ] {
-            let refusal = Refusal::new(reason, retry_after);
+            let refusal = Refusal::new(reason, until_ns);
             let mut slot = Slot::<(), ()> {
                 word: refusal.0 << 2 | SLOT_REFUSED,
                 probe: None,
@@ -169,9 +166,7 @@ mod tests {
             assert!(slot.is_refused());
             let back = Refusal(std::mem::replace(&mut slot.word, 0) >> 2);
             assert_eq!(back.reason(), reason);
-            let expected =
-                retry_after.map(|d| d.min(Duration::from_nanos(u64::MAX >> (REFUSAL_SHIFT + 2))));
-            assert_eq!(back.retry_after(), expected);
+            assert_eq!(back.until_ns(), until_ns.map(|ns| ns.min(MAX_NS)));
         }
     }
 }

@@ -166,21 +166,22 @@ impl<C, L: CallListener> tower_outcome::Settle for Ticket<C, L> {
     // look bigger to the inliner.
     #[inline(always)]
     fn settle(mut self, outcome: Outcome) {
-        let probe = self.meta & PROBE_BIT != 0;
+        let meta = self.meta;
+        let probe = meta & PROBE_BIT != 0;
+        // Cleared before anything runs: recording may run a transition listener, and the call
+        // listener runs after it. Should either panic, this ticket is dropped while unwinding,
+        // and must not free again the slot that recording already released (or that the
+        // breaker's next generation took back): that would free a slot another probe holds.
+        self.meta = meta & !PROBE_BIT;
         if L::ENABLED {
             // Out of line: without a listener (the constant is false) this is the plain
             // recording below, unchanged.
             self.settle_and_report(probe, outcome);
         } else {
-            self.core.record(
-                self.generation(),
-                probe,
-                || self.meta & SLOW_BIT != 0,
-                outcome,
-            );
+            // From the copy taken above, so the cleared flag need not be written back first.
+            self.core
+                .record(meta as u32, probe, || meta & SLOW_BIT != 0, outcome);
         }
-        // Settled: the slot was released (or the breaker moved on) by `record`.
-        self.meta &= !PROBE_BIT;
     }
 }
 

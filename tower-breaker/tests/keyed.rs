@@ -292,3 +292,140 @@ async fn reset_all_resets_the_overflow_breaker_too() {
     // And a key that lands in the overflow breaker finds it closed.
     assert_eq!(send(&mut svc, 4, false).await.unwrap(), 4);
 }
+
+/// A keyed layer whose keys open for 60 s after one failure, idle after 300 s.
+fn short_open(max_keys: u32) -> tower_breaker::KeyedCircuitBreakerLayer<u32, fn(&Req) -> u32> {
+    CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .reset_timeout(Duration::from_secs(60))
+        .success_threshold(2)
+        .max_keys(max_keys)
+        .key_idle_timeout(Duration::from_secs(300))
+        .build_keyed(key_of as fn(&Req) -> u32)
+        .unwrap()
+}
+
+/// Circuits that opened and were abandoned (past their open period, or half-open with no probe
+/// in flight) are forgotten once idle: they cannot keep every new key in the overflow breaker.
+#[tokio::test(start_paused = true)]
+async fn abandoned_open_circuits_are_forgotten_once_idle() {
+    let layer = short_open(2);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::new(AtomicUsize::new(0)));
+    // Key 1 opens; key 2 opens, and 61 s later one probe of the two needed succeeds.
+    assert!(send(&mut svc, 1, true).await.is_err());
+    assert!(send(&mut svc, 2, true).await.is_err());
+    advance(Duration::from_secs(61)).await;
+    send(&mut svc, 2, false).await.unwrap();
+    assert_eq!(handle.state(&2), Some(State::HalfOpen));
+    // Within the open period, or not yet idle, they stay; the new key shares the overflow.
+    send(&mut svc, 3, false).await.unwrap();
+    assert_eq!(handle.state(&3), None, "key 3 went to the overflow breaker");
+    assert_eq!(handle.keys(), 2);
+    // Idle for 300 s: both are forgotten, and a new key gets a breaker of its own.
+    advance(Duration::from_secs(400)).await;
+    send(&mut svc, 4, false).await.unwrap();
+    assert_eq!(handle.state(&1), None);
+    assert_eq!(handle.state(&2), None);
+    assert_eq!(handle.state(&4), Some(State::Closed));
+}
+
+/// Making room takes closed keys only: an open circuit past its open period that is not yet
+/// idle stays, and its next call is a probe.
+#[tokio::test(start_paused = true)]
+async fn making_room_keeps_an_open_circuit_past_its_open_period() {
+    let layer = short_open(2);
+    let handle = layer.handle();
+    let mut svc = service(layer, Arc::new(AtomicUsize::new(0)));
+    assert!(send(&mut svc, 1, true).await.is_err());
+    advance(Duration::from_secs(100)).await;
+    send(&mut svc, 2, false).await.unwrap();
+    advance(Duration::from_secs(1)).await;
+    send(&mut svc, 3, false).await.unwrap();
+    assert_eq!(handle.state(&2), None, "the closed key made room");
+    assert_eq!(handle.state(&1), Some(State::HalfOpen));
+    // Its next call is a probe that fails: the circuit opens again, it was not forgotten.
+    assert!(send(&mut svc, 1, true).await.is_err());
+    assert_eq!(handle.state(&1), Some(State::Open));
+}
+
+/// A state an operator set through the handle holds until reset: neither the idle sweep nor
+/// making room forgets a disabled, metrics-only or forced-open key.
+#[tokio::test(start_paused = true)]
+async fn eviction_never_forgets_a_state_an_operator_set() {
+    let layer = strict(3);
+    let handle = layer.handle();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = service(layer, calls.clone());
+    for key in 1..=3 {
+        send(&mut svc, key, false).await.unwrap();
+    }
+    handle.get(&1).unwrap().disable();
+    handle.get(&2).unwrap().metrics_only();
+    handle.get(&3).unwrap().force_open();
+    advance(Duration::from_secs(1000)).await;
+    // The sweep forgets none of them, nor does making room: key 4 shares the overflow.
+    send(&mut svc, 4, false).await.unwrap();
+    assert_eq!(handle.state(&4), None);
+    assert_eq!(handle.state(&1), Some(State::Disabled));
+    assert_eq!(handle.state(&2), Some(State::MetricsOnly));
+    assert_eq!(handle.state(&3), Some(State::ForcedOpen));
+    // Disabled and metrics-only keys still let failures through without opening.
+    for key in [1, 2] {
+        let before = calls.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(reason(send(&mut svc, key, true).await).is_none());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), before + 3, "key {key}");
+    }
+    assert_eq!(
+        reason(send(&mut svc, 3, false).await),
+        Some(Reason::ForcedOpen)
+    );
+}
+
+/// A key whose failures opened the overflow breaker, then given a breaker of its own, starts
+/// closed (the overflow breaker cannot tell which of its keys failed), and opens after
+/// `failure_threshold` failures of its own; the overflow breaker stays open for the keys left
+/// in it.
+#[tokio::test(start_paused = true)]
+async fn a_key_leaving_the_overflow_breaker_starts_closed() {
+    let layer = CircuitBreakerLayer::builder()
+        .failure_threshold(2)
+        .reset_timeout(Duration::from_secs(3600))
+        .max_keys(2)
+        .key_idle_timeout(Duration::from_secs(300))
+        .build_keyed(key_of as fn(&Req) -> u32)
+        .unwrap();
+    let handle = layer.handle();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = service(layer, calls.clone());
+    // Keys 1 and 5 hold the map (live handles keep them); key 2 opens the overflow breaker.
+    send(&mut svc, 1, false).await.unwrap();
+    send(&mut svc, 5, false).await.unwrap();
+    let (one, five) = (handle.get(&1).unwrap(), handle.get(&5).unwrap());
+    assert!(send(&mut svc, 2, true).await.is_err());
+    assert!(send(&mut svc, 2, true).await.is_err());
+    assert_eq!(
+        reason(send(&mut svc, 3, false).await),
+        Some(Reason::CircuitOpen)
+    );
+    // Key 1 is let go and forgotten: key 2 gets its own breaker, closed.
+    drop(one);
+    advance(Duration::from_secs(1000)).await;
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(send(&mut svc, 2, false).await.unwrap(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), before + 1);
+    assert_eq!(handle.state(&2), Some(State::Closed));
+    // The overflow breaker is still open for the keys left in it.
+    let two = handle.get(&2).unwrap();
+    assert_eq!(
+        reason(send(&mut svc, 3, false).await),
+        Some(Reason::CircuitOpen)
+    );
+    // Key 2's own failures open its own breaker.
+    assert!(send(&mut svc, 2, true).await.is_err());
+    assert!(send(&mut svc, 2, true).await.is_err());
+    assert_eq!(two.state(), State::Open);
+    drop(five);
+}

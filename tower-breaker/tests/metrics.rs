@@ -259,3 +259,27 @@ fn a_state_read_changes_nothing() {
         Some(&1.0)
     );
 }
+
+/// Forcing the state the breaker is already in counts no transition.
+#[test]
+fn no_transition_is_counted_when_the_state_does_not_change() {
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async |layer| {
+        let handle = layer.handle();
+        handle.reset();
+        handle.force_open();
+        handle.force_open();
+    });
+    let values = snapshot(&recorder);
+    let transitions: Vec<_> = values
+        .iter()
+        .filter(|(k, v)| k.starts_with("breaker_transitions_total") && **v > 0.0)
+        .collect();
+    assert_eq!(
+        transitions,
+        vec![(
+            &"breaker_transitions_total{breaker=db,from=closed,to=forced_open}".to_owned(),
+            &1.0
+        )]
+    );
+}
