@@ -78,6 +78,8 @@ mod rejected;
 #[cfg(feature = "http")]
 mod body;
 #[cfg(feature = "http")]
+mod grpc_code;
+#[cfg(feature = "http")]
 mod retry_after;
 
 pub use answer::{Answer, BoxError, BoxErrorAnswer};
@@ -93,6 +95,10 @@ pub use body::{ClassifyEos, EosBody};
 pub use classify::reqwest::ReqwestStatus;
 #[cfg(feature = "http")]
 pub use classify::{grpc::GrpcStatus, http::HttpStatus};
+#[cfg(feature = "http")]
+pub use grpc_code::{
+    GRPC_STATUS, grpc_code_at_head, grpc_code_for_http_status, grpc_status_in, parse_grpc_status,
+};
 #[cfg(feature = "http")]
 pub use retry_after::{
     GRPC_PUSHBACK, Pushback, parse_grpc_pushback, parse_retry_after, retry_after_value,
