@@ -1,6 +1,6 @@
 use std::error::Error;
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Response};
 use http_body::Body;
 
 use crate::grpc_code::{grpc_code_at_head, grpc_code_for_http_status, grpc_status_in};
