@@ -45,7 +45,11 @@ async fn a_stream_ending_on_a_data_frame_is_classified_when_served_by_hyper() {
         );
         assert_eq!(seen.outcome(), None, "not before the end");
         serve_like_hyper(res.into_body(), http1).await;
-        assert_eq!(seen.outcome(), Some(Outcome::Failure), "no grpc-status is UNKNOWN");
+        assert_eq!(
+            seen.outcome(),
+            Some(Outcome::Failure),
+            "no grpc-status is UNKNOWN"
+        );
         assert!(!seen.cancelled());
     }
 }
@@ -55,12 +59,18 @@ async fn served_and_collected_agree() {
     let cases: Vec<(u16, fn() -> Script)> = vec![
         (200, || Script::data(&["a"]).reporting_end()),
         (200, || Script::data(&["a"]).of_known_length()),
-        (200, || Script::data(&["a"]).trailers(&[("grpc-status", "0")])),
-        (200, || Script::data(&["a"]).trailers(&[("grpc-status", "14")])),
+        (200, || {
+            Script::data(&["a"]).trailers(&[("grpc-status", "0")])
+        }),
+        (200, || {
+            Script::data(&["a"]).trailers(&[("grpc-status", "14")])
+        }),
         (200, || Script::data(&["a", "b"]).error()),
         (503, || Script::data(&["a"]).reporting_end()),
         (404, || Script::data(&["a"]).of_known_length()),
-        (503, || Script::data(&["a"]).trailers(&[("grpc-status", "0")])),
+        (503, || {
+            Script::data(&["a"]).trailers(&[("grpc-status", "0")])
+        }),
     ];
     for (i, (status, script)) in cases.into_iter().enumerate() {
         let collected = Seen::default();
@@ -70,7 +80,11 @@ async fn served_and_collected_agree() {
             let served = Seen::default();
             let res = GrpcStatus::new().classify_response(grpc(status, script()), served.guard());
             serve_like_hyper(res.into_body(), http1).await;
-            assert_eq!(served.outcome(), collected.outcome(), "case {i}, http1 {http1}");
+            assert_eq!(
+                served.outcome(),
+                collected.outcome(),
+                "case {i}, http1 {http1}"
+            );
             assert!(served.outcome().is_some(), "case {i}");
         }
     }
@@ -139,7 +153,12 @@ async fn settled_once_even_when_polled_past_the_end() {
 #[tokio::test]
 async fn an_error_is_a_failure() {
     let seen = Seen::default();
-    collect(EosBody::new(Script::data(&["a"]).error(), TrailersOrNot, seen.guard())).await;
+    collect(EosBody::new(
+        Script::data(&["a"]).error(),
+        TrailersOrNot,
+        seen.guard(),
+    ))
+    .await;
     assert_eq!(seen.outcome(), Some(Outcome::Failure));
 }
 
