@@ -84,10 +84,13 @@ impl Script {
             ..Self::default()
         }
     }
-    pub fn trailers(mut self, pairs: &[(&'static str, &'static str)]) -> Self {
+    pub fn trailers(mut self, pairs: &[(&'static str, &str)]) -> Self {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.insert(*name, value.parse().unwrap());
+            map.insert(
+                *name,
+                http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+            );
         }
         self.frames.push_back(Ok(Frame::trailers(map)));
         self
