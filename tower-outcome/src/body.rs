@@ -95,8 +95,10 @@ enum Left {
 #[derive(Debug)]
 struct Armed<G> {
     guard: Option<G>,
-    on_drop: Option<(fn(G, Outcome), Outcome)>,
+    on_drop: Option<(SettleFn<G>, Outcome)>,
 }
+
+type SettleFn<G> = fn(G, Outcome);
 
 impl<G> Armed<G> {
     const fn new(guard: Option<G>) -> Self {

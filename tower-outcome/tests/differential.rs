@@ -453,3 +453,34 @@ fn http_statuses_fail_where_tower_http_says_they_fail() {
         }
     }
 }
+
+#[tokio::test]
+async fn pinned_which_codes_count_against_the_dependency() {
+    // Deliberate difference 8, a policy rather than a reading: tower-http's gRPC classifier
+    // fails every code but OK; ours fails only the codes that say the dependency is unwell and
+    // ignores CANCELLED and the caller-fault codes. Over HTTP, 429 and other 4xx are ignored,
+    // where tower-http counts them as successes.
+    let failing = [2, 4, 8, 13, 14, 15];
+    for code in 1..=16 {
+        let value = code.to_string();
+        let case = Case::trailers_only(200, &[("grpc-status", &value)]);
+        assert_eq!(tower_http_code(case.response()).await, code);
+        let seen = Seen::default();
+        drop(GrpcStatus::new().classify_response(case.response(), seen.guard()));
+        let expected = if failing.contains(&code) {
+            Outcome::Failure
+        } else {
+            Outcome::Ignore
+        };
+        assert_eq!(seen.outcome(), Some(expected), "{code}");
+    }
+    for code in [400, 404, 429, 499] {
+        let status = StatusCode::from_u16(code).unwrap();
+        let res = Response::builder().status(status).body(()).unwrap();
+        assert!(matches!(
+            ServerErrorsAsFailures::new().classify_response(&res),
+            ClassifiedResponse::Ready(Ok(()))
+        ));
+        assert_eq!(HttpStatus::new().outcome(status), Outcome::Ignore, "{code}");
+    }
+}
