@@ -286,8 +286,10 @@ async fn pinned_leading_zeros_and_padding_differ_from_tonic() {
 async fn every_http_status_with_and_without_grpc_status_as_tonic_reads_it() {
     for status in 100..=999 {
         let mut cases = vec![
-            // No grpc-status anywhere: the HTTP status is mapped (200 is UNKNOWN).
+            // No grpc-status anywhere: the HTTP status is mapped (200 is UNKNOWN), from a
+            // stream that ends on its message or from an empty body at once.
             Case::streamed(status, &[]),
+            Case::trailers_only(status, &[]),
             // grpc-status wins over the HTTP status, in the headers or the trailers.
             Case::trailers_only(status, &[("grpc-status", "0")]),
             Case::trailers_only(status, &[("grpc-status", "14")]),
