@@ -207,3 +207,34 @@ async fn a_settled_body_forwards_frames_only() {
     assert_eq!(data, "a");
     assert!(body.is_end_stream());
 }
+
+#[test]
+fn a_classifier_panicking_at_the_end_leaves_the_call_cancelled() {
+    struct Panics;
+    impl ClassifyEos for Panics {
+        fn classify_eos(&self, _: Option<&http::HeaderMap>) -> Outcome {
+            panic!("classifier bug")
+        }
+    }
+    for script in [
+        Script::data(&["a"]).reporting_end(),
+        Script::data(&["a"]).of_known_length(),
+        Script::data(&["a"]),
+    ] {
+        let seen = Seen::default();
+        let guard = seen.guard();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let mut body = EosBody::new(script, Panics, guard);
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..4 {
+                let _ = pin!(body.frame()).poll(&mut cx);
+            }
+        }));
+        assert!(caught.is_err(), "the classifier's panic reaches the caller");
+        assert_eq!(seen.outcome(), None, "nothing settled");
+        assert!(
+            seen.cancelled(),
+            "the obligation was dropped: a cancelled call"
+        );
+    }
+}
