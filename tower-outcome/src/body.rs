@@ -176,17 +176,22 @@ where
         let outcome = match &frame {
             Some(Ok(frame)) => match frame.data_ref() {
                 Some(data) => {
+                    let mut all_sent = false;
                     if let Left::Bytes(n) = left {
                         let sent = u64::try_from(bytes::Buf::remaining(data)).unwrap_or(u64::MAX);
                         let n = n.saturating_sub(sent);
                         *this.left = Some(Left::Bytes(n));
-                        if n == 0 && this.guard.on_drop.is_none() {
+                        all_sent = n == 0;
+                    }
+                    if this.inner.is_end_stream() {
+                        Some(classifier.classify_eos(None))
+                    } else {
+                        // Trailers may still come; a drop from here on is the end.
+                        if all_sent && this.guard.on_drop.is_none() {
                             this.guard.on_drop = Some((G::settle, classifier.classify_eos(None)));
                         }
+                        None
                     }
-                    this.inner
-                        .is_end_stream()
-                        .then(|| classifier.classify_eos(None))
                 }
                 None => frame
                     .trailers_ref()
