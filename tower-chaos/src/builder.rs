@@ -430,7 +430,8 @@ impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
 
     /// Answers aborts with a Trailers-Only `UNAVAILABLE` carrying the `Rejected` and error
     /// faults with `INTERNAL`; keeps the inner error type. The guard counts failing
-    /// `grpc-status` codes in the headers.
+    /// `grpc-status` codes in the headers (whatever the HTTP status) and, without one, a
+    /// non-200 status by the gRPC code it maps to.
     pub fn grpc(mut self) -> ChaosBuilder<Req, http::Response<ResB>, GrpcAnswer> {
         self.guard_classifier = Arc::new(crate::http::grpc_failure::<ResB>);
         self.ok_can_fail = true;

@@ -275,18 +275,13 @@ pub(crate) fn http_failure<B>(result: Result<&Response<B>, &(dyn Error + 'static
     }
 }
 
-/// The default guard classifier for gRPC: a `grpc-status` in the headers that
-/// [`GrpcStatus`] counts as a failure, a non-200 status, and errors. Statuses in trailers are
-/// not read (the guard does not wrap bodies).
+/// The default guard classifier for gRPC: what [`GrpcStatus`] reads from the head as a
+/// failure (a failing `grpc-status` in the headers, whatever the HTTP status; without one, a
+/// non-200 status mapped to its gRPC code), and errors. Statuses in trailers are not read (the
+/// guard does not wrap bodies).
 pub(crate) fn grpc_failure<B>(result: Result<&Response<B>, &(dyn Error + 'static)>) -> bool {
     match result {
-        Ok(res) if res.status() != StatusCode::OK => true,
-        Ok(res) => res
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i32>().ok())
-            .is_some_and(|code| GrpcStatus::new().outcome(code) == Outcome::Failure),
+        Ok(res) => GrpcStatus::new().outcome_at_head(res) == Some(Outcome::Failure),
         Err(_) => true,
     }
 }

@@ -220,11 +220,18 @@ mod http_modes {
         res
     }
 
-    /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+    /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`; so are
+    /// spaces at either end, since a field value must not start or end with whitespace
+    /// (RFC 9113 §8.2.1; HTTP/1.1 parsers strip it). Any percent-decoder, tonic's included,
+    /// reads back the text as given.
     fn percent_encode(message: &str) -> String {
+        let bytes = message.as_bytes();
+        let first = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+        let last = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
         let mut out = String::with_capacity(message.len());
-        for byte in message.bytes() {
-            if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+        for (i, &byte) in bytes.iter().enumerate() {
+            let at_edge = byte == b' ' && (i < first || i >= last);
+            if (0x20..=0x7e).contains(&byte) && byte != b'%' && !at_edge {
                 out.push(char::from(byte));
             } else {
                 out.push_str(&format!("%{byte:02X}"));
@@ -242,6 +249,24 @@ mod http_modes {
         #[test]
         fn grpc_message_is_percent_encoded() {
             assert_eq!(percent_encode("a \"b\" 100% é"), "a \"b\" 100%25 %C3%A9");
+        }
+
+        #[test]
+        fn grpc_message_never_starts_or_ends_with_a_space() {
+            // Before: written raw, a malformed field value (RFC 9113 §8.2.1).
+            for (text, written) in [
+                (" is open", "%20is open"),
+                ("down ", "down%20"),
+                ("  a b  ", "%20%20a b%20%20"),
+                (" ", "%20"),
+                ("", ""),
+                ("\ta\t", "%09a%09"),
+            ] {
+                assert_eq!(percent_encode(text), written, "{text:?}");
+            }
+            let res: Response<()> =
+                Rejected::new(LayerKind::Other(""), Reason::CircuitOpen).grpc_response();
+            assert_eq!(res.headers()["grpc-message"], "%20is open");
         }
 
         #[test]

@@ -244,7 +244,8 @@ mod http_classes {
 
     use http::{HeaderMap, Response};
     use tower_outcome::{
-        GRPC_PUSHBACK, Pushback, Rejected, parse_grpc_pushback, parse_retry_after,
+        GRPC_PUSHBACK, Pushback, Rejected, grpc_code_at_head, parse_grpc_pushback,
+        parse_retry_after,
     };
 
     use super::{Class, ClassifyRetry, Failure, Hint, error_failure};
@@ -343,9 +344,12 @@ mod http_classes {
     }
 
     /// Classes of gRPC responses, read from the response headers (where a Trailers-Only
-    /// error answer carries `grpc-status`).
+    /// error answer carries `grpc-status`) as
+    /// [`grpc_code_at_head`](tower_outcome::grpc_code_at_head) reads them: `grpc-status` wins
+    /// over the HTTP status, a malformed one is `UNKNOWN`, and a non-200 answer without one
+    /// takes the code gRPC maps its status to.
     ///
-    /// - `UNAVAILABLE` (14), or an HTTP 502/503/504/429 that gRPC maps to it:
+    /// - `UNAVAILABLE` (14), or an HTTP 502/503/504/429 without `grpc-status`:
     ///   [`Class::GRPC_UNAVAILABLE`], honouring `grpc-retry-pushback-ms` (a negative or
     ///   garbage value stops the retries, as the gRPC retry design says);
     /// - `INVALID_ARGUMENT` (3): [`Class::VALIDATION_ERROR`];
@@ -395,15 +399,8 @@ mod http_classes {
             if let Some(rejected) = response.extensions().get::<Rejected>() {
                 return Some(Failure::new(Class::REJECTED).with_hint(rejected_hint(rejected)));
             }
-            let code: i32 = match response.status().as_u16() {
-                200 => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok())?,
-                429 | 502..=504 => 14,
-                _ => return None,
-            };
+            // grpc-status wins over the HTTP status; without it, a non-200 is mapped.
+            let code = grpc_code_at_head(response.status(), response.headers())?;
             let class = if (0..=16).contains(&code) && self.retried & (1 << code) != 0 {
                 Class::GRPC_UNAVAILABLE
             } else if code == 3 {

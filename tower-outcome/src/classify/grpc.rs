@@ -1,8 +1,9 @@
 use std::error::Error;
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Response};
 use http_body::Body;
 
+use crate::grpc_code::{grpc_code_at_head, grpc_code_for_http_status, grpc_status_in};
 use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_error_outcome};
 
 /// Classifies gRPC responses by `grpc-status`, read from the headers (Trailers-Only answers,
@@ -10,12 +11,24 @@ use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_e
 ///
 /// Defaults: `OK` (0) is a success; `UNAVAILABLE` (14), `DEADLINE_EXCEEDED` (4),
 /// `RESOURCE_EXHAUSTED` (8), `INTERNAL` (13), `UNKNOWN` (2) and `DATA_LOSS` (15) are failures;
-/// every other code (`CANCELLED` and the caller-fault codes) is ignored. A response whose HTTP
-/// status is not 200 is read as the gRPC spec maps it (502, 503, 504 and 429 are `UNAVAILABLE`).
-/// A stream that ends without a status, or with one that does not parse, is `UNKNOWN`, and so
-/// is a response without a status whose body is already at its end (nobody polls such a body,
-/// so it is classified at once); a stream dropped before its end settles nothing (cancelled). A response answered by one of
-/// the family's layers (carrying [`Rejected`] as an extension) is ignored.
+/// every other code (`CANCELLED` and the caller-fault codes) is ignored.
+///
+/// Where the code comes from, in this order (as the gRPC spec and tonic read it):
+///
+/// 1. a response answered by one of the family's layers (carrying [`Rejected`] as an
+///    extension) is ignored;
+/// 2. a `grpc-status` in the headers, whatever the HTTP status, settles at once;
+/// 3. otherwise the stream is awaited ([`EosBody`]) and a `grpc-status` in the trailers
+///    decides, whatever the HTTP status;
+/// 4. a stream that ends without one is read from the HTTP status
+///    ([`grpc_code_for_http_status`](crate::grpc_code_for_http_status): 502, 503, 504 and 429
+///    are `UNAVAILABLE`, 200 is `UNKNOWN`, a gRPC answer must carry a status). A response
+///    whose body is already at its end is classified so at once (nobody polls such a body).
+///
+/// A status that is not a well-formed code is `UNKNOWN`
+/// ([`parse_grpc_status`](crate::parse_grpc_status)). A stream dropped before its end settles
+/// nothing (cancelled). The crate docs' classification table says where this differs from
+/// tonic and tower-http.
 ///
 /// ```
 /// use tower_outcome::{GrpcStatus, Outcome};
@@ -31,17 +44,20 @@ use crate::{Classify, ClassifyEos, EosBody, Outcome, Rejected, Settle, default_e
 pub struct GrpcStatus {
     /// Bit `n` set: code `n` is a failure.
     failures: u32,
+    /// The code of a stream that ends without `grpc-status`: from the HTTP status of the
+    /// response whose body this classifier was moved into, `UNKNOWN` otherwise.
+    missing: i32,
 }
 
 const DEFAULT_FAILURES: u32 = (1 << 14) | (1 << 4) | (1 << 8) | (1 << 13) | (1 << 2) | (1 << 15);
 const UNKNOWN: i32 = 2;
-const UNAVAILABLE: i32 = 14;
 
 impl GrpcStatus {
     /// The default classification.
     pub const fn new() -> Self {
         Self {
             failures: DEFAULT_FAILURES,
+            missing: UNKNOWN,
         }
     }
 
@@ -78,10 +94,25 @@ impl GrpcStatus {
         }
     }
 
-    fn outcome_of(&self, headers: &HeaderMap) -> Option<Outcome> {
-        headers
-            .get("grpc-status")
-            .map(|value| self.outcome(parse_code(value.as_bytes())))
+    /// The outcome a response's head already tells, for a reader that cannot wait for the
+    /// trailers: the outcome of [`grpc_code_at_head`](crate::grpc_code_at_head), `None` for a
+    /// 200 without `grpc-status` (its status comes in the trailers), `Some(Ignore)` for a
+    /// family answer.
+    ///
+    /// ```
+    /// use tower_outcome::{GrpcStatus, Outcome};
+    ///
+    /// let res = http::Response::builder().status(500).header("grpc-status", "3").body(()).unwrap();
+    /// assert_eq!(GrpcStatus::new().outcome_at_head(&res), Some(Outcome::Ignore)); // INVALID_ARGUMENT
+    /// let res = http::Response::builder().status(503).body(()).unwrap();
+    /// assert_eq!(GrpcStatus::new().outcome_at_head(&res), Some(Outcome::Failure));
+    /// ```
+    #[must_use]
+    pub fn outcome_at_head<B>(&self, response: &Response<B>) -> Option<Outcome> {
+        if response.extensions().get::<Rejected>().is_some() {
+            return Some(Outcome::Ignore);
+        }
+        grpc_code_at_head(response.status(), response.headers()).map(|code| self.outcome(code))
     }
 }
 
@@ -91,30 +122,9 @@ impl Default for GrpcStatus {
     }
 }
 
-fn parse_code(bytes: &[u8]) -> i32 {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(UNKNOWN)
-}
-
-/// The gRPC code a non-200 HTTP status stands for (gRPC "HTTP to gRPC status code mapping").
-fn code_for_http_status(status: StatusCode) -> i32 {
-    match status.as_u16() {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502 | 503 | 504 => UNAVAILABLE,
-        _ => UNKNOWN,
-    }
-}
-
 impl ClassifyEos for GrpcStatus {
     fn classify_eos(&self, trailers: Option<&HeaderMap>) -> Outcome {
-        trailers
-            .and_then(|t| self.outcome_of(t))
-            .unwrap_or(self.outcome(UNKNOWN))
+        self.outcome(trailers.and_then(grpc_status_in).unwrap_or(self.missing))
     }
 }
 
@@ -128,25 +138,21 @@ impl<B: Body> Classify<Response<B>> for GrpcStatus {
     ) -> Response<EosBody<B, Self, G>> {
         let outcome = if response.extensions().get::<Rejected>().is_some() {
             // Answered by one of the family's layers: says nothing about the dependency.
-            Some(Outcome::Ignore)
-        } else if response.status() == StatusCode::OK {
-            self.outcome_of(response.headers()).or_else(|| {
-                // An empty body ends no stream anyone polls: no trailers will come.
-                response
-                    .body()
-                    .is_end_stream()
-                    .then(|| self.classify_eos(None))
-            })
+            Outcome::Ignore
+        } else if let Some(code) = grpc_status_in(response.headers()) {
+            self.outcome(code)
         } else {
-            Some(self.outcome(code_for_http_status(response.status())))
-        };
-        match outcome {
-            Some(outcome) => {
-                guard.settle(outcome);
-                response.map(EosBody::settled)
+            let missing = grpc_code_for_http_status(response.status());
+            // An empty body ends no stream anyone polls: no trailers will come.
+            if response.body().is_end_stream() {
+                self.outcome(missing)
+            } else {
+                let classifier = Self { missing, ..*self };
+                return response.map(|body| EosBody::new(body, classifier, guard));
             }
-            None => response.map(|body| EosBody::new(body, *self, guard)),
-        }
+        };
+        guard.settle(outcome);
+        response.map(EosBody::settled)
     }
 
     fn unclassified<G: Settle>(response: Response<B>) -> Response<EosBody<B, Self, G>> {
