@@ -25,7 +25,9 @@ fn post(key: Option<&str>, body: &'static str) -> Request<Body> {
         .unwrap()
 }
 
-async fn text(res: Response<Body>) -> String {
+async fn text<B: http_body::Body<Data = Bytes, Error: std::fmt::Debug>>(
+    res: Response<B>,
+) -> String {
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }

@@ -20,6 +20,7 @@ pub(crate) struct Shared<Codec> {
     pub(crate) codec: Codec,
     pub(crate) store: Arc<dyn ResultStore>,
     pub(crate) ttl: Option<Duration>,
+    pub(crate) max_wait: Duration,
     pub(crate) flights: Arc<Flights>,
     pub(crate) replays: Counter,
 }
@@ -131,6 +132,7 @@ pub struct IdempotencyBuilder<Codec, A = BoxErrorAnswer> {
     pub(crate) codec: Codec,
     store: Option<Arc<dyn ResultStore>>,
     ttl: Option<Duration>,
+    max_wait: Duration,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -140,6 +142,7 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
             codec,
             store: None,
             ttl: Some(Duration::from_secs(86_400)),
+            max_wait: Duration::from_secs(10),
             _answer: PhantomData,
         }
     }
@@ -157,6 +160,14 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
         self
     }
 
+    /// `max_wait`: how long a duplicate waits for the first call with its key before it is
+    /// answered "in progress" (HTTP 409; other services: the family's `Rejected`). Default
+    /// 10 s. A waiting duplicate holds no downstream capacity.
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
     /// Builds the layer.
     pub fn build(self) -> IdempotencyLayer<Codec, A> {
         let store = self
@@ -167,6 +178,7 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
                 codec: self.codec,
                 store,
                 ttl: self.ttl,
+                max_wait: self.max_wait,
                 flights: Arc::default(),
                 replays: crate::metrics::replay_counter(),
             }),

@@ -10,10 +10,12 @@ mod future;
 mod http;
 mod layer;
 mod service;
+mod slot;
 
-pub use codec::{Captured, FnCodec, IdempotencyCodec, Prepared, fingerprint};
+pub use codec::{FnCodec, IdempotencyCodec, Prepared, fingerprint};
 pub use future::ResponseFuture;
 #[cfg(feature = "http")]
-pub use http::{CaptureFuture, HttpCodec, MAX_KEY_LEN, PrepareFuture, REPLAYED_HEADER};
+pub use http::{HttpCodec, IdempotentBody, MAX_KEY_LEN, PrepareFuture, REPLAYED_HEADER};
 pub use layer::{IdempotencyBuilder, IdempotencyLayer};
 pub use service::Idempotency;
+pub use slot::StoreSlot;
