@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_heal::idempotency::REPLAYED_HEADER;
-use tower_heal::store::{MemoryStore, ResultStore};
+use tower_heal::store::MemoryStore;
 use tower_heal::{BoxError, IdempotencyLayer, Rejected};
 
 type Body = Full<Bytes>;
@@ -227,10 +227,24 @@ async fn the_store_is_bounded_in_entries() {
             .unwrap();
     }
     assert_eq!(store.len(), 3);
-    assert!(
-        store.get("idem:a").unwrap().is_none(),
-        "the oldest went first"
-    );
+    // The oldest went first: "a" runs again, "e" is replayed.
+    let a = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(Some("a"), "x"))
+        .await
+        .unwrap();
+    assert!(!a.headers().contains_key(REPLAYED_HEADER));
+    let e = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(Some("e"), "x"))
+        .await
+        .unwrap();
+    assert!(e.headers().contains_key(REPLAYED_HEADER));
+    assert_eq!(runs.load(Ordering::SeqCst), 6);
 }
 
 #[tokio::test(start_paused = true)]
@@ -343,4 +357,254 @@ async fn the_sqlite_store_replays_after_a_restart() {
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// A body of `frames` frames of 1 KiB, each ready at once, counting the frames pulled.
+struct Counted {
+    left: usize,
+    pulled: Arc<AtomicUsize>,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        self.pulled.fetch_add(1, Ordering::SeqCst);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
+            b'x';
+            1024
+        ])))))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_response_is_not_buffered_passes_through_and_marks_its_key() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (runs.clone(), pulled.clone());
+    let svc = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().max_response_bytes(4096).build())
+        .service(service_fn(move |_: Request<Body>| {
+            r.fetch_add(1, Ordering::SeqCst);
+            let body = Counted {
+                left: 1000,
+                pulled: p.clone(),
+            };
+            async move { Ok::<_, Infallible>(Response::new(Boxed::new(body))) }
+        }));
+    let res = svc.clone().oneshot(post(Some("big"), "x")).await.unwrap();
+    assert!(
+        pulled.load(Ordering::SeqCst) <= 5,
+        "at most max_response_bytes read before the response is handed on, not 1000 KiB"
+    );
+    assert_eq!(
+        text(res).await.len(),
+        1000 * 1024,
+        "the whole body passes through"
+    );
+    // A retry gets a clear answer, and the handler does not run twice.
+    let retry = svc.clone().oneshot(post(Some("big"), "x")).await.unwrap();
+    assert_eq!(retry.status(), StatusCode::CONFLICT);
+    assert!(text(retry).await.contains("too large to store"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+type Sender = Arc<
+    std::sync::Mutex<
+        Option<tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, Infallible>>>,
+    >,
+>;
+
+/// A handler whose body streams from a channel the test holds; other paths answer at once.
+fn streaming(
+    runs: Arc<AtomicUsize>,
+    sender: Sender,
+) -> impl Service<Request<Body>, Response = Response<Boxed>, Error = Infallible, Future: Send> + Clone
+{
+    service_fn(move |req: Request<Body>| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let body = if req.uri().path() == "/events" {
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            tx.try_send(Ok(http_body::Frame::data(Bytes::from_static(
+                b"data: 1\n\n",
+            ))))
+            .unwrap();
+            *sender.lock().unwrap() = Some(tx);
+            Boxed::new(http_body_util::StreamBody::new(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ))
+        } else {
+            Boxed::new(Full::new(Bytes::from_static(b"quick")))
+        };
+        async move { Ok::<_, Infallible>(Response::new(body)) }
+    })
+}
+
+fn events(key: &str) -> Request<Body> {
+    Request::post("/events")
+        .header("idempotency-key", key)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_stream_delivers_what_it_has_and_is_stored_when_it_ends() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let sender = Arc::default();
+    let svc = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().build())
+        .service(streaming(runs.clone(), Arc::clone(&sender)));
+    let res = tokio::time::timeout(Duration::from_secs(5), svc.clone().oneshot(events("sse")))
+        .await
+        .expect("the response is handed on while its stream stalls")
+        .unwrap();
+    let mut body = res.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("what the stream has is delivered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "data: 1\n\n");
+    let tx = sender.lock().unwrap().take().unwrap();
+    tx.send(Ok(http_body::Frame::data(Bytes::from_static(
+        b"data: 2\n\n",
+    ))))
+    .await
+    .unwrap();
+    drop(tx);
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(rest, "data: 2\n\n");
+    // Ended within max_response_bytes: stored whole, replayed to a duplicate.
+    let replay = svc.clone().oneshot(events("sse")).await.unwrap();
+    assert!(replay.headers().contains_key(REPLAYED_HEADER));
+    assert_eq!(text(replay).await, "data: 1\n\ndata: 2\n\n");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_duplicate_times_out_and_holds_no_downstream_slot() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let sender = Arc::default();
+    let svc = ServiceBuilder::new()
+        .layer(
+            IdempotencyLayer::http()
+                .max_wait(Duration::from_secs(3))
+                .build(),
+        )
+        .concurrency_limit(1)
+        .service(streaming(runs.clone(), Arc::clone(&sender)));
+    // The first call's stream is open: its key is held.
+    let first = svc.clone().oneshot(events("sse")).await.unwrap();
+    // A duplicate waits for it...
+    let mut duplicate = tokio_test::task::spawn(svc.clone().oneshot(events("sse")));
+    assert!(duplicate.poll().is_pending());
+    // ...without keeping the one downstream slot: another caller gets through.
+    let other = tokio::time::timeout(
+        Duration::from_secs(1),
+        svc.clone().oneshot(post(Some("other"), "x")),
+    )
+    .await
+    .expect("the waiting duplicate holds no slot")
+    .unwrap();
+    assert_eq!(text(other).await, "quick");
+    // The duplicate is answered 409 after max_wait.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let res = match duplicate.poll() {
+        std::task::Poll::Ready(res) => res.unwrap(),
+        std::task::Poll::Pending => panic!("max_wait bounds the wait"),
+    };
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the duplicate did not run");
+    drop(first);
+}
+
+fn as_caller(mut req: Request<Body>, auth: &'static str) -> Request<Body> {
+    req.headers_mut()
+        .insert("authorization", http::HeaderValue::from_static(auth));
+    req
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_caller_with_the_same_key_gets_its_own_run() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().build())
+        .service(handler(runs.clone(), &[]));
+    let alice = svc
+        .clone()
+        .oneshot(as_caller(post(Some("order-9"), "x"), "Bearer alice"))
+        .await
+        .unwrap();
+    assert_eq!(text(alice).await, "run 1 for x");
+    let bob = svc
+        .clone()
+        .oneshot(as_caller(post(Some("order-9"), "x"), "Bearer bob"))
+        .await
+        .unwrap();
+    assert!(!bob.headers().contains_key(REPLAYED_HEADER));
+    assert_eq!(text(bob).await, "run 2 for x", "never alice's answer");
+    let again = svc
+        .clone()
+        .oneshot(as_caller(post(Some("order-9"), "x"), "Bearer alice"))
+        .await
+        .unwrap();
+    assert_eq!(text(again).await, "run 1 for x", "alice's own replay");
+    // The same with a cookie, and with the scope turned off.
+    let shared = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().scope_headers([]).build())
+        .service(handler(Arc::default(), &[]));
+    shared
+        .clone()
+        .oneshot(as_caller(post(Some("k"), "x"), "Bearer alice"))
+        .await
+        .unwrap();
+    let replay = shared
+        .clone()
+        .oneshot(as_caller(post(Some("k"), "x"), "Bearer bob"))
+        .await
+        .unwrap();
+    assert!(replay.headers().contains_key(REPLAYED_HEADER));
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_cookie_and_per_caller_headers_are_never_replayed() {
+    let svc = ServiceBuilder::new()
+        .layer(
+            IdempotencyLayer::http()
+                .unreplayed_headers([http::HeaderName::from_static("x-request-id")])
+                .build(),
+        )
+        .service(service_fn(|_: Request<Body>| async {
+            let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+            res.headers_mut().insert(
+                "set-cookie",
+                http::HeaderValue::from_static("session=alice"),
+            );
+            res.headers_mut()
+                .insert("x-request-id", http::HeaderValue::from_static("r-1"));
+            res.headers_mut()
+                .insert("x-order", http::HeaderValue::from_static("42"));
+            Ok::<_, Infallible>(res)
+        }));
+    let first = svc.clone().oneshot(post(Some("c"), "x")).await.unwrap();
+    assert_eq!(
+        first.headers()["set-cookie"],
+        "session=alice",
+        "the caller's own"
+    );
+    let replay = svc.clone().oneshot(post(Some("c"), "x")).await.unwrap();
+    assert!(replay.headers().contains_key(REPLAYED_HEADER));
+    assert!(!replay.headers().contains_key("set-cookie"));
+    assert!(!replay.headers().contains_key("x-request-id"));
+    assert_eq!(replay.headers()["x-order"], "42");
 }

@@ -373,12 +373,14 @@ pub struct IdempotentBody<B> {
 enum Kind<B> {
     Full(Option<Bytes>),
     Inner(B),
-    Tee {
-        prefix: Option<Bytes>,
-        trailers: Option<HeaderMap>,
-        body: B,
-        copy: Option<Kept>,
-    },
+    Tee { body: B, side: Box<Side> },
+}
+
+/// A streamed first call's state beside its body (boxed: only such bodies pay for it).
+struct Side {
+    prefix: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    copy: Option<Kept>,
 }
 
 /// The copy being kept of a first call's body, and where it goes.
@@ -423,6 +425,24 @@ impl<B> IdempotentBody<B> {
             kind: Kind::Inner(body),
         }
     }
+
+    fn streamed(
+        body: B,
+        prefix: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+        copy: Option<Kept>,
+    ) -> Self {
+        Self {
+            kind: Kind::Tee {
+                body,
+                side: Box::new(Side {
+                    prefix,
+                    trailers,
+                    copy,
+                }),
+            },
+        }
+    }
 }
 
 impl<B: Body<Data = Bytes> + Unpin> IdempotentBody<B> {
@@ -453,14 +473,12 @@ impl<B: Body<Data = Bytes> + Unpin> IdempotentBody<B> {
                             let mut prefix = std::mem::take(&mut copy.buf);
                             prefix.extend_from_slice(&data);
                             copy.mark();
-                            return Some(Self {
-                                kind: Kind::Tee {
-                                    prefix: Some(Bytes::from(prefix)),
-                                    trailers: None,
-                                    body,
-                                    copy: None,
-                                },
-                            });
+                            return Some(Self::streamed(
+                                body,
+                                Some(Bytes::from(prefix)),
+                                None,
+                                None,
+                            ));
                         }
                     }
                     Err(frame) => {
@@ -472,14 +490,7 @@ impl<B: Body<Data = Bytes> + Unpin> IdempotentBody<B> {
                 Poll::Pending => {
                     // Streaming: hand on what is here, keep copying as the rest arrives.
                     let prefix = (!copy.buf.is_empty()).then(|| Bytes::copy_from_slice(&copy.buf));
-                    return Some(Self {
-                        kind: Kind::Tee {
-                            prefix,
-                            trailers: None,
-                            body,
-                            copy: Some(copy),
-                        },
-                    });
+                    return Some(Self::streamed(body, prefix, None, Some(copy)));
                 }
             }
         }
@@ -487,14 +498,12 @@ impl<B: Body<Data = Bytes> + Unpin> IdempotentBody<B> {
             // Trailers cannot be replayed: passed on, not stored.
             let prefix = std::mem::take(&mut copy.buf);
             copy.mark();
-            return Some(Self {
-                kind: Kind::Tee {
-                    prefix: Some(Bytes::from(prefix)),
-                    trailers,
-                    body,
-                    copy: None,
-                },
-            });
+            return Some(Self::streamed(
+                body,
+                Some(Bytes::from(prefix)),
+                trailers,
+                None,
+            ));
         }
         let data = Bytes::from(std::mem::take(&mut copy.buf));
         let mut record = std::mem::take(&mut copy.head);
@@ -546,12 +555,12 @@ impl<B: Body<Data = Bytes> + Unpin> Body for IdempotentBody<B> {
         match &mut self.get_mut().kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Kind::Inner(body) => Pin::new(body).poll_frame(cx),
-            Kind::Tee {
-                prefix,
-                trailers,
-                body,
-                copy,
-            } => {
+            Kind::Tee { body, side } => {
+                let Side {
+                    prefix,
+                    trailers,
+                    copy,
+                } = &mut **side;
                 if let Some(data) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
@@ -594,12 +603,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for IdempotentBody<B> {
         match &self.kind {
             Kind::Full(data) => data.is_none(),
             Kind::Inner(body) => body.is_end_stream(),
-            Kind::Tee {
-                prefix,
-                trailers,
-                body,
-                ..
-            } => prefix.is_none() && trailers.is_none() && body.is_end_stream(),
+            Kind::Tee { body, side } => {
+                side.prefix.is_none() && side.trailers.is_none() && body.is_end_stream()
+            }
         }
     }
 
@@ -607,8 +613,8 @@ impl<B: Body<Data = Bytes> + Unpin> Body for IdempotentBody<B> {
         match &self.kind {
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Kind::Inner(body) => body.size_hint(),
-            Kind::Tee { prefix, body, .. } => {
-                let extra = prefix.as_ref().map_or(0, |d| d.len() as u64);
+            Kind::Tee { body, side } => {
+                let extra = side.prefix.as_ref().map_or(0, |d| d.len() as u64);
                 let inner = body.size_hint();
                 let mut hint = SizeHint::new();
                 hint.set_lower(inner.lower().saturating_add(extra));

@@ -37,13 +37,25 @@ impl<Codec> Shared<Codec> {
 /// Server-side idempotency keys: a request carrying a key already answered gets the stored
 /// response of the first completed call, and the handler does not run again.
 ///
-/// - concurrent duplicates wait for the first call instead of running the handler;
+/// - concurrent duplicates wait for the first call instead of running the handler, up to
+///   `max_wait` (default 10 s; then HTTP 409, or the family's `Rejected`), holding no
+///   downstream capacity while they wait;
+/// - keys are scoped to the caller (HTTP: a hash of `Authorization` and `Cookie`, see
+///   [`scope_headers`](IdempotencyBuilder::scope_headers)): another caller sending the same key
+///   gets its own run, never the first caller's answer;
 /// - a key reused with another request (another fingerprint: method, path and body hash for
 ///   HTTP) is answered 422 (HTTP) or with the family's `Rejected` (other services);
 /// - failures (errors; HTTP 5xx, 408, 429) are not stored, so a retry can succeed; a duplicate
 ///   waiting on a failed first call then runs itself;
+/// - HTTP response bodies stream to the client as they arrive; at most `max_response_bytes`
+///   is kept to store, and a larger body passes through unstored with its key marked "not
+///   replayable" (a retry gets 409, the handler does not run twice). `Set-Cookie` and other
+///   per-caller headers are never stored ([`HttpCodec`](super::HttpCodec));
 /// - entries expire after `ttl` (default 24 h); the store is bounded (the default
-///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`).
+///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
+///   that fills up evicts live entries before their `ttl`; each is counted in
+///   `heal_store_evictions_total` and logged, and that key's next request runs again: size
+///   the store for the keys of one `ttl`.
 ///
 /// ```
 /// # #[cfg(feature = "http")] {

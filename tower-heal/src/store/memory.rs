@@ -260,4 +260,38 @@ mod tests {
         store.put("a", rec(20), None).unwrap();
         assert_eq!((store.len(), store.bytes()), (1, 21));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_go_first_and_a_live_eviction_is_counted() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let store = metrics::with_local_recorder(&recorder, || MemoryStore::new(2, 1000));
+        let evicted = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .find(|(k, ..)| k.key().name() == "heal_store_evictions_total")
+                .map_or(0, |(.., v)| match v {
+                    DebugValue::Counter(n) => n,
+                    _ => 0,
+                })
+        };
+        let ttl = Some(Duration::from_secs(10));
+        store.put("old", rec(1), None).unwrap();
+        store
+            .put("short", rec(1), Some(Duration::from_secs(1)))
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Full: the expired entry goes, not the older live one; nothing counted.
+        store.put("a", rec(1), ttl).unwrap();
+        assert!(store.get("old").unwrap().is_some());
+        assert_eq!(evicted(), 0);
+        // Full of live entries: the oldest goes, and it is counted.
+        store.put("b", rec(1), ttl).unwrap();
+        assert!(store.get("old").unwrap().is_none());
+        assert_eq!(evicted(), 1);
+        assert_eq!(store.len(), 2);
+    }
 }
