@@ -156,8 +156,40 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
+/// Runs `f`, which blocks on the disk (a flush, or the database lock up to the busy timeout),
+/// without stalling a tokio worker: on a multi-thread runtime the worker hands its other
+/// tasks to another thread first (`block_in_place`). Elsewhere (no runtime, a current-thread
+/// runtime, which has no other thread to hand them to) `f` runs as it is.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 impl ResultStore for SqliteStore {
     fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        blocking(|| self.get_now(key))
+    }
+
+    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
+        blocking(|| self.put_now(key, record, ttl))
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        blocking(|| {
+            self.lock()
+                .execute("DELETE FROM heal_results WHERE key = ?1", params![key])
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+}
+
+impl SqliteStore {
+    fn get_now(&self, key: &str) -> Result<Option<Record>, StoreError> {
         let conn = self.lock();
         let row = conn
             .prepare_cached(
@@ -201,7 +233,7 @@ impl ResultStore for SqliteStore {
         }))
     }
 
-    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
+    fn put_now(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
         if record.value.len() > self.max_value_bytes {
             return Err(StoreError::TooLarge {
                 bytes: record.value.len(),
@@ -225,13 +257,6 @@ impl ResultStore for SqliteStore {
         if self.puts.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
             self.sweep(&conn)?;
         }
-        Ok(())
-    }
-
-    fn remove(&self, key: &str) -> Result<(), StoreError> {
-        self.lock()
-            .execute("DELETE FROM heal_results WHERE key = ?1", params![key])
-            .map_err(backend)?;
         Ok(())
     }
 }
