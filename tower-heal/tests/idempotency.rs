@@ -608,3 +608,68 @@ async fn set_cookie_and_per_caller_headers_are_never_replayed() {
     assert!(!replay.headers().contains_key("x-request-id"));
     assert_eq!(replay.headers()["x-order"], "42");
 }
+
+/// A request body that arrives from a channel, or is whole.
+enum Upload {
+    Whole(Option<Bytes>),
+    Arriving(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+impl From<Bytes> for Upload {
+    fn from(data: Bytes) -> Self {
+        Self::Whole(Some(data))
+    }
+}
+
+impl http_body::Body for Upload {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Self::Whole(data) => {
+                std::task::Poll::Ready(data.take().map(|d| Ok(http_body::Frame::data(d))))
+            }
+            Self::Arriving(rx) => rx
+                .poll_recv(cx)
+                .map(|d| d.map(|d| Ok(http_body::Frame::data(d)))),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_body_still_arriving_holds_no_downstream_slot() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let svc = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().build())
+        .concurrency_limit(1)
+        .service(service_fn(move |_: Request<Upload>| {
+            r.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok")))) }
+        }));
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let slow = Request::post("/upload")
+        .header("idempotency-key", "slow")
+        .body(Upload::Arriving(rx))
+        .unwrap();
+    let mut slow = tokio_test::task::spawn(svc.clone().oneshot(slow));
+    assert!(slow.poll().is_pending(), "the upload is still arriving");
+    let quick = Request::post("/other")
+        .header("idempotency-key", "quick")
+        .body(Upload::from(Bytes::from_static(b"x")))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(1), svc.clone().oneshot(quick))
+        .await
+        .expect("the slow upload holds no slot")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    tx.send(Bytes::from_static(b"part")).await.unwrap();
+    drop(tx);
+    let res = slow.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}

@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tower_outcome::{Answer, LayerKind, Reason, Rejected};
 use tower_service::Service;
 
-use super::flight::{Claim, Flight, Leader};
+use super::flight::{Claim, Leader, Waiter};
 use super::layer::Shared;
 use super::{IdempotencyCodec, Prepared, StoreSlot};
 
@@ -20,9 +20,9 @@ pin_project! {
     /// The response future of [`Idempotency`](crate::idempotency::Idempotency).
     ///
     /// Dropping it while it runs the first call for a key releases the key: duplicates
-    /// waiting on it then run themselves. A duplicate waiting for the first call holds no
-    /// ready inner service (no downstream slot): if it must run itself, it polls a clone ready
-    /// first.
+    /// waiting on it then run themselves. A duplicate waiting for the first call, or a request
+    /// whose body is still arriving, holds no ready inner service (no downstream slot): it
+    /// polls a clone ready before calling it.
     pub struct ResponseFuture<S, Req, Codec, A>
     where
         S: Service<Req>,
@@ -38,12 +38,12 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S, Req, SF, P> {
-        Prepare { #[pin] future: P, service: Option<S> },
+        Prepare { #[pin] future: P, service: Option<S>, ready: bool },
         Waiting {
             #[pin]
             sleep: Sleep,
             deadline: Instant,
-            flight: Arc<Flight>,
+            waiter: Waiter,
             request: Option<Req>,
             key: String,
             fingerprint: u64,
@@ -73,6 +73,7 @@ where
             state: State::Prepare {
                 future: prepare,
                 service: Some(service),
+                ready: true,
             },
             shared,
             _answer: PhantomData,
@@ -84,7 +85,7 @@ where
 enum Step<S, Req, Res, E> {
     Done(Result<Res, E>),
     /// Wait for the call in flight, holding an idle clone of the service.
-    Wait(Arc<Flight>, Req, String, u64, S),
+    Wait(Waiter, Req, String, u64, S),
     /// Run the call; `ready` says whether `S` was polled ready for it.
     Call {
         service: S,
@@ -120,7 +121,7 @@ where
             // Waiting must not hold what `poll_ready` reserved downstream: keep an idle clone.
             let idle = service.clone();
             drop(service);
-            return Step::Wait(flight, request, key, fingerprint, idle);
+            return Step::Wait(Waiter::new(flight), request, key, fingerprint, idle);
         }
         Claim::Leader(leader) => leader,
     };
@@ -191,15 +192,38 @@ where
         let mut this = self.project();
         loop {
             let (step, deadline) = match this.state.as_mut().project() {
-                StateProj::Prepare { future, service } => {
-                    let prepared = ready!(future.poll(cx));
+                StateProj::Prepare {
+                    future,
+                    service,
+                    ready,
+                } => {
+                    let Poll::Ready(prepared) = future.poll(cx) else {
+                        if std::mem::replace(ready, false) {
+                            // A request body still arriving must not hold what `poll_ready`
+                            // reserved downstream: keep an idle clone, poll it ready later.
+                            let held = service.as_mut().expect(POLLED_AFTER_DONE);
+                            let idle = held.clone();
+                            drop(std::mem::replace(held, idle));
+                        }
+                        return Poll::Pending;
+                    };
                     let mut service = service.take().expect(POLLED_AFTER_DONE);
+                    let ready = *ready;
                     match prepared {
                         Prepared::Answer(response) => return Poll::Ready(Ok(response)),
-                        Prepared::Pass(request) => {
+                        Prepared::Pass(request) if ready => {
                             let future = service.call(request);
                             this.state.set(State::Calling {
                                 future,
+                                leader: None,
+                                fingerprint: 0,
+                            });
+                            continue;
+                        }
+                        Prepared::Pass(request) => {
+                            this.state.set(State::Readying {
+                                service,
+                                request: Some(request),
                                 leader: None,
                                 fingerprint: 0,
                             });
@@ -213,7 +237,7 @@ where
                             let step = lookup::<S, Req, Codec, A>(
                                 this.shared,
                                 service,
-                                true,
+                                ready,
                                 request,
                                 key,
                                 fingerprint,
@@ -225,13 +249,13 @@ where
                 StateProj::Waiting {
                     sleep,
                     deadline,
-                    flight,
+                    waiter,
                     request,
                     key,
                     fingerprint,
                     service,
                 } => {
-                    if flight.poll_done(cx).is_pending() {
+                    if waiter.poll_done(cx).is_pending() {
                         ready!(sleep.poll(cx));
                         tracing::warn!(target: "tower_heal", key = &**key, "a duplicate waited max_wait for the first call with its idempotency key");
                         return Poll::Ready(match this.shared.codec.in_progress() {
@@ -306,13 +330,13 @@ where
             };
             match step {
                 Step::Done(result) => return Poll::Ready(result),
-                Step::Wait(flight, request, key, fingerprint, service) => {
+                Step::Wait(waiter, request, key, fingerprint, service) => {
                     let deadline =
                         deadline.unwrap_or_else(|| Instant::now() + this.shared.max_wait);
                     this.state.set(State::Waiting {
                         sleep: tokio::time::sleep_until(deadline),
                         deadline,
-                        flight,
+                        waiter,
                         request: Some(request),
                         key,
                         fingerprint,
