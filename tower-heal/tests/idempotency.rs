@@ -673,3 +673,24 @@ async fn a_request_body_still_arriving_holds_no_downstream_slot() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_streamed_body_dropped_before_its_end_releases_the_key() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let sender = Arc::default();
+    let svc = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().build())
+        .service(streaming(runs.clone(), Arc::clone(&sender)));
+    let res = svc.clone().oneshot(events("drop")).await.unwrap();
+    let mut body = res.into_body();
+    // Cancelled at each stage: before the first frame is read, then after it.
+    let _ = body.frame().await;
+    drop(body);
+    // Nothing stored, nothing marked: the retry runs itself, and does not wait.
+    let retry = tokio::time::timeout(Duration::from_secs(1), svc.clone().oneshot(events("drop")))
+        .await
+        .expect("the key was released")
+        .unwrap();
+    assert!(!retry.headers().contains_key(REPLAYED_HEADER));
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
