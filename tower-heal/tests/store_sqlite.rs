@@ -168,3 +168,34 @@ fn a_write_waiting_on_the_disk_does_not_stall_the_tokio_worker() {
     drop(runtime);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn live_records_evicted_by_the_bound_are_counted() {
+    let dir = temp_dir("evict");
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let store = metrics::with_local_recorder(&recorder, || {
+        SqliteStore::open_with(dir.join("store.db"), 10, 1 << 20).unwrap()
+    });
+    let day = Some(std::time::Duration::from_secs(86_400));
+    for i in 0..64 {
+        store
+            .put(&format!("k{i}"), Record::new(1, b"v".to_vec()), day)
+            .unwrap();
+    }
+    let evicted = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find(|(k, ..)| k.key().name() == "heal_store_evictions_total")
+        .map(|(.., v)| v);
+    assert_eq!(
+        evicted,
+        Some(metrics_util::debugging::DebugValue::Counter(54)),
+        "64 live records in a store of 10"
+    );
+    assert!(store.get("k0").unwrap().is_none());
+    assert!(store.get("k63").unwrap().is_some());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -89,7 +89,9 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
 /// - `decode(&bytes)`: the response again, `None` if the bytes are not understood.
 ///
 /// A reused key with another fingerprint is answered with the family's
-/// [`Rejected`](crate::Rejected) (`LayerKind::Heal`).
+/// [`Rejected`](crate::Rejected) (`LayerKind::Heal`). Keys are not scoped for you: where
+/// callers share the service, put the caller's identity in the key (or its hash), so one
+/// caller's key never replays another's answer.
 #[derive(Clone, Debug)]
 pub struct FnCodec<K, E, D> {
     key: K,

@@ -16,8 +16,8 @@ pub const RECOVERIES_TOTAL: &str = "heal_recoveries_total";
 pub const ESCALATIONS_TOTAL: &str = "heal_escalations_total";
 /// `heal_idempotent_replays_total`.
 pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "heal_idempotent_replays_total";
-/// `heal_store_evictions_total`: entries a [`MemoryStore`](crate::store::MemoryStore)
-/// evicted before their ttl.
+/// `heal_store_evictions_total`: entries a result store evicted before their ttl (it was
+/// full).
 pub const STORE_EVICTIONS_TOTAL: &str = "heal_store_evictions_total";
 /// `heal_checkpoint_resumes_total`.
 pub const CHECKPOINT_RESUMES_TOTAL: &str = "heal_checkpoint_resumes_total";
@@ -51,7 +51,7 @@ pub(super) fn describe_healing() {
     metrics::describe_counter!(
         STORE_EVICTIONS_TOTAL,
         Unit::Count,
-        "Entries of an in-memory result store evicted before their ttl (the store was full)."
+        "Entries of a result store (in memory or SQLite) evicted before their ttl (the store was full)."
     );
     metrics::describe_counter!(
         CHECKPOINT_RESUMES_TOTAL,

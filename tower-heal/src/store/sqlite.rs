@@ -44,6 +44,7 @@ pub struct SqliteStore {
     max_entries: u64,
     max_value_bytes: usize,
     puts: AtomicU32,
+    evictions: metrics::Counter,
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS heal_results (
@@ -115,6 +116,7 @@ impl SqliteStore {
             max_entries: max_entries.max(1),
             max_value_bytes,
             puts: AtomicU32::new(0),
+            evictions: crate::metrics::store_eviction_counter(),
         })
     }
 
@@ -136,6 +138,14 @@ impl SqliteStore {
             .unwrap_or(0)
             .saturating_sub(self.max_entries);
         if excess > 0 {
+            // Expired records went first: these had not expired yet.
+            self.evictions.increment(excess);
+            tracing::warn!(
+                target: "tower_heal",
+                evicted = excess,
+                max_entries = self.max_entries,
+                "result store full: records evicted before their ttl; size the store for the ttl"
+            );
             conn.execute(
                 "DELETE FROM heal_results WHERE rowid IN
                  (SELECT rowid FROM heal_results ORDER BY rowid LIMIT ?1)",
