@@ -459,11 +459,17 @@ async fn calls_that_stop_waiting_for_a_hung_rebuild_release_their_wakers() {
 use std::future::Future as _;
 
 /// An instance that records a violation when called without a `poll_ready` of its own.
-#[derive(Clone)]
 struct Strict {
     ready: bool,
     violations: Arc<AtomicUsize>,
     fail: bool,
+}
+
+impl Clone for Strict {
+    fn clone(&self) -> Self {
+        // A clone does not inherit readiness.
+        Self::new(self.violations.clone(), self.fail)
+    }
 }
 
 impl Strict {
@@ -593,5 +599,58 @@ async fn failures_of_calls_sent_to_the_old_instance_do_not_count_against_the_new
         built.load(Ordering::SeqCst),
         1,
         "five failures of the old generation do not trigger a second rebuild"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_threads_calling_through_failing_panicking_and_good_rebuilds() {
+    let violations = Arc::new(AtomicUsize::new(0));
+    let built = Arc::new(AtomicUsize::new(0));
+    let (v, b) = (violations.clone(), built.clone());
+    let layer = RecoveryLayer::builder()
+        .consecutive_failures(2)
+        .min_calls(2)
+        .holdoff(Duration::from_millis(1), Duration::from_millis(2))
+        .max_attempts(1_000_000)
+        .rebuild_timeout(Duration::from_secs(5))
+        .max_rebuild_wait(Duration::from_secs(5))
+        .rebuild(move || {
+            let n = b.fetch_add(1, Ordering::SeqCst);
+            let v = v.clone();
+            async move {
+                tokio::task::yield_now().await;
+                match n % 3 {
+                    0 => Err::<Strict, BoxError>("cannot reconnect".into()),
+                    1 => panic!("factory panics (on purpose)"),
+                    // Every instance fails, so recoveries keep coming.
+                    _ => Ok(Strict::new(v, true)),
+                }
+            }
+        })
+        .unwrap();
+    let svc = layer.layer(Strict::new(violations.clone(), true));
+    let run = async {
+        let mut callers = Vec::new();
+        for _ in 0..2 {
+            let (svc, built) = (svc.clone(), built.clone());
+            callers.push(tokio::spawn(async move {
+                // Until six rebuilds (two of each kind) have run; bounded by the timeout.
+                while built.load(Ordering::SeqCst) < 6 {
+                    let mut svc = svc.clone();
+                    let _ = call(&mut svc).await;
+                }
+            }));
+        }
+        for caller in callers {
+            caller.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("no call is wedged by a rebuild");
+    assert_eq!(
+        violations.load(Ordering::SeqCst),
+        0,
+        "only ready instances called"
     );
 }
