@@ -415,7 +415,7 @@ async fn a_large_response_is_not_buffered_passes_through_and_marks_its_key() {
     // A retry gets a clear answer, and the handler does not run twice.
     let retry = svc.clone().oneshot(post(Some("big"), "x")).await.unwrap();
     assert_eq!(retry.status(), StatusCode::CONFLICT);
-    assert!(text(retry).await.contains("too large to store"));
+    assert!(text(retry).await.contains("not replayed"));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
@@ -693,4 +693,76 @@ async fn a_streamed_body_dropped_before_its_end_releases_the_key() {
         .unwrap();
     assert!(!retry.headers().contains_key(REPLAYED_HEADER));
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+/// A body of endless empty frames, or of one data frame and trailers.
+enum Odd {
+    Endless,
+    WithTrailers(u8),
+}
+
+impl http_body::Body for Odd {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let frame = match &mut *self {
+            Self::Endless => Some(http_body::Frame::data(Bytes::new())),
+            Self::WithTrailers(step) => {
+                *step += 1;
+                match *step {
+                    1 => Some(http_body::Frame::data(Bytes::from_static(b"body"))),
+                    2 => {
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                        Some(http_body::Frame::trailers(trailers))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        std::task::Poll::Ready(frame.map(Ok))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn endless_empty_frames_and_trailers_pass_through_unstored() {
+    let svc = ServiceBuilder::new()
+        .layer(IdempotencyLayer::http().build())
+        .service(service_fn(|req: Request<Body>| async move {
+            let body = if req.uri().path() == "/endless" {
+                Odd::Endless
+            } else {
+                Odd::WithTrailers(0)
+            };
+            Ok::<_, Infallible>(Response::new(body))
+        }));
+    let endless = Request::post("/endless")
+        .header("idempotency-key", "e")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(1), svc.clone().oneshot(endless))
+        .await
+        .expect("handed on, not read forever")
+        .unwrap();
+    drop(res);
+    let trailed = || {
+        Request::post("/trailers")
+            .header("idempotency-key", "t")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let res = svc.clone().oneshot(trailed()).await.unwrap();
+    let collected = res.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), "body");
+    let retry = svc.clone().oneshot(trailed()).await.unwrap();
+    assert_eq!(
+        retry.status(),
+        StatusCode::CONFLICT,
+        "trailers cannot be replayed"
+    );
 }

@@ -39,7 +39,8 @@ pub const MAX_KEY_LEN: usize = 255;
 ///   stored and replayed to duplicates with [`REPLAYED_HEADER`]. A body that grows past the
 ///   bound (or ends with trailers) is passed through whole but not stored: the key is
 ///   **marked** "processed, not replayable", and a retry within the `ttl` gets 409 saying so,
-///   rather than running the handler a second time. A body that fails or is dropped before
+///   rather than running the handler a second time. At most 1,024 frames are read before
+///   the response is handed on; the rest is copied as it streams. A body that fails or is dropped before
 ///   its end stores nothing and releases the key. Until the body ends, duplicates wait (up
 ///   to the layer's `max_wait`, then 409).
 /// - Per-caller headers are never stored nor replayed: `Set-Cookie`,
@@ -209,7 +210,7 @@ where
         if stored == NOT_REPLAYABLE {
             let mut res = answer(
                 StatusCode::CONFLICT,
-                "a request with this Idempotency-Key was processed; its response was too large to store and is not replayed",
+                "a request with this Idempotency-Key was processed; its response could not be stored (over the size limit, or with trailers) and is not replayed",
             );
             res.headers_mut()
                 .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
@@ -359,6 +360,9 @@ where
 /// What a key is marked with when its response passed through unstored.
 const NOT_REPLAYABLE: &[u8] = b"THR0";
 
+/// The most frames read at once before a response is handed on.
+const MAX_READY_FRAMES: u32 = 1024;
+
 /// The body of an [`IdempotencyLayer::http`](crate::IdempotencyLayer::http) response: the
 /// handler's body passed on as it arrives, a replayed body, or the layer's own answer.
 ///
@@ -392,7 +396,7 @@ struct Kept {
 }
 
 impl Kept {
-    /// Keeps `data`; false (and the key marked) when it would pass the bound.
+    /// Keeps `data`; false when it would pass the bound (the caller then marks the key).
     fn keep(&mut self, data: &[u8]) -> bool {
         if self.buf.len() + data.len() > self.limit {
             return false;
@@ -408,7 +412,7 @@ impl Kept {
     }
 
     fn mark(self) {
-        tracing::info!(target: "tower_heal", key = self.slot.key(), "response too large to store; the key is marked not replayable");
+        tracing::info!(target: "tower_heal", key = self.slot.key(), "response not storable (over max_response_bytes, or trailers); the key is marked not replayable");
         self.slot.store(NOT_REPLAYABLE.to_vec());
     }
 }
@@ -459,11 +463,19 @@ impl<B: Body<Data = Bytes> + Unpin> IdempotentBody<B> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut trailers = None;
         let mut copying = true;
+        // Bounded even for a body of endless empty frames: past this, the rest streams.
+        let mut frames = 0u32;
         loop {
             if body.is_end_stream() {
                 break;
             }
-            match Pin::new(&mut body).poll_frame(&mut cx) {
+            frames += 1;
+            let poll = if frames > MAX_READY_FRAMES {
+                Poll::Pending
+            } else {
+                Pin::new(&mut body).poll_frame(&mut cx)
+            };
+            match poll {
                 Poll::Ready(None) => break,
                 Poll::Ready(Some(Err(_))) => return None,
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
