@@ -41,7 +41,7 @@ impl<Codec> Shared<Codec> {
 ///   `max_wait` (default 10 s; then HTTP 409, or the family's `Rejected`), holding no
 ///   downstream capacity while they wait;
 /// - keys are scoped to the caller (HTTP: a hash of `Authorization` and `Cookie`, see
-///   [`scope_headers`](IdempotencyBuilder::scope_headers)): another caller sending the same key
+///   `scope_headers`): another caller sending the same key
 ///   gets its own run, never the first caller's answer;
 /// - a key reused with another request (another fingerprint: method, path and body hash for
 ///   HTTP) is answered 422 (HTTP) or with the family's `Rejected` (other services);
@@ -50,7 +50,7 @@ impl<Codec> Shared<Codec> {
 /// - HTTP response bodies stream to the client as they arrive; at most `max_response_bytes`
 ///   is kept to store, and a larger body passes through unstored with its key marked "not
 ///   replayable" (a retry gets 409, the handler does not run twice). `Set-Cookie` and other
-///   per-caller headers are never stored ([`HttpCodec`](super::HttpCodec));
+///   per-caller headers are never stored (`HttpCodec`);
 /// - entries expire after `ttl` (default 24 h); the store is bounded (the default
 ///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
 ///   that fills up evicts live entries before their `ttl`; each is counted in

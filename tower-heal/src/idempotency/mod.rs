@@ -2,6 +2,9 @@
 //! completed call, and concurrent duplicates wait for it instead of running the handler again.
 //!
 //! See [`IdempotencyLayer`]. The responses live in a [`ResultStore`](crate::store::ResultStore).
+//! Keys are scoped to the caller, responses are never buffered beyond `max_response_bytes`
+//! (HTTP bodies stream through `IdempotentBody`), and a codec stores through the
+//! [`StoreSlot`] it is handed with the first call's response.
 
 mod codec;
 mod flight;

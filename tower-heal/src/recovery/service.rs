@@ -66,19 +66,13 @@ impl<S, C, A> Recovery<S, C, A> {
     where
         S: Clone,
     {
-        let generation = self.health.generation.load(Ordering::Acquire);
-        if generation != self.generation {
-            let current = self
-                .health
-                .current
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            if let Some(current) = current {
+        if self.health.generation.load(Ordering::Acquire) != self.generation {
+            // The instance and its generation, read together.
+            if let Some((current, generation)) = self.health.current() {
                 self.inner = current;
                 self.ready = false;
+                self.generation = generation;
             }
-            self.generation = generation;
         }
     }
 
