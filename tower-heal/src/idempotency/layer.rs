@@ -41,8 +41,8 @@ impl<Codec> Shared<Codec> {
 ///   `max_wait` (default 10 s; then HTTP 409, or the family's `Rejected`), holding no
 ///   downstream capacity while they wait;
 /// - keys are scoped to the caller (HTTP: a hash of `Authorization` and `Cookie`, see
-///   `scope_headers`): another caller sending the same key
-///   gets its own run, never the first caller's answer;
+///   `scope_headers`): another caller sending the same key gets its own run, never the
+///   first caller's answer;
 /// - a key reused with another request (another fingerprint: method, path and body hash for
 ///   HTTP) is answered 422 (HTTP) or with the family's `Rejected` (other services);
 /// - failures (errors; HTTP 5xx, 408, 429) are not stored, so a retry can succeed; a duplicate
