@@ -766,3 +766,54 @@ async fn endless_empty_frames_and_trailers_pass_through_unstored() {
         "trailers cannot be replayed"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_first_call_cancelled_at_any_poll_never_holds_its_key() {
+    for polls in 0..4 {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let svc = ServiceBuilder::new()
+            .layer(IdempotencyLayer::http().build())
+            .service(handler(runs.clone(), &[]));
+        let mut first = tokio_test::task::spawn(svc.clone().oneshot(post(Some("k"), "x")));
+        for _ in 0..polls {
+            if first.poll().is_ready() {
+                break;
+            }
+            tokio::time::advance(Duration::from_millis(400)).await;
+        }
+        drop(first);
+        // The next call with the key never waits for the cancelled one.
+        let res = tokio::time::timeout(
+            Duration::from_secs(2),
+            svc.clone().oneshot(post(Some("k"), "x")),
+        )
+        .await
+        .expect("the key is free")
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "after {polls} polls");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_of_a_service_that_is_not_http_times_out_with_a_rejection() {
+    let layer = IdempotencyLayer::keyed(
+        |req: &u32| Some((req.to_string(), 0)),
+        |res: &u32| Some(res.to_le_bytes().to_vec()),
+        |b: &[u8]| Some(u32::from_le_bytes(b.try_into().ok()?)),
+    )
+    .max_wait(Duration::from_secs(2))
+    .build();
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(|n: u32| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, BoxError>(n)
+        }));
+    let mut first = tokio_test::task::spawn(svc.clone().oneshot(7));
+    assert!(first.poll().is_pending());
+    let err = svc.clone().oneshot(7).await.unwrap_err();
+    let rejected = err
+        .downcast_ref::<Rejected>()
+        .expect("the family's rejection");
+    assert!(rejected.to_string().contains("in progress"), "{rejected}");
+}

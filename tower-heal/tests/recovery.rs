@@ -654,3 +654,46 @@ async fn two_threads_calling_through_failing_panicking_and_good_rebuilds() {
         "only ready instances called"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_that_panics_or_hangs_does_not_stop_later_recoveries() {
+    for hang in [false, true] {
+        let hooks = Arc::new(AtomicUsize::new(0));
+        let h = hooks.clone();
+        let layer = RecoveryLayer::builder()
+            .seed(2)
+            .rebuild_timeout(Duration::from_secs(1))
+            .hook(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if hang {
+                        std::future::pending::<()>().await;
+                    }
+                    panic!("hook panics (on purpose)");
+                    #[allow(unreachable_code)]
+                    Ok::<_, BoxError>(())
+                }
+            })
+            .unwrap();
+        let mut svc = layer.layer(instance(0, Calls::default()));
+        for _ in 0..5 {
+            let _ = call(&mut svc).await;
+        }
+        settle().await;
+        assert_eq!(hooks.load(Ordering::SeqCst), 1);
+        // The hung hook is given up after its 1 s timeout; the hold-off runs from then.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+        tokio::time::advance(Duration::from_secs(6)).await;
+        settle().await;
+        for _ in 0..5 {
+            let _ = call(&mut svc).await;
+        }
+        settle().await;
+        assert_eq!(
+            hooks.load(Ordering::SeqCst),
+            2,
+            "hang: {hang}: recovered again"
+        );
+    }
+}
