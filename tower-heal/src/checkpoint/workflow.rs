@@ -16,18 +16,20 @@ use crate::store::{Fnv, Record, ResultStore};
 /// Each [`step`](Self::step) (an async closure) or [`call`](Self::call) (a tower service call)
 /// has a name and a position. When it completes, its result (serde data) is committed to the
 /// store before it is returned. Run again with the same id after a crash, the workflow
-/// returns the stored results of completed steps without running them, and resumes at the
-/// first step that must run. The results of earlier steps are the state the later steps
-/// start from, so **every step after one that runs again runs again too**: a later record was
-/// computed from the earlier result and is never returned once that result is replaced.
+/// returns the stored results of completed steps without running them, and runs from the
+/// first unfinished step on. The results of
+/// earlier steps are the state the later steps start from.
 ///
-/// A step must run when its record is missing (never written, evicted, removed by an
-/// interrupted [`complete`](Self::complete)), no longer decodes (damaged, or the type
-/// changed), or was written before the step in front of it last ran. Each record names the
-/// record it followed, so this holds across crashes too: a rerun that stopped after
-/// re-running step 2 does not let a later run resume step 3 from the run before. A stored
-/// step with another name at the same position is a [`CheckpointError::Mismatch`].
-/// [`complete`](Self::complete) removes the checkpoints, last first.
+/// So the workflow resumes at the first step that must run, and **every step after one that
+/// runs again runs again too**: a later record was computed from the earlier result and is
+/// never returned once that result is replaced. A step must run when its record is missing
+/// (never written, evicted, removed by an interrupted [`complete`](Self::complete)), no
+/// longer decodes (damaged, or the type changed), or was written before the step in front of
+/// it last ran. Each record names the record it followed, so this holds across crashes too: a
+/// rerun that stopped after re-running step 2 does not let a later run resume step 3 from the
+/// run before. A stored step with another name at the same position is a
+/// [`CheckpointError::Mismatch`]. [`complete`](Self::complete) removes the checkpoints, last
+/// first.
 ///
 /// ```
 /// use std::sync::Arc;
