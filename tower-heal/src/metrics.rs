@@ -12,6 +12,7 @@
 //! | `heal_recoveries_total` | counter | `component`, `result` = `success` \| `failure` | recovery actions run (hook or rebuild) |
 //! | `heal_escalations_total` | counter | `component` | recoveries that did not help `max_attempts` times in a row |
 //! | `heal_idempotent_replays_total` | counter | — | duplicate requests answered from the store |
+//! | `heal_store_evictions_total` | counter | — | entries a result store (in memory or SQLite) evicted before their ttl (it was full) |
 //! | `heal_checkpoint_resumes_total` | counter | — | workflow runs that skipped steps already completed |
 //!
 //! Labels are the layer's `name`, fixed words and class names (a bounded set chosen in code
@@ -27,9 +28,11 @@ mod healing;
 pub(crate) use healing::resume_counter;
 pub use healing::{
     CHECKPOINT_RESUMES_TOTAL, DEGRADATION_LEVEL, ESCALATIONS_TOTAL, FALLBACKS_TOTAL,
-    IDEMPOTENT_REPLAYS_TOTAL, RECOVERIES_TOTAL,
+    IDEMPOTENT_REPLAYS_TOTAL, RECOVERIES_TOTAL, STORE_EVICTIONS_TOTAL,
 };
-pub(crate) use healing::{FallbackMetrics, RecoveryMetrics, replay_counter};
+pub(crate) use healing::{
+    FallbackMetrics, RecoveryMetrics, replay_counter, store_eviction_counter,
+};
 
 /// `heal_attempts_total{retry,outcome}`.
 pub const ATTEMPTS_TOTAL: &str = "heal_attempts_total";

@@ -114,3 +114,90 @@ async fn changed_steps_and_damaged_results_are_detected() {
     );
     assert_eq!(damaged.resumed_steps(), 0);
 }
+
+/// Runs steps "s0".."s{n-1}"; step i returns `base + i` and logs that it ran.
+async fn run(store: &Arc<MemoryStore>, n: usize, base: u32, ran: &mut Vec<usize>) -> Vec<u32> {
+    let mut wf = Workflow::open(store.clone(), "chain");
+    let mut out = Vec::new();
+    for i in 0..n {
+        let v = wf
+            .step(&format!("s{i}"), || async move {
+                Ok::<_, std::io::Error>(base + u32::try_from(i).unwrap())
+            })
+            .await
+            .unwrap();
+        if v / 100 == base / 100 {
+            ran.push(i);
+        }
+        out.push(v);
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_step_after_one_that_runs_again_runs_again() {
+    // A missing (evicted) record, a damaged one, and one removed by an interrupted complete().
+    for (case, hole) in [(0, 1usize), (1, 1), (2, 0)] {
+        let store = Arc::new(MemoryStore::default());
+        let mut ran = Vec::new();
+        assert_eq!(run(&store, 3, 100, &mut ran).await, [100, 101, 102]);
+        let key = format!("ckpt:chain:{hole}");
+        if case == 1 {
+            let fp = store.get(&key).unwrap().unwrap().fingerprint;
+            store
+                .put(&key, Record::new(fp, b"garbage".to_vec()), None)
+                .unwrap();
+        } else {
+            store.remove(&key).unwrap();
+        }
+        let mut ran = Vec::new();
+        let out = run(&store, 3, 200, &mut ran).await;
+        let expected: Vec<u32> = (0..3)
+            .map(|i| {
+                if i < hole {
+                    100 + i as u32
+                } else {
+                    200 + i as u32
+                }
+            })
+            .collect();
+        assert_eq!(
+            out, expected,
+            "case {case}: no result computed before a re-run step"
+        );
+        assert_eq!(ran, (hole..3).collect::<Vec<_>>(), "case {case}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rerun_that_stopped_early_does_not_revive_the_older_records() {
+    let store = Arc::new(MemoryStore::default());
+    assert_eq!(run(&store, 3, 100, &mut Vec::new()).await, [100, 101, 102]);
+    store.remove("ckpt:chain:0").unwrap();
+    // The rerun re-runs step 0, then "crashes" before step 1.
+    let mut wf = Workflow::open(store.clone(), "chain");
+    let v = wf
+        .step("s0", || async { Ok::<_, std::io::Error>(200u32) })
+        .await
+        .unwrap();
+    assert_eq!(v, 200);
+    drop(wf);
+    // The next run resumes step 0 from that rerun, and runs steps 1 and 2 again: their
+    // records were computed from the first run's step 0.
+    let mut ran = Vec::new();
+    assert_eq!(run(&store, 3, 300, &mut ran).await, [200, 301, 302]);
+    assert_eq!(ran, [1, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn complete_removes_the_records_of_a_longer_earlier_run() {
+    let store = Arc::new(MemoryStore::default());
+    run(&store, 4, 100, &mut Vec::new()).await;
+    store.remove("ckpt:chain:0").unwrap();
+    let mut wf = Workflow::open(store.clone(), "chain");
+    wf.step("s0", || async { Ok::<_, std::io::Error>(1u32) })
+        .await
+        .unwrap();
+    wf.complete().unwrap();
+    assert!(store.is_empty());
+}

@@ -27,6 +27,37 @@ fn answering(
     })
 }
 
+/// An error whose `source()` is itself: a chain with a cycle.
+#[derive(Debug)]
+struct Cyclic;
+
+impl std::fmt::Display for Cyclic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cyclic")
+    }
+}
+
+impl std::error::Error for Cyclic {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_chain_with_a_cycle_is_judged_without_looping() {
+    let primary = service_fn(|_: u32| async { Err::<Answer, _>(Cyclic) });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = ServiceBuilder::new()
+        .layer(FallbackLayer::new(
+            "cyclic",
+            DegradationLevel::Slight,
+            answering("cached", calls),
+        ))
+        .service(primary);
+    let answer = svc.ready().await.unwrap().call(1).await.unwrap();
+    assert_eq!(answer.value, "cached");
+}
+
 #[tokio::test(start_paused = true)]
 async fn fallback_answers_when_the_primary_fails() {
     // A classified failure: an HTTP 503 under `HttpStatus`.

@@ -132,3 +132,70 @@ fn a_record_over_the_limit_is_refused() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_write_waiting_on_the_disk_does_not_stall_the_tokio_worker() {
+    let dir = temp_dir("worker");
+    let path = dir.join("store.db");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    // Another process holds the write lock: the store's put waits (its busy timeout) as a
+    // slow flush would.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let store = store.clone();
+        runtime.spawn(async move {
+            started_tx.send(()).unwrap();
+            store.put("k", Record::new(1, b"v".to_vec()), None)
+        })
+    };
+    started_rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    // The one worker is inside the put; another task must still run.
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move { ran_tx.send(()).unwrap() });
+    let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(2));
+    other.execute_batch("COMMIT").unwrap();
+    assert!(ran.is_ok(), "another task ran while the write waited");
+    runtime.block_on(writer).unwrap().unwrap();
+    assert_eq!(&*store.get("k").unwrap().unwrap().value, b"v");
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn live_records_evicted_by_the_bound_are_counted() {
+    let dir = temp_dir("evict");
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let store = metrics::with_local_recorder(&recorder, || {
+        SqliteStore::open_with(dir.join("store.db"), 10, 1 << 20).unwrap()
+    });
+    let day = Some(std::time::Duration::from_secs(86_400));
+    for i in 0..64 {
+        store
+            .put(&format!("k{i}"), Record::new(1, b"v".to_vec()), day)
+            .unwrap();
+    }
+    let evicted = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find(|(k, ..)| k.key().name() == "heal_store_evictions_total")
+        .map(|(.., v)| v);
+    assert_eq!(
+        evicted,
+        Some(metrics_util::debugging::DebugValue::Counter(54)),
+        "64 live records in a store of 10"
+    );
+    assert!(store.get("k0").unwrap().is_none());
+    assert!(store.get("k63").unwrap().is_some());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

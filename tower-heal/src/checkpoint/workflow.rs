@@ -17,12 +17,19 @@ use crate::store::{Fnv, Record, ResultStore};
 /// has a name and a position. When it completes, its result (serde data) is committed to the
 /// store before it is returned. Run again with the same id after a crash, the workflow
 /// returns the stored results of completed steps without running them, and runs from the
-/// first unfinished step on: the course's `long_workflow_with_checkpoints`. The results of
+/// first unfinished step on. The results of
 /// earlier steps are the state the later steps start from.
 ///
-/// A stored result that no longer decodes (damaged, or the type changed) is ignored: the step
-/// runs again. A stored step with another name at the same position is a
-/// [`CheckpointError::Mismatch`]. [`complete`](Self::complete) removes the checkpoints.
+/// So the workflow resumes at the first step that must run, and **every step after one that
+/// runs again runs again too**: a later record was computed from the earlier result and is
+/// never returned once that result is replaced. A step must run when its record is missing
+/// (never written, evicted, removed by an interrupted [`complete`](Self::complete)), no
+/// longer decodes (damaged, or the type changed), or was written before the step in front of
+/// it last ran. Each record names the record it followed, so this holds across crashes too: a
+/// rerun that stopped after re-running step 2 does not let a later run resume step 3 from the
+/// run before. A stored step with another name at the same position is a
+/// [`CheckpointError::Mismatch`]. [`complete`](Self::complete) removes the checkpoints, last
+/// first.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -54,6 +61,21 @@ pub struct Workflow {
     store: Arc<dyn ResultStore>,
     next: usize,
     resumed: usize,
+    /// The tag of the record at `next - 1` (0 before the first step): the record at `next`
+    /// is valid only if it was written after that one.
+    parent: u64,
+    /// A step has run in this run: every later step runs too, without reading the store.
+    running: bool,
+    rng: fastrand::Rng,
+}
+
+/// A record's value: its own tag, the tag of the record it followed, then the JSON result.
+const HEADER: usize = 16;
+
+fn split(value: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let tag = u64::from_le_bytes(value.get(..8)?.try_into().ok()?);
+    let parent = u64::from_le_bytes(value.get(8..HEADER)?.try_into().ok()?);
+    Some((tag, parent, &value[HEADER..]))
 }
 
 impl Workflow {
@@ -64,6 +86,9 @@ impl Workflow {
             store: Arc::new(store),
             next: 0,
             resumed: 0,
+            parent: 0,
+            running: false,
+            rng: fastrand::Rng::new(),
         }
     }
 
@@ -89,19 +114,35 @@ impl Workflow {
         format!("ckpt:{}:{index}", self.id)
     }
 
-    /// The stored result of the step at the current position, if it completed before.
+    /// The stored result of the step at the current position, if it completed before and
+    /// still holds; `None` means the step runs, and so does every later one.
     fn stored<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, CheckpointError> {
+        if self.running {
+            return Ok(None);
+        }
         let index = self.next;
-        let Some(record) = self.store.get(&self.key(index))? else {
+        let found = self.store.get(&self.key(index))?;
+        let Some(record) = found else {
+            self.running = true;
             return Ok(None);
         };
+        let Some((tag, parent, json)) = split(&record.value) else {
+            tracing::warn!(target: "tower_heal", workflow = %self.id, step = name, index, "stored step result is damaged; the step runs again");
+            self.running = true;
+            return Ok(None);
+        };
+        if parent != self.parent {
+            tracing::info!(target: "tower_heal", workflow = %self.id, step = name, index, "stored step result predates the step before it; the step runs again");
+            self.running = true;
+            return Ok(None);
+        }
         if record.fingerprint != step_fingerprint(name) {
             return Err(CheckpointError::Mismatch {
                 index,
                 step: name.to_owned(),
             });
         }
-        match serde_json::from_slice(&record.value) {
+        match serde_json::from_slice(json) {
             Ok(value) => {
                 if self.resumed == 0 {
                     crate::metrics::resume_counter().increment(1);
@@ -109,18 +150,26 @@ impl Workflow {
                 }
                 self.resumed += 1;
                 self.next += 1;
+                self.parent = tag;
                 tracing::debug!(target: "tower_heal", workflow = %self.id, step = name, index, "step skipped: completed before");
                 Ok(Some(value))
             }
             Err(error) => {
                 tracing::warn!(target: "tower_heal", workflow = %self.id, step = name, index, %error, "stored step result does not decode; the step runs again");
+                self.running = true;
                 Ok(None)
             }
         }
     }
 
     fn record<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), CheckpointError> {
-        let bytes = serde_json::to_vec(value).map_err(|error| CheckpointError::Encode {
+        // A fresh tag per write: a record written after this one names it, and one written
+        // before it (by an earlier run) does not.
+        let tag = self.rng.u64(1..);
+        let mut bytes = Vec::with_capacity(HEADER + 64);
+        bytes.extend_from_slice(&tag.to_le_bytes());
+        bytes.extend_from_slice(&self.parent.to_le_bytes());
+        serde_json::to_writer(&mut bytes, value).map_err(|error| CheckpointError::Encode {
             step: name.to_owned(),
             error,
         })?;
@@ -128,6 +177,7 @@ impl Workflow {
         self.store
             .put(&key, Record::new(step_fingerprint(name), bytes), None)?;
         self.next += 1;
+        self.parent = tag;
         Ok(())
     }
 
@@ -176,12 +226,18 @@ impl Workflow {
         .await
     }
 
-    /// The workflow is done: removes its checkpoints, so the id can start afresh.
+    /// The workflow is done: removes its checkpoints (and any left beyond its last step by an
+    /// earlier, longer run), last first, so the id can start afresh. Interrupted half-way,
+    /// it leaves records a rerun does not trust beyond the first one missing.
     ///
     /// # Errors
-    /// The store could not be written.
+    /// The store could not be read or written.
     pub fn complete(self) -> Result<(), CheckpointError> {
-        for index in 0..self.next {
+        let mut end = self.next;
+        while self.store.get(&self.key(end))?.is_some() {
+            end += 1;
+        }
+        for index in (0..end).rev() {
             self.store.remove(&self.key(index))?;
         }
         Ok(())

@@ -124,6 +124,10 @@ pub(crate) struct Shared<F, K, C> {
     pub(crate) last_stage: bool,
     /// The level last reported on the gauge, so a healthy call writes nothing.
     current: AtomicU8,
+    /// Held while `current` and the gauge change together, so two calls racing at a level
+    /// change cannot leave the gauge at one level and `current` at another (which would keep
+    /// the gauge wrong until the level changes again).
+    gauge: std::sync::Mutex<()>,
     pub(crate) metrics: FallbackMetrics,
 }
 
@@ -162,13 +166,30 @@ impl<F, K, C> Shared<F, K, C> {
         (self.on.error && failed).then_some(Trigger::Error)
     }
 
-    /// Reports the level of an answer on the gauge, writing only when it changed.
+    /// Reports the level of an answer on the gauge, writing only when it changed (one load
+    /// on the hot path; a lock only at a change of level).
     #[inline]
     pub(crate) fn report(&self, level: DegradationLevel) {
         if self.current.load(Ordering::Relaxed) != level as u8 {
-            self.current.store(level as u8, Ordering::Relaxed);
-            self.metrics.level(level);
+            self.report_change(level);
         }
+    }
+
+    #[inline(never)]
+    fn report_change(&self, level: DegradationLevel) {
+        // The gauge and `current` change under one lock: the gauge always ends at the level
+        // `current` holds, whatever the interleaving.
+        let _gauge = self
+            .gauge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.current.store(level as u8, Ordering::Relaxed);
+        self.metrics.level(level);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn current_level(&self) -> u8 {
+        self.current.load(Ordering::Relaxed)
     }
 
     pub(crate) fn answered<Res: Degradable>(&self, response: &mut Res, trigger: Trigger) {
@@ -411,6 +432,7 @@ impl<K, C, A> FallbackBuilder<K, C, A> {
             header: self.header,
             last_stage: last,
             current: AtomicU8::new(0),
+            gauge: std::sync::Mutex::new(()),
             metrics: FallbackMetrics::new(&self.component),
         }
     }
@@ -456,5 +478,94 @@ impl<F, K, C, A> FallbackLayer<F, K, C, A> {
             shared: Arc::new(shared),
             _answer: PhantomData,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    use metrics::{
+        Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    /// A gauge whose first write of 0 pauses (up to 200 ms) until another write lands, so a
+    /// second call can slip in between the first call's level change and its gauge write.
+    #[derive(Default)]
+    struct SlowGauge {
+        value: AtomicU64,
+        paused: Mutex<(bool, bool)>,
+        changed: Condvar,
+    }
+
+    impl GaugeFn for SlowGauge {
+        fn increment(&self, _: f64) {}
+        fn decrement(&self, _: f64) {}
+        fn set(&self, value: f64) {
+            let mut state = self.paused.lock().unwrap();
+            if value == 0.0 && !state.0 {
+                state.0 = true;
+                self.changed.notify_all();
+                // Bounded: with the fix the other write waits for this one, and never comes.
+                let (next, _) = self
+                    .changed
+                    .wait_timeout_while(state, Duration::from_millis(200), |s| !s.1)
+                    .unwrap();
+                state = next;
+            } else {
+                state.1 = true;
+                self.changed.notify_all();
+            }
+            drop(state);
+            self.value.store(value.to_bits(), Ordering::SeqCst);
+        }
+    }
+
+    struct OneGauge(Arc<SlowGauge>);
+
+    impl Recorder for OneGauge {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(Arc::clone(&self.0))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn the_gauge_ends_at_the_level_kept_when_two_calls_race_at_a_change() {
+        let gauge = Arc::new(SlowGauge::default());
+        let recorder = OneGauge(Arc::clone(&gauge));
+        let shared = metrics::with_local_recorder(&recorder, || {
+            FallbackBuilder::new("race").shared((), DegradationLevel::Slight, true)
+        });
+        // Start at level 1, so that the first call's change back to 0 is the paused write.
+        shared.report(DegradationLevel::Slight);
+        *gauge.paused.lock().unwrap() = (false, false);
+        std::thread::scope(|s| {
+            s.spawn(|| shared.report(DegradationLevel::Full));
+            s.spawn(|| {
+                // Once the first call is between its change and its gauge write...
+                let state = gauge.paused.lock().unwrap();
+                drop(gauge.changed.wait_while(state, |s| !s.0).unwrap());
+                // ...a second call changes the level again.
+                shared.report(DegradationLevel::Slight);
+            });
+        });
+        let shown = f64::from_bits(gauge.value.load(Ordering::SeqCst));
+        assert_eq!(
+            shown,
+            f64::from(shared.current_level()),
+            "the gauge shows the level kept, so later calls at that level need not write it"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::{Future, Ready, ready};
 
+use super::StoreSlot;
 use crate::store::Fnv;
 
 /// What the codec made of a request.
@@ -23,37 +24,44 @@ pub enum Prepared<Req, Res> {
     Answer(Res),
 }
 
-/// A response, and the bytes to store for it (`None`: not stored, such as a failure).
-#[derive(Debug)]
-pub struct Captured<Res> {
-    /// The response, handed to the caller.
-    pub response: Res,
-    /// What to store, if the response is to be replayed to duplicates.
-    pub stored: Option<Vec<u8>>,
-}
-
 /// Keys requests and stores responses for an [`IdempotencyLayer`](crate::IdempotencyLayer).
 ///
 /// [`HttpCodec`](crate::idempotency::HttpCodec) reads the `Idempotency-Key` header;
 /// [`FnCodec`] takes closures, for services that are not HTTP.
+///
+/// A codec never has to hold a whole response: [`capture`](Self::capture) gets the response
+/// of the first call with a key and a [`StoreSlot`], and stores through the slot when it has
+/// the bytes (at once, or when a streamed body ends); dropping the slot unused releases the
+/// key, so a duplicate runs itself.
 pub trait IdempotencyCodec<Req, Res> {
+    /// The layer's response: `Res`, or `Res` with a body that stores itself as it streams.
+    type Response;
     /// Reads the key and fingerprint (an HTTP codec buffers the request body to hash it).
-    type Prepare: Future<Output = Prepared<Req, Res>>;
-    /// Encodes a completed response.
-    type Capture: Future<Output = Captured<Res>>;
+    type Prepare: Future<Output = Prepared<Req, Self::Response>>;
 
     /// Starts reading `request`.
     fn prepare(&self, request: Req) -> Self::Prepare;
 
-    /// Starts encoding `response`; a failure is returned with nothing to store.
-    fn capture(&self, response: Res) -> Self::Capture;
+    /// The answer to a request without a key, handed on untouched.
+    fn pass(&self, response: Res) -> Self::Response;
+
+    /// The answer to the first call with a key: stores what it can through `slot` (now, or as
+    /// its body streams), or drops the slot to store nothing.
+    fn capture(&self, response: Res, slot: StoreSlot) -> Self::Response;
 
     /// A response from stored bytes; `None` if they cannot be decoded (they are then ignored).
-    fn replay(&self, stored: &[u8]) -> Option<Res>;
+    fn replay(&self, stored: &[u8]) -> Option<Self::Response>;
 
     /// The answer to a key reused with another request (HTTP: 422); `None` answers with the
     /// family's [`Rejected`](crate::Rejected) in the layer's answer mode.
-    fn mismatch(&self) -> Option<Res>;
+    fn mismatch(&self) -> Option<Self::Response>;
+
+    /// The answer to a duplicate that waited `max_wait` for the first call with its key
+    /// (HTTP: 409); `None` (the default) answers with the family's
+    /// [`Rejected`](crate::Rejected) in the layer's answer mode.
+    fn in_progress(&self) -> Option<Self::Response> {
+        None
+    }
 }
 
 /// A stable 64-bit hash of `parts` (FNV-1a over each part and its length), for the
@@ -81,7 +89,9 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
 /// - `decode(&bytes)`: the response again, `None` if the bytes are not understood.
 ///
 /// A reused key with another fingerprint is answered with the family's
-/// [`Rejected`](crate::Rejected) (`LayerKind::Heal`).
+/// [`Rejected`](crate::Rejected) (`LayerKind::Heal`). Keys are not scoped for you: where
+/// callers share the service, put the caller's identity in the key (or its hash), so one
+/// caller's key never replays another's answer.
 #[derive(Clone, Debug)]
 pub struct FnCodec<K, E, D> {
     key: K,
@@ -106,8 +116,8 @@ where
     E: Fn(&Res) -> Option<Vec<u8>>,
     D: Fn(&[u8]) -> Option<Res>,
 {
+    type Response = Res;
     type Prepare = Ready<Prepared<Req, Res>>;
-    type Capture = Ready<Captured<Res>>;
 
     fn prepare(&self, request: Req) -> Self::Prepare {
         ready(match (self.key)(&request) {
@@ -120,9 +130,15 @@ where
         })
     }
 
-    fn capture(&self, response: Res) -> Self::Capture {
-        let stored = (self.encode)(&response);
-        ready(Captured { response, stored })
+    fn pass(&self, response: Res) -> Res {
+        response
+    }
+
+    fn capture(&self, response: Res, slot: StoreSlot) -> Res {
+        if let Some(bytes) = (self.encode)(&response) {
+            slot.store(bytes);
+        }
+        response
     }
 
     fn replay(&self, stored: &[u8]) -> Option<Res> {

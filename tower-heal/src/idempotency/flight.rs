@@ -1,4 +1,8 @@
 //! Calls in flight per key: duplicates wait for the first instead of running again.
+//!
+//! Invariant: a duplicate's waker is in its flight's list only while it waits; one that stops
+//! waiting (timed out, cancelled) takes it out, so the list never outgrows the duplicates
+//! waiting right now, however long the first call runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,7 +11,8 @@ use std::task::{Context, Poll, Waker};
 #[derive(Default)]
 struct FlightState {
     done: bool,
-    wakers: Vec<Waker>,
+    next: u64,
+    wakers: HashMap<u64, Waker>,
 }
 
 /// One key's call in flight; duplicates wait on it.
@@ -22,16 +27,33 @@ impl Flight {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Ready once the first call has finished (stored, failed or been dropped).
-    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once the first call has finished (stored, failed or been dropped). `slot` is
+    /// this waiter's entry in the list.
+    fn poll_done(&self, slot: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
         if state.done {
+            if let Some(id) = slot.take() {
+                state.wakers.remove(&id);
+            }
             return Poll::Ready(());
         }
-        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            state.wakers.push(cx.waker().clone());
+        let id = *slot.get_or_insert_with(|| {
+            state.next += 1;
+            state.next
+        });
+        match state.wakers.get_mut(&id) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                state.wakers.insert(id, cx.waker().clone());
+            }
         }
         Poll::Pending
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.lock().wakers.len()
     }
 
     fn finish(&self) {
@@ -40,8 +62,32 @@ impl Flight {
             state.done = true;
             std::mem::take(&mut state.wakers)
         };
-        for waker in wakers {
+        for (_, waker) in wakers {
             waker.wake();
+        }
+    }
+}
+
+/// A duplicate waiting on a flight; dropping it takes its waker out of the list.
+pub(crate) struct Waiter {
+    flight: Arc<Flight>,
+    slot: Option<u64>,
+}
+
+impl Waiter {
+    pub(crate) fn new(flight: Arc<Flight>) -> Self {
+        Self { flight, slot: None }
+    }
+
+    pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.flight.poll_done(&mut self.slot, cx)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if let Some(id) = self.slot.take() {
+            self.flight.lock().wakers.remove(&id);
         }
     }
 }
@@ -133,12 +179,33 @@ mod tests {
         let Claim::Wait(flight) = flights.claim("k") else {
             panic!("the second claim waits");
         };
+        let mut waiter = Waiter::new(Arc::clone(&flight));
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
-        assert!(flight.poll_done(&mut cx).is_pending());
+        assert!(waiter.poll_done(&mut cx).is_pending());
         assert_eq!(flights.len(), 1);
         drop(leader);
         assert_eq!(flights.len(), 0);
-        assert!(flight.poll_done(&mut cx).is_ready());
+        assert!(waiter.poll_done(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn duplicates_that_stop_waiting_leave_the_list() {
+        let flights = Arc::new(Flights::default());
+        let Claim::Leader(_leader) = flights.claim("k") else {
+            panic!("the first claim leads");
+        };
+        let Claim::Wait(flight) = flights.claim("k") else {
+            panic!("the second claim waits");
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..100 {
+            let mut waiter = Waiter::new(Arc::clone(&flight));
+            assert!(waiter.poll_done(&mut cx).is_pending());
+            assert!(waiter.poll_done(&mut cx).is_pending());
+            assert_eq!(flight.waiting(), 1, "one entry per waiter, polled twice");
+            drop(waiter);
+        }
+        assert_eq!(flight.waiting(), 0);
     }
 }

@@ -8,26 +8,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 use tower_outcome::{Answer, LayerKind, Reason, Rejected};
 use tower_service::Service;
 
-use super::flight::{Claim, Flight, Leader};
+use super::flight::{Claim, Leader, Waiter};
 use super::layer::Shared;
-use super::{Captured, IdempotencyCodec, Prepared};
-use crate::store::Record;
+use super::{IdempotencyCodec, Prepared, StoreSlot};
 
 pin_project! {
     /// The response future of [`Idempotency`](crate::idempotency::Idempotency).
     ///
     /// Dropping it while it runs the first call for a key releases the key: duplicates
-    /// waiting on it then run themselves.
+    /// waiting on it then run themselves. A duplicate waiting for the first call, or a request
+    /// whose body is still arriving, holds no ready inner service (no downstream slot): it
+    /// polls a clone ready before calling it.
     pub struct ResponseFuture<S, Req, Codec, A>
     where
         S: Service<Req>,
         Codec: IdempotencyCodec<Req, S::Response>,
     {
         #[pin]
-        state: State<S, Req, S::Future, Codec::Prepare, Codec::Capture>,
+        state: State<S, Req, S::Future, Codec::Prepare>,
         shared: Arc<Shared<Codec>>,
         _answer: PhantomData<fn() -> A>,
     }
@@ -35,11 +37,20 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, Req, SF, P, C> {
-        Prepare { #[pin] future: P, service: Option<S> },
-        Waiting { flight: Arc<Flight>, request: Option<Req>, key: String, fingerprint: u64, service: Option<S> },
+    enum State<S, Req, SF, P> {
+        Prepare { #[pin] future: P, service: Option<S>, ready: bool },
+        Waiting {
+            #[pin]
+            sleep: Sleep,
+            deadline: Instant,
+            waiter: Waiter,
+            request: Option<Req>,
+            key: String,
+            fingerprint: u64,
+            service: Option<S>,
+        },
+        Readying { service: S, request: Option<Req>, leader: Option<Leader>, fingerprint: u64 },
         Calling { #[pin] future: SF, leader: Option<Leader>, fingerprint: u64 },
-        Capturing { #[pin] future: C, leader: Option<Leader>, fingerprint: u64 },
     }
 }
 
@@ -62,6 +73,7 @@ where
             state: State::Prepare {
                 future: prepare,
                 service: Some(service),
+                ready: true,
             },
             shared,
             _answer: PhantomData,
@@ -72,21 +84,30 @@ where
 /// What the key's lookup decided.
 enum Step<S, Req, Res, E> {
     Done(Result<Res, E>),
-    Wait(Arc<Flight>, Req, String, u64, S),
-    Call(S, Req, Leader, u64),
+    /// Wait for the call in flight, holding an idle clone of the service.
+    Wait(Waiter, Req, String, u64, S),
+    /// Run the call; `ready` says whether `S` was polled ready for it.
+    Call {
+        service: S,
+        ready: bool,
+        request: Req,
+        leader: Leader,
+        fingerprint: u64,
+    },
 }
 
 fn lookup<S, Req, Codec, A>(
     shared: &Shared<Codec>,
     service: S,
+    ready: bool,
     request: Req,
     key: String,
     fingerprint: u64,
-) -> Step<S, Req, S::Response, A::Error>
+) -> Step<S, Req, Codec::Response, A::Error>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     Codec: IdempotencyCodec<Req, S::Response>,
-    A: Answer<S::Response, S::Error>,
+    A: Answer<Codec::Response, S::Error>,
 {
     let store_key = Shared::<Codec>::store_key(&key);
     // A stored response is final: replay it without taking part in the calls in flight.
@@ -96,13 +117,24 @@ where
     // Claim, then read the store again: the first call stores before it releases the key,
     // so a response stored since the first read is seen here.
     let leader = match shared.flights.claim(&key) {
-        Claim::Wait(flight) => return Step::Wait(flight, request, key, fingerprint, service),
+        Claim::Wait(flight) => {
+            // Waiting must not hold what `poll_ready` reserved downstream: keep an idle clone.
+            let idle = service.clone();
+            drop(service);
+            return Step::Wait(Waiter::new(flight), request, key, fingerprint, idle);
+        }
         Claim::Leader(leader) => leader,
     };
     if let Some(answer) = stored::<S, Req, Codec, A>(shared, &store_key, &key, fingerprint) {
         return Step::Done(answer);
     }
-    Step::Call(service, request, leader, fingerprint)
+    Step::Call {
+        service,
+        ready,
+        request,
+        leader,
+        fingerprint,
+    }
 }
 
 /// The answer from the store for `key`, if it has one: a replay, a 422 for another
@@ -112,11 +144,11 @@ fn stored<S, Req, Codec, A>(
     store_key: &str,
     key: &str,
     fingerprint: u64,
-) -> Option<Result<S::Response, A::Error>>
+) -> Option<Result<Codec::Response, A::Error>>
 where
     S: Service<Req>,
     Codec: IdempotencyCodec<Req, S::Response>,
-    A: Answer<S::Response, S::Error>,
+    A: Answer<Codec::Response, S::Error>,
 {
     match shared.store.get(store_key) {
         Err(error) => {
@@ -150,25 +182,48 @@ where
 
 impl<S, Req, Codec, A> Future for ResponseFuture<S, Req, Codec, A>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     Codec: IdempotencyCodec<Req, S::Response>,
-    A: Answer<S::Response, S::Error>,
+    A: Answer<Codec::Response, S::Error>,
 {
-    type Output = Result<S::Response, A::Error>;
+    type Output = Result<Codec::Response, A::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let step = match this.state.as_mut().project() {
-                StateProj::Prepare { future, service } => {
-                    let prepared = ready!(future.poll(cx));
+            let (step, deadline) = match this.state.as_mut().project() {
+                StateProj::Prepare {
+                    future,
+                    service,
+                    ready,
+                } => {
+                    let Poll::Ready(prepared) = future.poll(cx) else {
+                        if std::mem::replace(ready, false) {
+                            // A request body still arriving must not hold what `poll_ready`
+                            // reserved downstream: keep an idle clone, poll it ready later.
+                            let held = service.as_mut().expect(POLLED_AFTER_DONE);
+                            let idle = held.clone();
+                            drop(std::mem::replace(held, idle));
+                        }
+                        return Poll::Pending;
+                    };
                     let mut service = service.take().expect(POLLED_AFTER_DONE);
+                    let ready = *ready;
                     match prepared {
                         Prepared::Answer(response) => return Poll::Ready(Ok(response)),
-                        Prepared::Pass(request) => {
+                        Prepared::Pass(request) if ready => {
                             let future = service.call(request);
                             this.state.set(State::Calling {
                                 future,
+                                leader: None,
+                                fingerprint: 0,
+                            });
+                            continue;
+                        }
+                        Prepared::Pass(request) => {
+                            this.state.set(State::Readying {
+                                service,
+                                request: Some(request),
                                 leader: None,
                                 fingerprint: 0,
                             });
@@ -178,27 +233,72 @@ where
                             request,
                             key,
                             fingerprint,
-                        } => lookup::<S, Req, Codec, A>(
-                            this.shared,
-                            service,
-                            request,
-                            key,
-                            fingerprint,
-                        ),
+                        } => {
+                            let step = lookup::<S, Req, Codec, A>(
+                                this.shared,
+                                service,
+                                ready,
+                                request,
+                                key,
+                                fingerprint,
+                            );
+                            (step, None)
+                        }
                     }
                 }
                 StateProj::Waiting {
-                    flight,
+                    sleep,
+                    deadline,
+                    waiter,
                     request,
                     key,
                     fingerprint,
                     service,
                 } => {
-                    ready!(flight.poll_done(cx));
+                    if waiter.poll_done(cx).is_pending() {
+                        ready!(sleep.poll(cx));
+                        tracing::warn!(target: "tower_heal", key = &**key, "a duplicate waited max_wait for the first call with its idempotency key");
+                        return Poll::Ready(match this.shared.codec.in_progress() {
+                            Some(response) => Ok(response),
+                            None => A::rejected(Rejected::new(
+                                LayerKind::Heal,
+                                Reason::Other(
+                                    "has a request with this idempotency key in progress",
+                                ),
+                            )),
+                        });
+                    }
                     let request = request.take().expect(POLLED_AFTER_DONE);
                     let service = service.take().expect(POLLED_AFTER_DONE);
                     let key = std::mem::take(key);
-                    lookup::<S, Req, Codec, A>(this.shared, service, request, key, *fingerprint)
+                    let step = lookup::<S, Req, Codec, A>(
+                        this.shared,
+                        service,
+                        false,
+                        request,
+                        key,
+                        *fingerprint,
+                    );
+                    (step, Some(*deadline))
+                }
+                StateProj::Readying {
+                    service,
+                    request,
+                    leader,
+                    fingerprint,
+                } => {
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(A::inner_error(error)));
+                    }
+                    let future = service.call(request.take().expect(POLLED_AFTER_DONE));
+                    let leader = leader.take();
+                    let fingerprint = *fingerprint;
+                    this.state.set(State::Calling {
+                        future,
+                        leader,
+                        fingerprint,
+                    });
+                    continue;
                 }
                 StateProj::Calling {
                     future,
@@ -207,59 +307,66 @@ where
                 } => {
                     let result = ready!(future.poll(cx));
                     let Some(leader) = leader.take() else {
-                        return Poll::Ready(result.map_err(A::inner_error));
+                        return Poll::Ready(
+                            result
+                                .map(|response| this.shared.codec.pass(response))
+                                .map_err(A::inner_error),
+                        );
                     };
-                    match result {
+                    return Poll::Ready(match result {
                         // A failure is not stored; dropping the leader lets a duplicate run.
-                        Err(error) => return Poll::Ready(Err(A::inner_error(error))),
+                        Err(error) => Err(A::inner_error(error)),
                         Ok(response) => {
-                            let fingerprint = *fingerprint;
-                            let future = this.shared.codec.capture(response);
-                            this.state.set(State::Capturing {
-                                future,
-                                leader: Some(leader),
-                                fingerprint,
-                            });
-                            continue;
+                            let slot = StoreSlot::new(
+                                Arc::clone(&this.shared.store),
+                                this.shared.ttl,
+                                *fingerprint,
+                                leader,
+                            );
+                            Ok(this.shared.codec.capture(response, slot))
                         }
-                    }
-                }
-                StateProj::Capturing {
-                    future,
-                    leader,
-                    fingerprint,
-                } => {
-                    let Captured { response, stored } = ready!(future.poll(cx));
-                    let leader = leader.take().expect(POLLED_AFTER_DONE);
-                    if let Some(bytes) = stored {
-                        let store_key = Shared::<Codec>::store_key(leader.key());
-                        let record = Record::new(*fingerprint, bytes);
-                        // Committed before the caller sees the response.
-                        if let Err(error) =
-                            this.shared.store.put(&store_key, record, this.shared.ttl)
-                        {
-                            tracing::warn!(target: "tower_heal", key = leader.key(), %error, "response not stored; a duplicate will run again");
-                        }
-                    }
-                    drop(leader);
-                    return Poll::Ready(Ok(response));
+                    });
                 }
             };
             match step {
                 Step::Done(result) => return Poll::Ready(result),
-                Step::Wait(flight, request, key, fingerprint, service) => {
+                Step::Wait(waiter, request, key, fingerprint, service) => {
+                    let deadline =
+                        deadline.unwrap_or_else(|| Instant::now() + this.shared.max_wait);
                     this.state.set(State::Waiting {
-                        flight,
+                        sleep: tokio::time::sleep_until(deadline),
+                        deadline,
+                        waiter,
                         request: Some(request),
                         key,
                         fingerprint,
                         service: Some(service),
                     });
                 }
-                Step::Call(mut service, request, leader, fingerprint) => {
+                Step::Call {
+                    mut service,
+                    ready: true,
+                    request,
+                    leader,
+                    fingerprint,
+                } => {
                     let future = service.call(request);
                     this.state.set(State::Calling {
                         future,
+                        leader: Some(leader),
+                        fingerprint,
+                    });
+                }
+                Step::Call {
+                    service,
+                    ready: false,
+                    request,
+                    leader,
+                    fingerprint,
+                } => {
+                    this.state.set(State::Readying {
+                        service,
+                        request: Some(request),
                         leader: Some(leader),
                         fingerprint,
                     });
@@ -278,8 +385,8 @@ where
         let state = match &self.state {
             State::Prepare { .. } => "prepare",
             State::Waiting { .. } => "waiting",
+            State::Readying { .. } => "readying",
             State::Calling { .. } => "calling",
-            State::Capturing { .. } => "capturing",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

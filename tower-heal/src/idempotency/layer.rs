@@ -20,6 +20,7 @@ pub(crate) struct Shared<Codec> {
     pub(crate) codec: Codec,
     pub(crate) store: Arc<dyn ResultStore>,
     pub(crate) ttl: Option<Duration>,
+    pub(crate) max_wait: Duration,
     pub(crate) flights: Arc<Flights>,
     pub(crate) replays: Counter,
 }
@@ -36,13 +37,25 @@ impl<Codec> Shared<Codec> {
 /// Server-side idempotency keys: a request carrying a key already answered gets the stored
 /// response of the first completed call, and the handler does not run again.
 ///
-/// - concurrent duplicates wait for the first call instead of running the handler;
+/// - concurrent duplicates wait for the first call instead of running the handler, up to
+///   `max_wait` (default 10 s; then HTTP 409, or the family's `Rejected`), holding no
+///   downstream capacity while they wait;
+/// - keys are scoped to the caller (HTTP: a hash of `Authorization` and `Cookie`, see
+///   `scope_headers`): another caller sending the same key gets its own run, never the
+///   first caller's answer;
 /// - a key reused with another request (another fingerprint: method, path and body hash for
 ///   HTTP) is answered 422 (HTTP) or with the family's `Rejected` (other services);
 /// - failures (errors; HTTP 5xx, 408, 429) are not stored, so a retry can succeed; a duplicate
 ///   waiting on a failed first call then runs itself;
+/// - HTTP response bodies stream to the client as they arrive; at most `max_response_bytes`
+///   is kept to store, and a larger body passes through unstored with its key marked "not
+///   replayable" (a retry gets 409, the handler does not run twice). `Set-Cookie` and other
+///   per-caller headers are never stored (`HttpCodec`);
 /// - entries expire after `ttl` (default 24 h); the store is bounded (the default
-///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`).
+///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
+///   that fills up evicts live entries before their `ttl`; each is counted in
+///   `heal_store_evictions_total` and logged, and that key's next request runs again: size
+///   the store for the keys of one `ttl`.
 ///
 /// ```
 /// # #[cfg(feature = "http")] {
@@ -131,6 +144,7 @@ pub struct IdempotencyBuilder<Codec, A = BoxErrorAnswer> {
     pub(crate) codec: Codec,
     store: Option<Arc<dyn ResultStore>>,
     ttl: Option<Duration>,
+    max_wait: Duration,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -140,6 +154,7 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
             codec,
             store: None,
             ttl: Some(Duration::from_secs(86_400)),
+            max_wait: Duration::from_secs(10),
             _answer: PhantomData,
         }
     }
@@ -157,6 +172,14 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
         self
     }
 
+    /// `max_wait`: how long a duplicate waits for the first call with its key before it is
+    /// answered "in progress" (HTTP 409; other services: the family's `Rejected`). Default
+    /// 10 s. A waiting duplicate holds no downstream capacity.
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
     /// Builds the layer.
     pub fn build(self) -> IdempotencyLayer<Codec, A> {
         let store = self
@@ -167,6 +190,7 @@ impl<Codec, A> IdempotencyBuilder<Codec, A> {
                 codec: self.codec,
                 store,
                 ttl: self.ttl,
+                max_wait: self.max_wait,
                 flights: Arc::default(),
                 replays: crate::metrics::replay_counter(),
             }),

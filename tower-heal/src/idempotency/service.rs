@@ -15,8 +15,9 @@ use super::{IdempotencyCodec, ResponseFuture};
 ///
 /// `poll_ready` forwards to the inner service. `call` moves the ready inner service into the
 /// response future (leaving a clone behind, as tower's `Oneshot`-style layers do), because the
-/// key is only known once the request is read: a duplicate that waits for the first call
-/// holds its ready service while it waits, and calls it only if the first call failed.
+/// key is only known once the request is read. A duplicate that waits for the first call
+/// drops its ready service (releasing what its `poll_ready` reserved downstream) and, if the
+/// first call stored nothing, polls a clone ready before it runs itself.
 pub struct Idempotency<S, Codec, A> {
     inner: S,
     shared: Arc<Shared<Codec>>,
@@ -56,9 +57,9 @@ impl<S, Codec, A, Req> Service<Req> for Idempotency<S, Codec, A>
 where
     S: Service<Req> + Clone,
     Codec: IdempotencyCodec<Req, S::Response>,
-    A: Answer<S::Response, S::Error>,
+    A: Answer<Codec::Response, S::Error>,
 {
-    type Response = S::Response;
+    type Response = Codec::Response;
     type Error = A::Error;
     type Future = ResponseFuture<S, Req, Codec, A>;
 

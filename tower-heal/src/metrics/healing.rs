@@ -16,6 +16,9 @@ pub const RECOVERIES_TOTAL: &str = "heal_recoveries_total";
 pub const ESCALATIONS_TOTAL: &str = "heal_escalations_total";
 /// `heal_idempotent_replays_total`.
 pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "heal_idempotent_replays_total";
+/// `heal_store_evictions_total`: entries a result store evicted before their ttl (it was
+/// full).
+pub const STORE_EVICTIONS_TOTAL: &str = "heal_store_evictions_total";
 /// `heal_checkpoint_resumes_total`.
 pub const CHECKPOINT_RESUMES_TOTAL: &str = "heal_checkpoint_resumes_total";
 
@@ -44,6 +47,11 @@ pub(super) fn describe_healing() {
         IDEMPOTENT_REPLAYS_TOTAL,
         Unit::Count,
         "Duplicate requests answered with the stored response of the first call."
+    );
+    metrics::describe_counter!(
+        STORE_EVICTIONS_TOTAL,
+        Unit::Count,
+        "Entries of a result store (in memory or SQLite) evicted before their ttl (the store was full)."
     );
     metrics::describe_counter!(
         CHECKPOINT_RESUMES_TOTAL,
@@ -115,6 +123,11 @@ impl RecoveryMetrics {
     pub(crate) fn escalation(&self) {
         self.escalations.increment(1);
     }
+}
+
+pub(crate) fn store_eviction_counter() -> Counter {
+    describe_once();
+    metrics::counter!(STORE_EVICTIONS_TOTAL)
 }
 
 pub(crate) fn replay_counter() -> Counter {

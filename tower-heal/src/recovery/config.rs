@@ -54,6 +54,10 @@ pub struct RecoveryConfig {
     pub during_rebuild: DuringRebuild,
     /// The longest a call waits for a rebuild before it is rejected. Default 30.
     pub max_rebuild_wait_seconds: f64,
+    /// The longest a recovery action (a factory's rebuild or a hook) may run. One that runs
+    /// longer is abandoned as failed: the old instance keeps serving, waiting calls are
+    /// released and the next recovery comes after the hold-off. Default 60.
+    pub rebuild_timeout_seconds: f64,
     /// Seed for the hold-off jitter, for reproducible runs. Default `None`: seeded per process.
     pub seed: Option<u64>,
 }
@@ -71,6 +75,7 @@ impl Default for RecoveryConfig {
             max_holdoff_seconds: 300.0,
             during_rebuild: DuringRebuild::Wait,
             max_rebuild_wait_seconds: 30.0,
+            rebuild_timeout_seconds: 60.0,
             seed: None,
         }
     }
@@ -92,6 +97,7 @@ pub(crate) struct Settings {
     pub(crate) max_holdoff: Duration,
     pub(crate) during_rebuild: DuringRebuild,
     pub(crate) max_rebuild_wait: Duration,
+    pub(crate) rebuild_timeout: Duration,
     pub(crate) seed: Option<u64>,
 }
 
@@ -150,6 +156,7 @@ impl RecoveryConfig {
             max_holdoff,
             during_rebuild: self.during_rebuild,
             max_rebuild_wait: duration("max_rebuild_wait_seconds", self.max_rebuild_wait_seconds)?,
+            rebuild_timeout: duration("rebuild_timeout_seconds", self.rebuild_timeout_seconds)?,
             seed: self.seed,
         })
     }

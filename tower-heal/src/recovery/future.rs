@@ -12,7 +12,7 @@ use tokio::time::Sleep;
 use tower_outcome::{Answer, Classify, Outcome, Rejected};
 use tower_service::Service;
 
-use super::health::Health;
+use super::health::{Health, Waiter};
 use crate::fallback::Verdict;
 
 pin_project! {
@@ -26,6 +26,8 @@ pin_project! {
         #[pin]
         state: State<S, S::Future, Req, C>,
         health: Option<Arc<Health<S>>>,
+        // The generation of the instance called.
+        generation: u64,
         _answer: PhantomData<fn() -> A>,
     }
 }
@@ -34,7 +36,7 @@ pin_project! {
     #[project = StateProj]
     enum State<S, F, Req, C> {
         Called { #[pin] future: F, classifier: C },
-        Waiting { #[pin] sleep: Sleep, request: Option<Req>, classifier: Option<C> },
+        Waiting { #[pin] sleep: Sleep, waiter: Waiter<S>, request: Option<Req>, classifier: Option<C> },
         Ready { service: S, request: Option<Req>, classifier: Option<C> },
         Rejected { rejected: Option<Rejected> },
     }
@@ -46,10 +48,16 @@ impl<S, Req, C, A> ResponseFuture<S, Req, C, A>
 where
     S: Service<Req>,
 {
-    pub(crate) fn called(future: S::Future, health: Arc<Health<S>>, classifier: C) -> Self {
+    pub(crate) fn called(
+        future: S::Future,
+        generation: u64,
+        health: Arc<Health<S>>,
+        classifier: C,
+    ) -> Self {
         Self {
             state: State::Called { future, classifier },
             health: Some(health),
+            generation,
             _answer: PhantomData,
         }
     }
@@ -58,10 +66,15 @@ where
         Self {
             state: State::Waiting {
                 sleep: tokio::time::sleep(health.settings.max_rebuild_wait),
+                waiter: Waiter {
+                    health: Arc::clone(&health),
+                    slot: None,
+                },
                 request: Some(request),
                 classifier: Some(classifier),
             },
             health: Some(health),
+            generation: 0,
             _answer: PhantomData,
         }
     }
@@ -72,6 +85,7 @@ where
                 rejected: Some(rejected),
             },
             health: None,
+            generation: 0,
             _answer: PhantomData,
         }
     }
@@ -106,8 +120,8 @@ where
                 };
                 if let Some(health) = this.health.take() {
                     match outcome {
-                        Outcome::Success => health.success(),
-                        Outcome::Failure => health.failure(),
+                        Outcome::Success => health.success(*this.generation),
+                        Outcome::Failure => health.failure(*this.generation),
                         Outcome::Ignore => {}
                     }
                 }
@@ -116,6 +130,7 @@ where
             if let Some(answer) = ready!(poll_rebuild::<S, Req, C, A>(
                 this.state.as_mut(),
                 this.health,
+                this.generation,
                 cx
             )) {
                 return Poll::Ready(answer);
@@ -131,6 +146,7 @@ where
 fn poll_rebuild<S, Req, C, A>(
     mut state: Pin<&mut State<S, S::Future, Req, C>>,
     health: &Option<Arc<Health<S>>>,
+    generation: &mut u64,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<S::Response, A::Error>>>
 where
@@ -143,20 +159,24 @@ where
             StateProj::Called { .. } => return Poll::Ready(None),
             StateProj::Waiting {
                 sleep,
+                waiter,
                 request,
                 classifier,
             } => {
                 let health = health.as_ref().expect(POLLED_AFTER_DONE);
-                if health.poll_rebuilt(cx).is_pending() {
+                if waiter.poll(cx).is_pending() {
                     ready!(sleep.poll(cx));
-                    return Poll::Ready(Some(A::rejected(health.rejection())));
+                    let rejected = health.rejection();
+                    // Done waiting: the waiter's entry and the timer go now, not when the
+                    // future is dropped.
+                    state.set(State::Rejected { rejected: None });
+                    return Poll::Ready(Some(A::rejected(rejected)));
                 }
-                let service = health
-                    .current
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone()
+                // Invariant: a rebuild layer stores its first instance when it layers it.
+                let (service, current) = health
+                    .current()
                     .expect("a rebuilding layer always has a current instance");
+                *generation = current;
                 let request = request.take();
                 let classifier = classifier.take();
                 state.set(State::Ready {

@@ -1,5 +1,17 @@
 //! The health monitor and the recovery it starts: shared by every clone of the service.
+//!
+//! Invariants:
+//! - `rebuilding` is set only while `control.recovering` is, and both are cleared by `finish`,
+//!   which runs exactly once per recovery: when the action ends, times out (`rebuild_timeout`),
+//!   panics, or its task is dropped (the `Supervisor` guard).
+//! - `generation` changes only under the `current` lock, so an instance read with its
+//!   generation under that lock belongs to it. Outcomes carry the generation their call was
+//!   sent to; those of an older generation are not counted.
+//! - A waiter's waker is in `waiters` only while its future waits: a future that stops waiting
+//!   (woken, timed out or dropped) takes its entry out, so the list never outgrows the calls
+//!   waiting right now.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,9 +30,9 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// What a recovery does.
 pub(crate) enum Action<S> {
     /// Run a hook (clear a cache, reset a pool); calls go on meanwhile.
-    Hook(Arc<dyn Fn() -> BoxFuture<Result<(), BoxError>> + Send + Sync>),
+    Hook(HookFn),
     /// Build a new inner service; calls wait or are rejected meanwhile.
-    Rebuild(Arc<dyn Fn() -> BoxFuture<Result<S, BoxError>> + Send + Sync>),
+    Rebuild(FactoryFn<S>),
 }
 
 /// Told to the escalation callback when recoveries stop helping.
@@ -65,10 +77,11 @@ pub(crate) struct Health<S> {
     action: Action<S>,
     /// Set while a rebuild runs: no call goes to the old instance meanwhile.
     pub(crate) rebuilding: AtomicBool,
-    /// Bumped when a rebuilt instance is in place; services refresh their copy.
+    /// Bumped when a recovery succeeds (and a rebuilt instance is in place); services refresh
+    /// their copy, and outcomes of older generations are not counted.
     pub(crate) generation: AtomicU64,
     pub(crate) current: Mutex<Option<S>>,
-    waiters: Mutex<Vec<Waker>>,
+    waiters: Mutex<Waiters>,
     escalation: Option<EscalationListener>,
     metrics: RecoveryMetrics,
 }
@@ -107,7 +120,7 @@ impl<S> Health<S> {
             rebuilding: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             current: Mutex::new(None),
-            waiters: Mutex::new(Vec::new()),
+            waiters: Mutex::new(Waiters::default()),
             escalation,
             metrics,
         }
@@ -125,9 +138,29 @@ impl<S> Health<S> {
         .with_name(Arc::clone(&self.name))
     }
 
-    /// A success: one shared increment, and a load (a store only after failures in a row).
+    /// Whether an outcome of a call sent to `generation` still counts.
     #[inline]
-    pub(crate) fn success(&self) {
+    fn current_generation(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+    }
+
+    /// The current instance and its generation (rebuild mode).
+    pub(crate) fn current(&self) -> Option<(S, u64)>
+    where
+        S: Clone,
+    {
+        let current = lock(&self.current);
+        let generation = self.generation.load(Ordering::Acquire);
+        current.clone().map(|s| (s, generation))
+    }
+
+    /// A success of a call sent to `generation`: two loads and one shared increment (a store
+    /// only after failures in a row).
+    #[inline]
+    pub(crate) fn success(&self, generation: u64) {
+        if !self.current_generation(generation) {
+            return;
+        }
         self.successes.fetch_add(1, Ordering::Relaxed);
         if self.failures.load(Ordering::Relaxed) > LOW {
             self.failures.fetch_and(LOW, Ordering::Relaxed);
@@ -144,11 +177,15 @@ impl<S> Health<S> {
         self.window_start.store(self.nanos(now), Ordering::Relaxed);
     }
 
-    /// A failure: reads the clock, rolls the window if it is over, and recovers when due.
-    pub(crate) fn failure(self: &Arc<Self>)
+    /// A failure of a call sent to `generation`: reads the clock, rolls the window if it is
+    /// over, and recovers when due. A failure of an older generation is not counted.
+    pub(crate) fn failure(self: &Arc<Self>, generation: u64)
     where
         S: Clone + Send + 'static,
     {
+        if !self.current_generation(generation) {
+            return;
+        }
         let now = Instant::now();
         let start = self.window_start.load(Ordering::Relaxed);
         let window = u64::try_from(self.settings.window.as_nanos()).unwrap_or(u64::MAX);
@@ -236,49 +273,77 @@ impl<S> Health<S> {
             holdoff_ms = u64::try_from(holdoff.as_millis()).unwrap_or(u64::MAX),
             "health degraded; recovery started"
         );
-        let health = Arc::clone(self);
-        match &self.action {
-            Action::Hook(hook) => {
-                let run = hook();
-                runtime.spawn(async move {
-                    let result = run.await;
-                    health.finish(result.map(|()| None));
-                });
-            }
-            Action::Rebuild(factory) => {
-                self.rebuilding.store(true, Ordering::Release);
-                let run = factory();
-                runtime.spawn(async move {
-                    let result = run.await;
-                    health.finish(result.map(Some));
-                });
-            }
+        if self.is_rebuild() {
+            self.rebuilding.store(true, Ordering::Release);
         }
+        let supervisor = Supervisor {
+            health: Some(Arc::clone(self)),
+        };
+        let timeout = self.settings.rebuild_timeout;
+        let run = match &self.action {
+            Action::Hook(hook) => Run::Hook(Arc::clone(hook)),
+            Action::Rebuild(factory) => Run::Rebuild(Arc::clone(factory)),
+        };
+        // The action is started inside the task, so a factory that panics as it is called
+        // panics there too, and the supervisor cleans up either way.
+        runtime.spawn(async move {
+            let mut supervisor = supervisor;
+            let action = async move {
+                match run {
+                    Run::Hook(hook) => hook().await.map(|()| None),
+                    Run::Rebuild(factory) => factory().await.map(Some),
+                }
+            };
+            let result = match tokio::time::timeout(timeout, action).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "the recovery action did not finish within {} ms",
+                    timeout.as_millis()
+                )
+                .into()),
+            };
+            if let Some(health) = supervisor.health.take() {
+                health.finish(result);
+            }
+        });
     }
 
     fn finish(&self, result: Result<Option<S>, BoxError>) {
         let now = Instant::now();
         let ok = result.is_ok();
         match result {
-            Ok(Some(service)) => {
-                *lock(&self.current) = Some(service);
+            Ok(instance) => {
+                let mut current = lock(&self.current);
+                if let Some(service) = instance {
+                    *current = Some(service);
+                }
+                // Under the lock: an instance read with its generation belongs to it.
                 self.generation.fetch_add(1, Ordering::AcqRel);
+                drop(current);
+                tracing::info!(target: "tower_heal", component = &*self.name, "recovery complete");
             }
-            Ok(None) => {}
             Err(error) => {
                 tracing::error!(target: "tower_heal", component = &*self.name, %error, "recovery failed; the old instance keeps serving");
             }
         }
         self.metrics.recovery(ok);
-        if ok {
-            tracing::info!(target: "tower_heal", component = &*self.name, "recovery complete");
-        }
         // A fresh window measures the recovered service alone.
         self.reset_window(now);
-        lock(&self.control).recovering = false;
+        {
+            let mut control = lock(&self.control);
+            control.recovering = false;
+            if !ok {
+                // The hold-off counts from the failure, so a factory that keeps failing (or
+                // timing out) is not called again at once.
+                let attempts = control.attempts;
+                let holdoff = self.holdoff(attempts, &mut control.rng);
+                let at = now + holdoff;
+                control.not_before = Some(control.not_before.map_or(at, |t| t.max(at)));
+            }
+        }
         self.rebuilding.store(false, Ordering::Release);
-        let waiters = std::mem::take(&mut *lock(&self.waiters));
-        for waker in waiters {
+        let waiters = std::mem::take(&mut lock(&self.waiters).wakers);
+        for (_, waker) in waiters {
             waker.wake();
         }
     }
@@ -301,19 +366,89 @@ impl<S> Health<S> {
         }
     }
 
-    /// Ready once no rebuild runs.
-    pub(crate) fn poll_rebuilt(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once no rebuild runs. `slot` is this waiter's entry in the list; it is taken
+    /// out when the wait ends here, or by [`Waiter`]'s `Drop`.
+    pub(crate) fn poll_rebuilt(&self, slot: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<()> {
         if !self.rebuilding.load(Ordering::Acquire) {
+            if let Some(id) = slot.take() {
+                lock(&self.waiters).wakers.remove(&id);
+            }
             return Poll::Ready(());
         }
         let mut waiters = lock(&self.waiters);
         // Checked again under the lock: `finish` clears the flag before it takes the wakers.
         if !self.rebuilding.load(Ordering::Acquire) {
+            if let Some(id) = slot.take() {
+                waiters.wakers.remove(&id);
+            }
             return Poll::Ready(());
         }
-        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
+        let id = *slot.get_or_insert_with(|| {
+            waiters.next += 1;
+            waiters.next
+        });
+        match waiters.wakers.get_mut(&id) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                waiters.wakers.insert(id, cx.waker().clone());
+            }
         }
         Poll::Pending
+    }
+
+    fn forget_waiter(&self, id: u64) {
+        lock(&self.waiters).wakers.remove(&id);
+    }
+}
+
+/// The calls waiting for a rebuild, by id.
+#[derive(Default)]
+struct Waiters {
+    next: u64,
+    wakers: HashMap<u64, Waker>,
+}
+
+/// A call's place in the list of waiters: dropping it (the call timed out or was cancelled)
+/// takes its waker out.
+pub(crate) struct Waiter<S> {
+    pub(crate) health: Arc<Health<S>>,
+    pub(crate) slot: Option<u64>,
+}
+
+impl<S> Waiter<S> {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.health.poll_rebuilt(&mut self.slot, cx)
+    }
+}
+
+impl<S> Drop for Waiter<S> {
+    fn drop(&mut self) {
+        if let Some(id) = self.slot.take() {
+            self.health.forget_waiter(id);
+        }
+    }
+}
+
+type HookFn = Arc<dyn Fn() -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
+type FactoryFn<S> = Arc<dyn Fn() -> BoxFuture<Result<S, BoxError>> + Send + Sync>;
+
+/// The action a recovery task runs.
+enum Run<S> {
+    Hook(HookFn),
+    Rebuild(FactoryFn<S>),
+}
+
+/// Finishes a recovery whose task ends without finishing it: the action panicked, or the task
+/// was dropped (runtime shut down). The old instance keeps serving and waiters are released.
+struct Supervisor<S> {
+    health: Option<Arc<Health<S>>>,
+}
+
+impl<S> Drop for Supervisor<S> {
+    fn drop(&mut self) {
+        if let Some(health) = self.health.take() {
+            health.finish(Err("the recovery action panicked or was cancelled".into()));
+        }
     }
 }

@@ -30,6 +30,12 @@ use super::{ConfigError, DuringRebuild, Escalation, Recovery, RecoveryConfig};
 ///   escalation callback runs, an error event is logged and `heal_escalations_total` counts;
 ///   the service keeps serving.
 ///
+/// - **Supervision**: an action that fails, panics or runs past `rebuild_timeout` (default
+///   60 s) counts as a failed recovery: the old instance keeps serving, waiting calls go on to
+///   it, and the next recovery comes after the hold-off.
+/// - **Generations**: each completed recovery starts a generation; outcomes of calls sent
+///   before it (to the old instance, or before the hook ran) are not counted against it.
+///
 /// The action runs on a spawned tokio task (a tokio runtime must be running).
 ///
 /// ```
@@ -216,6 +222,13 @@ impl<C, A> RecoveryBuilder<C, A> {
         self
     }
 
+    /// `rebuild_timeout_seconds`: the longest a recovery action (rebuild or hook) may run
+    /// before it is abandoned as failed (default 60 s).
+    pub fn rebuild_timeout(mut self, timeout: Duration) -> Self {
+        self.config.rebuild_timeout_seconds = timeout.as_secs_f64();
+        self
+    }
+
     /// `seed`: makes the hold-off jitter reproducible.
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = Some(seed);
@@ -285,7 +298,8 @@ impl<C, A> RecoveryBuilder<C, A> {
     /// Builds the layer with a factory: each recovery builds a new inner service, which
     /// replaces the old one in every clone. Calls arriving during the rebuild wait for it or
     /// are rejected ([`during_rebuild`](Self::during_rebuild)); none goes to the old instance.
-    /// If the factory fails, the old instance keeps serving.
+    /// If the factory fails, panics or runs past `rebuild_timeout`, the old instance keeps
+    /// serving and the waiting calls go on to it (after its own `poll_ready`).
     ///
     /// # Errors
     /// The first invalid value (see [`RecoveryConfig::validate`]).

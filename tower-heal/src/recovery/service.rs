@@ -21,14 +21,23 @@ use crate::fallback::Verdict;
 /// the new instance in its response future, or is rejected. When a rebuild has replaced the
 /// instance, the next `poll_ready` takes a clone of the new one.
 ///
+/// An inner instance is only called after its own `poll_ready` returned ready: a call whose
+/// instance was not polled ready (the rebuild it waited for failed, or finished between
+/// `poll_ready` and `call`) polls the current instance ready in its response future first.
+///
+/// Outcomes belong to the generation their call was sent to: a call sent before a recovery
+/// completed and failing after it does not count against the recovered service.
+///
 /// A healthy call costs one reference-count increment and decrement, one shared atomic
-/// increment, one load and the classifier's verdict; no lock, no allocation, no clock read.
+/// increment, two loads and the classifier's verdict; no lock, no allocation, no clock read.
 /// A failure reads the clock (to roll the window).
 pub struct Recovery<S, C, A> {
     inner: S,
     /// Whether recoveries rebuild the inner service (read once: it never changes).
     rebuild: bool,
     generation: u64,
+    /// Rebuild mode: `inner` returned ready from its `poll_ready` and has not been called since.
+    ready: bool,
     health: Arc<Health<S>>,
     classifier: C,
     _answer: PhantomData<fn() -> A>,
@@ -40,6 +49,7 @@ impl<S, C, A> Recovery<S, C, A> {
             inner,
             rebuild: health.is_rebuild(),
             generation,
+            ready: false,
             health,
             classifier,
             _answer: PhantomData,
@@ -56,18 +66,13 @@ impl<S, C, A> Recovery<S, C, A> {
     where
         S: Clone,
     {
-        let generation = self.health.generation.load(Ordering::Acquire);
-        if generation != self.generation {
-            let current = self
-                .health
-                .current
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            if let Some(current) = current {
+        if self.health.generation.load(Ordering::Acquire) != self.generation {
+            // The instance and its generation, read together.
+            if let Some((current, generation)) = self.health.current() {
                 self.inner = current;
+                self.ready = false;
+                self.generation = generation;
             }
-            self.generation = generation;
         }
     }
 
@@ -113,28 +118,47 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.rebuild {
             if self.health.rebuilding.load(Ordering::Acquire) {
+                self.ready = false;
                 return Poll::Ready(Ok(()));
             }
             self.refresh();
+            let poll = self.inner.poll_ready(cx);
+            self.ready = matches!(poll, Poll::Ready(Ok(())));
+            return poll.map_err(A::inner_error);
         }
         self.inner.poll_ready(cx).map_err(A::inner_error)
     }
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        if self.stale() {
-            // The instance polled ready may be the broken one: never send it this call.
-            return match self.health.settings.during_rebuild {
-                DuringRebuild::Reject => ResponseFuture::rejected(self.health.rejection()),
-                DuringRebuild::Wait => ResponseFuture::waiting(
-                    request,
-                    Arc::clone(&self.health),
-                    self.classifier.clone(),
-                ),
-            };
+        if !self.rebuild {
+            let generation = self.health.generation.load(Ordering::Acquire);
+            return ResponseFuture::called(
+                self.inner.call(request),
+                generation,
+                Arc::clone(&self.health),
+                self.classifier.clone(),
+            );
+        }
+        let ready = std::mem::replace(&mut self.ready, false);
+        if !ready || self.stale() {
+            // The instance polled ready may be the broken one, and one not polled ready must
+            // not be called: the response future waits for the rebuild, then polls the
+            // current instance ready.
+            if self.health.rebuilding.load(Ordering::Acquire)
+                && self.health.settings.during_rebuild == DuringRebuild::Reject
+            {
+                return ResponseFuture::rejected(self.health.rejection());
+            }
+            return ResponseFuture::waiting(
+                request,
+                Arc::clone(&self.health),
+                self.classifier.clone(),
+            );
         }
         ResponseFuture::called(
             self.inner.call(request),
+            self.generation,
             Arc::clone(&self.health),
             self.classifier.clone(),
         )

@@ -20,14 +20,21 @@ struct Inner {
     map: HashMap<Box<str>, Entry>,
     /// Write order, oldest first: what goes when the store is full.
     order: BTreeMap<u64, Box<str>>,
+    /// Entries with a ttl by expiry, soonest first: the expired go before any live one.
+    expiries: BTreeMap<(Instant, u64), Box<str>>,
     bytes: usize,
     next: u64,
+    /// Live (unexpired) entries evicted so far.
+    evicted_live: u64,
 }
 
 impl Inner {
     fn take(&mut self, key: &str) {
         if let Some(old) = self.map.remove(key) {
             self.order.remove(&old.seq);
+            if let Some(at) = old.expires {
+                self.expiries.remove(&(at, old.seq));
+            }
             self.bytes -= cost(key, &old.record);
         }
     }
@@ -37,9 +44,16 @@ fn cost(key: &str, record: &Record) -> usize {
     key.len() + record.value.len()
 }
 
-/// The default [`ResultStore`]: a map in memory, bounded in entries and bytes (the oldest
-/// written entry is evicted first), entries expiring on tokio's clock (so paused-time tests
-/// control it). Lost when the process ends.
+/// The default [`ResultStore`]: a map in memory, bounded in entries and bytes, entries
+/// expiring on tokio's clock (so paused-time tests control it). Lost when the process ends.
+///
+/// When a new entry does not fit, expired entries go first, then the oldest written. Evicting
+/// an entry that has not expired yet breaks a promise (an idempotency key answered within its
+/// `ttl` can then run again), so it is never silent: it counts in
+/// `heal_store_evictions_total` and logs a warning (the 1st, 2nd, 4th, 8th... time). Size the
+/// store for the keys written within one `ttl` (the default 10,000 entries hold a day's keys
+/// at 7 requests a minute), use a durable store, or shorten the `ttl`: the bound keeps memory
+/// safe, the ttl is kept only while the bound allows.
 ///
 /// ```
 /// use std::time::Duration;
@@ -53,6 +67,7 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_entries: usize,
     max_bytes: usize,
+    evictions: metrics::Counter,
 }
 
 impl MemoryStore {
@@ -64,6 +79,7 @@ impl MemoryStore {
             inner: Mutex::new(Inner::default()),
             max_entries: max_entries.max(1),
             max_bytes,
+            evictions: crate::metrics::store_eviction_counter(),
         }
     }
 
@@ -139,14 +155,28 @@ impl ResultStore for MemoryStore {
         // Expired entries go first, then the oldest, until the new one fits.
         while inner.map.len() >= self.max_entries || inner.bytes + size > self.max_bytes {
             let expired = inner
-                .map
-                .iter()
-                .find(|(_, e)| e.expires.is_some_and(|at| at <= now))
-                .map(|(k, _)| k.clone());
+                .expiries
+                .first_key_value()
+                .filter(|((at, _), _)| *at <= now)
+                .map(|(_, k)| k.clone());
             let victim = match expired {
                 Some(k) => k,
                 None => match inner.order.first_key_value() {
-                    Some((_, k)) => k.clone(),
+                    Some((_, k)) => {
+                        let k = k.clone();
+                        inner.evicted_live += 1;
+                        self.evictions.increment(1);
+                        if inner.evicted_live.is_power_of_two() {
+                            tracing::warn!(
+                                target: "tower_heal",
+                                evicted = inner.evicted_live,
+                                max_entries = self.max_entries,
+                                max_bytes = self.max_bytes,
+                                "result store full: an entry was evicted before its ttl; size the store for the ttl"
+                            );
+                        }
+                        k
+                    }
                     None => break,
                 },
             };
@@ -156,6 +186,9 @@ impl ResultStore for MemoryStore {
         inner.next += 1;
         let key: Box<str> = key.into();
         inner.order.insert(seq, key.clone());
+        if let Some(at) = expires {
+            inner.expiries.insert((at, seq), key.clone());
+        }
         inner.bytes += size;
         inner.map.insert(
             key,
@@ -226,5 +259,39 @@ mod tests {
         store.put("a", rec(10), None).unwrap();
         store.put("a", rec(20), None).unwrap();
         assert_eq!((store.len(), store.bytes()), (1, 21));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_go_first_and_a_live_eviction_is_counted() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let store = metrics::with_local_recorder(&recorder, || MemoryStore::new(2, 1000));
+        let evicted = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .find(|(k, ..)| k.key().name() == "heal_store_evictions_total")
+                .map_or(0, |(.., v)| match v {
+                    DebugValue::Counter(n) => n,
+                    _ => 0,
+                })
+        };
+        let ttl = Some(Duration::from_secs(10));
+        store.put("old", rec(1), None).unwrap();
+        store
+            .put("short", rec(1), Some(Duration::from_secs(1)))
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Full: the expired entry goes, not the older live one; nothing counted.
+        store.put("a", rec(1), ttl).unwrap();
+        assert!(store.get("old").unwrap().is_some());
+        assert_eq!(evicted(), 0);
+        // Full of live entries: the oldest goes, and it is counted.
+        store.put("b", rec(1), ttl).unwrap();
+        assert!(store.get("old").unwrap().is_none());
+        assert_eq!(evicted(), 1);
+        assert_eq!(store.len(), 2);
     }
 }

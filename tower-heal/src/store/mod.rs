@@ -41,8 +41,9 @@ impl Record {
 /// Where completed results are kept, by key.
 ///
 /// Calls are synchronous and short: a map operation in memory, one small transaction on disk
-/// (the SQLite store blocks the calling thread for its commit, a few milliseconds with a disk
-/// flush). A durable store has committed a record when [`put`](Self::put) returns, so a
+/// (the SQLite store waits for its commit, a few milliseconds with a disk flush, after handing
+/// the tokio worker's other tasks to another thread). A store of your own that blocks should
+/// do the same (`tokio::task::block_in_place` on a multi-thread runtime). A durable store has committed a record when [`put`](Self::put) returns, so a
 /// result the caller has seen is never lost, and never returns a half-written or damaged
 /// record: it is ignored (absent) instead.
 pub trait ResultStore: Send + Sync + 'static {

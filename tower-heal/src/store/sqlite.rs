@@ -44,6 +44,7 @@ pub struct SqliteStore {
     max_entries: u64,
     max_value_bytes: usize,
     puts: AtomicU32,
+    evictions: metrics::Counter,
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS heal_results (
@@ -115,6 +116,7 @@ impl SqliteStore {
             max_entries: max_entries.max(1),
             max_value_bytes,
             puts: AtomicU32::new(0),
+            evictions: crate::metrics::store_eviction_counter(),
         })
     }
 
@@ -136,6 +138,14 @@ impl SqliteStore {
             .unwrap_or(0)
             .saturating_sub(self.max_entries);
         if excess > 0 {
+            // Expired records went first: these had not expired yet.
+            self.evictions.increment(excess);
+            tracing::warn!(
+                target: "tower_heal",
+                evicted = excess,
+                max_entries = self.max_entries,
+                "result store full: records evicted before their ttl; size the store for the ttl"
+            );
             conn.execute(
                 "DELETE FROM heal_results WHERE rowid IN
                  (SELECT rowid FROM heal_results ORDER BY rowid LIMIT ?1)",
@@ -156,8 +166,40 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
+/// Runs `f`, which blocks on the disk (a flush, or the database lock up to the busy timeout),
+/// without stalling a tokio worker: on a multi-thread runtime the worker hands its other
+/// tasks to another thread first (`block_in_place`). Elsewhere (no runtime, a current-thread
+/// runtime, which has no other thread to hand them to) `f` runs as it is.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 impl ResultStore for SqliteStore {
     fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        blocking(|| self.get_now(key))
+    }
+
+    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
+        blocking(|| self.put_now(key, record, ttl))
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        blocking(|| {
+            self.lock()
+                .execute("DELETE FROM heal_results WHERE key = ?1", params![key])
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+}
+
+impl SqliteStore {
+    fn get_now(&self, key: &str) -> Result<Option<Record>, StoreError> {
         let conn = self.lock();
         let row = conn
             .prepare_cached(
@@ -201,7 +243,7 @@ impl ResultStore for SqliteStore {
         }))
     }
 
-    fn put(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
+    fn put_now(&self, key: &str, record: Record, ttl: Option<Duration>) -> Result<(), StoreError> {
         if record.value.len() > self.max_value_bytes {
             return Err(StoreError::TooLarge {
                 bytes: record.value.len(),
@@ -225,13 +267,6 @@ impl ResultStore for SqliteStore {
         if self.puts.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
             self.sweep(&conn)?;
         }
-        Ok(())
-    }
-
-    fn remove(&self, key: &str) -> Result<(), StoreError> {
-        self.lock()
-            .execute("DELETE FROM heal_results WHERE key = ?1", params![key])
-            .map_err(backend)?;
         Ok(())
     }
 }
