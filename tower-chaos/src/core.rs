@@ -1,9 +1,9 @@
 //! The layer's shared state and the per-request decision.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -11,13 +11,25 @@ use tokio::time::Instant;
 
 use crate::decide::{Dist, fire_draw, fires, request_hash, threshold, with_fault};
 use crate::fault::{Action, FaultKind, Predicate, Schedule, Stage};
-use crate::guard::Guard;
+use crate::guard::{Guard, Trip};
 use crate::metrics::{FaultMetrics, Metrics};
 
 /// Maps a request to the number its decisions are drawn for (instead of its sequence number).
 pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> u64 + Send + Sync>;
 /// Reads the per-request control string (such as an `x-chaos` header) from a request.
 pub(crate) type ControlFn<Req> = Arc<dyn for<'a> Fn(&'a Req) -> Option<&'a str> + Send + Sync>;
+/// Removes the control string from a request before the inner service sees it.
+pub(crate) type StripFn<Req> = Arc<dyn Fn(&mut Req) + Send + Sync>;
+
+/// A faulted call's place among the `max_active_faults`: dropping it frees the place. It
+/// moves with the call (its response future, then its body for a body fault).
+pub(crate) struct ActiveSlot(Arc<AtomicU32>);
+
+impl Drop for ActiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AcqRel);
+    }
+}
 
 /// The most faults one layer holds: a request's post-call faults are one bit each in a `u64`.
 pub const MAX_FAULTS: usize = 64;
@@ -45,8 +57,6 @@ pub(crate) struct Shared<Req, Res> {
     pub(crate) dry_run: AtomicBool,
     /// Requests seen since arming.
     pub(crate) seq: AtomicU64,
-    /// Requests answered by a terminal fault since arming (not real outcomes).
-    pub(crate) terminal: AtomicU64,
     pub(crate) base: Instant,
     /// When the layer was last armed, in nanoseconds after `base`.
     pub(crate) armed_at: AtomicU64,
@@ -57,13 +67,31 @@ pub(crate) struct Shared<Req, Res> {
     pub(crate) faults: Box<[FaultState<Req, Res>]>,
     pub(crate) key: Option<KeyFn<Req>>,
     pub(crate) control: Option<ControlFn<Req>>,
+    pub(crate) strip: Option<StripFn<Req>>,
+    /// Whether a control string may ask for a hang (explicit opt-in).
+    pub(crate) control_hang: bool,
     pub(crate) max_active: u32,
-    pub(crate) active: AtomicU32,
+    pub(crate) active: Arc<AtomicU32>,
     pub(crate) overflow: AtomicU64,
+    /// Faults not injected because the call was made outside a tokio runtime.
+    pub(crate) no_runtime: AtomicU64,
+    /// The faults whose injection needs tokio's timer, one bit per index.
+    pub(crate) timer_faults: u64,
     pub(crate) guard: Option<Guard<Res>>,
     pub(crate) guard_tripped: AtomicBool,
+    pub(crate) guard_trips: AtomicU64,
+    /// The longest the layer stays armed, from arming.
+    pub(crate) auto_disarm: Option<Duration>,
+    /// Disarming releases the calls held by hang and latency faults.
+    pub(crate) release_on_disarm: bool,
+    /// Serialises arming and disarming (rare), so an expiry or a trip never disarms a layer
+    /// armed again since.
+    pub(crate) transition: Mutex<()>,
     pub(crate) hung: Arc<Notify>,
+    /// Bumped to release hung calls.
     pub(crate) release_epoch: AtomicU64,
+    /// Bumped to release delayed calls (a releasing disarm).
+    pub(crate) delay_epoch: AtomicU64,
     pub(crate) metrics: Metrics,
 }
 
@@ -162,6 +190,9 @@ impl<Req, Res> Shared<Req, Res> {
         for (index, fault) in self.faults.iter().enumerate() {
             let mut limit = fault.threshold.load(Relaxed);
             if let Some(control) = control {
+                if fault.kind == FaultKind::Hang && !self.control_hang {
+                    continue;
+                }
                 match control_rate(control, &fault.name) {
                     Some(rate) => limit = limit.min(threshold(rate)),
                     None => continue,
@@ -252,16 +283,40 @@ impl<Req, Res> Shared<Req, Res> {
         }
     }
 
+    /// Whether injecting `plan` needs tokio's timer: a delay, a stalled body, or a held call
+    /// with a deadline (`auto_disarm_after`) or a latency bound to watch.
+    pub(crate) fn needs_timer(&self, plan: &Plan) -> bool {
+        plan.fired & self.timer_faults != 0
+            || (plan.hang
+                && ((self.auto_disarm.is_some() && self.release_on_disarm)
+                    || self.guard.as_ref().is_some_and(|g| g.latency.is_some())))
+    }
+
+    /// A fault that needs a runtime met a call made outside one: not injected, and said so.
+    #[cold]
+    pub(crate) fn no_runtime(&self, plan: &Plan) {
+        self.no_runtime.fetch_add(1, Relaxed);
+        tracing::warn!(
+            target: "tower_chaos",
+            chaos = true,
+            layer = &*self.name,
+            seq = plan.seq,
+            "chaos: a fault needing a tokio runtime met a call made outside one: not injected"
+        );
+    }
+
     /// Takes an active-fault slot, or counts the overflow.
-    pub(crate) fn try_activate(&self) -> bool {
+    pub(crate) fn try_activate(&self) -> Option<ActiveSlot> {
         let before = self.active.fetch_add(1, AcqRel);
+        // The slot exists from here: whatever happens next, dropping it gives the place back.
+        let slot = ActiveSlot(Arc::clone(&self.active));
         if before < self.max_active {
-            true
+            Some(slot)
         } else {
-            self.active.fetch_sub(1, AcqRel);
+            drop(slot);
             self.overflow.fetch_add(1, Relaxed);
             self.metrics.overflow.increment(1);
-            false
+            None
         }
     }
 
@@ -300,18 +355,21 @@ impl<Req, Res> Shared<Req, Res> {
                 );
             }
         }
-        if plan.terminal.is_some() && !dry_run {
-            self.terminal.fetch_add(1, Relaxed);
-        }
+    }
+
+    fn lock_transition(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.transition
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn arm(&self) {
+        let _transition = self.lock_transition();
         self.seq.store(0, Relaxed);
-        self.terminal.store(0, Relaxed);
         let now = self.now_offset();
         self.armed_at.store(nanos(now), Relaxed);
         if let Some(guard) = &self.guard {
-            guard.reset(now);
+            guard.reset();
         }
         self.guard_tripped.store(false, Relaxed);
         self.armed.store(true, Relaxed);
@@ -319,41 +377,140 @@ impl<Req, Res> Shared<Req, Res> {
         tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, "chaos: armed");
     }
 
-    pub(crate) fn disarm(&self, why: &'static str) {
+    /// Disarms (if armed) and, when `release`, lets every call held by a hang or latency
+    /// fault go on at once. True when this call disarmed the layer.
+    pub(crate) fn disarm(&self, why: &'static str, release: bool) -> bool {
+        let disarmed = {
+            let _transition = self.lock_transition();
+            self.disarm_locked(why)
+        };
+        if release {
+            self.release_held();
+        }
+        disarmed
+    }
+
+    fn disarm_locked(&self, why: &'static str) -> bool {
         if self.armed.swap(false, Relaxed) {
             self.metrics.armed.set(0.0);
             tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, reason = why, "chaos: disarmed");
+            true
+        } else {
+            false
         }
     }
 
-    /// Real (non-injected) calls since arming: the guard's denominator.
-    pub(crate) fn real_calls(&self) -> u64 {
-        self.seq
-            .load(Relaxed)
-            .saturating_sub(self.terminal.load(Relaxed))
+    /// When the layer disarms by itself at the latest (`auto_disarm_after`), as an instant.
+    pub(crate) fn disarm_deadline(&self) -> Option<Instant> {
+        self.auto_disarm.map(|limit| {
+            self.base + Duration::from_nanos(self.armed_at.load(Relaxed)).saturating_add(limit)
+        })
     }
 
-    /// Records a real failure for the guard; disarms when the limit is passed.
-    pub(crate) fn real_failure(&self) {
-        if let Some(guard) = &self.guard
-            && guard.failure(self.now_offset(), self.real_calls())
-        {
-            self.metrics.guard_trips.increment(1);
-            tracing::warn!(
+    /// Disarms the layer if it has been armed for `auto_disarm_after`; true when it is (now)
+    /// disarmed. Costs a clock read, only when `auto_disarm_after` is set.
+    pub(crate) fn expire(&self) -> bool {
+        let Some(limit) = self.auto_disarm else {
+            return !self.armed.load(Relaxed);
+        };
+        if !self.armed.load(Relaxed) {
+            return true;
+        }
+        let since = |s: &Self| {
+            s.now_offset()
+                .saturating_sub(Duration::from_nanos(s.armed_at.load(Relaxed)))
+        };
+        if since(self) < limit {
+            return false;
+        }
+        let disarmed = {
+            let _transition = self.lock_transition();
+            // Checked again under the lock: the layer may have been armed again meanwhile.
+            if since(self) >= limit {
+                self.disarm_locked("auto_disarm_after")
+            } else {
+                false
+            }
+        };
+        if disarmed && self.release_on_disarm {
+            self.release_held();
+        }
+        !self.armed.load(Relaxed)
+    }
+
+    /// Tells the guard about one real outcome: `counted` when the call was already counted
+    /// (as slow, while held), `latency` when the guard watches it. Ignored once disarmed.
+    pub(crate) fn observe(&self, failed: bool, latency: Option<Duration>, counted: bool) {
+        let Some(guard) = &self.guard else { return };
+        if !self.armed.load(Relaxed) {
+            return;
+        }
+        let slow = guard.is_slow(latency);
+        if let Some(trip) = guard.record(self.now_offset(), !counted, failed, slow) {
+            self.trip(guard, trip);
+        }
+    }
+
+    /// Tells the guard a held call has passed its latency bound (counted as a call, slow).
+    pub(crate) fn observe_slow(&self) {
+        let Some(guard) = &self.guard else { return };
+        if !self.armed.load(Relaxed) {
+            return;
+        }
+        if let Some(trip) = guard.record(self.now_offset(), true, false, true) {
+            self.trip(guard, trip);
+        }
+    }
+
+    /// Disarms for the guard: one trip, one event, however many calls saw the limit passed.
+    #[cold]
+    fn trip(&self, guard: &Guard<Res>, trip: Trip) {
+        let tripped = {
+            let _transition = self.lock_transition();
+            let tripped = self.disarm_locked("guard");
+            if tripped {
+                self.guard_tripped.store(true, Relaxed);
+                self.guard_trips.fetch_add(1, Relaxed);
+            }
+            tripped
+        };
+        if !tripped {
+            return;
+        }
+        self.metrics.guard_trips.increment(1);
+        match trip {
+            Trip::ErrorRate(rate) => tracing::warn!(
                 target: "tower_chaos",
                 chaos = true,
                 layer = &*self.name,
+                error_rate = rate,
                 error_rate_limit = guard.limit,
                 window_seconds = guard.window.as_secs_f64(),
                 "chaos: guard disarmed the layer: the real error rate passed its limit"
-            );
-            self.guard_tripped.store(true, Relaxed);
-            self.disarm("guard");
+            ),
+            Trip::Latency(bound) => tracing::warn!(
+                target: "tower_chaos",
+                chaos = true,
+                layer = &*self.name,
+                p99_limit_ms = bound.as_secs_f64() * 1000.0,
+                window_seconds = guard.window.as_secs_f64(),
+                "chaos: guard disarmed the layer: the p99 latency passed its limit"
+            ),
+        }
+        if self.release_on_disarm {
+            self.release_held();
         }
     }
 
     pub(crate) fn release_hung(&self) {
         self.release_epoch.fetch_add(1, AcqRel);
+        self.hung.notify_waiters();
+    }
+
+    /// Releases every call held by a hang or a latency fault.
+    pub(crate) fn release_held(&self) {
+        self.release_epoch.fetch_add(1, AcqRel);
+        self.delay_epoch.fetch_add(1, AcqRel);
         self.hung.notify_waiters();
     }
 }

@@ -137,6 +137,9 @@ impl Schedule {
 pub(crate) type Predicate<Req> = Arc<dyn Fn(&Req) -> bool + Send + Sync>;
 pub(crate) type ErrorFactory = Arc<dyn Fn() -> BoxError + Send + Sync>;
 pub(crate) type Mutation<Res> = Arc<dyn Fn(Res) -> Res + Send + Sync>;
+/// Wraps a response's body; the body holds the call's active-fault slot until it ends.
+pub(crate) type BodyWrap<Res> =
+    Arc<dyn Fn(Res, Option<Arc<crate::core::ActiveSlot>>) -> Res + Send + Sync>;
 
 /// The answer a status fault gives, built without a closure.
 pub(crate) struct Respond<Res> {
@@ -164,6 +167,7 @@ pub(crate) enum Action<Res> {
     Abort,
     Respond(Respond<Res>),
     Mutate(Mutation<Res>),
+    Body(BodyWrap<Res>),
 }
 
 impl<Res> Clone for Action<Res> {
@@ -175,6 +179,7 @@ impl<Res> Clone for Action<Res> {
             Self::Abort => Self::Abort,
             Self::Respond(r) => Self::Respond(r.clone()),
             Self::Mutate(m) => Self::Mutate(Arc::clone(m)),
+            Self::Body(b) => Self::Body(Arc::clone(b)),
         }
     }
 }
@@ -210,6 +215,8 @@ pub struct Fault<Req, Res> {
     pub(crate) schedule: Schedule,
     pub(crate) when: Option<Predicate<Req>>,
     pub(crate) misuse: Option<&'static str>,
+    /// Injecting it needs tokio's timer (a delay, a stalled body).
+    pub(crate) timer: bool,
 }
 
 impl<Req, Res> Clone for Fault<Req, Res> {
@@ -222,6 +229,7 @@ impl<Req, Res> Clone for Fault<Req, Res> {
             schedule: self.schedule,
             when: self.when.clone(),
             misuse: self.misuse,
+            timer: self.timer,
         }
     }
 }
@@ -248,6 +256,7 @@ impl<Req, Res> Fault<Req, Res> {
             schedule: Schedule::Always,
             when: None,
             misuse: None,
+            timer: kind == FaultKind::Latency,
         }
     }
 

@@ -5,16 +5,18 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::Ordering::Acquire;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
+use std::time::Duration;
+
 use tokio::sync::futures::OwnedNotified;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower_outcome::{LayerKind, Reason, Rejected};
 
 use crate::answer::ChaosAnswer;
-use crate::core::{Plan, Shared};
+use crate::core::{ActiveSlot, Plan, Shared};
 use crate::fault::Action;
 
 pin_project! {
@@ -47,8 +49,9 @@ pin_project! {
 struct State<Req, Res>(Option<Extra<Req, Res>>);
 
 pub(crate) enum Extra<Req, Res> {
-    // No fault fired: the shared state, so the guard sees a real failure (armed, guard on).
-    Observe(Arc<Shared<Req, Res>>),
+    // No fault fired: the shared state, so the guard counts the result (armed, guard on),
+    // and when the call started if the guard watches latency.
+    Observe(Arc<Shared<Req, Res>>, Option<Instant>),
     // A fault fired: gates before the inner call, post-call faults after, or the answer.
     // In an `Arc` (never shared: polled through `Arc::get_mut`) rather than a `Box`: the
     // drop of an `Arc` is a decrement and an out-of-line call, which keeps this enum's drop
@@ -56,80 +59,153 @@ pub(crate) enum Extra<Req, Res> {
     Faulted(Arc<Faulted<Req, Res>>),
 }
 
-/// What a faulted call carries. Dropping it frees the active-fault slot.
+/// What a faulted call carries. Dropping it frees the active-fault slot, unless a body fault
+/// took the slot along with the body.
 pub(crate) struct Faulted<Req, Res> {
     shared: Arc<Shared<Req, Res>>,
+    slot: Option<ActiveSlot>,
     delay: Option<Pin<Box<Sleep>>>,
-    hang: Option<Hang>,
+    hang: bool,
+    /// The release epochs when the call was faulted: a change releases it.
+    hang_epoch: u64,
+    delay_epoch: u64,
+    /// The call's place among the calls a release wakes, while it is held.
+    notified: Option<Pin<Box<OwnedNotified>>>,
+    /// `auto_disarm_after`'s deadline: a held call is released there.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The guard's latency watch.
+    watch: Option<Watch>,
     terminal: Option<u8>,
     post: u64,
     done: bool,
 }
 
-impl<Req, Res> Drop for Faulted<Req, Res> {
-    fn drop(&mut self) {
-        self.shared.active.fetch_sub(1, AcqRel);
-    }
-}
-
-/// A hung call's wait for `release_hung`.
-struct Hang {
-    epoch: u64,
-    notified: Option<Pin<Box<OwnedNotified>>>,
+/// When a call started, for the guard's latency bound, and the timer that counts it as slow
+/// while it is still held.
+struct Watch {
+    start: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+    counted: bool,
 }
 
 impl<Req, Res> Faulted<Req, Res> {
-    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Arc<Self> {
+    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Arc<Self> {
         let delay = (!plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
-        let hang = plan.hang.then(|| Hang {
-            epoch: shared.release_epoch.load(Acquire),
-            notified: None,
-        });
+        let gated = delay.is_some() || plan.hang;
+        let deadline = if gated && shared.release_on_disarm {
+            shared
+                .disarm_deadline()
+                .map(|at| Box::pin(tokio::time::sleep_until(at)))
+        } else {
+            None
+        };
+        let watch = match shared.guard.as_ref().and_then(|g| g.latency) {
+            Some(bound) if plan.terminal.is_none() => {
+                let start = Instant::now();
+                Some(Watch {
+                    start,
+                    // Past the bound by a nanosecond: a call that took exactly the bound is
+                    // not slow.
+                    timer: gated.then(|| {
+                        Box::pin(tokio::time::sleep_until(
+                            start + bound + Duration::from_nanos(1),
+                        ))
+                    }),
+                    counted: false,
+                })
+            }
+            _ => None,
+        };
         Arc::new(Self {
+            hang_epoch: shared.release_epoch.load(Acquire),
+            delay_epoch: shared.delay_epoch.load(Acquire),
             shared,
+            slot: Some(slot),
             delay,
-            hang,
+            hang: plan.hang,
+            notified: None,
+            deadline,
+            watch,
             terminal: plan.terminal,
             post: plan.post,
             done: false,
         })
     }
 
-    /// Waits out the delay, then the hang.
+    /// Waits out the delay, then the hang, unless a release (or `auto_disarm_after`) lets the
+    /// call go first.
     fn poll_gates(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(sleep) = self.delay.as_mut() {
-            ready!(sleep.as_mut().poll(cx));
-            self.delay = None;
-        }
-        if let Some(hang) = self.hang.as_mut() {
-            let released =
-                |shared: &Shared<Req, Res>| shared.release_epoch.load(Acquire) != hang.epoch;
-            if !released(&self.shared) {
-                if hang.notified.is_none() {
-                    let mut notified = Box::pin(Arc::clone(&self.shared.hung).notified_owned());
-                    notified.as_mut().enable();
-                    hang.notified = Some(notified);
-                    if released(&self.shared) {
-                        self.hang = None;
-                        return Poll::Ready(());
-                    }
-                }
-                if let Some(notified) = hang.notified.as_mut() {
-                    ready!(notified.as_mut().poll(cx));
+        loop {
+            if self.delay.is_some() && self.shared.delay_epoch.load(Acquire) != self.delay_epoch {
+                self.delay = None;
+            }
+            if self.hang && self.shared.release_epoch.load(Acquire) != self.hang_epoch {
+                self.hang = false;
+            }
+            if let Some(deadline) = self.deadline.as_mut()
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                self.deadline = None;
+                if self.delay.is_some() || self.hang {
+                    // The layer has been armed too long: disarm it (releasing every held call).
+                    self.shared.expire();
+                    self.delay = None;
+                    self.hang = false;
                 }
             }
-            self.hang = None;
+            if let Some(sleep) = self.delay.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                self.delay = None;
+            }
+            if self.delay.is_none() && !self.hang {
+                self.notified = None;
+                self.deadline = None;
+                return Poll::Ready(());
+            }
+            match self.notified.as_mut() {
+                None => {
+                    let mut notified = Box::pin(Arc::clone(&self.shared.hung).notified_owned());
+                    notified.as_mut().enable();
+                    self.notified = Some(notified);
+                    // A release between the epoch check and `enable` is seen on the next turn.
+                }
+                Some(notified) => {
+                    ready!(notified.as_mut().poll(cx));
+                    self.notified = None;
+                }
+            }
         }
-        Poll::Ready(())
     }
 
-    fn mutate(&self, mut response: Res) -> Res {
+    /// Counts a call held past the guard's latency bound as slow, once, while it is held.
+    fn poll_watch(&mut self, cx: &mut Context<'_>) {
+        if let Some(watch) = self.watch.as_mut()
+            && let Some(timer) = watch.timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            watch.timer = None;
+            watch.counted = true;
+            self.shared.observe_slow();
+        }
+    }
+
+    fn mutate(&mut self, mut response: Res) -> Res {
         let mut post = self.post;
+        // A body fault holds the call's slot until its stream ends.
+        let mut body_slot: Option<Arc<ActiveSlot>> = None;
         while post != 0 {
             let index = post.trailing_zeros() as usize;
             post &= post - 1;
-            if let Action::Mutate(mutate) = &self.shared.faults[index].action {
-                response = mutate(response);
+            match &self.shared.faults[index].action {
+                Action::Mutate(mutate) => response = mutate(response),
+                Action::Body(wrap) => {
+                    if body_slot.is_none() {
+                        body_slot = self.slot.take().map(Arc::new);
+                    }
+                    response = wrap(response, body_slot.clone());
+                }
+                _ => {}
             }
         }
         response
@@ -172,44 +248,46 @@ impl<Req, Res> Decided<Req, Res> {
     /// No fault: the shared state rides along only when the guard must see the result.
     pub(crate) fn observed(shared: &Arc<Shared<Req, Res>>) -> Self {
         Self::Call(
-            shared
-                .guard
-                .as_ref()
-                .map(|_| Extra::Observe(Arc::clone(shared))),
+            shared.guard.as_ref().map(|guard| {
+                Extra::Observe(Arc::clone(shared), guard.latency.map(|_| Instant::now()))
+            }),
         )
     }
 
     /// Faults that gate the call or change its result.
-    pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self::Call(Some(Extra::Faulted(Faulted::new(Arc::clone(shared), plan))))
+    pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Self {
+        Self::Call(Some(Extra::Faulted(Faulted::new(
+            Arc::clone(shared),
+            plan,
+            slot,
+        ))))
     }
 
     /// A terminal fault.
-    pub(crate) fn answer(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self::Answer(Faulted::new(Arc::clone(shared), plan))
+    pub(crate) fn answer(shared: &Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Self {
+        Self::Answer(Faulted::new(Arc::clone(shared), plan, slot))
     }
 }
 
-/// Maps the inner result, telling the guard about a real failure.
+/// Maps the inner result, counting it for the guard: every real call, failed or not, with
+/// its latency when the guard watches it (`counted`: already counted as slow while held).
 #[inline(never)]
 fn real<Req, Res, E, A>(
-    shared: Option<&Shared<Req, Res>>,
+    shared: &Shared<Req, Res>,
     result: Result<Res, E>,
+    latency: Option<Duration>,
+    counted: bool,
 ) -> Result<Res, A::Error>
 where
     A: ChaosAnswer<Res, E>,
 {
     let result = result.map_err(A::inner_error);
-    if let Some(shared) = shared
-        && let Some(guard) = &shared.guard
-    {
+    if let Some(guard) = &shared.guard {
         let failed = match &result {
             Ok(res) => guard.ok_can_fail && (guard.classify)(Ok(res)),
             Err(err) => (guard.classify)(Err(A::error_ref(err))),
         };
-        if failed {
-            shared.real_failure();
-        }
+        shared.observe(failed, latency, counted);
     }
     result
 }
@@ -231,9 +309,20 @@ where
     A: ChaosAnswer<Res, E>,
 {
     let faulted = unique(faulted);
-    ready!(faulted.poll_gates(cx));
-    let result = ready!(future.poll(cx));
-    let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
+    if faulted.poll_gates(cx).is_pending() {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    }
+    let Poll::Ready(result) = future.poll(cx) else {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    };
+    let (latency, counted) = match &faulted.watch {
+        Some(watch) if watch.counted => (None, true),
+        Some(watch) => (Some(watch.start.elapsed()), false),
+        None => (None, false),
+    };
+    let result = real::<Req, Res, E, A>(&faulted.shared, result, latency, counted);
     Poll::Ready(result.map(|res| faulted.mutate(res)))
 }
 
@@ -276,14 +365,10 @@ where
             (InnerProj::Called { future }, None) => {
                 Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error))
             }
-            (InnerProj::Called { future }, Some(Extra::Observe(shared))) => {
+            (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) => {
                 let result = ready!(future.poll(cx));
-                // Only a result the guard could count as a failure goes to it.
-                if result.is_err() || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) {
-                    Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
-                } else {
-                    Poll::Ready(result.map_err(A::inner_error))
-                }
+                let latency = start.map(|start| start.elapsed());
+                Poll::Ready(real::<Req, Res, E, A>(shared, result, latency, false))
             }
             (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
                 poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
@@ -302,7 +387,7 @@ impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.inner, &self.state.0) {
             (_, None) => "passthrough",
-            (_, Some(Extra::Observe(_))) => "observed",
+            (_, Some(Extra::Observe(..))) => "observed",
             (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
             (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };

@@ -193,7 +193,8 @@ mod service;
 
 pub use answer::ChaosAnswer;
 pub use builder::{
-    ChaosBuilder, DEFAULT_GUARD_ERROR_RATE, DEFAULT_GUARD_MINIMUM_CALLS, DEFAULT_GUARD_WINDOW,
+    ChaosBuilder, DEFAULT_CONTROL_MAX_ACTIVE_FAULTS, DEFAULT_GUARD_ERROR_RATE,
+    DEFAULT_GUARD_MINIMUM_CALLS, DEFAULT_GUARD_WINDOW,
 };
 pub use config::{ChaosConfig, FaultConfig, GuardConfig, LatencyConfig, ScheduleConfig};
 pub use core::MAX_FAULTS;

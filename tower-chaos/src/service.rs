@@ -83,9 +83,12 @@ where
     }
 
     #[inline(always)]
-    fn call(&mut self, request: Req) -> Self::Future {
+    fn call(&mut self, mut request: Req) -> Self::Future {
         // Disarmed: one relaxed load and a branch, and a future that carries nothing.
         if !self.shared.armed.load(Relaxed) {
+            if let Some(strip) = &self.shared.strip {
+                strip(&mut request);
+            }
             return ResponseFuture::called(self.inner.call(request), None);
         }
         self.call_armed(request)
@@ -98,8 +101,13 @@ where
 {
     /// Out of line, so the disarmed path stays small enough to inline.
     #[inline(never)]
-    fn call_armed(&mut self, request: Req) -> ResponseFuture<S::Future, Req, Res, A> {
-        match decide(&self.shared, &request) {
+    fn call_armed(&mut self, mut request: Req) -> ResponseFuture<S::Future, Req, Res, A> {
+        let decided = decide(&self.shared, &request);
+        // The control string is for this layer only: the inner service never sees it.
+        if let Some(strip) = &self.shared.strip {
+            strip(&mut request);
+        }
+        match decided {
             Decided::Call(extra) => ResponseFuture::called(self.inner.call(request), extra),
             Decided::Answer(faulted) => ResponseFuture::answer(faulted),
         }
@@ -109,6 +117,10 @@ where
 /// Decides every fault for an armed call.
 #[inline]
 fn decide<Req, Res>(shared: &Arc<Shared<Req, Res>>, request: &Req) -> Decided<Req, Res> {
+    // `auto_disarm_after` passed: disarmed now, the call goes through untouched.
+    if shared.auto_disarm.is_some() && shared.expire() {
+        return Decided::Call(None);
+    }
     let scan = shared.scan(request);
     if scan.fired == 0 {
         return Decided::observed(shared);
@@ -124,13 +136,19 @@ fn decide_faulted<Req, Res>(shared: &Arc<Shared<Req, Res>>, scan: Scan) -> Decid
         shared.record(&plan, true);
         return Decided::observed(shared);
     }
-    if !shared.try_activate() {
+    if shared.needs_timer(&plan) && tokio::runtime::Handle::try_current().is_err() {
+        // Outside a tokio runtime a delay (or a timer of its own) cannot run: the fault is
+        // not injected, and holds no slot.
+        shared.no_runtime(&plan);
         return Decided::observed(shared);
     }
+    let Some(slot) = shared.try_activate() else {
+        return Decided::observed(shared);
+    };
     shared.record(&plan, false);
     if plan.terminal.is_some() {
-        Decided::answer(shared, &plan)
+        Decided::answer(shared, &plan, slot)
     } else {
-        Decided::faulted(shared, &plan)
+        Decided::faulted(shared, &plan, slot)
     }
 }
