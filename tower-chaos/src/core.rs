@@ -1,7 +1,7 @@
 //! The layer's shared state and the per-request decision.
 
 use std::fmt;
-use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -391,7 +391,8 @@ impl<Req, Res> Shared<Req, Res> {
     }
 
     fn disarm_locked(&self, why: &'static str) -> bool {
-        if self.armed.swap(false, Relaxed) {
+        // `SeqCst`, with the release epochs: see `Faulted::new`.
+        if self.armed.swap(false, SeqCst) {
             self.metrics.armed.set(0.0);
             tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, reason = why, "chaos: disarmed");
             true
@@ -503,14 +504,14 @@ impl<Req, Res> Shared<Req, Res> {
     }
 
     pub(crate) fn release_hung(&self) {
-        self.release_epoch.fetch_add(1, AcqRel);
+        self.release_epoch.fetch_add(1, SeqCst);
         self.hung.notify_waiters();
     }
 
     /// Releases every call held by a hang or a latency fault.
     pub(crate) fn release_held(&self) {
-        self.release_epoch.fetch_add(1, AcqRel);
-        self.delay_epoch.fetch_add(1, AcqRel);
+        self.release_epoch.fetch_add(1, SeqCst);
+        self.delay_epoch.fetch_add(1, SeqCst);
         self.hung.notify_waiters();
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
@@ -90,8 +90,16 @@ struct Watch {
 
 impl<Req, Res> Faulted<Req, Res> {
     fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Arc<Self> {
-        let delay = (!plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
-        let gated = delay.is_some() || plan.hang;
+        // The epochs first, then whether the layer is still armed (all `SeqCst`, as in
+        // `disarm` and `release_held`): a releasing disarm either comes after the epochs were
+        // read, and the call sees it, or before, and the call is not held at all.
+        let hang_epoch = shared.release_epoch.load(SeqCst);
+        let delay_epoch = shared.delay_epoch.load(SeqCst);
+        let hold = shared.armed.load(SeqCst) || !shared.release_on_disarm;
+        let delay =
+            (hold && !plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
+        let hang = hold && plan.hang;
+        let gated = delay.is_some() || hang;
         let deadline = if gated && shared.release_on_disarm {
             shared
                 .disarm_deadline()
@@ -117,12 +125,12 @@ impl<Req, Res> Faulted<Req, Res> {
             _ => None,
         };
         Arc::new(Self {
-            hang_epoch: shared.release_epoch.load(Acquire),
-            delay_epoch: shared.delay_epoch.load(Acquire),
+            hang_epoch,
+            delay_epoch,
             shared,
             slot: Some(slot),
             delay,
-            hang: plan.hang,
+            hang,
             notified: None,
             deadline,
             watch,
