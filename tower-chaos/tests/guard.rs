@@ -51,10 +51,10 @@ async fn successes_before_the_first_failure_count() {
     let handle = layer.handle();
     let failing = Arc::new(AtomicBool::new(false));
     let mut svc = layer.layer(gated(open_gate(), failing.clone()));
-    // 1 000 successes over 25 s: every slice of the 30 s window holds some.
+    // 1 000 successes over 60 s: the 30 s window holds the last 500, in every slice.
     for n in 0..1_000 {
         svc.ready().await.unwrap().call(n).await.unwrap();
-        tokio::time::advance(Duration::from_millis(25)).await;
+        tokio::time::advance(Duration::from_millis(60)).await;
     }
     failing.store(true, Ordering::SeqCst);
     for n in 0..11 {
@@ -62,9 +62,32 @@ async fn successes_before_the_first_failure_count() {
     }
     assert!(
         handle.is_armed(),
-        "11 failures in 1 011 calls is 1.1 %, far under 50 %"
+        "11 failures in about 511 calls is about 2 %, far under 50 %"
     );
     assert!(!handle.guard_tripped());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_successes_then_eleven_failures_is_one_point_one_percent() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::latency(Latency::Fixed(Duration::from_millis(1))).rate(0.1))
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let failing = Arc::new(AtomicBool::new(false));
+    let mut svc = layer.layer(gated(open_gate(), failing.clone()));
+    // Armed a while before the traffic starts.
+    tokio::time::advance(Duration::from_secs(40)).await;
+    for n in 0..1_000 {
+        svc.ready().await.unwrap().call(n).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    failing.store(true, Ordering::SeqCst);
+    for n in 0..11 {
+        assert!(svc.ready().await.unwrap().call(n).await.is_err());
+    }
+    assert!(handle.is_armed(), "1.1 % is not past 50 %");
 }
 
 #[tokio::test(start_paused = true)]

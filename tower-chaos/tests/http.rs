@@ -322,18 +322,42 @@ async fn a_stalled_body_holds_its_active_fault_slot_until_it_ends() {
         .unwrap();
     let handle = chaos.handle();
     let mut svc = ServiceBuilder::new().layer(chaos).service(ok_service());
-    let res = svc.ready().await.unwrap().call(Request::new(())).await.unwrap();
-    assert_eq!(handle.stats().active, 1, "the response is back, the body fault is not over");
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.stats().active,
+        1,
+        "the response is back, the body fault is not over"
+    );
     // A second call meets the bound: not faulted, counted as overflow.
-    let other = svc.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    let other = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
     assert_eq!(handle.stats().overflow, 1);
     let start = tokio::time::Instant::now();
     let whole = other.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&whole[..], b"hello, world");
-    assert_eq!(start.elapsed(), Duration::ZERO, "the overflow body is not stalled");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the overflow body is not stalled"
+    );
     let whole = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&whole[..], b"hello, world");
-    assert_eq!(handle.stats().active, 0, "the stream ended: the slot is free");
+    assert_eq!(
+        handle.stats().active,
+        0,
+        "the stream ended: the slot is free"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -348,12 +372,24 @@ async fn a_dropped_or_cut_off_body_frees_its_slot() {
     let handle = chaos.handle();
     let mut svc = ServiceBuilder::new().layer(chaos).service(ok_service());
     for _ in 0..20 {
-        let res = svc.ready().await.unwrap().call(Request::new(())).await.unwrap();
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
         assert_eq!(handle.stats().active, 1);
         drop(res);
         assert_eq!(handle.stats().active, 0, "a dropped body frees it");
     }
-    let res = svc.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
     let mut body = res.into_body();
     while let Some(frame) = body.frame().await {
         if frame.is_err() {
@@ -398,11 +434,27 @@ async fn answer_modes_keep_a_given_guard_classifier() {
     let mut a = ServiceBuilder::new().layer(http).service(not_found());
     let mut b = ServiceBuilder::new().layer(grpc).service(not_found());
     for _ in 0..20 {
-        a.ready().await.unwrap().call(Request::new(())).await.unwrap();
-        b.ready().await.unwrap().call(Request::new(())).await.unwrap();
+        a.ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        b.ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
     }
-    assert!(h1.guard_tripped(), ".http() kept the classifier counting 404s");
-    assert!(h2.guard_tripped(), ".grpc() kept the classifier counting 404s");
+    assert!(
+        h1.guard_tripped(),
+        ".http() kept the classifier counting 404s"
+    );
+    assert!(
+        h2.guard_tripped(),
+        ".grpc() kept the classifier counting 404s"
+    );
 }
 
 /// An inner service that answers whether it saw an `x-chaos` header (200 no, 418 yes).
@@ -435,7 +487,13 @@ async fn the_control_header_never_reaches_the_inner_service() {
             handle.arm();
         }
         for value in ["latency", "other"] {
-            let res = svc.ready().await.unwrap().call(header(Some(value))).await.unwrap();
+            let res = svc
+                .ready()
+                .await
+                .unwrap()
+                .call(header(Some(value)))
+                .await
+                .unwrap();
             assert_eq!(res.status(), 200, "armed {armed}, x-chaos: {value}");
         }
     }
@@ -456,7 +514,13 @@ async fn a_header_cannot_ask_for_a_hang_without_an_opt_in() {
     let closed = layer(false);
     let handle = closed.handle();
     let mut svc = ServiceBuilder::new().layer(closed).service(header_echo());
-    let res = svc.ready().await.unwrap().call(header(Some("hang"))).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(header(Some("hang")))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(handle.stats().injected(), 0);
 
