@@ -14,21 +14,25 @@ use std::time::Duration;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 use tower_outcome::{LayerKind, Reason, Rejected};
+use tower_service::Service;
 
 use crate::answer::ChaosAnswer;
 use crate::core::{ActiveSlot, Plan, Shared};
 use crate::fault::Action;
 
 pin_project! {
-    /// The response future of [`Chaos`](crate::Chaos).
+    /// The response future of [`Chaos`](crate::Chaos) over service `S`.
     ///
     /// A faulted call holds an active-fault slot (see `max_active_faults`) and, if it is
-    /// delayed or hung, its timer or its place among the hung calls; dropping the future
-    /// releases them all.
-    pub struct ResponseFuture<F, Req, Res, A> {
+    /// delayed or hung, its timer, its place among the held calls, the request and the
+    /// (ready) inner service it will be sent to; dropping the future releases them all.
+    pub struct ResponseFuture<S, Req, Res, A>
+    where
+        S: Service<Req>,
+    {
         // The inner call, unless a terminal fault answers instead of it.
         #[pin]
-        inner: Inner<F>,
+        inner: Inner<S, Req>,
         // Nothing for a passthrough call (disarmed, or armed without the guard and no fault).
         state: State<Req, Res>,
         _answer: PhantomData<fn() -> A>,
@@ -37,8 +41,14 @@ pin_project! {
 
 pin_project! {
     #[project = InnerProj]
-    enum Inner<F> {
-        Called { #[pin] future: F },
+    enum Inner<S, Req>
+    where
+        S: Service<Req>,
+    {
+        Called { #[pin] future: S::Future },
+        // Held by a latency or hang fault: the ready service and the request, sent once the
+        // gates pass (boxed: only gated calls pay for the room).
+        Parked { parked: Option<Box<(S, Req)>> },
         // A terminal fault answers; the inner service was not called.
         Skipped,
     }
@@ -220,9 +230,9 @@ impl<Req, Res> Faulted<Req, Res> {
     }
 }
 
-impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
+impl<S: Service<Req>, Req, Res, A> ResponseFuture<S, Req, Res, A> {
     #[inline(always)]
-    const fn new(inner: Inner<F>, state: Option<Extra<Req, Res>>) -> Self {
+    const fn new(inner: Inner<S, Req>, state: Option<Extra<Req, Res>>) -> Self {
         Self {
             inner,
             state: State(state),
@@ -232,8 +242,19 @@ impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
 
     /// The inner call, and what the armed layer decided to carry beside it.
     #[inline(always)]
-    pub(crate) const fn called(future: F, extra: Option<Extra<Req, Res>>) -> Self {
+    pub(crate) const fn called(future: S::Future, extra: Option<Extra<Req, Res>>) -> Self {
         Self::new(Inner::Called { future }, extra)
+    }
+
+    /// A call held by a gate: `service` (ready) is called with `request` once it passes.
+    #[inline]
+    pub(crate) fn parked(service: S, request: Req, faulted: Arc<Faulted<Req, Res>>) -> Self {
+        Self::new(
+            Inner::Parked {
+                parked: Some(Box::new((service, request))),
+            },
+            Some(Extra::Faulted(faulted)),
+        )
     }
 
     /// A terminal fault's answer, without the inner call.
@@ -248,6 +269,8 @@ impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
 pub(crate) enum Decided<Req, Res> {
     /// Call the inner service, carrying this beside its future.
     Call(Option<Extra<Req, Res>>),
+    /// Hold the request (and the ready service) until the gates pass, then call.
+    Held(Arc<Faulted<Req, Res>>),
     /// A terminal fault answers: the inner service is not called.
     Answer(Arc<Faulted<Req, Res>>),
 }
@@ -264,11 +287,12 @@ impl<Req, Res> Decided<Req, Res> {
 
     /// Faults that gate the call or change its result.
     pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Self {
-        Self::Call(Some(Extra::Faulted(Faulted::new(
-            Arc::clone(shared),
-            plan,
-            slot,
-        ))))
+        let faulted = Faulted::new(Arc::clone(shared), plan, slot);
+        if faulted.delay.is_some() || faulted.hang {
+            Self::Held(faulted)
+        } else {
+            Self::Call(Some(Extra::Faulted(faulted)))
+        }
     }
 
     /// A terminal fault.
@@ -359,44 +383,73 @@ where
     })
 }
 
-impl<F, Req, Res, E, A> Future for ResponseFuture<F, Req, Res, A>
+impl<S, Req, Res, E, A> Future for ResponseFuture<S, Req, Res, A>
 where
-    F: Future<Output = Result<Res, E>>,
+    S: Service<Req, Response = Res, Error = E>,
     A: ChaosAnswer<Res, E>,
 {
     type Output = Result<Res, A::Error>;
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match (this.inner.project(), &mut this.state.0) {
-            (InnerProj::Called { future }, None) => {
-                Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error))
-            }
-            (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) => {
-                let result = ready!(future.poll(cx));
-                let latency = start.map(|start| start.elapsed());
-                Poll::Ready(real::<Req, Res, E, A>(shared, result, latency, false))
-            }
-            (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
-                poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
-            }
-            (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
-                poll_answer::<Req, Res, E, A>(faulted, cx)
-            }
-            // Invariant: `answer` is the only constructor of `Skipped`, and it always carries
-            // the fault's state.
-            (InnerProj::Skipped, _) => unreachable!("an answered call carries its fault"),
+        let mut this = self.project();
+        loop {
+            let future = match (this.inner.as_mut().project(), &mut this.state.0) {
+                (InnerProj::Called { future }, None) => {
+                    return Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error));
+                }
+                (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) => {
+                    let result = ready!(future.poll(cx));
+                    let latency = start.map(|start| start.elapsed());
+                    return Poll::Ready(real::<Req, Res, E, A>(shared, result, latency, false));
+                }
+                (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
+                    return poll_faulted::<S::Future, Req, Res, E, A>(future, faulted, cx);
+                }
+                (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
+                    return poll_answer::<Req, Res, E, A>(faulted, cx);
+                }
+                (InnerProj::Parked { parked }, Some(Extra::Faulted(faulted))) => {
+                    ready!(poll_parked::<S, Req, Res>(parked, faulted, cx))
+                }
+                // Invariant: `answer` and `parked` are the only constructors of `Skipped` and
+                // `Parked`, and they always carry the fault's state.
+                (InnerProj::Skipped | InnerProj::Parked { .. }, _) => {
+                    unreachable!("an answered or held call carries its fault")
+                }
+            };
+            this.inner.set(Inner::Called { future });
         }
     }
 }
 
-impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
+/// A held call: the gates, then the inner service is called with the request.
+#[inline(never)]
+fn poll_parked<S, Req, Res>(
+    parked: &mut Option<Box<(S, Req)>>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
+    cx: &mut Context<'_>,
+) -> Poll<S::Future>
+where
+    S: Service<Req>,
+{
+    let faulted = unique(faulted);
+    if faulted.poll_gates(cx).is_pending() {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    }
+    // Invariant: taken once, then the future becomes `Called`.
+    let (mut service, request) = *parked.take().expect("a held call is sent once");
+    Poll::Ready(service.call(request))
+}
+
+impl<S: Service<Req>, Req, Res, A> fmt::Debug for ResponseFuture<S, Req, Res, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.inner, &self.state.0) {
             (_, None) => "passthrough",
             (_, Some(Extra::Observe(..))) => "observed",
             (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
+            (Inner::Parked { .. }, Some(Extra::Faulted(_))) => "held",
             (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };
         f.debug_struct("ResponseFuture")

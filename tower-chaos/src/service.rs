@@ -70,12 +70,12 @@ impl<S: fmt::Debug, Req, Res, A> fmt::Debug for Chaos<S, Req, Res, A> {
 
 impl<S, Req, Res, A> Service<Req> for Chaos<S, Req, Res, A>
 where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = Res> + Clone,
     A: ChaosAnswer<Res, S::Error>,
 {
     type Response = Res;
     type Error = A::Error;
-    type Future = ResponseFuture<S::Future, Req, Res, A>;
+    type Future = ResponseFuture<S, Req, Res, A>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -97,11 +97,11 @@ where
 
 impl<S, Req, Res, A> Chaos<S, Req, Res, A>
 where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = Res> + Clone,
 {
     /// Out of line, so the disarmed path stays small enough to inline.
     #[inline(never)]
-    fn call_armed(&mut self, mut request: Req) -> ResponseFuture<S::Future, Req, Res, A> {
+    fn call_armed(&mut self, mut request: Req) -> ResponseFuture<S, Req, Res, A> {
         let decided = decide(&self.shared, &request);
         // The control string is for this layer only: the inner service never sees it.
         if let Some(strip) = &self.shared.strip {
@@ -109,6 +109,13 @@ where
         }
         match decided {
             Decided::Call(extra) => ResponseFuture::called(self.inner.call(request), extra),
+            Decided::Held(faulted) => {
+                // The ready service goes with the held request (it is called when the gates
+                // pass); a clone takes its place, to be made ready by the next `poll_ready`.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::parked(ready, request, faulted)
+            }
             Decided::Answer(faulted) => ResponseFuture::answer(faulted),
         }
     }
