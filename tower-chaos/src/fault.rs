@@ -14,12 +14,12 @@ use tower_outcome::BoxError;
 pub enum FaultKind {
     /// An error from a user factory, instead of calling the service.
     Error,
-    /// A delay before the service's answer is let through.
+    /// A delay before the request is sent to the service.
     Latency,
     /// An immediate refusal: the family's [`Rejected`](crate::Rejected) with
     /// [`Reason::Injected`](crate::Reason::Injected).
     Abort,
-    /// The call stays pending until released through the handle (or dropped).
+    /// The request is held until released through the handle or a disarm (or dropped).
     Hang,
     /// An HTTP status answered instead of calling the service.
     HttpStatus,
@@ -269,7 +269,9 @@ impl<Req, Res> Fault<Req, Res> {
         Self::new(FaultKind::Error, "error", Action::Error(Arc::new(factory)))
     }
 
-    /// Delays the service's answer (see [`Latency`]).
+    /// Delays the request (see [`Latency`]): the service is called once the delay is over,
+    /// so it sees the request late, as behind a slow network. Disarming with
+    /// `release_on_disarm` (the default) cuts the delay short.
     pub fn latency(latency: Latency) -> Self {
         Self::new(FaultKind::Latency, "latency", Action::Latency(latency))
     }
@@ -282,11 +284,11 @@ impl<Req, Res> Fault<Req, Res> {
         Self::new(FaultKind::Abort, "abort", Action::Abort)
     }
 
-    /// Keeps the call pending until [`ChaosHandle::release_hung`](crate::ChaosHandle::release_hung)
-    /// (the service's answer then goes through) or until the caller drops it.
+    /// Holds the request until [`ChaosHandle::release_hung`](crate::ChaosHandle::release_hung)
+    /// or a disarm releases it (the service is then called and its answer goes through), or
+    /// until the caller drops the call.
     ///
-    /// The service is called at once and its future is held unpolled, so a lazy service does
-    /// no work while the call hangs.
+    /// The service is not called while the request is held: the dependency sees nothing.
     pub fn hang() -> Self {
         Self::new(FaultKind::Hang, "hang", Action::Hang)
     }

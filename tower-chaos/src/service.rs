@@ -18,10 +18,14 @@ use crate::future::{Decided, ResponseFuture};
 /// never fails it. `call` decides every fault for the request exactly once, from the seed, the
 /// fault and the request's number (or key). Disarmed, it costs one atomic load; armed, one
 /// atomic increment, a hash per fault, and (with the guard on) a reference-count pair so the
-/// response future can report a real failure.
+/// response future can count the call's outcome for the guard.
 ///
 /// When a terminal fault (error, abort, status) fires, the inner service is not called: the
 /// readiness `poll_ready` obtained stays with this instance for its next call, as tower allows.
+/// When a latency or hang fault holds the request, the ready inner service goes with it into
+/// the response future (it is called when the hold ends) and a clone takes its place here,
+/// to be made ready by the next `poll_ready`: hence `S: Clone`, as for tower's `Buffer`-style
+/// services.
 pub struct Chaos<S, Req, Res, A> {
     inner: S,
     shared: Arc<Shared<Req, Res>>,
