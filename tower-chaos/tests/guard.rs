@@ -317,3 +317,31 @@ fn two_threads_failing_at_once_trip_once() {
         }
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_classifier_leaves_the_layer_working() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::latency(Latency::Fixed(Duration::from_millis(5))).rate(1.0))
+        .max_active_faults(1)
+        .guard_classifier(|r| match r {
+            Ok(&7) => panic!("classifier bug"),
+            _ => false,
+        })
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::Echo::default());
+    let panicked = tokio::spawn(svc.clone().oneshot(7)).await;
+    assert!(panicked.unwrap_err().is_panic());
+    assert_eq!(
+        handle.stats().active,
+        0,
+        "the slot went with the unwinding future"
+    );
+    for n in 10..30 {
+        assert_eq!(svc.clone().oneshot(n).await.unwrap(), n);
+    }
+    assert!(handle.is_armed());
+    assert_eq!(handle.stats().fault("latency").unwrap().injected, 21);
+}

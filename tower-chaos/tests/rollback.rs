@@ -222,3 +222,30 @@ fn disarming_races_with_calls_on_two_threads() {
         assert_eq!(handle.stats().active, 0);
     });
 }
+
+/// Arming on one OS thread while another reads the state (which expires it): no deadlock,
+/// and the layer ends disarmed once `auto_disarm_after` has passed.
+#[test]
+fn arming_races_with_expiry_on_two_threads() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::abort().rate(1.0))
+        .auto_disarm_after(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let reader = std::thread::spawn({
+        let handle = handle.clone();
+        move || {
+            for _ in 0..5_000 {
+                let _ = handle.is_armed();
+            }
+        }
+    });
+    for _ in 0..5_000 {
+        handle.arm();
+    }
+    reader.join().unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(!handle.is_armed());
+    assert!(!handle.stats().armed);
+}
