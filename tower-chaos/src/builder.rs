@@ -14,9 +14,9 @@ use tower_outcome::{BoxErrorAnswer, Outcome, default_error_outcome};
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
 use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared, StripFn};
-use crate::decide::{Dist, fault_key, salt, threshold};
+use crate::decide::{fault_key, salt, threshold};
 use crate::error::{check_duration, check_rate};
-use crate::fault::{Action, Fault, FaultKind, Latency, Schedule};
+use crate::fault::{Action, Fault, FaultKind, Schedule, check_schedule, latency_dist};
 use crate::guard::{Guard, GuardClassifier};
 use crate::metrics::{FaultMetrics, Metrics};
 use crate::{ChaosLayer, ConfigError};
@@ -458,52 +458,6 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             shared.arm();
         }
         Ok(ChaosLayer::from_shared(Arc::new(shared)))
-    }
-}
-
-fn latency_dist(latency: Latency, field: &dyn Fn(&str) -> String) -> Result<Dist, ConfigError> {
-    Ok(match latency {
-        Latency::Fixed(d) => Dist::Fixed(check_duration(|| field("latency"), d, true)?),
-        Latency::Uniform { low, high } => {
-            let low = check_duration(|| field("latency.low"), low, true)?;
-            let high = check_duration(|| field("latency.high"), high, false)?;
-            if high <= low {
-                return Err(ConfigError::Invalid {
-                    field: field("latency.high"),
-                    reason: format!("must be above low ({low:?}), got {high:?}"),
-                });
-            }
-            Dist::Uniform { low, high }
-        }
-        Latency::LogNormal { p50, p99 } => {
-            let p50 = check_duration(|| field("latency.p50"), p50, false)?;
-            let p99 = check_duration(|| field("latency.p99"), p99, false)?;
-            if p99 < p50 {
-                return Err(ConfigError::Invalid {
-                    field: field("latency.p99"),
-                    reason: format!("must be at least p50 ({p50:?}), got {p99:?}"),
-                });
-            }
-            Dist::log_normal(p50, p99)
-        }
-    })
-}
-
-fn check_schedule(schedule: &Schedule, field: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-    match *schedule {
-        Schedule::EveryKth(0) => Err(ConfigError::Count {
-            field: field("schedule.every"),
-            value: 0,
-        }),
-        Schedule::Between(start, end) if end <= start => Err(ConfigError::Invalid {
-            field: field("schedule"),
-            reason: "the window ends before it starts".to_owned(),
-        }),
-        Schedule::AfterArming { from, until } if until <= from => Err(ConfigError::Invalid {
-            field: field("schedule"),
-            reason: format!("the window ends ({until:?}) before it starts ({from:?})"),
-        }),
-        _ => Ok(()),
     }
 }
 

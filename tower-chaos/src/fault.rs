@@ -7,6 +7,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_outcome::BoxError;
 
+use crate::ConfigError;
+use crate::decide::Dist;
+use crate::error::check_duration;
+
 /// What kind of fault a [`Fault`] injects; its `as_str` is the default name and the `fault`
 /// label of `chaos_injected_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -356,5 +360,59 @@ impl<Req, Res> Fault<Req, Res> {
     #[must_use]
     pub const fn kind(&self) -> FaultKind {
         self.kind
+    }
+}
+
+/// Checks a latency and makes its distribution.
+pub(crate) fn latency_dist(
+    latency: Latency,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Dist, ConfigError> {
+    Ok(match latency {
+        Latency::Fixed(d) => Dist::Fixed(check_duration(|| field("latency"), d, true)?),
+        Latency::Uniform { low, high } => {
+            let low = check_duration(|| field("latency.low"), low, true)?;
+            let high = check_duration(|| field("latency.high"), high, false)?;
+            if high <= low {
+                return Err(ConfigError::Invalid {
+                    field: field("latency.high"),
+                    reason: format!("must be above low ({low:?}), got {high:?}"),
+                });
+            }
+            Dist::Uniform { low, high }
+        }
+        Latency::LogNormal { p50, p99 } => {
+            let p50 = check_duration(|| field("latency.p50"), p50, false)?;
+            let p99 = check_duration(|| field("latency.p99"), p99, false)?;
+            if p99 < p50 {
+                return Err(ConfigError::Invalid {
+                    field: field("latency.p99"),
+                    reason: format!("must be at least p50 ({p50:?}), got {p99:?}"),
+                });
+            }
+            Dist::log_normal(p50, p99)
+        }
+    })
+}
+
+/// Checks a schedule: a count of at least 1, a window in order.
+pub(crate) fn check_schedule(
+    schedule: &Schedule,
+    field: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    match *schedule {
+        Schedule::EveryKth(0) => Err(ConfigError::Count {
+            field: field("schedule.every"),
+            value: 0,
+        }),
+        Schedule::Between(start, end) if end <= start => Err(ConfigError::Invalid {
+            field: field("schedule"),
+            reason: "the window ends before it starts".to_owned(),
+        }),
+        Schedule::AfterArming { from, until } if until <= from => Err(ConfigError::Invalid {
+            field: field("schedule"),
+            reason: format!("the window ends ({until:?}) before it starts ({from:?})"),
+        }),
+        _ => Ok(()),
     }
 }

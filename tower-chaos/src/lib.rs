@@ -211,6 +211,7 @@ pub mod metrics;
 pub mod profiles;
 #[cfg(feature = "inject")]
 mod service;
+mod switch;
 
 pub use answer::ChaosAnswer;
 pub use builder::{
