@@ -7,10 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::task::{Context, Poll, ready};
-
-use pin_project_lite::pin_project;
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 use tower_outcome::{LayerKind, Reason, Rejected};

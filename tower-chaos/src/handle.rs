@@ -235,7 +235,7 @@ pub struct ChaosStats {
     pub guard_trips: u64,
     /// Calls seen since the layer was last armed.
     pub calls: u64,
-    /// Faulted calls in progress now.
+    /// Faulted calls in progress now (a call with a body fault until its body ends).
     pub active: u32,
     /// Faults not injected because `max_active_faults` were in progress.
     pub overflow: u64,
