@@ -336,7 +336,9 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             })?;
             let rate = check_rate(|| field("rate"), rate)?;
             let dist = match &fault.action {
-                Action::Latency(latency) => Some(latency_dist(*latency, &field)?),
+                Action::Latency(latency) | Action::ResponseDelay(latency) => {
+                    Some(latency_dist(*latency, &field)?)
+                }
                 _ => None,
             };
             if let Action::Respond(respond) = &fault.action {

@@ -110,6 +110,8 @@ impl<Req, Res> fmt::Debug for Shared<Req, Res> {
 pub(crate) struct Plan {
     pub(crate) seq: u64,
     pub(crate) delay: Duration,
+    /// The delay of the answer, once the service has answered.
+    pub(crate) response_delay: Duration,
     pub(crate) hang: bool,
     /// The first terminal fault that fired, by index.
     pub(crate) terminal: Option<u8>,
@@ -253,7 +255,15 @@ impl<Req, Res> Shared<Req, Res> {
                     }
                 }
                 Stage::Post => {
-                    plan.post |= bit;
+                    if let Some(dist) = &fault.dist {
+                        let delay = dist.sample(
+                            with_fault(hashed, fault.key, 1),
+                            with_fault(hashed, fault.key, 2),
+                        );
+                        plan.response_delay = plan.response_delay.saturating_add(delay);
+                    } else {
+                        plan.post |= bit;
+                    }
                     plan.fired |= bit;
                 }
             }

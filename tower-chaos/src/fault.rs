@@ -20,6 +20,8 @@ pub enum FaultKind {
     Error,
     /// A delay before the request is sent to the service.
     Latency,
+    /// A delay of the service's answer, after the service has answered.
+    ResponseDelay,
     /// An immediate refusal: the family's [`Rejected`](crate::Rejected) with
     /// [`Reason::Injected`](crate::Reason::Injected).
     Abort,
@@ -36,13 +38,14 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// The label used for names and metrics: `error`, `latency`, `abort`, `hang`,
-    /// `http_status`, `grpc_status`, `mutate`, `body`.
+    /// The label used for names and metrics: `error`, `latency`, `response_delay`, `abort`,
+    /// `hang`, `http_status`, `grpc_status`, `mutate`, `body`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
             Self::Latency => "latency",
+            Self::ResponseDelay => "response_delay",
             Self::Abort => "abort",
             Self::Hang => "hang",
             Self::HttpStatus => "http_status",
@@ -58,7 +61,7 @@ impl FaultKind {
         match self {
             Self::Latency | Self::Hang => Stage::Gate,
             Self::Error | Self::Abort | Self::HttpStatus | Self::GrpcStatus => Stage::Terminal,
-            Self::Mutate | Self::Body => Stage::Post,
+            Self::Mutate | Self::Body | Self::ResponseDelay => Stage::Post,
         }
     }
 }
@@ -166,6 +169,7 @@ impl<Res> Clone for Respond<Res> {
 
 pub(crate) enum Action<Res> {
     Latency(Latency),
+    ResponseDelay(Latency),
     Hang,
     Error(ErrorFactory),
     Abort,
@@ -178,6 +182,7 @@ impl<Res> Clone for Action<Res> {
     fn clone(&self) -> Self {
         match self {
             Self::Latency(l) => Self::Latency(*l),
+            Self::ResponseDelay(l) => Self::ResponseDelay(*l),
             Self::Hang => Self::Hang,
             Self::Error(f) => Self::Error(Arc::clone(f)),
             Self::Abort => Self::Abort,
@@ -260,7 +265,7 @@ impl<Req, Res> Fault<Req, Res> {
             schedule: Schedule::Always,
             when: None,
             misuse: None,
-            timer: kind == FaultKind::Latency,
+            timer: matches!(kind, FaultKind::Latency | FaultKind::ResponseDelay),
         }
     }
 
@@ -275,9 +280,41 @@ impl<Req, Res> Fault<Req, Res> {
 
     /// Delays the request (see [`Latency`]): the service is called once the delay is over,
     /// so it sees the request late, as behind a slow network. Disarming with
-    /// `release_on_disarm` (the default) cuts the delay short.
+    /// `release_on_disarm` (the default) cuts the delay short. To delay the answer instead
+    /// (the service works on time, the caller waits), use
+    /// [`response_delay`](Self::response_delay).
     pub fn latency(latency: Latency) -> Self {
         Self::new(FaultKind::Latency, "latency", Action::Latency(latency))
+    }
+
+    /// Delays the service's answer (see [`Latency`]): the service is called at once, and its
+    /// answer (or error) reaches the caller that much later, as a slow download does. The
+    /// dependency does its work on time; only the caller waits. Named `response_delay` by
+    /// default. For a request that reaches the service late, use [`latency`](Self::latency).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use tower_chaos::{ChaosLayer, Fault, Latency};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), tower_chaos::BoxError> {
+    /// let chaos = ChaosLayer::<u32, u32>::builder()
+    ///     .fault(Fault::response_delay(Latency::Fixed(Duration::from_secs(2))).rate(1.0))
+    ///     .armed(true)
+    ///     .build()?;
+    /// let mut svc = chaos.layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(svc.ready().await?.call(4).await?, 4);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn response_delay(latency: Latency) -> Self {
+        Self::new(
+            FaultKind::ResponseDelay,
+            "response_delay",
+            Action::ResponseDelay(latency),
+        )
     }
 
     /// Refuses the call at once with the family's [`Rejected`](crate::Rejected)

@@ -48,6 +48,8 @@ pin_project! {
         // Held by a latency or hang fault: the ready service and the request, sent once the
         // gates pass (boxed: only gated calls pay for the room).
         Parked { parked: Option<Box<(S, Req)>> },
+        // The service has answered; a response delay holds the answer.
+        Delivering { result: Option<Result<S::Response, S::Error>> },
         // A terminal fault answers; the inner service was not called.
         Skipped,
     }
@@ -75,6 +77,8 @@ pub(crate) struct Faulted<Req, Res> {
     slot: Option<ActiveSlot>,
     delay: Option<Pin<Box<Sleep>>>,
     hang: bool,
+    /// The response delay, started when the service answers.
+    response_delay: Duration,
     /// The release epochs when the call was faulted: a change releases it.
     hang_epoch: u64,
     delay_epoch: u64,
@@ -108,7 +112,12 @@ impl<Req, Res> Faulted<Req, Res> {
         let delay =
             (hold && !plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
         let hang = hold && plan.hang;
-        let gated = delay.is_some() || hang;
+        let response_delay = if hold {
+            plan.response_delay
+        } else {
+            Duration::ZERO
+        };
+        let gated = delay.is_some() || hang || !response_delay.is_zero();
         let deadline = if gated && shared.release_on_disarm {
             shared
                 .disarm_deadline()
@@ -140,6 +149,7 @@ impl<Req, Res> Faulted<Req, Res> {
             slot: Some(slot),
             delay,
             hang,
+            response_delay,
             notified: None,
             deadline,
             watch,
@@ -176,8 +186,8 @@ impl<Req, Res> Faulted<Req, Res> {
                 self.delay = None;
             }
             if self.delay.is_none() && !self.hang {
+                // The deadline stays: a response delay may still come.
                 self.notified = None;
-                self.deadline = None;
                 return Poll::Ready(());
             }
             match self.notified.as_mut() {
@@ -328,13 +338,22 @@ fn unique<Req, Res>(faulted: &mut Arc<Faulted<Req, Res>>) -> &mut Faulted<Req, R
     Arc::get_mut(faulted).expect("a faulted call's state is never shared")
 }
 
-/// A faulted call: the gates, the inner call, the post-call faults.
+/// What a faulted call does once the service has answered.
+enum Step<T, R> {
+    /// The caller's answer.
+    Done(T),
+    /// The service's answer, held by a response delay.
+    Hold(R),
+}
+
+/// A faulted call: the gates, the inner call, then the post-call faults (or the response
+/// delay first).
 #[inline(never)]
 fn poll_faulted<F, Req, Res, E, A>(
     future: Pin<&mut F>,
     faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
-) -> Poll<Result<Res, A::Error>>
+) -> Poll<Step<Result<Res, A::Error>, Result<Res, E>>>
 where
     F: Future<Output = Result<Res, E>>,
     A: ChaosAnswer<Res, E>,
@@ -348,13 +367,51 @@ where
         faulted.poll_watch(cx);
         return Poll::Pending;
     };
+    if !faulted.response_delay.is_zero() {
+        faulted.delay = Some(Box::pin(tokio::time::sleep(faulted.response_delay)));
+        faulted.response_delay = Duration::ZERO;
+        return Poll::Ready(Step::Hold(result));
+    }
+    Poll::Ready(Step::Done(finish::<Req, Res, E, A>(faulted, result)))
+}
+
+/// An answer held by a response delay, let through when the delay is over (or released).
+#[inline(never)]
+fn poll_delivering<Req, Res, E, A>(
+    result: &mut Option<Result<Res, E>>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    let faulted = unique(faulted);
+    if faulted.poll_gates(cx).is_pending() {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    }
+    // Invariant: taken once, as the future completes.
+    let result = result
+        .take()
+        .expect("ResponseFuture polled after completion");
+    Poll::Ready(finish::<Req, Res, E, A>(faulted, result))
+}
+
+/// The service's answer, counted for the guard, through the post-call faults.
+fn finish<Req, Res, E, A>(
+    faulted: &mut Faulted<Req, Res>,
+    result: Result<Res, E>,
+) -> Result<Res, A::Error>
+where
+    A: ChaosAnswer<Res, E>,
+{
     let (latency, counted) = match &faulted.watch {
         Some(watch) if watch.counted => (None, true),
         Some(watch) => (Some(watch.start.elapsed()), false),
         None => (None, false),
     };
     let result = real::<Req, Res, E, A>(&faulted.shared, result, latency, counted);
-    Poll::Ready(result.map(|res| faulted.mutate(res)))
+    result.map(|res| faulted.mutate(res))
 }
 
 /// A terminal fault's answer, once the gates have passed.
@@ -393,7 +450,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let future = match (this.inner.as_mut().project(), &mut this.state.0) {
+            let next = match (this.inner.as_mut().project(), &mut this.state.0) {
                 (InnerProj::Called { future }, None) => {
                     return Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error));
                 }
@@ -403,21 +460,34 @@ where
                     return Poll::Ready(real::<Req, Res, E, A>(shared, result, latency, false));
                 }
                 (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
-                    return poll_faulted::<S::Future, Req, Res, E, A>(future, faulted, cx);
+                    match ready!(poll_faulted::<S::Future, Req, Res, E, A>(
+                        future, faulted, cx
+                    )) {
+                        Step::Done(answer) => return Poll::Ready(answer),
+                        Step::Hold(result) => Inner::Delivering {
+                            result: Some(result),
+                        },
+                    }
+                }
+                (InnerProj::Delivering { result }, Some(Extra::Faulted(faulted))) => {
+                    return poll_delivering::<Req, Res, E, A>(result, faulted, cx);
                 }
                 (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
                     return poll_answer::<Req, Res, E, A>(faulted, cx);
                 }
-                (InnerProj::Parked { parked }, Some(Extra::Faulted(faulted))) => {
-                    ready!(poll_parked::<S, Req, Res>(parked, faulted, cx))
-                }
-                // Invariant: `answer` and `parked` are the only constructors of `Skipped` and
-                // `Parked`, and they always carry the fault's state.
-                (InnerProj::Skipped | InnerProj::Parked { .. }, _) => {
+                (InnerProj::Parked { parked }, Some(Extra::Faulted(faulted))) => Inner::Called {
+                    future: ready!(poll_parked::<S, Req, Res>(parked, faulted, cx)),
+                },
+                // Invariant: `answer`, `parked` and a faulted call's answer are the only ways
+                // to `Skipped`, `Parked` and `Delivering`, and they always carry the fault.
+                (
+                    InnerProj::Skipped | InnerProj::Parked { .. } | InnerProj::Delivering { .. },
+                    _,
+                ) => {
                     unreachable!("an answered or held call carries its fault")
                 }
             };
-            this.inner.set(Inner::Called { future });
+            this.inner.set(next);
         }
     }
 }
@@ -449,6 +519,7 @@ impl<S: Service<Req>, Req, Res, A> fmt::Debug for ResponseFuture<S, Req, Res, A>
             (_, Some(Extra::Observe(..))) => "observed",
             (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
             (Inner::Parked { .. }, Some(Extra::Faulted(_))) => "held",
+            (Inner::Delivering { .. }, Some(Extra::Faulted(_))) => "answer held",
             (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };
         f.debug_struct("ResponseFuture")

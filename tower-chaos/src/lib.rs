@@ -37,6 +37,7 @@
 //! | [`Fault::http_status`] (+ [`retry_after`](Fault::retry_after)) | answers 503, 429, 500… with `Retry-After` | terminal |
 //! | [`Fault::grpc_status`] | answers a Trailers-Only gRPC status (HTTP 200, `grpc-status: 14`…) | terminal |
 //! | [`Fault::latency`] | delays the request (the service is called after the delay): [`Latency::Fixed`], [`Latency::Uniform`], [`Latency::LogNormal`] from a p50 and a p99 | gate |
+//! | [`Fault::response_delay`] | delays the service's answer (the service is called at once) | post |
 //! | [`Fault::hang`] | holds the request until released ([`ChaosHandle::release_hung`], a disarm) or dropped | gate |
 //! | [`Fault::mutate`] | passes the service's answer through your closure: corrupt, truncate, replace | post |
 //! | [`Fault::slow_body`], [`Fault::cut_off_body`] | stalls the response body, or ends it early with an error | post |
@@ -61,8 +62,9 @@
 //! 2. **terminal**: the first terminal fault that fired (in the order they were added) answers
 //!    instead of the service; a later terminal fault that also fired is not injected (there is
 //!    no call left for it) and not counted;
-//! 3. **post**: the mutations and body faults that fired, in order, on the service's answer
-//!    (errors pass unchanged).
+//! 3. **post**: the response delays that fired add up and hold the service's answer (or
+//!    error), then the mutations and body faults that fired act on it, in order (errors pass
+//!    unchanged).
 //!
 //! So "delay first, then abort/error" holds: a call meeting both waits, then fails.
 //!

@@ -345,3 +345,21 @@ async fn a_panicking_classifier_leaves_the_layer_working() {
     assert!(handle.is_armed());
     assert_eq!(handle.stats().fault("latency").unwrap().injected, 21);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_response_delay_trips_the_latency_guard() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::response_delay(Latency::Fixed(Duration::from_secs(2))).rate(1.0))
+        .guard_latency(Duration::from_secs(1))
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(support::Echo::default());
+    let mut calls = 0;
+    while handle.is_armed() && calls < 100 {
+        support::call(&mut svc, calls).await.unwrap();
+        calls += 1;
+    }
+    assert_eq!(calls, 10);
+}

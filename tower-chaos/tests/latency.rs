@@ -162,3 +162,84 @@ async fn a_held_call_is_sent_through_the_readiness_it_was_given() {
     respond.send_response(10);
     assert_eq!(tokio_test::assert_ready_ok!(first.poll()), 10);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_response_delay_holds_the_answer_not_the_request() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::response_delay(Latency::Fixed(Duration::from_millis(750))).rate(1.0))
+        .max_active_faults(1)
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let at = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut svc = layer.layer(stamped(at.clone()));
+    let start = Instant::now();
+    let fut = tower::ServiceExt::ready(&mut svc).await.unwrap().call(3);
+    let mut fut = tokio_test::task::spawn(fut);
+    tokio_test::assert_pending!(fut.poll());
+    assert_eq!(
+        *at.lock().unwrap(),
+        vec![start],
+        "the service answered at once"
+    );
+    assert_eq!(handle.stats().active, 1, "the held answer keeps its slot");
+    tokio::time::advance(Duration::from_millis(749)).await;
+    tokio_test::assert_pending!(fut.poll());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(tokio_test::assert_ready_ok!(fut.poll()), 3);
+    drop(fut);
+    assert_eq!(handle.stats().active, 0);
+    assert_eq!(handle.stats().fault("response_delay").unwrap().injected, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_kill_switch_lets_a_held_answer_through() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::response_delay(Latency::Fixed(Duration::from_secs(3600))).rate(1.0))
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(support::Echo::default());
+    tower::ServiceExt::ready(&mut svc).await.unwrap();
+    let mut fut = tokio_test::task::spawn(svc.call(5));
+    tokio_test::assert_pending!(fut.poll());
+    handle.disarm();
+    assert!(fut.is_woken());
+    assert_eq!(tokio_test::assert_ready_ok!(fut.poll()), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_and_response_delays_add_up() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .fault(Fault::latency(Latency::Fixed(Duration::from_millis(100))).rate(1.0))
+        .fault(Fault::response_delay(Latency::Fixed(Duration::from_millis(200))).rate(1.0))
+        .armed(true)
+        .build()
+        .unwrap();
+    let at = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut svc = layer.layer(stamped(at.clone()));
+    let start = Instant::now();
+    call_stamped(&mut svc, 1).await;
+    assert_eq!(
+        *at.lock().unwrap(),
+        vec![start + Duration::from_millis(100)]
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+}
+
+async fn call_stamped<S>(svc: &mut S, n: u64)
+where
+    S: tower::Service<u64, Response = u64, Error = tower_chaos::BoxError>,
+{
+    assert_eq!(
+        tower::ServiceExt::ready(svc)
+            .await
+            .unwrap()
+            .call(n)
+            .await
+            .unwrap(),
+        n
+    );
+}

@@ -178,6 +178,30 @@ async fn a_held_call_dropped_at_any_poll_frees_its_slot() {
     }
 }
 
+/// An answer held by a response delay, dropped at any poll, frees its slot.
+#[tokio::test(start_paused = true)]
+async fn a_held_answer_dropped_at_any_poll_frees_its_slot() {
+    for polls in 0..3 {
+        let layer = ChaosLayer::<u64, u64>::builder()
+            .fault(Fault::response_delay(Latency::Fixed(Duration::from_secs(10))).rate(1.0))
+            .armed(true)
+            .build()
+            .unwrap();
+        let handle = layer.handle();
+        let mut svc = layer.layer(Echo::default());
+        svc.ready().await.unwrap();
+        let mut fut = task::spawn(svc.call(1));
+        for _ in 0..polls {
+            if fut.poll().is_ready() {
+                break;
+            }
+            tokio::time::advance(Duration::from_secs(4)).await;
+        }
+        drop(fut);
+        assert_eq!(handle.stats().active, 0, "dropped after {polls} polls");
+    }
+}
+
 /// Disarming and arming on one OS thread while another makes held calls: every call ends,
 /// no slot is left taken.
 #[test]
