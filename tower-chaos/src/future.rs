@@ -339,11 +339,11 @@ fn unique<Req, Res>(faulted: &mut Arc<Faulted<Req, Res>>) -> &mut Faulted<Req, R
 }
 
 /// What a faulted call does once the service has answered.
-enum Step<T, R> {
+enum Step<Res, E, AE> {
     /// The caller's answer.
-    Done(T),
+    Done(Result<Res, AE>),
     /// The service's answer, held by a response delay.
-    Hold(R),
+    Hold(Result<Res, E>),
 }
 
 /// A faulted call: the gates, the inner call, then the post-call faults (or the response
@@ -353,7 +353,7 @@ fn poll_faulted<F, Req, Res, E, A>(
     future: Pin<&mut F>,
     faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
-) -> Poll<Step<Result<Res, A::Error>, Result<Res, E>>>
+) -> Poll<Step<Res, E, A::Error>>
 where
     F: Future<Output = Result<Res, E>>,
     A: ChaosAnswer<Res, E>,
