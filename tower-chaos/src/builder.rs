@@ -183,8 +183,9 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
     ///
     /// Safe by default: `max_active_faults` becomes
     /// [`DEFAULT_CONTROL_MAX_ACTIVE_FAULTS`] unless set, and a request cannot ask for a hang
-    /// unless [`control_allows_hang`](Self::control_allows_hang). For HTTP requests see
-    /// `header_control`, which also removes the header before the inner service sees it.
+    /// unless [`control_allows_hang`](Self::control_allows_hang). The request reaches the
+    /// inner service as it is; for HTTP requests `header_control` also removes the header
+    /// before the inner service sees it.
     pub fn control(
         mut self,
         control: impl for<'a> Fn(&'a Req) -> Option<&'a str> + Send + Sync + 'static,
