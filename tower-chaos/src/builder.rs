@@ -3,8 +3,8 @@
 use std::error::Error;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -13,10 +13,10 @@ use tower_outcome::{BoxErrorAnswer, Outcome, default_error_outcome};
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
-use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared};
-use crate::decide::{Dist, fault_key, salt, threshold};
+use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared, StripFn};
+use crate::decide::{fault_key, salt, threshold};
 use crate::error::{check_duration, check_rate};
-use crate::fault::{Action, Fault, FaultKind, Latency, Schedule};
+use crate::fault::{Action, Fault, FaultKind, Schedule, check_schedule, latency_dist};
 use crate::guard::{Guard, GuardClassifier};
 use crate::metrics::{FaultMetrics, Metrics};
 use crate::{ChaosLayer, ConfigError};
@@ -27,6 +27,9 @@ pub const DEFAULT_GUARD_WINDOW: Duration = Duration::from_secs(30);
 pub const DEFAULT_GUARD_ERROR_RATE: f64 = 0.5;
 /// The calls the guard's window must hold before it may trip.
 pub const DEFAULT_GUARD_MINIMUM_CALLS: u64 = 10;
+/// `max_active_faults` when per-request control is on and no bound was given: a request
+/// cannot have more faults in progress than this by asking.
+pub const DEFAULT_CONTROL_MAX_ACTIVE_FAULTS: u32 = 10;
 
 /// Builds a [`ChaosLayer`].
 ///
@@ -65,9 +68,16 @@ pub struct ChaosBuilder<Req, Res, A = BoxErrorAnswer> {
     max_active: Option<u32>,
     key: Option<KeyFn<Req>>,
     control: Option<ControlFn<Req>>,
+    strip: Option<StripFn<Req>>,
+    control_hang: bool,
     guard: Option<(Duration, f64, u64)>,
+    guard_latency: Option<Duration>,
     guard_classifier: GuardClassifier<Res>,
     ok_can_fail: bool,
+    /// The classifier was given with `guard_classifier`: an answer mode keeps it.
+    custom_classifier: bool,
+    auto_disarm_after: Option<Duration>,
+    release_on_disarm: bool,
     _answer: PhantomData<fn() -> A>,
 }
 
@@ -89,13 +99,19 @@ impl<Req, Res: 'static> ChaosBuilder<Req, Res> {
             max_active: None,
             key: None,
             control: None,
+            strip: None,
+            control_hang: false,
             guard: Some((
                 DEFAULT_GUARD_WINDOW,
                 DEFAULT_GUARD_ERROR_RATE,
                 DEFAULT_GUARD_MINIMUM_CALLS,
             )),
+            guard_latency: None,
             guard_classifier: Arc::new(default_failure::<Res>),
             ok_can_fail: false,
+            custom_classifier: false,
+            auto_disarm_after: None,
+            release_on_disarm: true,
             _answer: PhantomData,
         }
     }
@@ -143,7 +159,10 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
 
     /// `max_active_faults`: at most this many faulted calls in progress at once; a fault that
     /// would exceed it is not injected (the call goes through clean) and is counted as
-    /// overflow. Default: no bound.
+    /// overflow. A faulted call is in progress until its response future ends or is dropped,
+    /// and a call with a body fault until its body ends or is dropped (a stalled stream holds
+    /// its place). Default: no bound, or [`DEFAULT_CONTROL_MAX_ACTIVE_FAULTS`] with
+    /// per-request control ([`control`](Self::control), `header_control`).
     pub const fn max_active_faults(mut self, max: u32) -> Self {
         self.max_active = Some(max);
         self
@@ -160,8 +179,13 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
     /// Per-request opt-in: `control(request)` gives a control string, such as `"latency,
     /// http_503=0.5"`, naming the faults this request may meet, each at the rate given
     /// (capped by the fault's configured rate) or at its configured rate. A request with no
-    /// control string meets no fault. For HTTP requests see
-    /// [`header_control`](Self::header_control).
+    /// control string meets no fault. The layer must still be armed.
+    ///
+    /// Safe by default: `max_active_faults` becomes
+    /// [`DEFAULT_CONTROL_MAX_ACTIVE_FAULTS`] unless set, and a request cannot ask for a hang
+    /// unless [`control_allows_hang`](Self::control_allows_hang). The request reaches the
+    /// inner service as it is; for HTTP requests `header_control` also removes the header
+    /// before the inner service sees it.
     pub fn control(
         mut self,
         control: impl for<'a> Fn(&'a Req) -> Option<&'a str> + Send + Sync + 'static,
@@ -170,10 +194,49 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
         self
     }
 
+    /// Lets a control string ask for a hang fault. Default `false`: a request naming a hang
+    /// does not meet it, so a header cannot hold server calls forever.
+    pub const fn control_allows_hang(mut self, allow: bool) -> Self {
+        self.control_hang = allow;
+        self
+    }
+
+    /// `auto_disarm_after`: the layer disarms itself this long after it was armed, whatever
+    /// happens to the code that armed it (a cancelled experiment, a crashed operator), and
+    /// (with [`release_on_disarm`](Self::release_on_disarm)) releases the calls it holds
+    /// then. It is checked on each armed call and by each held call's own timer, with no
+    /// background task. Default: none.
+    pub const fn auto_disarm_after(mut self, after: Duration) -> Self {
+        self.auto_disarm_after = Some(after);
+        self
+    }
+
+    /// `release_on_disarm`: disarming (the handle's kill switch, the guard,
+    /// [`auto_disarm_after`](Self::auto_disarm_after)) also releases every call currently
+    /// held by a hang or a latency fault: each goes on to the service at once. Default
+    /// `true`; with `false`, held calls finish as decided.
+    pub const fn release_on_disarm(mut self, release: bool) -> Self {
+        self.release_on_disarm = release;
+        self
+    }
+
     /// The guard: disarm when the inner service's real (non-injected) error rate over `window`
     /// exceeds `error_rate`, once the window holds `minimum_calls`. Defaults: 30 s, 50 %, 10.
+    ///
+    /// Every real call that ended in the window counts, successes included; calls answered
+    /// by a terminal fault (error, abort, status) do not. The guard acts only while the layer
+    /// is armed, and trips once per arming.
     pub fn guard(mut self, window: Duration, error_rate: f64, minimum_calls: u64) -> Self {
         self.guard = Some((window, error_rate, minimum_calls));
+        self
+    }
+
+    /// The guard also watches latency: it disarms when the p99 of the window's calls, as
+    /// callers see them (injected delays included), exceeds `p99`, that is when more than
+    /// 1 % of them took longer. A call held by a hang or latency fault counts as slow as soon
+    /// as it has been held that long, so a 100 % hang trips it. Default: latency not watched.
+    pub const fn guard_latency(mut self, p99: Duration) -> Self {
+        self.guard_latency = Some(p99);
         self
     }
 
@@ -185,13 +248,24 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
 
     /// What the guard counts as a real failure (default: errors other than the family's
     /// rejections; in `.http()` mode also 5xx and 408; in `.grpc()` mode also failing codes).
+    /// Choosing an answer mode after this keeps it.
     pub fn guard_classifier(
         mut self,
         classify: impl Fn(Result<&Res, &(dyn Error + 'static)>) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.guard_classifier = Arc::new(classify);
         self.ok_can_fail = true;
+        self.custom_classifier = true;
         self
+    }
+
+    /// The answer mode's default classifier, unless one was given.
+    #[cfg(feature = "http")]
+    fn mode_classifier(&mut self, classify: GuardClassifier<Res>) {
+        if !self.custom_classifier {
+            self.guard_classifier = classify;
+            self.ok_can_fail = true;
+        }
     }
 
     fn answer<A2>(self) -> ChaosBuilder<Req, Res, A2> {
@@ -204,9 +278,15 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             max_active: self.max_active,
             key: self.key,
             control: self.control,
+            strip: self.strip,
+            control_hang: self.control_hang,
             guard: self.guard,
+            guard_latency: self.guard_latency,
             guard_classifier: self.guard_classifier,
             ok_can_fail: self.ok_can_fail,
+            custom_classifier: self.custom_classifier,
+            auto_disarm_after: self.auto_disarm_after,
+            release_on_disarm: self.release_on_disarm,
             _answer: PhantomData,
         }
     }
@@ -217,7 +297,8 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
     /// The first bad value, naming its field: a fault without a rate or with one outside
     /// 0..=1, two faults with one name, a latency range upside down or past 7 days, a gRPC code
     /// outside 1..=16, an empty schedule window, `max_active_faults` 0, more than 64 faults, a
-    /// guard window under 10 ms or a limit outside (0, 1].
+    /// guard window under 10 ms or a limit outside (0, 1], an `auto_disarm_after` or a guard
+    /// latency bound of zero or past 7 days.
     pub fn build(self) -> Result<ChaosLayer<Req, Res, A>, ConfigError> {
         let name: Arc<str> = Arc::from(self.name.as_str());
         let metrics = Metrics::new(&name);
@@ -232,6 +313,7 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
         }
         let mut faults = Vec::with_capacity(self.faults.len());
         let mut needs_clock = false;
+        let mut timer_faults = 0_u64;
         for fault in self.faults {
             let field = |f: &str| format!("faults.{}.{f}", fault.name);
             if faults
@@ -255,7 +337,9 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             })?;
             let rate = check_rate(|| field("rate"), rate)?;
             let dist = match &fault.action {
-                Action::Latency(latency) => Some(latency_dist(*latency, &field)?),
+                Action::Latency(latency) | Action::ResponseDelay(latency) => {
+                    Some(latency_dist(*latency, &field)?)
+                }
                 _ => None,
             };
             if let Action::Respond(respond) = &fault.action {
@@ -271,6 +355,9 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             }
             check_schedule(&fault.schedule, &field)?;
             needs_clock |= fault.schedule.needs_clock();
+            if fault.timer {
+                timer_faults |= 1 << faults.len();
+            }
             faults.push(FaultState {
                 metrics: FaultMetrics::new(&metrics.label, &fault.name),
                 key: fault_key(self.seed, salt(&fault.name)),
@@ -294,8 +381,15 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
                 });
             }
             Some(n) => n,
+            None if self.control.is_some() => DEFAULT_CONTROL_MAX_ACTIVE_FAULTS,
             None => u32::MAX,
         };
+        if let Some(after) = self.auto_disarm_after {
+            check_duration(|| "auto_disarm_after_seconds".to_owned(), after, false)?;
+        }
+        if let Some(p99) = self.guard_latency {
+            check_duration(|| "guard.latency_p99_ms".to_owned(), p99, false)?;
+        }
         let guard = match self.guard {
             None => None,
             Some((window, rate, minimum_calls)) => {
@@ -321,6 +415,7 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
                     window,
                     rate,
                     minimum_calls,
+                    self.guard_latency,
                     self.guard_classifier,
                     self.ok_can_fail,
                 ))
@@ -338,20 +433,28 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             armed: AtomicBool::new(false),
             dry_run: AtomicBool::new(self.dry_run),
             seq: AtomicU64::new(0),
-            terminal: AtomicU64::new(0),
             base: Instant::now(),
             armed_at: AtomicU64::new(0),
             needs_clock,
             faults: faults.into_boxed_slice(),
             key: self.key,
             control: self.control,
+            strip: self.strip,
+            control_hang: self.control_hang,
             max_active,
-            active: AtomicU32::new(0),
+            active: Arc::new(AtomicU32::new(0)),
             overflow: AtomicU64::new(0),
+            no_runtime: AtomicU64::new(0),
+            timer_faults,
             guard,
             guard_tripped: AtomicBool::new(false),
+            guard_trips: AtomicU64::new(0),
+            auto_disarm: self.auto_disarm_after,
+            release_on_disarm: self.release_on_disarm,
+            transition: Mutex::new(()),
             hung: Arc::new(Notify::new()),
             release_epoch: AtomicU64::new(0),
+            delay_epoch: AtomicU64::new(0),
             metrics,
         };
         if self.armed {
@@ -361,58 +464,20 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
     }
 }
 
-fn latency_dist(latency: Latency, field: &dyn Fn(&str) -> String) -> Result<Dist, ConfigError> {
-    Ok(match latency {
-        Latency::Fixed(d) => Dist::Fixed(check_duration(|| field("latency"), d, true)?),
-        Latency::Uniform { low, high } => {
-            let low = check_duration(|| field("latency.low"), low, true)?;
-            let high = check_duration(|| field("latency.high"), high, false)?;
-            if high <= low {
-                return Err(ConfigError::Invalid {
-                    field: field("latency.high"),
-                    reason: format!("must be above low ({low:?}), got {high:?}"),
-                });
-            }
-            Dist::Uniform { low, high }
-        }
-        Latency::LogNormal { p50, p99 } => {
-            let p50 = check_duration(|| field("latency.p50"), p50, false)?;
-            let p99 = check_duration(|| field("latency.p99"), p99, false)?;
-            if p99 < p50 {
-                return Err(ConfigError::Invalid {
-                    field: field("latency.p99"),
-                    reason: format!("must be at least p50 ({p50:?}), got {p99:?}"),
-                });
-            }
-            Dist::log_normal(p50, p99)
-        }
-    })
-}
-
-fn check_schedule(schedule: &Schedule, field: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-    match *schedule {
-        Schedule::EveryKth(0) => Err(ConfigError::Count {
-            field: field("schedule.every"),
-            value: 0,
-        }),
-        Schedule::Between(start, end) if end <= start => Err(ConfigError::Invalid {
-            field: field("schedule"),
-            reason: "the window ends before it starts".to_owned(),
-        }),
-        Schedule::AfterArming { from, until } if until <= from => Err(ConfigError::Invalid {
-            field: field("schedule"),
-            reason: format!("the window ends ({until:?}) before it starts ({from:?})"),
-        }),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(feature = "http")]
 impl<ReqB, ResB, A> ChaosBuilder<http::Request<ReqB>, http::Response<ResB>, A> {
     /// Header-driven opt-in: the request's `header` (such as `x-chaos: http_503=0.5, latency`)
-    /// names the faults it may meet, capped by their configured rates (see
-    /// [`control`](Self::control)). Requests without the header meet none.
-    pub fn header_control(self, header: http::HeaderName) -> Self {
+    /// names the faults it may meet, capped by their configured rates and by
+    /// `max_active_faults` (see [`control`](Self::control): a finite default, no hang unless
+    /// allowed). Requests without the header meet none. The header is removed from every
+    /// request before the inner service sees it, armed or not.
+    pub fn header_control(mut self, header: http::HeaderName) -> Self {
+        self.strip = Some(Arc::new({
+            let header = header.clone();
+            move |req: &mut http::Request<ReqB>| {
+                req.headers_mut().remove(&header);
+            }
+        }));
         self.control(crate::http::header_control::<ReqB>(header))
     }
 }
@@ -421,20 +486,20 @@ impl<ReqB, ResB, A> ChaosBuilder<http::Request<ReqB>, http::Response<ResB>, A> {
 impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
     /// Answers aborts with the family's HTTP face (503, carrying the `Rejected`, so outer
     /// layers ignore it) and error faults with a bare 500; keeps the inner error type (axum's
-    /// `Infallible` stays). The guard counts 5xx (and 408) as failures.
+    /// `Infallible` stays). The guard counts 5xx (and 408) as failures, unless a
+    /// [`guard_classifier`](Self::guard_classifier) was given.
     pub fn http(mut self) -> ChaosBuilder<Req, http::Response<ResB>, HttpAnswer> {
-        self.guard_classifier = Arc::new(crate::http::http_failure::<ResB>);
-        self.ok_can_fail = true;
+        self.mode_classifier(Arc::new(crate::http::http_failure::<ResB>));
         self.answer()
     }
 
     /// Answers aborts with a Trailers-Only `UNAVAILABLE` carrying the `Rejected` and error
     /// faults with `INTERNAL`; keeps the inner error type. The guard counts failing
     /// `grpc-status` codes in the headers (whatever the HTTP status) and, without one, a
-    /// non-200 status by the gRPC code it maps to.
+    /// non-200 status by the gRPC code it maps to, unless a
+    /// [`guard_classifier`](Self::guard_classifier) was given.
     pub fn grpc(mut self) -> ChaosBuilder<Req, http::Response<ResB>, GrpcAnswer> {
-        self.guard_classifier = Arc::new(crate::http::grpc_failure::<ResB>);
-        self.ok_can_fail = true;
+        self.mode_classifier(Arc::new(crate::http::grpc_failure::<ResB>));
         self.answer()
     }
 }
@@ -449,6 +514,9 @@ impl<Req, Res, A> fmt::Debug for ChaosBuilder<Req, Res, A> {
             .field("faults", &self.faults)
             .field("max_active_faults", &self.max_active)
             .field("guard", &self.guard)
+            .field("guard_latency", &self.guard_latency)
+            .field("auto_disarm_after", &self.auto_disarm_after)
+            .field("release_on_disarm", &self.release_on_disarm)
             .field("answer", &std::any::type_name::<A>())
             .finish_non_exhaustive()
     }

@@ -93,6 +93,8 @@ pub struct GuardConfig {
     pub error_rate: f64,
     /// Calls the window must hold first.
     pub minimum_calls: u64,
+    /// The p99 latency past which the layer disarms (none: latency not watched).
+    pub latency_p99_ms: Option<f64>,
 }
 
 impl Default for GuardConfig {
@@ -102,6 +104,7 @@ impl Default for GuardConfig {
             window_seconds: crate::DEFAULT_GUARD_WINDOW.as_secs_f64(),
             error_rate: crate::DEFAULT_GUARD_ERROR_RATE,
             minimum_calls: crate::DEFAULT_GUARD_MINIMUM_CALLS,
+            latency_p99_ms: None,
         }
     }
 }
@@ -120,7 +123,9 @@ impl Default for GuardConfig {
 ///         {"rate": 0.05, "error": "connection reset by peer"}
 ///     ],
 ///     "profiles": [{"profile": "dependency_unavailable", "rate": 0.01}],
-///     "max_active_faults": 20
+///     "max_active_faults": 20,
+///     "auto_disarm_after_seconds": 600,
+///     "guard": {"error_rate": 0.3, "latency_p99_ms": 5000}
 /// }"#).unwrap();
 /// let layer = config.layer::<u32, u32>().unwrap();
 /// assert!(!layer.handle().is_armed(), "armed only when the file says so");
@@ -152,6 +157,10 @@ pub struct ChaosConfig {
     pub max_active_faults: Option<u32>,
     /// The guard.
     pub guard: GuardConfig,
+    /// Disarm by itself this long after arming. Default none.
+    pub auto_disarm_after_seconds: Option<f64>,
+    /// Disarming releases the calls held by hang and latency faults. Default `true`.
+    pub release_on_disarm: bool,
 }
 
 impl Default for ChaosConfig {
@@ -165,6 +174,8 @@ impl Default for ChaosConfig {
             profiles: Vec::new(),
             max_active_faults: None,
             guard: GuardConfig::default(),
+            auto_disarm_after_seconds: None,
+            release_on_disarm: true,
         }
     }
 }
@@ -355,17 +366,25 @@ impl ChaosConfig {
         serde_json::from_str(json).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
-    fn builder<Req, Res: 'static>(&self, faults: Vec<Fault<Req, Res>>) -> ChaosBuilder<Req, Res> {
+    fn builder<Req, Res: 'static>(
+        &self,
+        faults: Vec<Fault<Req, Res>>,
+    ) -> Result<ChaosBuilder<Req, Res>, ConfigError> {
         let mut builder = ChaosLayer::builder()
             .name(self.name.as_str())
             .seed(self.seed)
             .armed(self.armed)
             .dry_run(self.dry_run)
+            .release_on_disarm(self.release_on_disarm)
             .faults(faults);
         if let Some(max) = self.max_active_faults {
             builder = builder.max_active_faults(max);
         }
-        builder
+        if let Some(secs) = self.auto_disarm_after_seconds {
+            builder = builder
+                .auto_disarm_after(seconds(|| "auto_disarm_after_seconds".to_owned(), secs)?);
+        }
+        Ok(builder)
     }
 
     fn guard<Req, Res, A>(
@@ -379,7 +398,11 @@ impl ChaosConfig {
             || "guard.window_seconds".to_owned(),
             self.guard.window_seconds,
         )?;
-        Ok(builder.guard(window, self.guard.error_rate, self.guard.minimum_calls))
+        let mut builder = builder.guard(window, self.guard.error_rate, self.guard.minimum_calls);
+        if let Some(p99) = self.guard.latency_p99_ms {
+            builder = builder.guard_latency(ms(|| "guard.latency_p99_ms".to_owned(), p99)?);
+        }
+        Ok(builder)
     }
 
     /// Builds the layer for a service of any request and response type.
@@ -394,7 +417,7 @@ impl ChaosConfig {
         for profile in &self.profiles {
             faults.extend(profile.faults()?);
         }
-        self.guard(self.builder(faults))?.build()
+        self.guard(self.builder(faults)?)?.build()
     }
 
     /// Builds the layer for an HTTP service, in the `.http()` answer mode.
@@ -415,6 +438,6 @@ impl ChaosConfig {
         for profile in &self.profiles {
             faults.extend(profile.http_faults()?);
         }
-        self.guard(self.builder(faults).http())?.build()
+        self.guard(self.builder(faults)?.http())?.build()
     }
 }

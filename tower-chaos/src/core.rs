@@ -1,9 +1,9 @@
 //! The layer's shared state and the per-request decision.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -18,6 +18,18 @@ use crate::metrics::{FaultMetrics, Metrics};
 pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> u64 + Send + Sync>;
 /// Reads the per-request control string (such as an `x-chaos` header) from a request.
 pub(crate) type ControlFn<Req> = Arc<dyn for<'a> Fn(&'a Req) -> Option<&'a str> + Send + Sync>;
+/// Removes the control string from a request before the inner service sees it.
+pub(crate) type StripFn<Req> = Arc<dyn Fn(&mut Req) + Send + Sync>;
+
+/// A faulted call's place among the `max_active_faults`: dropping it frees the place. It
+/// moves with the call (its response future, then its body for a body fault).
+pub(crate) struct ActiveSlot(Arc<AtomicU32>);
+
+impl Drop for ActiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AcqRel);
+    }
+}
 
 /// The most faults one layer holds: a request's post-call faults are one bit each in a `u64`.
 pub const MAX_FAULTS: usize = 64;
@@ -45,8 +57,6 @@ pub(crate) struct Shared<Req, Res> {
     pub(crate) dry_run: AtomicBool,
     /// Requests seen since arming.
     pub(crate) seq: AtomicU64,
-    /// Requests answered by a terminal fault since arming (not real outcomes).
-    pub(crate) terminal: AtomicU64,
     pub(crate) base: Instant,
     /// When the layer was last armed, in nanoseconds after `base`.
     pub(crate) armed_at: AtomicU64,
@@ -57,13 +67,31 @@ pub(crate) struct Shared<Req, Res> {
     pub(crate) faults: Box<[FaultState<Req, Res>]>,
     pub(crate) key: Option<KeyFn<Req>>,
     pub(crate) control: Option<ControlFn<Req>>,
+    pub(crate) strip: Option<StripFn<Req>>,
+    /// Whether a control string may ask for a hang (explicit opt-in).
+    pub(crate) control_hang: bool,
     pub(crate) max_active: u32,
-    pub(crate) active: AtomicU32,
+    pub(crate) active: Arc<AtomicU32>,
     pub(crate) overflow: AtomicU64,
+    /// Faults not injected because the call was made outside a tokio runtime.
+    pub(crate) no_runtime: AtomicU64,
+    /// The faults whose injection needs tokio's timer, one bit per index.
+    pub(crate) timer_faults: u64,
     pub(crate) guard: Option<Guard<Res>>,
     pub(crate) guard_tripped: AtomicBool,
+    pub(crate) guard_trips: AtomicU64,
+    /// The longest the layer stays armed, from arming.
+    pub(crate) auto_disarm: Option<Duration>,
+    /// Disarming releases the calls held by hang and latency faults.
+    pub(crate) release_on_disarm: bool,
+    /// Serialises arming and disarming (rare), so an expiry or a trip never disarms a layer
+    /// armed again since.
+    pub(crate) transition: Mutex<()>,
     pub(crate) hung: Arc<Notify>,
+    /// Bumped to release hung calls.
     pub(crate) release_epoch: AtomicU64,
+    /// Bumped to release delayed calls (a releasing disarm).
+    pub(crate) delay_epoch: AtomicU64,
     pub(crate) metrics: Metrics,
 }
 
@@ -82,6 +110,8 @@ impl<Req, Res> fmt::Debug for Shared<Req, Res> {
 pub(crate) struct Plan {
     pub(crate) seq: u64,
     pub(crate) delay: Duration,
+    /// The delay of the answer, once the service has answered.
+    pub(crate) response_delay: Duration,
     pub(crate) hang: bool,
     /// The first terminal fault that fired, by index.
     pub(crate) terminal: Option<u8>,
@@ -162,6 +192,9 @@ impl<Req, Res> Shared<Req, Res> {
         for (index, fault) in self.faults.iter().enumerate() {
             let mut limit = fault.threshold.load(Relaxed);
             if let Some(control) = control {
+                if fault.kind == FaultKind::Hang && !self.control_hang {
+                    continue;
+                }
                 match control_rate(control, &fault.name) {
                     Some(rate) => limit = limit.min(threshold(rate)),
                     None => continue,
@@ -222,7 +255,15 @@ impl<Req, Res> Shared<Req, Res> {
                     }
                 }
                 Stage::Post => {
-                    plan.post |= bit;
+                    if let Some(dist) = &fault.dist {
+                        let delay = dist.sample(
+                            with_fault(hashed, fault.key, 1),
+                            with_fault(hashed, fault.key, 2),
+                        );
+                        plan.response_delay = plan.response_delay.saturating_add(delay);
+                    } else {
+                        plan.post |= bit;
+                    }
                     plan.fired |= bit;
                 }
             }
@@ -252,16 +293,40 @@ impl<Req, Res> Shared<Req, Res> {
         }
     }
 
+    /// Whether injecting `plan` needs tokio's timer: a delay, a stalled body, or a held call
+    /// with a deadline (`auto_disarm_after`) or a latency bound to watch.
+    pub(crate) fn needs_timer(&self, plan: &Plan) -> bool {
+        plan.fired & self.timer_faults != 0
+            || (plan.hang
+                && ((self.auto_disarm.is_some() && self.release_on_disarm)
+                    || self.guard.as_ref().is_some_and(|g| g.latency.is_some())))
+    }
+
+    /// A fault that needs a runtime met a call made outside one: not injected, and said so.
+    #[cold]
+    pub(crate) fn no_runtime(&self, plan: &Plan) {
+        self.no_runtime.fetch_add(1, Relaxed);
+        tracing::warn!(
+            target: "tower_chaos",
+            chaos = true,
+            layer = &*self.name,
+            seq = plan.seq,
+            "chaos: a fault needing a tokio runtime met a call made outside one: not injected"
+        );
+    }
+
     /// Takes an active-fault slot, or counts the overflow.
-    pub(crate) fn try_activate(&self) -> bool {
+    pub(crate) fn try_activate(&self) -> Option<ActiveSlot> {
         let before = self.active.fetch_add(1, AcqRel);
+        // The slot exists from here: whatever happens next, dropping it gives the place back.
+        let slot = ActiveSlot(Arc::clone(&self.active));
         if before < self.max_active {
-            true
+            Some(slot)
         } else {
-            self.active.fetch_sub(1, AcqRel);
+            drop(slot);
             self.overflow.fetch_add(1, Relaxed);
             self.metrics.overflow.increment(1);
-            false
+            None
         }
     }
 
@@ -300,61 +365,6 @@ impl<Req, Res> Shared<Req, Res> {
                 );
             }
         }
-        if plan.terminal.is_some() && !dry_run {
-            self.terminal.fetch_add(1, Relaxed);
-        }
-    }
-
-    pub(crate) fn arm(&self) {
-        self.seq.store(0, Relaxed);
-        self.terminal.store(0, Relaxed);
-        let now = self.now_offset();
-        self.armed_at.store(nanos(now), Relaxed);
-        if let Some(guard) = &self.guard {
-            guard.reset(now);
-        }
-        self.guard_tripped.store(false, Relaxed);
-        self.armed.store(true, Relaxed);
-        self.metrics.armed.set(1.0);
-        tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, "chaos: armed");
-    }
-
-    pub(crate) fn disarm(&self, why: &'static str) {
-        if self.armed.swap(false, Relaxed) {
-            self.metrics.armed.set(0.0);
-            tracing::info!(target: "tower_chaos", chaos = true, layer = &*self.name, reason = why, "chaos: disarmed");
-        }
-    }
-
-    /// Real (non-injected) calls since arming: the guard's denominator.
-    pub(crate) fn real_calls(&self) -> u64 {
-        self.seq
-            .load(Relaxed)
-            .saturating_sub(self.terminal.load(Relaxed))
-    }
-
-    /// Records a real failure for the guard; disarms when the limit is passed.
-    pub(crate) fn real_failure(&self) {
-        if let Some(guard) = &self.guard
-            && guard.failure(self.now_offset(), self.real_calls())
-        {
-            self.metrics.guard_trips.increment(1);
-            tracing::warn!(
-                target: "tower_chaos",
-                chaos = true,
-                layer = &*self.name,
-                error_rate_limit = guard.limit,
-                window_seconds = guard.window.as_secs_f64(),
-                "chaos: guard disarmed the layer: the real error rate passed its limit"
-            );
-            self.guard_tripped.store(true, Relaxed);
-            self.disarm("guard");
-        }
-    }
-
-    pub(crate) fn release_hung(&self) {
-        self.release_epoch.fetch_add(1, AcqRel);
-        self.hung.notify_waiters();
     }
 }
 

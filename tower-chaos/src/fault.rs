@@ -7,6 +7,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_outcome::BoxError;
 
+use crate::ConfigError;
+use crate::decide::Dist;
+use crate::error::check_duration;
+
 /// What kind of fault a [`Fault`] injects; its `as_str` is the default name and the `fault`
 /// label of `chaos_injected_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -14,12 +18,14 @@ use tower_outcome::BoxError;
 pub enum FaultKind {
     /// An error from a user factory, instead of calling the service.
     Error,
-    /// A delay before the service's answer is let through.
+    /// A delay before the request is sent to the service.
     Latency,
+    /// A delay of the service's answer, after the service has answered.
+    ResponseDelay,
     /// An immediate refusal: the family's [`Rejected`](crate::Rejected) with
     /// [`Reason::Injected`](crate::Reason::Injected).
     Abort,
-    /// The call stays pending until released through the handle (or dropped).
+    /// The request is held until released through the handle or a disarm (or dropped).
     Hang,
     /// An HTTP status answered instead of calling the service.
     HttpStatus,
@@ -32,13 +38,14 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// The label used for names and metrics: `error`, `latency`, `abort`, `hang`,
-    /// `http_status`, `grpc_status`, `mutate`, `body`.
+    /// The label used for names and metrics: `error`, `latency`, `response_delay`, `abort`,
+    /// `hang`, `http_status`, `grpc_status`, `mutate`, `body`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
             Self::Latency => "latency",
+            Self::ResponseDelay => "response_delay",
             Self::Abort => "abort",
             Self::Hang => "hang",
             Self::HttpStatus => "http_status",
@@ -54,7 +61,7 @@ impl FaultKind {
         match self {
             Self::Latency | Self::Hang => Stage::Gate,
             Self::Error | Self::Abort | Self::HttpStatus | Self::GrpcStatus => Stage::Terminal,
-            Self::Mutate | Self::Body => Stage::Post,
+            Self::Mutate | Self::Body | Self::ResponseDelay => Stage::Post,
         }
     }
 }
@@ -137,6 +144,9 @@ impl Schedule {
 pub(crate) type Predicate<Req> = Arc<dyn Fn(&Req) -> bool + Send + Sync>;
 pub(crate) type ErrorFactory = Arc<dyn Fn() -> BoxError + Send + Sync>;
 pub(crate) type Mutation<Res> = Arc<dyn Fn(Res) -> Res + Send + Sync>;
+/// Wraps a response's body; the body holds the call's active-fault slot until it ends.
+pub(crate) type BodyWrap<Res> =
+    Arc<dyn Fn(Res, Option<Arc<crate::core::ActiveSlot>>) -> Res + Send + Sync>;
 
 /// The answer a status fault gives, built without a closure.
 pub(crate) struct Respond<Res> {
@@ -159,22 +169,26 @@ impl<Res> Clone for Respond<Res> {
 
 pub(crate) enum Action<Res> {
     Latency(Latency),
+    ResponseDelay(Latency),
     Hang,
     Error(ErrorFactory),
     Abort,
     Respond(Respond<Res>),
     Mutate(Mutation<Res>),
+    Body(BodyWrap<Res>),
 }
 
 impl<Res> Clone for Action<Res> {
     fn clone(&self) -> Self {
         match self {
             Self::Latency(l) => Self::Latency(*l),
+            Self::ResponseDelay(l) => Self::ResponseDelay(*l),
             Self::Hang => Self::Hang,
             Self::Error(f) => Self::Error(Arc::clone(f)),
             Self::Abort => Self::Abort,
             Self::Respond(r) => Self::Respond(r.clone()),
             Self::Mutate(m) => Self::Mutate(Arc::clone(m)),
+            Self::Body(b) => Self::Body(Arc::clone(b)),
         }
     }
 }
@@ -210,6 +224,8 @@ pub struct Fault<Req, Res> {
     pub(crate) schedule: Schedule,
     pub(crate) when: Option<Predicate<Req>>,
     pub(crate) misuse: Option<&'static str>,
+    /// Injecting it needs tokio's timer (a delay, a stalled body).
+    pub(crate) timer: bool,
 }
 
 impl<Req, Res> Clone for Fault<Req, Res> {
@@ -222,6 +238,7 @@ impl<Req, Res> Clone for Fault<Req, Res> {
             schedule: self.schedule,
             when: self.when.clone(),
             misuse: self.misuse,
+            timer: self.timer,
         }
     }
 }
@@ -248,6 +265,7 @@ impl<Req, Res> Fault<Req, Res> {
             schedule: Schedule::Always,
             when: None,
             misuse: None,
+            timer: matches!(kind, FaultKind::Latency | FaultKind::ResponseDelay),
         }
     }
 
@@ -260,9 +278,43 @@ impl<Req, Res> Fault<Req, Res> {
         Self::new(FaultKind::Error, "error", Action::Error(Arc::new(factory)))
     }
 
-    /// Delays the service's answer (see [`Latency`]).
+    /// Delays the request (see [`Latency`]): the service is called once the delay is over,
+    /// so it sees the request late, as behind a slow network. Disarming with
+    /// `release_on_disarm` (the default) cuts the delay short. To delay the answer instead
+    /// (the service works on time, the caller waits), use
+    /// [`response_delay`](Self::response_delay).
     pub fn latency(latency: Latency) -> Self {
         Self::new(FaultKind::Latency, "latency", Action::Latency(latency))
+    }
+
+    /// Delays the service's answer (see [`Latency`]): the service is called at once, and its
+    /// answer (or error) reaches the caller that much later, as a slow download does. The
+    /// dependency does its work on time; only the caller waits. Named `response_delay` by
+    /// default. For a request that reaches the service late, use [`latency`](Self::latency).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use tower_chaos::{ChaosLayer, Fault, Latency};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), tower_chaos::BoxError> {
+    /// let chaos = ChaosLayer::<u32, u32>::builder()
+    ///     .fault(Fault::response_delay(Latency::Fixed(Duration::from_secs(2))).rate(1.0))
+    ///     .armed(true)
+    ///     .build()?;
+    /// let mut svc = chaos.layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(svc.ready().await?.call(4).await?, 4);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn response_delay(latency: Latency) -> Self {
+        Self::new(
+            FaultKind::ResponseDelay,
+            "response_delay",
+            Action::ResponseDelay(latency),
+        )
     }
 
     /// Refuses the call at once with the family's [`Rejected`](crate::Rejected)
@@ -273,11 +325,11 @@ impl<Req, Res> Fault<Req, Res> {
         Self::new(FaultKind::Abort, "abort", Action::Abort)
     }
 
-    /// Keeps the call pending until [`ChaosHandle::release_hung`](crate::ChaosHandle::release_hung)
-    /// (the service's answer then goes through) or until the caller drops it.
+    /// Holds the request until [`ChaosHandle::release_hung`](crate::ChaosHandle::release_hung)
+    /// or a disarm releases it (the service is then called and its answer goes through), or
+    /// until the caller drops the call.
     ///
-    /// The service is called at once and its future is held unpolled, so a lazy service does
-    /// no work while the call hangs.
+    /// The service is not called while the request is held: the dependency sees nothing.
     pub fn hang() -> Self {
         Self::new(FaultKind::Hang, "hang", Action::Hang)
     }
@@ -345,5 +397,59 @@ impl<Req, Res> Fault<Req, Res> {
     #[must_use]
     pub const fn kind(&self) -> FaultKind {
         self.kind
+    }
+}
+
+/// Checks a latency and makes its distribution.
+pub(crate) fn latency_dist(
+    latency: Latency,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Dist, ConfigError> {
+    Ok(match latency {
+        Latency::Fixed(d) => Dist::Fixed(check_duration(|| field("latency"), d, true)?),
+        Latency::Uniform { low, high } => {
+            let low = check_duration(|| field("latency.low"), low, true)?;
+            let high = check_duration(|| field("latency.high"), high, false)?;
+            if high <= low {
+                return Err(ConfigError::Invalid {
+                    field: field("latency.high"),
+                    reason: format!("must be above low ({low:?}), got {high:?}"),
+                });
+            }
+            Dist::Uniform { low, high }
+        }
+        Latency::LogNormal { p50, p99 } => {
+            let p50 = check_duration(|| field("latency.p50"), p50, false)?;
+            let p99 = check_duration(|| field("latency.p99"), p99, false)?;
+            if p99 < p50 {
+                return Err(ConfigError::Invalid {
+                    field: field("latency.p99"),
+                    reason: format!("must be at least p50 ({p50:?}), got {p99:?}"),
+                });
+            }
+            Dist::log_normal(p50, p99)
+        }
+    })
+}
+
+/// Checks a schedule: a count of at least 1, a window in order.
+pub(crate) fn check_schedule(
+    schedule: &Schedule,
+    field: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    match *schedule {
+        Schedule::EveryKth(0) => Err(ConfigError::Count {
+            field: field("schedule.every"),
+            value: 0,
+        }),
+        Schedule::Between(start, end) if end <= start => Err(ConfigError::Invalid {
+            field: field("schedule"),
+            reason: "the window ends before it starts".to_owned(),
+        }),
+        Schedule::AfterArming { from, until } if until <= from => Err(ConfigError::Invalid {
+            field: field("schedule"),
+            reason: format!("the window ends ({until:?}) before it starts ({from:?})"),
+        }),
+        _ => Ok(()),
     }
 }

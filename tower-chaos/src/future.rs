@@ -5,28 +5,33 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower_outcome::{LayerKind, Reason, Rejected};
+use tower_service::Service;
 
 use crate::answer::ChaosAnswer;
-use crate::core::{Plan, Shared};
+use crate::core::{ActiveSlot, Plan, Shared};
 use crate::fault::Action;
 
 pin_project! {
-    /// The response future of [`Chaos`](crate::Chaos).
+    /// The response future of [`Chaos`](crate::Chaos) over service `S`.
     ///
     /// A faulted call holds an active-fault slot (see `max_active_faults`) and, if it is
-    /// delayed or hung, its timer or its place among the hung calls; dropping the future
-    /// releases them all.
-    pub struct ResponseFuture<F, Req, Res, A> {
+    /// delayed or hung, its timer, its place among the held calls, the request and the
+    /// (ready) inner service it will be sent to; dropping the future releases them all.
+    pub struct ResponseFuture<S, Req, Res, A>
+    where
+        S: Service<Req>,
+    {
         // The inner call, unless a terminal fault answers instead of it.
         #[pin]
-        inner: Inner<F>,
+        inner: Inner<S, Req>,
         // Nothing for a passthrough call (disarmed, or armed without the guard and no fault).
         state: State<Req, Res>,
         _answer: PhantomData<fn() -> A>,
@@ -35,8 +40,16 @@ pin_project! {
 
 pin_project! {
     #[project = InnerProj]
-    enum Inner<F> {
-        Called { #[pin] future: F },
+    enum Inner<S, Req>
+    where
+        S: Service<Req>,
+    {
+        Called { #[pin] future: S::Future },
+        // Held by a latency or hang fault: the ready service and the request, sent once the
+        // gates pass (boxed: only gated calls pay for the room).
+        Parked { parked: Option<Box<(S, Req)>> },
+        // The service has answered; a response delay holds the answer.
+        Delivering { result: Option<Result<S::Response, S::Error>> },
         // A terminal fault answers; the inner service was not called.
         Skipped,
     }
@@ -47,8 +60,9 @@ pin_project! {
 struct State<Req, Res>(Option<Extra<Req, Res>>);
 
 pub(crate) enum Extra<Req, Res> {
-    // No fault fired: the shared state, so the guard sees a real failure (armed, guard on).
-    Observe(Arc<Shared<Req, Res>>),
+    // No fault fired: the shared state, so the guard counts the result (armed, guard on),
+    // and when the call started if the guard watches latency.
+    Observe(Arc<Shared<Req, Res>>, Option<Instant>),
     // A fault fired: gates before the inner call, post-call faults after, or the answer.
     // In an `Arc` (never shared: polled through `Arc::get_mut`) rather than a `Box`: the
     // drop of an `Arc` is a decrement and an out-of-line call, which keeps this enum's drop
@@ -56,89 +70,178 @@ pub(crate) enum Extra<Req, Res> {
     Faulted(Arc<Faulted<Req, Res>>),
 }
 
-/// What a faulted call carries. Dropping it frees the active-fault slot.
+/// What a faulted call carries. Dropping it frees the active-fault slot, unless a body fault
+/// took the slot along with the body.
 pub(crate) struct Faulted<Req, Res> {
     shared: Arc<Shared<Req, Res>>,
+    slot: Option<ActiveSlot>,
     delay: Option<Pin<Box<Sleep>>>,
-    hang: Option<Hang>,
+    hang: bool,
+    /// The response delay, started when the service answers.
+    response_delay: Duration,
+    /// The release epochs when the call was faulted: a change releases it.
+    hang_epoch: u64,
+    delay_epoch: u64,
+    /// The call's place among the calls a release wakes, while it is held.
+    notified: Option<Pin<Box<OwnedNotified>>>,
+    /// `auto_disarm_after`'s deadline: a held call is released there.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The guard's latency watch.
+    watch: Option<Watch>,
     terminal: Option<u8>,
     post: u64,
     done: bool,
 }
 
-impl<Req, Res> Drop for Faulted<Req, Res> {
-    fn drop(&mut self) {
-        self.shared.active.fetch_sub(1, AcqRel);
-    }
-}
-
-/// A hung call's wait for `release_hung`.
-struct Hang {
-    epoch: u64,
-    notified: Option<Pin<Box<OwnedNotified>>>,
+/// When a call started, for the guard's latency bound, and the timer that counts it as slow
+/// while it is still held.
+struct Watch {
+    start: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+    counted: bool,
 }
 
 impl<Req, Res> Faulted<Req, Res> {
-    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan) -> Arc<Self> {
-        let delay = (!plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
-        let hang = plan.hang.then(|| Hang {
-            epoch: shared.release_epoch.load(Acquire),
-            notified: None,
-        });
+    fn new(shared: Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Arc<Self> {
+        // The epochs first, then whether the layer is still armed (all `SeqCst`, as in
+        // `disarm` and `release_held`): a releasing disarm either comes after the epochs were
+        // read, and the call sees it, or before, and the call is not held at all.
+        let hang_epoch = shared.release_epoch.load(SeqCst);
+        let delay_epoch = shared.delay_epoch.load(SeqCst);
+        let hold = shared.armed.load(SeqCst) || !shared.release_on_disarm;
+        let delay =
+            (hold && !plan.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(plan.delay)));
+        let hang = hold && plan.hang;
+        let response_delay = if hold {
+            plan.response_delay
+        } else {
+            Duration::ZERO
+        };
+        let gated = delay.is_some() || hang || !response_delay.is_zero();
+        let deadline = if gated && shared.release_on_disarm {
+            shared
+                .disarm_deadline()
+                .map(|at| Box::pin(tokio::time::sleep_until(at)))
+        } else {
+            None
+        };
+        let watch = match shared.guard.as_ref().and_then(|g| g.latency) {
+            Some(bound) if plan.terminal.is_none() => {
+                let start = Instant::now();
+                Some(Watch {
+                    start,
+                    // Past the bound by a nanosecond: a call that took exactly the bound is
+                    // not slow.
+                    timer: gated.then(|| {
+                        Box::pin(tokio::time::sleep_until(
+                            start + bound + Duration::from_nanos(1),
+                        ))
+                    }),
+                    counted: false,
+                })
+            }
+            _ => None,
+        };
         Arc::new(Self {
+            hang_epoch,
+            delay_epoch,
             shared,
+            slot: Some(slot),
             delay,
             hang,
+            response_delay,
+            notified: None,
+            deadline,
+            watch,
             terminal: plan.terminal,
             post: plan.post,
             done: false,
         })
     }
 
-    /// Waits out the delay, then the hang.
+    /// Waits out the delay, then the hang, unless a release (or `auto_disarm_after`) lets the
+    /// call go first.
     fn poll_gates(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(sleep) = self.delay.as_mut() {
-            ready!(sleep.as_mut().poll(cx));
-            self.delay = None;
-        }
-        if let Some(hang) = self.hang.as_mut() {
-            let released =
-                |shared: &Shared<Req, Res>| shared.release_epoch.load(Acquire) != hang.epoch;
-            if !released(&self.shared) {
-                if hang.notified.is_none() {
-                    let mut notified = Box::pin(Arc::clone(&self.shared.hung).notified_owned());
-                    notified.as_mut().enable();
-                    hang.notified = Some(notified);
-                    if released(&self.shared) {
-                        self.hang = None;
-                        return Poll::Ready(());
-                    }
-                }
-                if let Some(notified) = hang.notified.as_mut() {
-                    ready!(notified.as_mut().poll(cx));
+        loop {
+            if self.delay.is_some() && self.shared.delay_epoch.load(Acquire) != self.delay_epoch {
+                self.delay = None;
+            }
+            if self.hang && self.shared.release_epoch.load(Acquire) != self.hang_epoch {
+                self.hang = false;
+            }
+            if let Some(deadline) = self.deadline.as_mut()
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                self.deadline = None;
+                if self.delay.is_some() || self.hang {
+                    // The layer has been armed too long: disarm it (releasing every held call).
+                    self.shared.expire();
+                    self.delay = None;
+                    self.hang = false;
                 }
             }
-            self.hang = None;
+            if let Some(sleep) = self.delay.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                self.delay = None;
+            }
+            if self.delay.is_none() && !self.hang {
+                // The deadline stays: a response delay may still come.
+                self.notified = None;
+                return Poll::Ready(());
+            }
+            match self.notified.as_mut() {
+                None => {
+                    let mut notified = Box::pin(Arc::clone(&self.shared.hung).notified_owned());
+                    notified.as_mut().enable();
+                    self.notified = Some(notified);
+                    // A release between the epoch check and `enable` is seen on the next turn.
+                }
+                Some(notified) => {
+                    ready!(notified.as_mut().poll(cx));
+                    self.notified = None;
+                }
+            }
         }
-        Poll::Ready(())
     }
 
-    fn mutate(&self, mut response: Res) -> Res {
+    /// Counts a call held past the guard's latency bound as slow, once, while it is held.
+    fn poll_watch(&mut self, cx: &mut Context<'_>) {
+        if let Some(watch) = self.watch.as_mut()
+            && let Some(timer) = watch.timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            watch.timer = None;
+            watch.counted = true;
+            self.shared.observe_slow();
+        }
+    }
+
+    fn mutate(&mut self, mut response: Res) -> Res {
         let mut post = self.post;
+        // A body fault holds the call's slot until its stream ends.
+        let mut body_slot: Option<Arc<ActiveSlot>> = None;
         while post != 0 {
             let index = post.trailing_zeros() as usize;
             post &= post - 1;
-            if let Action::Mutate(mutate) = &self.shared.faults[index].action {
-                response = mutate(response);
+            match &self.shared.faults[index].action {
+                Action::Mutate(mutate) => response = mutate(response),
+                Action::Body(wrap) => {
+                    if body_slot.is_none() {
+                        body_slot = self.slot.take().map(Arc::new);
+                    }
+                    response = wrap(response, body_slot.clone());
+                }
+                _ => {}
             }
         }
         response
     }
 }
 
-impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
+impl<S: Service<Req>, Req, Res, A> ResponseFuture<S, Req, Res, A> {
     #[inline(always)]
-    const fn new(inner: Inner<F>, state: Option<Extra<Req, Res>>) -> Self {
+    const fn new(inner: Inner<S, Req>, state: Option<Extra<Req, Res>>) -> Self {
         Self {
             inner,
             state: State(state),
@@ -148,8 +251,19 @@ impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
 
     /// The inner call, and what the armed layer decided to carry beside it.
     #[inline(always)]
-    pub(crate) const fn called(future: F, extra: Option<Extra<Req, Res>>) -> Self {
+    pub(crate) const fn called(future: S::Future, extra: Option<Extra<Req, Res>>) -> Self {
         Self::new(Inner::Called { future }, extra)
+    }
+
+    /// A call held by a gate: `service` (ready) is called with `request` once it passes.
+    #[inline]
+    pub(crate) fn parked(service: S, request: Req, faulted: Arc<Faulted<Req, Res>>) -> Self {
+        Self::new(
+            Inner::Parked {
+                parked: Some(Box::new((service, request))),
+            },
+            Some(Extra::Faulted(faulted)),
+        )
     }
 
     /// A terminal fault's answer, without the inner call.
@@ -164,6 +278,8 @@ impl<F, Req, Res, A> ResponseFuture<F, Req, Res, A> {
 pub(crate) enum Decided<Req, Res> {
     /// Call the inner service, carrying this beside its future.
     Call(Option<Extra<Req, Res>>),
+    /// Hold the request (and the ready service) until the gates pass, then call.
+    Held(Arc<Faulted<Req, Res>>),
     /// A terminal fault answers: the inner service is not called.
     Answer(Arc<Faulted<Req, Res>>),
 }
@@ -172,44 +288,47 @@ impl<Req, Res> Decided<Req, Res> {
     /// No fault: the shared state rides along only when the guard must see the result.
     pub(crate) fn observed(shared: &Arc<Shared<Req, Res>>) -> Self {
         Self::Call(
-            shared
-                .guard
-                .as_ref()
-                .map(|_| Extra::Observe(Arc::clone(shared))),
+            shared.guard.as_ref().map(|guard| {
+                Extra::Observe(Arc::clone(shared), guard.latency.map(|_| Instant::now()))
+            }),
         )
     }
 
     /// Faults that gate the call or change its result.
-    pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self::Call(Some(Extra::Faulted(Faulted::new(Arc::clone(shared), plan))))
+    pub(crate) fn faulted(shared: &Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Self {
+        let faulted = Faulted::new(Arc::clone(shared), plan, slot);
+        if faulted.delay.is_some() || faulted.hang {
+            Self::Held(faulted)
+        } else {
+            Self::Call(Some(Extra::Faulted(faulted)))
+        }
     }
 
     /// A terminal fault.
-    pub(crate) fn answer(shared: &Arc<Shared<Req, Res>>, plan: &Plan) -> Self {
-        Self::Answer(Faulted::new(Arc::clone(shared), plan))
+    pub(crate) fn answer(shared: &Arc<Shared<Req, Res>>, plan: &Plan, slot: ActiveSlot) -> Self {
+        Self::Answer(Faulted::new(Arc::clone(shared), plan, slot))
     }
 }
 
-/// Maps the inner result, telling the guard about a real failure.
+/// Maps the inner result, counting it for the guard: every real call, failed or not, with
+/// its latency when the guard watches it (`counted`: already counted as slow while held).
 #[inline(never)]
 fn real<Req, Res, E, A>(
-    shared: Option<&Shared<Req, Res>>,
+    shared: &Shared<Req, Res>,
     result: Result<Res, E>,
+    latency: Option<Duration>,
+    counted: bool,
 ) -> Result<Res, A::Error>
 where
     A: ChaosAnswer<Res, E>,
 {
     let result = result.map_err(A::inner_error);
-    if let Some(shared) = shared
-        && let Some(guard) = &shared.guard
-    {
+    if let Some(guard) = &shared.guard {
         let failed = match &result {
             Ok(res) => guard.ok_can_fail && (guard.classify)(Ok(res)),
             Err(err) => (guard.classify)(Err(A::error_ref(err))),
         };
-        if failed {
-            shared.real_failure();
-        }
+        shared.observe(failed, latency, counted);
     }
     result
 }
@@ -219,22 +338,80 @@ fn unique<Req, Res>(faulted: &mut Arc<Faulted<Req, Res>>) -> &mut Faulted<Req, R
     Arc::get_mut(faulted).expect("a faulted call's state is never shared")
 }
 
-/// A faulted call: the gates, the inner call, the post-call faults.
+/// What a faulted call does once the service has answered.
+enum Step<Res, E, AE> {
+    /// The caller's answer.
+    Done(Result<Res, AE>),
+    /// The service's answer, held by a response delay.
+    Hold(Result<Res, E>),
+}
+
+/// A faulted call: the gates, the inner call, then the post-call faults (or the response
+/// delay first).
 #[inline(never)]
 fn poll_faulted<F, Req, Res, E, A>(
     future: Pin<&mut F>,
     faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
-) -> Poll<Result<Res, A::Error>>
+) -> Poll<Step<Res, E, A::Error>>
 where
     F: Future<Output = Result<Res, E>>,
     A: ChaosAnswer<Res, E>,
 {
     let faulted = unique(faulted);
-    ready!(faulted.poll_gates(cx));
-    let result = ready!(future.poll(cx));
-    let result = real::<Req, Res, E, A>(Some(&faulted.shared), result);
-    Poll::Ready(result.map(|res| faulted.mutate(res)))
+    if faulted.poll_gates(cx).is_pending() {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    }
+    let Poll::Ready(result) = future.poll(cx) else {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    };
+    if !faulted.response_delay.is_zero() {
+        faulted.delay = Some(Box::pin(tokio::time::sleep(faulted.response_delay)));
+        faulted.response_delay = Duration::ZERO;
+        return Poll::Ready(Step::Hold(result));
+    }
+    Poll::Ready(Step::Done(finish::<Req, Res, E, A>(faulted, result)))
+}
+
+/// An answer held by a response delay, let through when the delay is over (or released).
+#[inline(never)]
+fn poll_delivering<Req, Res, E, A>(
+    result: &mut Option<Result<Res, E>>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    let faulted = unique(faulted);
+    if faulted.poll_gates(cx).is_pending() {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    }
+    // Invariant: taken once, as the future completes.
+    let result = result
+        .take()
+        .expect("ResponseFuture polled after completion");
+    Poll::Ready(finish::<Req, Res, E, A>(faulted, result))
+}
+
+/// The service's answer, counted for the guard, through the post-call faults.
+fn finish<Req, Res, E, A>(
+    faulted: &mut Faulted<Req, Res>,
+    result: Result<Res, E>,
+) -> Result<Res, A::Error>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    let (latency, counted) = match &faulted.watch {
+        Some(watch) if watch.counted => (None, true),
+        Some(watch) => (Some(watch.start.elapsed()), false),
+        None => (None, false),
+    };
+    let result = real::<Req, Res, E, A>(&faulted.shared, result, latency, counted);
+    result.map(|res| faulted.mutate(res))
 }
 
 /// A terminal fault's answer, once the gates have passed.
@@ -262,48 +439,87 @@ where
     })
 }
 
-impl<F, Req, Res, E, A> Future for ResponseFuture<F, Req, Res, A>
+impl<S, Req, Res, E, A> Future for ResponseFuture<S, Req, Res, A>
 where
-    F: Future<Output = Result<Res, E>>,
+    S: Service<Req, Response = Res, Error = E>,
     A: ChaosAnswer<Res, E>,
 {
     type Output = Result<Res, A::Error>;
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match (this.inner.project(), &mut this.state.0) {
-            (InnerProj::Called { future }, None) => {
-                Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error))
-            }
-            (InnerProj::Called { future }, Some(Extra::Observe(shared))) => {
-                let result = ready!(future.poll(cx));
-                // Only a result the guard could count as a failure goes to it.
-                if result.is_err() || shared.guard.as_ref().is_some_and(|g| g.ok_can_fail) {
-                    Poll::Ready(real::<Req, Res, E, A>(Some(shared), result))
-                } else {
-                    Poll::Ready(result.map_err(A::inner_error))
+        let mut this = self.project();
+        loop {
+            let next = match (this.inner.as_mut().project(), &mut this.state.0) {
+                (InnerProj::Called { future }, None) => {
+                    return Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error));
                 }
-            }
-            (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
-                poll_faulted::<F, Req, Res, E, A>(future, faulted, cx)
-            }
-            (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
-                poll_answer::<Req, Res, E, A>(faulted, cx)
-            }
-            // Invariant: `answer` is the only constructor of `Skipped`, and it always carries
-            // the fault's state.
-            (InnerProj::Skipped, _) => unreachable!("an answered call carries its fault"),
+                (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) => {
+                    let result = ready!(future.poll(cx));
+                    let latency = start.map(|start| start.elapsed());
+                    return Poll::Ready(real::<Req, Res, E, A>(shared, result, latency, false));
+                }
+                (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
+                    match ready!(poll_faulted::<S::Future, Req, Res, E, A>(
+                        future, faulted, cx
+                    )) {
+                        Step::Done(answer) => return Poll::Ready(answer),
+                        Step::Hold(result) => Inner::Delivering {
+                            result: Some(result),
+                        },
+                    }
+                }
+                (InnerProj::Delivering { result }, Some(Extra::Faulted(faulted))) => {
+                    return poll_delivering::<Req, Res, E, A>(result, faulted, cx);
+                }
+                (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
+                    return poll_answer::<Req, Res, E, A>(faulted, cx);
+                }
+                (InnerProj::Parked { parked }, Some(Extra::Faulted(faulted))) => Inner::Called {
+                    future: ready!(poll_parked::<S, Req, Res>(parked, faulted, cx)),
+                },
+                // Invariant: `answer`, `parked` and a faulted call's answer are the only ways
+                // to `Skipped`, `Parked` and `Delivering`, and they always carry the fault.
+                (
+                    InnerProj::Skipped | InnerProj::Parked { .. } | InnerProj::Delivering { .. },
+                    _,
+                ) => {
+                    unreachable!("an answered or held call carries its fault")
+                }
+            };
+            this.inner.set(next);
         }
     }
 }
 
-impl<F, Req, Res, A> fmt::Debug for ResponseFuture<F, Req, Res, A> {
+/// A held call: the gates, then the inner service is called with the request.
+#[inline(never)]
+fn poll_parked<S, Req, Res>(
+    parked: &mut Option<Box<(S, Req)>>,
+    faulted: &mut Arc<Faulted<Req, Res>>,
+    cx: &mut Context<'_>,
+) -> Poll<S::Future>
+where
+    S: Service<Req>,
+{
+    let faulted = unique(faulted);
+    if faulted.poll_gates(cx).is_pending() {
+        faulted.poll_watch(cx);
+        return Poll::Pending;
+    }
+    // Invariant: taken once, then the future becomes `Called`.
+    let (mut service, request) = *parked.take().expect("a held call is sent once");
+    Poll::Ready(service.call(request))
+}
+
+impl<S: Service<Req>, Req, Res, A> fmt::Debug for ResponseFuture<S, Req, Res, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.inner, &self.state.0) {
             (_, None) => "passthrough",
-            (_, Some(Extra::Observe(_))) => "observed",
+            (_, Some(Extra::Observe(..))) => "observed",
             (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
+            (Inner::Parked { .. }, Some(Extra::Faulted(_))) => "held",
+            (Inner::Delivering { .. }, Some(Extra::Faulted(_))) => "answer held",
             (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };
         f.debug_struct("ResponseFuture")

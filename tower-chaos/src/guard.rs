@@ -1,8 +1,17 @@
-//! The automatic guard: disarms when the inner service's real error rate passes a limit.
+//! The automatic guard: disarms when the inner service's real error rate, or the p99 latency
+//! callers see, passes a limit.
+//!
+//! Invariants: the window is a ring of time slices, each tagged with the slice it counts; a
+//! slice is reset (under `rotate`, once per slice width) before it is counted into again, so
+//! counts never mix two slices. Every real call is counted once, when it ends (or, for a call
+//! held past the latency bound, when it passes the bound); failures and slow calls are
+//! counted with it. A sum over the ring is a snapshot of atomics: a call counted while it is
+//! read may or may not be in it, which moves the rate by one call at most.
 
 use std::error::Error;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Decides whether a real (non-injected) result is a failure, for the guard.
@@ -10,32 +19,49 @@ pub(crate) type GuardClassifier<Res> =
     Arc<dyn Fn(Result<&Res, &(dyn Error + 'static)>) -> bool + Send + Sync>;
 
 const SLOTS: usize = 10;
+const EMPTY: u64 = u64::MAX;
 
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    index: u64,
-    calls_at_start: u64,
-    failures: u64,
+/// One time slice of the window.
+struct Slice {
+    index: AtomicU64,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
 }
 
-const EMPTY: Slot = Slot {
-    index: u64::MAX,
-    calls_at_start: 0,
-    failures: 0,
-};
+impl Slice {
+    const fn new() -> Self {
+        Self {
+            index: AtomicU64::new(EMPTY),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+        }
+    }
+}
 
-/// The guard's window: failures per time slice, and the running count of real calls when
-/// each slice began. Successes cost nothing: calls are the layer's sequence number (less
-/// the calls a terminal fault answered), read only when a failure arrives.
+/// Why the guard tripped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Trip {
+    /// The real error rate over the window (above the limit).
+    ErrorRate(f64),
+    /// More than 1 % of the window's calls took longer than this bound: the p99 passed it.
+    Latency(Duration),
+}
+
+/// The guard's settings and its window of counts.
 pub(crate) struct Guard<Res> {
     pub(crate) window: Duration,
     pub(crate) limit: f64,
     pub(crate) minimum_calls: u64,
+    /// The p99 latency bound, if the guard watches latency.
+    pub(crate) latency: Option<Duration>,
     pub(crate) classify: GuardClassifier<Res>,
     /// False for the default classifier, which never fails an `Ok`: no call per success.
     pub(crate) ok_can_fail: bool,
     width: Duration,
-    ring: Mutex<[Slot; SLOTS]>,
+    ring: [Slice; SLOTS],
+    rotate: Mutex<()>,
 }
 
 impl<Res> Guard<Res> {
@@ -43,6 +69,7 @@ impl<Res> Guard<Res> {
         window: Duration,
         limit: f64,
         minimum_calls: u64,
+        latency: Option<Duration>,
         classify: GuardClassifier<Res>,
         ok_can_fail: bool,
     ) -> Self {
@@ -50,64 +77,106 @@ impl<Res> Guard<Res> {
             window,
             limit,
             minimum_calls,
+            latency,
             classify,
             ok_can_fail,
             width: window / SLOTS as u32,
-            ring: Mutex::new([EMPTY; SLOTS]),
+            ring: [const { Slice::new() }; SLOTS],
+            rotate: Mutex::new(()),
         }
     }
 
     fn index(&self, now: Duration) -> u64 {
         let width = self.width.as_nanos().max(1);
-        u64::try_from(now.as_nanos() / width).unwrap_or(u64::MAX - 1)
+        u64::try_from(now.as_nanos() / width).unwrap_or(EMPTY - 1)
     }
 
-    /// Starts a fresh window at `now` (arming), with no calls yet.
-    pub(crate) fn reset(&self, now: Duration) {
-        let index = self.index(now);
-        let mut ring = self
-            .ring
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *ring = [EMPTY; SLOTS];
-        ring[(index % SLOTS as u64) as usize] = Slot {
-            index,
-            calls_at_start: 0,
-            failures: 0,
-        };
-    }
-
-    /// Records one failure at `now`, with `calls` real calls seen since arming; true when the
-    /// error rate over the window now exceeds the limit.
-    pub(crate) fn failure(&self, now: Duration, calls: u64) -> bool {
-        let index = self.index(now);
-        let mut ring = self
-            .ring
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let slot = &mut ring[(index % SLOTS as u64) as usize];
-        if slot.index != index {
-            *slot = Slot {
-                index,
-                // This call is already counted in `calls`: the slice starts just before it.
-                calls_at_start: calls.saturating_sub(1),
-                failures: 0,
-            };
+    /// Starts a fresh window (arming), with no calls yet.
+    pub(crate) fn reset(&self) {
+        let _rotate = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
+        for slice in &self.ring {
+            slice.index.store(EMPTY, Release);
+            slice.calls.store(0, Relaxed);
+            slice.failures.store(0, Relaxed);
+            slice.slow.store(0, Relaxed);
         }
-        slot.failures += 1;
-        let oldest_allowed = index.saturating_sub(SLOTS as u64 - 1);
-        let mut failures = 0;
-        let mut start = calls;
-        for slot in ring.iter() {
-            if slot.index != u64::MAX && slot.index >= oldest_allowed && slot.index <= index {
-                failures += slot.failures;
-                start = start.min(slot.calls_at_start);
+    }
+
+    /// Whether a call that took `latency` passed the latency bound.
+    pub(crate) fn is_slow(&self, latency: Option<Duration>) -> bool {
+        matches!((self.latency, latency), (Some(bound), Some(took)) if took > bound)
+    }
+
+    /// The slice counting `index`, reset first if it still holds an older one.
+    fn slice(&self, index: u64) -> &Slice {
+        let slice = &self.ring[(index % SLOTS as u64) as usize];
+        let held = slice.index.load(Acquire);
+        if held == index || (held != EMPTY && held > index) {
+            return slice;
+        }
+        let _rotate = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = slice.index.load(Acquire);
+        if held == EMPTY || held < index {
+            slice.calls.store(0, Relaxed);
+            slice.failures.store(0, Relaxed);
+            slice.slow.store(0, Relaxed);
+            slice.index.store(index, Release);
+        }
+        slice
+    }
+
+    /// Counts one outcome at `now` (a new call when `call`, a failure, a slow call); when a
+    /// failure or a slow call takes the window past a limit, says why.
+    pub(crate) fn record(
+        &self,
+        now: Duration,
+        call: bool,
+        failed: bool,
+        slow: bool,
+    ) -> Option<Trip> {
+        let index = self.index(now);
+        let slice = self.slice(index);
+        if call {
+            slice.calls.fetch_add(1, AcqRel);
+        }
+        if failed {
+            slice.failures.fetch_add(1, AcqRel);
+        }
+        if slow {
+            slice.slow.fetch_add(1, AcqRel);
+        }
+        if failed || slow {
+            self.evaluate(index)
+        } else {
+            None
+        }
+    }
+
+    /// The window ending in slice `index`: trips past the error-rate limit, or when more
+    /// than 1 % of its calls passed the latency bound, once it holds `minimum_calls`.
+    fn evaluate(&self, index: u64) -> Option<Trip> {
+        let oldest = index.saturating_sub(SLOTS as u64 - 1);
+        let (mut calls, mut failures, mut slow) = (0_u64, 0_u64, 0_u64);
+        for slice in &self.ring {
+            let held = slice.index.load(Acquire);
+            if held != EMPTY && (oldest..=index).contains(&held) {
+                calls += slice.calls.load(Acquire);
+                failures += slice.failures.load(Acquire);
+                slow += slice.slow.load(Acquire);
             }
         }
-        let in_window = calls - start;
-        in_window >= self.minimum_calls
-            && in_window > 0
-            && failures as f64 / in_window as f64 > self.limit
+        if calls == 0 || calls < self.minimum_calls {
+            return None;
+        }
+        let rate = failures as f64 / calls as f64;
+        if rate > self.limit {
+            return Some(Trip::ErrorRate(rate));
+        }
+        // p99 (nearest rank) is above the bound exactly when more than 1 % of calls are.
+        match self.latency {
+            Some(bound) if slow.saturating_mul(100) > calls => Some(Trip::Latency(bound)),
+            _ => None,
+        }
     }
 }
 
@@ -115,45 +184,95 @@ impl<Res> Guard<Res> {
 mod tests {
     use super::*;
 
-    fn guard() -> Guard<()> {
+    fn guard(latency: Option<Duration>) -> Guard<()> {
         Guard::new(
             Duration::from_secs(30),
             0.5,
             10,
+            latency,
             Arc::new(|r| r.is_err()),
             false,
         )
     }
 
+    const fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
     #[test]
     fn trips_past_the_limit_with_enough_calls() {
-        let g = guard();
-        g.reset(Duration::ZERO);
-        // 10 calls, 5 failures: 50 % is not past the limit.
-        for calls in [2, 4, 6, 8, 10] {
-            assert!(!g.failure(Duration::from_secs(1), calls));
+        let g = guard(None);
+        // 5 successes, 5 failures: 50 % is not past the limit.
+        for _ in 0..5 {
+            assert_eq!(g.record(secs(1), true, false, false), None);
+            assert_eq!(g.record(secs(1), true, true, false), None);
         }
         // The 11th call fails too: 6 / 11 > 50 %.
-        assert!(g.failure(Duration::from_secs(2), 11));
+        assert!(matches!(
+            g.record(secs(2), true, true, false),
+            Some(Trip::ErrorRate(_))
+        ));
     }
 
     #[test]
     fn too_few_calls_never_trip() {
-        let g = guard();
-        g.reset(Duration::ZERO);
-        for calls in 1..=9 {
-            assert!(!g.failure(Duration::from_secs(1), calls));
+        let g = guard(None);
+        for _ in 0..9 {
+            assert_eq!(g.record(secs(1), true, true, false), None);
         }
     }
 
     #[test]
-    fn old_failures_leave_the_window() {
-        let g = guard();
-        g.reset(Duration::ZERO);
-        for calls in 1..=5 {
-            assert!(!g.failure(Duration::from_secs(1), calls));
+    fn successes_before_the_first_failure_count() {
+        let g = guard(None);
+        // 1 000 successes spread over 25 s (several slices), then 11 failures: 1.1 %.
+        for n in 0..1_000 {
+            assert_eq!(
+                g.record(Duration::from_millis(n * 25), true, false, false),
+                None
+            );
         }
-        // 100 s later, 100 more calls, one failure: the old ones are gone.
-        assert!(!g.failure(Duration::from_secs(100), 105));
+        for _ in 0..11 {
+            assert_eq!(g.record(secs(26), true, true, false), None);
+        }
+    }
+
+    #[test]
+    fn old_calls_leave_the_window() {
+        let g = guard(None);
+        for _ in 0..100 {
+            g.record(secs(1), true, false, false);
+        }
+        // 100 s later the old successes are gone: 10 failures alone trip.
+        for _ in 0..9 {
+            assert_eq!(g.record(secs(101), true, true, false), None);
+        }
+        assert!(g.record(secs(101), true, true, false).is_some());
+    }
+
+    #[test]
+    fn more_than_one_percent_slow_is_a_p99_past_the_bound() {
+        let g = guard(Some(Duration::from_millis(500)));
+        for _ in 0..198 {
+            g.record(secs(1), true, false, false);
+        }
+        // 2 slow in 200: p99 is the 198th value, fast.
+        assert_eq!(g.record(secs(1), true, false, true), None);
+        assert_eq!(g.record(secs(1), true, false, true), None);
+        // 3 slow in 201: the 199th value is slow.
+        assert_eq!(
+            g.record(secs(1), true, false, true),
+            Some(Trip::Latency(Duration::from_millis(500)))
+        );
+    }
+
+    #[test]
+    fn reset_forgets_everything() {
+        let g = guard(None);
+        for _ in 0..9 {
+            g.record(secs(1), true, true, false);
+        }
+        g.reset();
+        assert_eq!(g.record(secs(1), true, true, false), None);
     }
 }

@@ -14,12 +14,13 @@ use crate::fault::FaultKind;
 trait Control: Send + Sync {
     fn shared_name(&self) -> &str;
     fn arm(&self);
-    fn disarm(&self);
+    fn disarm(&self, release: Option<bool>);
     fn is_armed(&self) -> bool;
     fn set_dry_run(&self, dry_run: bool);
     fn is_dry_run(&self) -> bool;
     fn set_rate(&self, fault: &str, rate: f64) -> Result<(), ConfigError>;
     fn release_hung(&self);
+    fn release_held(&self);
     fn stats(&self) -> ChaosStats;
 }
 
@@ -30,11 +31,11 @@ impl<Req, Res> Control for Shared<Req, Res> {
     fn arm(&self) {
         Shared::arm(self);
     }
-    fn disarm(&self) {
-        Shared::disarm(self, "handle");
+    fn disarm(&self, release: Option<bool>) {
+        Shared::disarm(self, "handle", release.unwrap_or(self.release_on_disarm));
     }
     fn is_armed(&self) -> bool {
-        self.armed.load(Relaxed)
+        !self.expire()
     }
     fn set_dry_run(&self, dry_run: bool) {
         self.dry_run.store(dry_run, Relaxed);
@@ -55,14 +56,19 @@ impl<Req, Res> Control for Shared<Req, Res> {
     fn release_hung(&self) {
         Shared::release_hung(self);
     }
+    fn release_held(&self) {
+        Shared::release_held(self);
+    }
     fn stats(&self) -> ChaosStats {
         ChaosStats {
-            armed: self.armed.load(Relaxed),
+            armed: !self.expire(),
             dry_run: self.dry_run.load(Relaxed),
             guard_tripped: self.guard_tripped.load(Relaxed),
+            guard_trips: self.guard_trips.load(Relaxed),
             calls: self.seq.load(Relaxed),
             active: self.active.load(Relaxed),
             overflow: self.overflow.load(Relaxed),
+            no_runtime: self.no_runtime.load(Relaxed),
             faults: self
                 .faults
                 .iter()
@@ -122,13 +128,42 @@ impl ChaosHandle {
         self.control.arm();
     }
 
-    /// Disarms the layer (the kill switch): the next calls pass untouched. Calls already
-    /// faulted finish as decided; hung calls stay hung until released or dropped.
+    /// Disarms the layer (the kill switch): the next calls pass untouched, and (unless the
+    /// layer was built with `release_on_disarm(false)`) every call held by a hang or latency
+    /// fault is released and goes on to the service at once. Other faults already decided
+    /// (an error, a status, a body fault) finish as decided.
+    ///
+    /// ```
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use tower_chaos::{ChaosLayer, Fault};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), tower_chaos::BoxError> {
+    /// let chaos = ChaosLayer::<u32, u32>::builder()
+    ///     .fault(Fault::hang().rate(1.0))
+    ///     .armed(true)
+    ///     .build()?;
+    /// let handle = chaos.handle();
+    /// let mut svc = chaos.layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+    ///
+    /// let hung = tokio::spawn(svc.ready().await?.call(7));
+    /// tokio::task::yield_now().await;
+    /// handle.disarm(); // the kill switch also lets the hung call go
+    /// assert_eq!(hung.await??, 7);
+    /// # Ok(()) }
+    /// ```
     pub fn disarm(&self) {
-        self.control.disarm();
+        self.control.disarm(None);
     }
 
-    /// Whether the layer is armed.
+    /// Disarms the layer and says whether held calls are released, whatever the layer's
+    /// `release_on_disarm` says: `disarm_with(false)` lets hung and delayed calls finish as
+    /// decided.
+    pub fn disarm_with(&self, release_held: bool) {
+        self.control.disarm(Some(release_held));
+    }
+
+    /// Whether the layer is armed (after `auto_disarm_after`, it no longer is).
     #[must_use]
     pub fn is_armed(&self) -> bool {
         self.control.is_armed()
@@ -156,6 +191,12 @@ impl ChaosHandle {
     /// Releases every hung call: each goes on to the service's answer.
     pub fn release_hung(&self) {
         self.control.release_hung();
+    }
+
+    /// Releases every call held by a hang or a latency fault, without disarming: each goes on
+    /// to the service at once.
+    pub fn release_held(&self) {
+        self.control.release_held();
     }
 
     /// Counters and settings, read now.
@@ -190,12 +231,17 @@ pub struct ChaosStats {
     pub dry_run: bool,
     /// The guard disarmed the layer, and it has not been re-armed since.
     pub guard_tripped: bool,
+    /// Times the guard disarmed the layer (since it was built).
+    pub guard_trips: u64,
     /// Calls seen since the layer was last armed.
     pub calls: u64,
-    /// Faulted calls in progress now.
+    /// Faulted calls in progress now (a call with a body fault until its body ends).
     pub active: u32,
     /// Faults not injected because `max_active_faults` were in progress.
     pub overflow: u64,
+    /// Faults not injected because they needed a tokio runtime (a timer) and the call was
+    /// made outside one.
+    pub no_runtime: u64,
     /// Per fault, in the layer's order.
     pub faults: Vec<FaultStats>,
 }

@@ -18,6 +18,7 @@ use tower_outcome::{
     BoxError, GrpcStatus, HttpStatus, Outcome, grpc_trailers_only, retry_after_value,
 };
 
+use crate::core::ActiveSlot;
 use crate::fault::{Action, Fault, FaultKind, Respond};
 
 /// An HTTP response with `status`, `Retry-After` if given, an empty body, and no extension:
@@ -114,7 +115,9 @@ where
     /// rest. `rewrap` puts the wrapped body back into your body type, such as
     /// `axum::body::Body::new`. Named `slow_body` by default.
     pub fn slow_body(after_bytes: usize, pause: Duration, rewrap: fn(ChaosBody<B>) -> B) -> Self {
-        Self::body("slow_body", BodyMode::Stall { after_bytes, pause }, rewrap)
+        let mut fault = Self::body("slow_body", BodyMode::Stall { after_bytes, pause }, rewrap);
+        fault.timer = true;
+        fault
     }
 
     /// Lets `after_bytes` of the body through, then ends the stream with an error
@@ -127,8 +130,8 @@ where
         Self::new(
             FaultKind::Body,
             name,
-            Action::Mutate(Arc::new(move |res: Response<B>| {
-                res.map(|body| rewrap(ChaosBody::new(body, mode)))
+            Action::Body(Arc::new(move |res: Response<B>, slot| {
+                res.map(|body| rewrap(ChaosBody::new(body, mode, slot)))
             })),
         )
     }
@@ -143,6 +146,9 @@ enum BodyMode {
 
 pin_project! {
     /// A response body slowed down or cut off by a body fault.
+    ///
+    /// It holds the call's place among the layer's `max_active_faults` until the fault ends:
+    /// the stream ends (or errors), or the body is dropped.
     pub struct ChaosBody<B> {
         #[pin]
         inner: B,
@@ -152,11 +158,12 @@ pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
         stalled: bool,
         done: bool,
+        slot: Option<Arc<ActiveSlot>>,
     }
 }
 
 impl<B> ChaosBody<B> {
-    fn new(inner: B, mode: BodyMode) -> Self {
+    fn new(inner: B, mode: BodyMode, slot: Option<Arc<ActiveSlot>>) -> Self {
         Self {
             inner,
             mode,
@@ -165,6 +172,7 @@ impl<B> ChaosBody<B> {
             sleep: None,
             stalled: false,
             done: false,
+            slot,
         }
     }
 }
@@ -190,15 +198,12 @@ impl fmt::Display for BodyCutOff {
 
 impl Error for BodyCutOff {}
 
-impl<B> Body for ChaosBody<B>
+impl<B> ChaosBody<B>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
+    fn poll_stream(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
@@ -247,6 +252,27 @@ where
             }
             Err(frame) => Poll::Ready(Some(Ok(frame))),
         }
+    }
+}
+
+impl<B> Body for ChaosBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = self.as_mut().poll_stream(cx);
+        if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
+            // The fault has ended with the stream: its active-fault slot is free.
+            *self.project().slot = None;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -36,8 +36,9 @@
 //! | [`Fault::abort`] | refuses at once with the family's [`Rejected`] ([`LayerKind::Chaos`], [`Reason::Injected`]) | terminal |
 //! | [`Fault::http_status`] (+ [`retry_after`](Fault::retry_after)) | answers 503, 429, 500… with `Retry-After` | terminal |
 //! | [`Fault::grpc_status`] | answers a Trailers-Only gRPC status (HTTP 200, `grpc-status: 14`…) | terminal |
-//! | [`Fault::latency`] | delays the call: [`Latency::Fixed`], [`Latency::Uniform`], [`Latency::LogNormal`] from a p50 and a p99 | gate |
-//! | [`Fault::hang`] | keeps the call pending until [`ChaosHandle::release_hung`] or the caller drops it | gate |
+//! | [`Fault::latency`] | delays the request (the service is called after the delay): [`Latency::Fixed`], [`Latency::Uniform`], [`Latency::LogNormal`] from a p50 and a p99 | gate |
+//! | [`Fault::response_delay`] | delays the service's answer (the service is called at once) | post |
+//! | [`Fault::hang`] | holds the request until released ([`ChaosHandle::release_hung`], a disarm) or dropped | gate |
 //! | [`Fault::mutate`] | passes the service's answer through your closure: corrupt, truncate, replace | post |
 //! | [`Fault::slow_body`], [`Fault::cut_off_body`] | stalls the response body, or ends it early with an error | post |
 //!
@@ -54,12 +55,16 @@
 //! 10 % failed calls, and about 3 % that are both. (Deciding a fault twice, once per stage, is
 //! how a 50 % abort becomes 75 %.) On one request they act in stage order:
 //!
-//! 1. **gates**, in order: the delays of every latency fault that fired add up, then a hang;
+//! 1. **gates**, in order, before the service is called: the delays of every latency fault
+//!    that fired add up, then a hang. The request waits in the layer with the service
+//!    `poll_ready` made ready (a clone takes its place, so the wrapped service must be
+//!    `Clone`), and is sent when the gates pass;
 //! 2. **terminal**: the first terminal fault that fired (in the order they were added) answers
 //!    instead of the service; a later terminal fault that also fired is not injected (there is
 //!    no call left for it) and not counted;
-//! 3. **post**: the mutations and body faults that fired, in order, on the service's answer
-//!    (errors pass unchanged).
+//! 3. **post**: the response delays that fired add up and hold the service's answer (or
+//!    error), then the mutations and body faults that fired act on it, in order (errors pass
+//!    unchanged).
 //!
 //! So "delay first, then abort/error" holds: a call meeting both waits, then fails.
 //!
@@ -72,9 +77,13 @@
 //!   after arming. Counts restart when the layer is armed.
 //! - Header-driven opt-in ([`ChaosBuilder::header_control`], or [`ChaosBuilder::control`] for
 //!   any request type): only requests naming a fault (`x-chaos: http_503=0.5, latency`) can meet
-//!   it, at the rate they ask for capped by the configured rate.
+//!   it, at the rate they ask for capped by the configured rate, and only while the layer is
+//!   armed. With it, `max_active_faults` defaults to [`DEFAULT_CONTROL_MAX_ACTIVE_FAULTS`], a
+//!   header cannot ask for a hang unless [`ChaosBuilder::control_allows_hang`], and the
+//!   header is removed before the inner service sees the request.
 //! - [`max_active_faults`](ChaosBuilder::max_active_faults): at most that many faulted calls in
-//!   progress; a fault past it is not injected and is counted as overflow.
+//!   progress (a body fault until its body ends); a fault past it is not injected and is
+//!   counted as overflow.
 //!
 //! # Deterministic
 //!
@@ -93,12 +102,23 @@
 //! - **Dry run** ([`ChaosBuilder::dry_run`], [`ChaosHandle::set_dry_run`]) decides, counts
 //!   and logs every fault, and injects none.
 //! - **Kill switch**: [`ChaosHandle::disarm`], re-arm, change rates live
-//!   ([`ChaosHandle::set_rate`]).
+//!   ([`ChaosHandle::set_rate`]). Disarming also releases the calls held by hang and latency
+//!   faults ([`ChaosBuilder::release_on_disarm`], on by default;
+//!   [`ChaosHandle::disarm_with`] chooses per call).
+//! - **Bounded**: [`auto_disarm_after`](ChaosBuilder::auto_disarm_after) disarms the layer
+//!   that long after arming, whatever happened to the code that armed it, with no background
+//!   task: each armed call checks it, and each held call has a timer for it.
 //! - **Guard**: the layer disarms itself when the inner service's *real* (non-injected) error
 //!   rate over a window (default 30 s) passes a limit (default 50 %, once 10 calls are in the
-//!   window), with a `warn` event; only the handle re-arms it ([`ChaosBuilder::guard`],
-//!   [`ChaosBuilder::guard_classifier`]). Calls answered by a terminal fault are not in its
-//!   counts; calls still in flight count as successes until they fail.
+//!   window), or, with [`ChaosBuilder::guard_latency`], when the p99 latency callers see
+//!   passes a bound (a held call counts as slow once held that long, so a 100 % hang trips
+//!   it), with a `warn` event; only the handle re-arms it ([`ChaosBuilder::guard`],
+//!   [`ChaosBuilder::guard_classifier`]). Every real call that ended in the window counts,
+//!   successes included; calls answered by a terminal fault do not. It acts only while the
+//!   layer is armed, and trips once per arming.
+//! - **No runtime, no timer fault**: a call made outside a tokio runtime does not meet the
+//!   faults that need a timer (a delay, a stalled body); they are counted
+//!   ([`ChaosStats::no_runtime`]) and take no `max_active_faults` place.
 //! - **Compiled out**: without the `inject` cargo feature (on by default) the layer's
 //!   `layer(svc)` returns `svc` itself, so a production build with
 //!   `default-features = false` carries no injection code; handles and configs still compile.
@@ -143,17 +163,20 @@
 //! `dry_run`, `layer`, `fault`, `kind`, `seq`); arming, disarming and guard trips are events
 //! too. Metrics ([`metrics`]; install the recorder before building layers):
 //! `chaos_injected_total{chaos,fault}`, `chaos_dry_run_total{chaos,fault}`,
-//! `chaos_overflow_total{chaos}`, `chaos_armed{chaos}`, `chaos_guard_trips_total{chaos}`.
+//! `chaos_overflow_total{chaos}`, `chaos_armed{chaos}`, `chaos_guard_trips_total{chaos}` (one
+//! per trip).
 //!
 //! # Cost
 //!
-//! Disarmed, a call takes one relaxed atomic load and a branch over the bare service, and its
-//! response future carries nothing but the inner one (measured: 24 instructions over bare in
-//! all, about a nanosecond). Armed, one shared atomic increment (the sequence number), one
-//! hash and one compare per fault, and with the guard on a reference-count increment and
-//! decrement so the response future can report a real failure: about 125 instructions over
-//! bare with one fault, 8 to 9 ns. No lock, no allocation, no float math, no clock read
-//! (unless a time schedule is used). A faulted call allocates its state (and its timer).
+//! Disarmed, a call takes one relaxed atomic load and a branch over the bare service (and,
+//! with header control, the header's removal), and its response future carries nothing but
+//! the inner one. Armed, one shared atomic increment (the sequence number), one hash and one
+//! compare per fault, and with the guard on a reference-count increment and decrement, a
+//! clock read and an atomic increment when the call ends (the guard counts every real call
+//! in its window), plus a clock read when the call starts if it watches latency. No lock
+//! (but once per window slice), no allocation, no float math. With `auto_disarm_after`, one
+//! clock read per armed call. A faulted call allocates its state (and its timer); a held one
+//! also boxes the request with the service it will go to.
 //! Compiled out (no `inject` feature) it costs nothing: the service is the bare one.
 //! Measured figures are in the repository's `benches/README.md`.
 //!
@@ -190,10 +213,12 @@ pub mod metrics;
 pub mod profiles;
 #[cfg(feature = "inject")]
 mod service;
+mod switch;
 
 pub use answer::ChaosAnswer;
 pub use builder::{
-    ChaosBuilder, DEFAULT_GUARD_ERROR_RATE, DEFAULT_GUARD_MINIMUM_CALLS, DEFAULT_GUARD_WINDOW,
+    ChaosBuilder, DEFAULT_CONTROL_MAX_ACTIVE_FAULTS, DEFAULT_GUARD_ERROR_RATE,
+    DEFAULT_GUARD_MINIMUM_CALLS, DEFAULT_GUARD_WINDOW,
 };
 pub use config::{ChaosConfig, FaultConfig, GuardConfig, LatencyConfig, ScheduleConfig};
 pub use core::MAX_FAULTS;

@@ -69,10 +69,20 @@ async fn a_dropped_hung_call_frees_everything() {
     let mut fut = task::spawn(svc.call(1));
     assert_pending!(fut.poll());
     assert_eq!(handle.stats().active, 1);
+    assert_eq!(
+        Arc::strong_count(&dropped),
+        3,
+        "the held call keeps the ready service"
+    );
     drop(fut);
     assert!(
-        dropped.load(Ordering::SeqCst),
-        "the inner future is dropped with it"
+        !dropped.load(Ordering::SeqCst),
+        "the service was never called: the request never left"
+    );
+    assert_eq!(
+        Arc::strong_count(&dropped),
+        2,
+        "the held service is dropped with the call"
     );
     assert_eq!(
         handle.stats().active,
@@ -110,7 +120,15 @@ async fn a_dropped_delayed_call_frees_its_slot_and_its_timer() {
     assert_pending!(fut.poll());
     assert_eq!(handle.stats().active, 1);
     drop(fut);
-    assert!(dropped.load(Ordering::SeqCst));
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "dropped during its delay: the service was never called"
+    );
+    assert_eq!(
+        Arc::strong_count(&dropped),
+        2,
+        "nor is the held service kept"
+    );
     assert_eq!(handle.stats().active, 0);
 }
 

@@ -311,3 +311,246 @@ async fn a_mutation_replaces_the_answer() {
         b"{\"trunc"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_holds_its_active_fault_slot_until_it_ends() {
+    let chaos = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::slow_body(5, Duration::from_secs(30), rewrap).rate(1.0))
+        .max_active_faults(1)
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = chaos.handle();
+    let mut svc = ServiceBuilder::new().layer(chaos).service(ok_service());
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.stats().active,
+        1,
+        "the response is back, the body fault is not over"
+    );
+    // A second call meets the bound: not faulted, counted as overflow.
+    let other = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(handle.stats().overflow, 1);
+    let start = tokio::time::Instant::now();
+    let whole = other.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&whole[..], b"hello, world");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the overflow body is not stalled"
+    );
+    let whole = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&whole[..], b"hello, world");
+    assert_eq!(
+        handle.stats().active,
+        0,
+        "the stream ended: the slot is free"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_or_cut_off_body_frees_its_slot() {
+    let chaos = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::slow_body(5, Duration::from_secs(30), rewrap).rate(0.5))
+        .fault(Fault::cut_off_body(4, rewrap).rate(1.0))
+        .max_active_faults(1)
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = chaos.handle();
+    let mut svc = ServiceBuilder::new().layer(chaos).service(ok_service());
+    for _ in 0..20 {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(handle.stats().active, 1);
+        drop(res);
+        assert_eq!(handle.stats().active, 0, "a dropped body frees it");
+    }
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    let mut body = res.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    assert_eq!(handle.stats().active, 0, "a cut-off stream ends the fault");
+    drop(body);
+    assert_eq!(handle.stats().overflow, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn answer_modes_keep_a_given_guard_classifier() {
+    let not_found = || {
+        tower::service_fn(|_req: Request<()>| async {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            Ok::<_, Infallible>(res)
+        })
+    };
+    let classifier = |r: Result<&Response<Body>, &(dyn std::error::Error + 'static)>| {
+        r.map_or(true, |res| res.status() == StatusCode::NOT_FOUND)
+    };
+    let http = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::latency(tower_chaos::Latency::Fixed(Duration::ZERO)).rate(0.1))
+        .guard_classifier(classifier)
+        .http()
+        .armed(true)
+        .build()
+        .unwrap();
+    let grpc = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::latency(tower_chaos::Latency::Fixed(Duration::ZERO)).rate(0.1))
+        .guard_classifier(classifier)
+        .grpc()
+        .armed(true)
+        .build()
+        .unwrap();
+    for handle in [http.handle(), grpc.handle()] {
+        assert!(handle.is_armed());
+    }
+    let (h1, h2) = (http.handle(), grpc.handle());
+    let mut a = ServiceBuilder::new().layer(http).service(not_found());
+    let mut b = ServiceBuilder::new().layer(grpc).service(not_found());
+    for _ in 0..20 {
+        a.ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        b.ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+    }
+    assert!(
+        h1.guard_tripped(),
+        ".http() kept the classifier counting 404s"
+    );
+    assert!(
+        h2.guard_tripped(),
+        ".grpc() kept the classifier counting 404s"
+    );
+}
+
+/// An inner service that answers whether it saw an `x-chaos` header (200 no, 418 yes).
+fn header_echo() -> impl Service<
+    Request<()>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone {
+    tower::service_fn(|req: Request<()>| async move {
+        let mut res = Response::new(Body::empty());
+        if req.headers().contains_key("x-chaos") {
+            *res.status_mut() = StatusCode::IM_A_TEAPOT;
+        }
+        Ok::<_, Infallible>(res)
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_control_header_never_reaches_the_inner_service() {
+    let chaos = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::latency(tower_chaos::Latency::Fixed(Duration::from_millis(5))).rate(1.0))
+        .header_control(http::HeaderName::from_static("x-chaos"))
+        .build()
+        .unwrap();
+    let handle = chaos.handle();
+    let mut svc = ServiceBuilder::new().layer(chaos).service(header_echo());
+    for armed in [false, true] {
+        if armed {
+            handle.arm();
+        }
+        for value in ["latency", "other"] {
+            let res = svc
+                .ready()
+                .await
+                .unwrap()
+                .call(header(Some(value)))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "armed {armed}, x-chaos: {value}");
+        }
+    }
+    assert_eq!(handle.stats().fault("latency").unwrap().injected, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_cannot_ask_for_a_hang_without_an_opt_in() {
+    let layer = |allow: bool| {
+        ChaosLayer::<Request<()>, Response<Body>>::builder()
+            .fault(Fault::hang().rate(1.0))
+            .header_control(http::HeaderName::from_static("x-chaos"))
+            .control_allows_hang(allow)
+            .armed(true)
+            .build()
+            .unwrap()
+    };
+    let closed = layer(false);
+    let handle = closed.handle();
+    let mut svc = ServiceBuilder::new().layer(closed).service(header_echo());
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(header(Some("hang")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(handle.stats().injected(), 0);
+
+    let open = layer(true);
+    let handle = open.handle();
+    let mut svc = ServiceBuilder::new().layer(open).service(header_echo());
+    svc.ready().await.unwrap();
+    let mut fut = tokio_test::task::spawn(svc.call(header(Some("hang"))));
+    tokio_test::assert_pending!(fut.poll());
+    assert_eq!(handle.stats().injected(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn header_control_bounds_active_faults_by_default() {
+    let chaos = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::latency(tower_chaos::Latency::Fixed(Duration::from_secs(10))).rate(1.0))
+        .header_control(http::HeaderName::from_static("x-chaos"))
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = chaos.handle();
+    let svc = ServiceBuilder::new().layer(chaos).service(header_echo());
+    let calls: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(svc.clone().oneshot(header(Some("latency")))))
+        .collect();
+    tokio::task::yield_now().await;
+    let stats = handle.stats();
+    assert_eq!(stats.active, tower_chaos::DEFAULT_CONTROL_MAX_ACTIVE_FAULTS);
+    assert_eq!(u64::from(stats.active) + stats.overflow, 50);
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+}
