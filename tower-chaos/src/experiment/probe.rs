@@ -1,0 +1,142 @@
+//! Judging the figures: each expectation's row, the verdict and score, the issues found.
+
+use super::render::{duration, duration_exact, duration_vs, percent_vs};
+use super::report::{Issue, Observed, ProbeResult, Severity, Verdict};
+use super::{Check, Expectation, Experiment};
+
+/// The Expected vs Actual row of `e` over the complete figures `o`.
+pub(crate) fn evaluate(e: &Expectation, o: &Observed, experiment: &Experiment) -> ProbeResult {
+    let no_calls = || (false, "no calls".to_owned());
+    let (passed, actual) = match &e.check {
+        Check::DetectionWithin(d) => match o.time_to_detect {
+            Some(at) => (at < *d, duration_vs(at, *d)),
+            None => (false, "not detected".to_owned()),
+        },
+        Check::RetriesAttempted(n) => (o.retried == *n, o.retried.to_string()),
+        Check::SuccessRateAtLeast(rate) => match o.success_rate {
+            Some(actual) => (actual >= *rate, percent_vs(actual, *rate)),
+            None => no_calls(),
+        },
+        Check::P99Below(d) => match o.latency {
+            Some(latency) => (latency.p99 < *d, duration_vs(latency.p99, *d)),
+            None => no_calls(),
+        },
+        Check::GracefulFailure => {
+            if o.calls == 0 {
+                no_calls()
+            } else if o.hangs == 0 {
+                (true, "Yes".to_owned())
+            } else {
+                (
+                    false,
+                    format!(
+                        "No ({} calls hung past {})",
+                        o.hangs,
+                        duration_exact(experiment.call_timeout)
+                    ),
+                )
+            }
+        }
+        Check::RecoveryWithin(d) => match (o.time_to_recover, &o.recovery) {
+            (Some(at), _) => (at < *d, duration_vs(at, *d)),
+            (None, Some(recovery)) => (
+                false,
+                format!("not recovered after {}", duration(recovery.observed_for)),
+            ),
+            (None, None) => (false, "not measured".to_owned()),
+        },
+        Check::FallbacksAtLeast(n) => (o.fallbacks >= *n, o.fallbacks.to_string()),
+        Check::User(check) => check(o),
+    };
+    ProbeResult {
+        behavior: e.behavior.clone(),
+        expected: e.expected.clone(),
+        actual,
+        passed,
+        weight: e.weight,
+    }
+}
+
+/// The verdict and the weighted score (0 to 100). Without evidence (no call, or no fault
+/// injected) the verdict is inconclusive and the score 0, whatever the probes say.
+pub(crate) fn verdict(probes: &[ProbeResult], evidence: bool) -> (Verdict, f64) {
+    if !evidence {
+        return (Verdict::Inconclusive, 0.0);
+    }
+    let total: f64 = probes.iter().map(|p| p.weight).sum();
+    let passed: f64 = probes.iter().filter(|p| p.passed).map(|p| p.weight).sum();
+    let score = if total > 0.0 {
+        100.0 * passed / total
+    } else if probes.iter().all(|p| p.passed) {
+        100.0
+    } else {
+        0.0
+    };
+    let verdict = if probes.iter().all(|p| p.passed) {
+        Verdict::Yes
+    } else if probes.iter().any(|p| p.passed) {
+        Verdict::Partially
+    } else {
+        Verdict::No
+    };
+    (verdict, score)
+}
+
+/// What a failed check usually means, and what usually fixes it.
+fn default_issue(check: &Check) -> (Severity, &'static str) {
+    match check {
+        Check::GracefulFailure => (
+            Severity::Critical,
+            "Put a deadline on every call to the dependency (a per-attempt timeout inside the retry, an overall one outside it), so that no caller waits forever.",
+        ),
+        Check::RecoveryWithin(_) => (
+            Severity::High,
+            "Let the caller come back as soon as the dependency does: a shorter breaker reset timeout, half-open probes, no state left behind by the fault (pools, caches).",
+        ),
+        Check::SuccessRateAtLeast(_) => (
+            Severity::High,
+            "Answer more calls under the fault: retry the transient errors, answer the rest from a fallback (a cache, a default), shed load before it queues.",
+        ),
+        Check::DetectionWithin(_) => (
+            Severity::High,
+            "Detect the failure sooner: a circuit breaker with a lower failure threshold or a shorter window, or a health check that reports it.",
+        ),
+        Check::P99Below(_) => (
+            Severity::Medium,
+            "Bound each attempt with a timeout below the latency objective, and cap the retries' total time.",
+        ),
+        Check::RetriesAttempted(_) => (
+            Severity::Medium,
+            "Bound the retries (a maximum number of attempts, a retry budget) and retry only what is transient.",
+        ),
+        Check::FallbacksAtLeast(_) => (
+            Severity::Medium,
+            "Add a fallback for the calls the protection refuses (a cached or default answer).",
+        ),
+        Check::User(_) => (
+            Severity::Medium,
+            "Find out why this expectation failed under the fault and fix it.",
+        ),
+    }
+}
+
+/// One issue per failed probe, in the probes' order, with its severity and the fix needed.
+pub(crate) fn issues(experiment: &Experiment, probes: &[ProbeResult]) -> Vec<Issue> {
+    experiment
+        .expectations
+        .iter()
+        .zip(probes)
+        .filter(|(_, p)| !p.passed)
+        .map(|(e, p)| {
+            let (severity, fix) = default_issue(&e.check);
+            Issue {
+                description: format!(
+                    "{}: expected {}, measured {}.",
+                    p.behavior, p.expected, p.actual
+                ),
+                severity: e.severity.unwrap_or(severity),
+                fix: e.fix.clone().unwrap_or_else(|| fix.to_owned()),
+            }
+        })
+        .collect()
+}
