@@ -240,6 +240,30 @@ async fn fallback_answers_after_the_fault_are_not_recovery() {
         recovered > Duration::ZERO && recovered <= Duration::from_secs(10),
         "{report}"
     );
+    let o = report.observed();
+    let recovery = o.recovery.as_ref().unwrap();
+    assert!(recovery.fallback_answers > 0, "{report}");
+    assert_eq!(recovery.fallbacks, recovery.fallback_answers);
+    // Fallback answers are counted apart, in the phase where they happened.
+    assert_eq!(o.successes, 0, "no real answer while every call is refused");
+    assert_eq!(o.fallback_answers + o.failures, o.calls);
+    assert_eq!(o.fallback_answers, o.fallbacks);
+    assert_eq!(o.real_latency, None);
+    assert!(o.latency.is_some());
+    // The breaker closes after the fault: a recovery transition, not an injection one.
+    let closed =
+        |ts: &[tower_chaos::experiment::TransitionRecord]| ts.iter().any(|t| t.to == "closed");
+    assert!(!closed(&o.transitions), "{report}");
+    assert!(closed(&recovery.transitions), "{report}");
+    assert!(o.transitions.iter().all(|t| t.at <= o.injection_time));
+    let md = report.to_markdown();
+    assert!(
+        md.contains(&format!(
+            "| Fallback answers | {} | {} |",
+            o.fallback_answers, recovery.fallback_answers
+        )),
+        "{md}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -247,10 +271,12 @@ async fn a_dependency_that_never_comes_back_is_not_recovered() {
     let (chaos, handle) = unavailable();
     let signals = Signals::new();
     let broken = Arc::new(AtomicBool::new(false));
-    let (b, h) = (broken.clone(), handle.clone());
-    // Once the fault starts, the dependency breaks for good.
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let b = broken.clone();
+    // The dependency answers the 20 steady-state calls, then breaks for good (the chaos
+    // layer refuses every call in between, so the next one it sees is after the fault).
     let inner = tower::service_fn(move |n: u64| {
-        if h.is_armed() {
+        if seen.fetch_add(1, Ordering::SeqCst) >= 20 {
             b.store(true, Ordering::SeqCst);
         }
         ready(if b.load(Ordering::SeqCst) {
@@ -293,7 +319,13 @@ async fn faults_that_never_fire_give_no_yes() {
         .run(&experiment)
         .await;
     assert_eq!(handle.stats().injected(), 0);
-    assert_ne!(report.verdict(), Verdict::Yes, "{report}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{report}");
+    assert_eq!(report.score(), 0.0);
+    assert!(
+        report
+            .to_markdown()
+            .contains("**Inconclusive**: no fault was injected during the 50 calls")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -306,7 +338,18 @@ async fn a_zero_length_load_gives_no_yes_and_no_100_percent() {
     let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
     assert_ne!(report.verdict(), Verdict::Yes, "{report}");
     assert!(!report.probes()[0].passed, "{report}");
-    assert!(!report.to_markdown().contains("| 100 % |"), "{report}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive);
+    assert_eq!(report.observed().success_rate, None);
+    let md = report.to_markdown();
+    assert!(
+        md.contains("| Success rate | ≥ 95 % | no calls | Fail |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Success rate (real + fallback) | no calls | |"),
+        "{md}"
+    );
+    assert!(report.issues().is_empty(), "no evidence, no issue: {md}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -320,7 +363,10 @@ async fn stop_on_failure_does_not_judge_user_checks_on_partial_figures() {
             (o.successes >= 10, o.successes.to_string())
         }))
         .expect(Expectation::check("Recovered", "Yes", |o| {
-            (o.time_to_recover.is_some(), format!("{:?}", o.time_to_recover))
+            (
+                o.time_to_recover.is_some(),
+                format!("{:?}", o.time_to_recover),
+            )
         }));
     let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
     assert_eq!(report.observed().calls, 20, "{report}");
@@ -366,6 +412,115 @@ async fn a_figure_rounded_to_the_threshold_shows_its_decimals() {
         .await
         .to_markdown();
     assert!(!md.contains("| ≥ 95 % | 95 % | Fail |"), "{md}");
-    assert!(md.contains("| Success rate | ≥ 95.04 % | 95 % | Fail |"), "{md}");
+    assert!(
+        md.contains("| Success rate | ≥ 95.04 % | 95 % | Fail |"),
+        "{md}"
+    );
     assert!(!md.contains("-0"), "{md}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_reach_max_active_faults() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .name("slow")
+        .fault(Fault::latency(Latency::Fixed(Duration::from_secs(1))).rate(1.0))
+        .max_active_faults(2)
+        .no_guard()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = ServiceBuilder::new().layer(layer).service_fn(dependency);
+    let experiment = Experiment::new("five callers")
+        .callers(5)
+        .load(Load::Calls(50))
+        .expect(Expectation::graceful_failure());
+    let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+    let o = report.observed();
+    assert_eq!(o.calls, 50, "Calls(n) is n calls in all");
+    assert_eq!(o.callers, 5);
+    assert!(o.overflow > 0, "5 callers, 2 faults at most: {report}");
+    assert_eq!(o.injected + o.overflow, 50, "{report}");
+    assert!(
+        report
+            .to_markdown()
+            .contains("by each of 5 concurrent callers")
+    );
+    // With one caller the limit is never reached.
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .name("slow")
+        .fault(Fault::latency(Latency::Fixed(Duration::from_secs(1))).rate(1.0))
+        .max_active_faults(2)
+        .no_guard()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = ServiceBuilder::new().layer(layer).service_fn(dependency);
+    let report = Runner::new(svc, handle, |n| n)
+        .run(&experiment.clone().callers(1))
+        .await;
+    assert_eq!(report.observed().overflow, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_carries_logs_issues_and_recommendations() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .name("hangs")
+        .fault(Fault::hang().rate(1.0).when(|n: &u64| *n == 1))
+        .no_guard()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = ServiceBuilder::new().layer(layer).service_fn(dependency);
+    let experiment = Experiment::new("one call hangs")
+        .load(Load::Calls(5))
+        .call_timeout(Duration::from_secs(2))
+        .expect(Expectation::graceful_failure())
+        .expect(
+            Expectation::success_rate_at_least(1.0)
+                .severity(tower_chaos::experiment::Severity::Low)
+                .fix("Answer the hung call from a cache"),
+        )
+        .recommendation("Put the timeout inside the retry");
+    let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+    assert_eq!(report.verdict(), Verdict::No, "{report}");
+    let logs = report.logs();
+    assert_eq!(logs.by_message["chaos: injected a fault"], 1, "{logs:?}");
+    assert_eq!(logs.by_message["chaos: armed"], 1);
+    assert!(
+        logs.lines.iter().any(|l| l.fields.contains("fault=hang")),
+        "{logs:?}"
+    );
+    let issues = report.issues();
+    assert_eq!(issues.len(), 2);
+    assert_eq!(
+        issues[0].severity,
+        tower_chaos::experiment::Severity::Critical
+    );
+    assert_eq!(issues[1].severity, tower_chaos::experiment::Severity::Low);
+    assert_eq!(issues[1].fix, "Answer the hung call from a cache");
+    assert_eq!(
+        report.recommendations()[0],
+        "Put the timeout inside the retry"
+    );
+    let md = report.to_markdown();
+    for section in [
+        "### Observations",
+        "### Logs Captured",
+        "### Issues Found\n1. **Issue:** Graceful failure: expected Yes, measured No (1 calls hung past 2 s).\n   - **Severity:** Critical",
+        "### Recommendations\n1. Put the timeout inside the retry",
+        "## Hypothesis Confirmed?\n**No**",
+    ] {
+        assert!(md.contains(section), "{section}\n{md}");
+    }
+
+    let suite = tower_chaos::experiment::SuiteReport::new("Inventory", vec![report]);
+    let md = suite.to_markdown();
+    assert!(
+        md.contains("| one call hangs | hang | No | 2: Graceful failure"),
+        "{md}"
+    );
+    assert!(
+        md.contains("\n## Chaos Test Results: one call hangs"),
+        "{md}"
+    );
 }

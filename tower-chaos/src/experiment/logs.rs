@@ -137,10 +137,7 @@ impl Subscriber for Collector {
         if is_chaos(metadata) {
             let mut fields = Fields::default();
             event.record(&mut fields);
-            let mut captured = self
-                .captured
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
             captured.total += 1;
             *captured
                 .by_message
@@ -201,11 +198,6 @@ impl Logs {
     }
 
     pub(crate) fn finish(self) -> CapturedLogs {
-        std::mem::take(
-            &mut *self
-                .captured
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        std::mem::take(&mut *self.captured.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

@@ -42,9 +42,10 @@ pub(crate) fn percent_exact(rate: f64) -> String {
 pub(crate) fn percent_vs(actual: f64, threshold: f64) -> String {
     let (a, t) = (actual * 100.0, shown(threshold * 100.0, 4));
     let holds = actual >= threshold;
-    (1..=6)
-        .find(|&d| (shown(a, d) >= t) == holds)
-        .map_or_else(|| format!("{} %", number(a, 6)), |d| format!("{} %", number(a, d)))
+    (1..=6).find(|&d| (shown(a, d) >= t) == holds).map_or_else(
+        || format!("{} %", number(a, 6)),
+        |d| format!("{} %", number(a, d)),
+    )
 }
 
 /// A duration as people read it, and the number of seconds it shows.
@@ -188,7 +189,10 @@ fn steady(r: &Report, f: &mut String) -> fmt::Result {
     writeln!(f, "| Check | Expected | Actual | Pass/Fail |")?;
     writeln!(f, "|-------|----------|--------|-----------|")?;
     let (actual, passed) = match s.success_rate {
-        Some(rate) => (percent_vs(rate, s.min_success_rate), rate >= s.min_success_rate),
+        Some(rate) => (
+            percent_vs(rate, s.min_success_rate),
+            rate >= s.min_success_rate,
+        ),
         None => ("no calls".to_owned(), false),
     };
     writeln!(
@@ -460,7 +464,11 @@ fn recommendations(r: &Report, f: &mut String) -> fmt::Result {
 
 fn rollback(r: &Report, f: &mut String) -> fmt::Result {
     writeln!(f, "### Rollback")?;
-    writeln!(f, "1. The runner disarmed the chaos layer `{}`.", line(&r.layer))?;
+    writeln!(
+        f,
+        "1. The runner disarmed the chaos layer `{}`.",
+        line(&r.layer)
+    )?;
     for (i, step) in r.rollback.iter().enumerate() {
         writeln!(f, "{}. {}", i + 2, line(step))?;
     }
@@ -493,9 +501,7 @@ fn verdict(r: &Report, f: &mut String) -> fmt::Result {
             "the steady state was not measured, so nothing was injected.".to_owned()
         }
         _ if !r.steady.held => "the steady state did not hold, so nothing was injected.".to_owned(),
-        Verdict::Inconclusive if o.calls == 0 => {
-            "the injection phase made no calls.".to_owned()
-        }
+        Verdict::Inconclusive if o.calls == 0 => "the injection phase made no calls.".to_owned(),
         Verdict::Inconclusive => format!(
             "no fault was injected during the {} calls, so the run says nothing about the hypothesis.",
             o.calls
@@ -590,7 +596,10 @@ mod tests {
         assert_eq!(duration_vs(ms(2000), ms(2000)), "2 s");
         assert_eq!(duration_vs(ms(2040), ms(2000)), "2 s");
         assert_eq!(duration_vs(ms(850), ms(2000)), "850 ms");
-        assert_eq!(duration_vs(Duration::from_micros(999_600), ms(1000)), "999.6 ms");
+        assert_eq!(
+            duration_vs(Duration::from_micros(999_600), ms(1000)),
+            "999.6 ms"
+        );
         assert_eq!(duration_exact(ms(2000)), "2 s");
         assert_eq!(duration_exact(ms(2050)), "2050 ms");
     }

@@ -234,7 +234,12 @@ pub struct Report {
 impl Report {
     pub(crate) fn new(parts: Parts<'_>) -> Self {
         let e = parts.experiment;
-        let mut issues = super::probe::issues(e, &parts.probes);
+        // Probes judged without evidence raise no issue: the run says nothing.
+        let mut issues = if parts.verdict == Verdict::Inconclusive {
+            Vec::new()
+        } else {
+            super::probe::issues(e, &parts.probes)
+        };
         if !parts.steady.held && parts.steady.calls > 0 {
             issues.push(Issue {
                 description: "The steady state did not hold before any fault was injected."

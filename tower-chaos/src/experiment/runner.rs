@@ -215,7 +215,10 @@ where
         let _rollback = Rollback(self.chaos.clone());
         let logs = Logs::new();
         let dispatch = logs.dispatch();
-        let mut report = Driver::new(self).run(experiment).with_subscriber(dispatch).await;
+        let mut report = Driver::new(self)
+            .run(experiment)
+            .with_subscriber(dispatch)
+            .await;
         report.set_logs(logs.finish());
         report
     }
