@@ -535,7 +535,10 @@ pub(crate) fn suite(s: &SuiteReport, f: &mut String) -> fmt::Result {
         let issues: Vec<String> = r
             .issues
             .iter()
-            .map(|i| format!("{} ({})", i.description, i.severity.as_str()))
+            .map(|i| {
+                let what = i.description.trim_end_matches('.');
+                format!("{what} ({})", i.severity.as_str())
+            })
             .collect();
         writeln!(
             f,
