@@ -524,3 +524,39 @@ async fn the_report_carries_logs_issues_and_recommendations() {
         "{md}"
     );
 }
+
+#[test]
+fn a_run_can_be_spawned_on_a_multi_threaded_runtime() {
+    fn send<T: Send>(_: &T) {}
+    let (chaos, handle) = unavailable();
+    let svc = ServiceBuilder::new().layer(chaos).service_fn(dependency);
+    let mut runner = Runner::new(svc, handle, |n| n);
+    let experiment = small("send");
+    let run = runner.run(&experiment);
+    send(&run);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_injection_stops_when_the_layer_is_disarmed_from_outside() {
+    let (chaos, handle) = harmless();
+    let h = handle.clone();
+    let svc = ServiceBuilder::new()
+        .layer(chaos)
+        .service_fn(move |n: u64| {
+            // An operator pulls the kill switch during the injection.
+            if n == 3 && h.is_armed() {
+                h.disarm();
+            }
+            dependency(n)
+        });
+    let experiment = small("kill switch").load(Load::Calls(100));
+    let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+    assert!(report.observed().calls < 100, "{report}");
+    assert!(
+        report
+            .observations()
+            .iter()
+            .any(|o| o.contains("disarmed from outside the runner")),
+        "{report}"
+    );
+}
