@@ -560,3 +560,25 @@ async fn the_injection_stops_when_the_layer_is_disarmed_from_outside() {
         "{report}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_steady_state_of_no_calls_is_not_a_steady_state_that_held() {
+    let (chaos, handle) = unavailable();
+    let svc = ServiceBuilder::new().layer(chaos).service_fn(dependency);
+    let experiment = small("no steady state").steady_state(SteadyState {
+        calls: 0,
+        min_success_rate: 0.95,
+        max_p99: None,
+    });
+    let report = Runner::new(svc, handle.clone(), |n| n)
+        .run(&experiment)
+        .await;
+    assert!(!report.steady_state_held());
+    assert_eq!(report.verdict(), Verdict::Inconclusive);
+    assert_eq!(handle.stats().injected(), 0, "nothing injected");
+    let md = report.to_markdown();
+    assert!(
+        md.contains("| Success rate (0 calls) | ≥ 95 % | no calls | Fail |"),
+        "{md}"
+    );
+}

@@ -38,7 +38,7 @@ impl fmt::Display for LogLine {
         write!(
             f,
             "[+{}] {:<5} {}",
-            super::render::duration(self.at),
+            super::format::duration(self.at),
             self.level,
             self.message
         )?;

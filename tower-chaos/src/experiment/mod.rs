@@ -12,6 +12,7 @@
 //! [`Verdict::Inconclusive`], a phase without calls has no success rate, and the layer is
 //! disarmed however the run ends (returned, cancelled, timed out or panicked).
 
+mod format;
 mod logs;
 mod phase;
 mod phases;
@@ -33,7 +34,6 @@ pub use report::{
 };
 pub use runner::{CallOutcome, Runner};
 
-pub(crate) use probe::{evaluate, verdict};
 pub use signals::{Signals, TransitionRecord};
 pub use suite::{ExpectationConfig, ExperimentConfig, SteadyStateConfig, SuiteConfig};
 
@@ -145,7 +145,7 @@ pub struct Expectation {
 }
 
 fn secs(d: Duration) -> String {
-    render::duration_exact(d)
+    format::duration_exact(d)
 }
 
 impl Expectation {
@@ -186,7 +186,7 @@ impl Expectation {
     pub fn success_rate_at_least(rate: f64) -> Self {
         Self::new(
             "Success rate",
-            format!("≥ {}", render::percent_exact(rate)),
+            format!("≥ {}", format::percent_exact(rate)),
             Check::SuccessRateAtLeast(rate),
         )
     }

@@ -16,9 +16,10 @@ use tower_outcome::BoxError;
 use tower_service::Service;
 
 use super::phase::{Call, Phase, percentiles, rank};
-use super::report::{self, Observed, Parts, RecoveryObserved, Report, SteadyResult, Verdict};
+use super::probe::{conclude, observed};
+use super::report::{self, Observed, Parts, Report, SteadyResult, Verdict};
 use super::runner::{CallOutcome, Classifier, MakeRequest, Runner};
-use super::{Check, Experiment, Load, Signals, TransitionRecord, verdict};
+use super::{Check, Experiment, Load, Signals, TransitionRecord};
 use crate::ChaosHandle;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,26 +52,26 @@ pub(crate) struct Driver<'a, S, Req, Res> {
 }
 
 /// What the injection phase saw.
-struct Injection {
-    phase: Phase,
-    time: Duration,
-    injected: Vec<(String, u64)>,
-    overflow: u64,
-    retried: u64,
-    fallbacks: u64,
-    transitions: Vec<TransitionRecord>,
-    detection: Option<Duration>,
-    stopped: Option<String>,
+pub(crate) struct Injection {
+    pub(crate) phase: Phase,
+    pub(crate) time: Duration,
+    pub(crate) injected: Vec<(String, u64)>,
+    pub(crate) overflow: u64,
+    pub(crate) retried: u64,
+    pub(crate) fallbacks: u64,
+    pub(crate) transitions: Vec<TransitionRecord>,
+    pub(crate) detection: Option<Duration>,
+    pub(crate) stopped: Option<String>,
 }
 
 /// What the recovery phase saw.
-struct Recovered {
-    phase: Phase,
-    at: Option<Duration>,
-    observed_for: Duration,
-    retried: u64,
-    fallbacks: u64,
-    transitions: Vec<TransitionRecord>,
+pub(crate) struct Recovered {
+    pub(crate) phase: Phase,
+    pub(crate) at: Option<Duration>,
+    pub(crate) observed_for: Duration,
+    pub(crate) retried: u64,
+    pub(crate) fallbacks: u64,
+    pub(crate) transitions: Vec<TransitionRecord>,
 }
 
 impl<'a, S, Req, Res> Driver<'a, S, Req, Res>
@@ -421,96 +422,4 @@ where
             failed.then(|| e.behavior.clone())
         })
     }
-}
-
-/// The figures of the injection (and of the recovery, once measured).
-fn observed(injection: &Injection, recovered: Option<&Recovered>, e: &Experiment) -> Observed {
-    let phase = &injection.phase;
-    Observed {
-        calls: phase.calls(),
-        successes: phase.successes,
-        fallback_answers: phase.fallbacks,
-        failures: phase.failures,
-        success_rate: phase.success_rate(),
-        real_success_rate: phase.real_success_rate(),
-        latency: percentiles(&phase.latencies),
-        real_latency: percentiles(&phase.real_latencies),
-        errors_by_kind: phase.errors.clone(),
-        rejected: phase.rejected,
-        hangs: phase.hangs,
-        retried: injection.retried,
-        fallbacks: injection.fallbacks,
-        transitions: injection.transitions.clone(),
-        time_to_detect: injection.detection,
-        time_to_recover: recovered.and_then(|r| r.at),
-        recovery: recovered.map(|r| RecoveryObserved {
-            calls: r.phase.calls(),
-            successes: r.phase.successes,
-            fallback_answers: r.phase.fallbacks,
-            failures: r.phase.failures,
-            retried: r.retried,
-            fallbacks: r.fallbacks,
-            transitions: r.transitions.clone(),
-            observed_for: r.observed_for,
-            needed: e.recovery.successes.max(1),
-        }),
-        injection_time: injection.time,
-        injected: injection.injected.iter().map(|(_, n)| n).sum(),
-        overflow: injection.overflow,
-        callers: e.callers,
-    }
-}
-
-fn conclude(
-    mut parts: Parts<'_>,
-    experiment: &Experiment,
-    injection: Injection,
-    recovered: Recovered,
-) -> Report {
-    let o = observed(&injection, Some(&recovered), experiment);
-    parts.observations.extend(injection.stopped.clone());
-    if o.time_to_recover.is_none() {
-        parts.observations.push(format!(
-            "No recovery: {} real answers in a row did not come within {} of disarming ({} calls: {} real, {} from a fallback).",
-            experiment.recovery.successes.max(1),
-            report::duration(recovered.observed_for),
-            recovered.phase.calls(),
-            recovered.phase.successes,
-            recovered.phase.fallbacks,
-        ));
-    }
-    if o.transitions.is_empty() && !o.errors_by_kind.is_empty() {
-        parts
-            .observations
-            .push("No breaker transition was reported during the injection.".to_owned());
-    }
-    if o.fallback_answers > 0 {
-        parts.observations.push(format!(
-            "{} of the {} calls were answered by a fallback, not by the dependency.",
-            o.fallback_answers, o.calls
-        ));
-    }
-    let evidence = o.calls > 0 && o.injected > 0;
-    if o.calls == 0 {
-        parts.observations.push(
-            "The injection phase made no calls: the run says nothing about the hypothesis."
-                .to_owned(),
-        );
-    } else if o.injected == 0 {
-        parts.observations.push(format!(
-            "No fault was injected during the {} calls (a predicate that never matched, a schedule or rate that never fired, dry run): the run says nothing about the hypothesis.",
-            o.calls
-        ));
-    }
-    parts.probes = experiment
-        .expectations
-        .iter()
-        .map(|e| super::evaluate(e, &o, experiment))
-        .collect();
-    let (verdict, score) = verdict(&parts.probes, evidence);
-    parts.verdict = verdict;
-    parts.score = score;
-    parts.injected = injection.injected;
-    parts.observed = o;
-    Report::new(parts)
 }

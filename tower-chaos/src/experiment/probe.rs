@@ -1,7 +1,11 @@
 //! Judging the figures: each expectation's row, the verdict and score, the issues found.
 
-use super::render::{duration, duration_exact, duration_vs, percent_vs};
-use super::report::{Issue, Observed, ProbeResult, Severity, Verdict};
+use super::format::{duration, duration_exact, duration_vs, percent_vs};
+use super::phase::percentiles;
+use super::phases::{Injection, Recovered};
+use super::report::{
+    self, Issue, Observed, Parts, ProbeResult, RecoveryObserved, Report, Severity, Verdict,
+};
 use super::{Check, Expectation, Experiment};
 
 /// The Expected vs Actual row of `e` over the complete figures `o`.
@@ -139,4 +143,100 @@ pub(crate) fn issues(experiment: &Experiment, probes: &[ProbeResult]) -> Vec<Iss
             }
         })
         .collect()
+}
+
+/// The figures of the injection (and of the recovery, once measured).
+pub(crate) fn observed(
+    injection: &Injection,
+    recovered: Option<&Recovered>,
+    e: &Experiment,
+) -> Observed {
+    let phase = &injection.phase;
+    Observed {
+        calls: phase.calls(),
+        successes: phase.successes,
+        fallback_answers: phase.fallbacks,
+        failures: phase.failures,
+        success_rate: phase.success_rate(),
+        real_success_rate: phase.real_success_rate(),
+        latency: percentiles(&phase.latencies),
+        real_latency: percentiles(&phase.real_latencies),
+        errors_by_kind: phase.errors.clone(),
+        rejected: phase.rejected,
+        hangs: phase.hangs,
+        retried: injection.retried,
+        fallbacks: injection.fallbacks,
+        transitions: injection.transitions.clone(),
+        time_to_detect: injection.detection,
+        time_to_recover: recovered.and_then(|r| r.at),
+        recovery: recovered.map(|r| RecoveryObserved {
+            calls: r.phase.calls(),
+            successes: r.phase.successes,
+            fallback_answers: r.phase.fallbacks,
+            failures: r.phase.failures,
+            retried: r.retried,
+            fallbacks: r.fallbacks,
+            transitions: r.transitions.clone(),
+            observed_for: r.observed_for,
+            needed: e.recovery.successes.max(1),
+        }),
+        injection_time: injection.time,
+        injected: injection.injected.iter().map(|(_, n)| n).sum(),
+        overflow: injection.overflow,
+        callers: e.callers,
+    }
+}
+
+pub(crate) fn conclude(
+    mut parts: Parts<'_>,
+    experiment: &Experiment,
+    injection: Injection,
+    recovered: Recovered,
+) -> Report {
+    let o = observed(&injection, Some(&recovered), experiment);
+    parts.observations.extend(injection.stopped.clone());
+    if o.time_to_recover.is_none() {
+        parts.observations.push(format!(
+            "No recovery: {} real answers in a row did not come within {} of disarming ({} calls: {} real, {} from a fallback).",
+            experiment.recovery.successes.max(1),
+            report::duration(recovered.observed_for),
+            recovered.phase.calls(),
+            recovered.phase.successes,
+            recovered.phase.fallbacks,
+        ));
+    }
+    if o.transitions.is_empty() && !o.errors_by_kind.is_empty() {
+        parts
+            .observations
+            .push("No breaker transition was reported during the injection.".to_owned());
+    }
+    if o.fallback_answers > 0 {
+        parts.observations.push(format!(
+            "{} of the {} calls were answered by a fallback, not by the dependency.",
+            o.fallback_answers, o.calls
+        ));
+    }
+    let evidence = o.calls > 0 && o.injected > 0;
+    if o.calls == 0 {
+        parts.observations.push(
+            "The injection phase made no calls: the run says nothing about the hypothesis."
+                .to_owned(),
+        );
+    } else if o.injected == 0 {
+        parts.observations.push(format!(
+            "No fault was injected during the {} calls (a predicate that never matched, a schedule or rate that never fired, dry run): the run says nothing about the hypothesis.",
+            o.calls
+        ));
+    }
+    parts.probes = experiment
+        .expectations
+        .iter()
+        .map(|e| evaluate(e, &o, experiment))
+        .collect();
+    let (verdict, score) = verdict(&parts.probes, evidence);
+    parts.verdict = verdict;
+    parts.score = score;
+    parts.injected = injection.injected;
+    parts.observed = o;
+    Report::new(parts)
 }

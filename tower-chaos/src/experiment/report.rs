@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::logs::CapturedLogs;
 use super::{Experiment, Load, TransitionRecord};
 
-pub(crate) use super::render::duration;
+pub(crate) use super::format::duration;
 
 /// "Hypothesis confirmed?"
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
