@@ -295,6 +295,21 @@ async fn a_dependency_that_never_comes_back_is_not_recovered() {
     let md = report.to_markdown();
     assert!(md.contains("not recovered after 60 s"), "{md}");
     assert!(!report.probe("Time to recover").unwrap().passed);
+    let about_recovery: Vec<_> = report
+        .issues()
+        .iter()
+        .filter(|i| i.description.contains("recover"))
+        .collect();
+    assert_eq!(
+        about_recovery.len(),
+        1,
+        "one issue, from the probe: {report}"
+    );
+    assert!(
+        about_recovery[0]
+            .description
+            .contains("not recovered after 60 s")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -580,5 +595,41 @@ async fn a_steady_state_of_no_calls_is_not_a_steady_state_that_held() {
     assert!(
         md.contains("| Success rate (0 calls) | ≥ 95 % | no calls | Fail |"),
         "{md}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_trip_ends_the_injection_and_is_an_issue() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .name("guarded")
+        .fault(Fault::latency(Latency::Fixed(Duration::from_millis(1))).rate(1.0))
+        .guard(Duration::from_secs(30), 0.5, 5)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let h = handle.clone();
+    // The dependency really fails once the fault starts: the guard must step in.
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(move |n: u64| {
+            ready(if h.is_armed() {
+                Err(std::io::Error::other("really down"))
+            } else {
+                Ok(n)
+            })
+        });
+    let experiment = small("guarded").load(Load::Calls(100));
+    let report = Runner::new(svc, handle.clone(), |n| n)
+        .run(&experiment)
+        .await;
+    assert!(handle.guard_tripped());
+    assert!(report.observed().calls < 100, "{report}");
+    assert!(
+        report
+            .issues()
+            .iter()
+            .any(|i| i.description.contains("guard disarmed it")
+                && i.severity == tower_chaos::experiment::Severity::High),
+        "{report}"
     );
 }

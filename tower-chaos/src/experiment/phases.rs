@@ -62,6 +62,7 @@ pub(crate) struct Injection {
     pub(crate) transitions: Vec<TransitionRecord>,
     pub(crate) detection: Option<Duration>,
     pub(crate) stopped: Option<String>,
+    pub(crate) guard_tripped: bool,
 }
 
 /// What the recovery phase saw.
@@ -311,6 +312,7 @@ where
         let (retried, fallbacks) = (self.signals.retries(), self.signals.fallbacks());
         let transitions = self.signals.transitions();
         let detection = self.signals.detection();
+        let guard_tripped = self.chaos.guard_tripped();
         self.chaos.disarm();
         let after = self.chaos.stats();
         let injected = after
@@ -331,6 +333,7 @@ where
             transitions,
             detection,
             stopped,
+            guard_tripped,
         }
     }
 
@@ -414,6 +417,7 @@ where
                         transitions: self.signals.transitions(),
                         detection: self.signals.detection(),
                         stopped: None,
+                        guard_tripped: false,
                     };
                     !check(&observed(&so_far, None, experiment)).0
                 }

@@ -236,7 +236,36 @@ pub(crate) fn conclude(
     let (verdict, score) = verdict(&parts.probes, evidence);
     parts.verdict = verdict;
     parts.score = score;
+    let mut extra = Vec::new();
+    if verdict != Verdict::Inconclusive {
+        if injection.guard_tripped {
+            extra.push(Issue {
+                description: format!(
+                    "The chaos layer's guard disarmed it during the injection: the service's real (non-injected) error rate passed the guard's limit. {}",
+                    injection.stopped.as_deref().unwrap_or_default()
+                ),
+                severity: Severity::High,
+                fix: "Find out why calls the chaos layer did not touch failed too (shared pools, queues or retries that spread the fault), and contain it.".to_owned(),
+            });
+        }
+        let judged =
+            |check: fn(&Check) -> bool| experiment.expectations.iter().any(|e| check(&e.check));
+        if o.time_to_recover.is_none() && !judged(|c| matches!(c, Check::RecoveryWithin(_))) {
+            let recovery = o.recovery.clone().unwrap_or_default();
+            extra.push(Issue {
+                description: format!(
+                    "No recovery: {} real answers in a row did not come within {} of the fault ending.",
+                    recovery.needed,
+                    duration(recovery.observed_for)
+                ),
+                severity: Severity::High,
+                fix: default_issue(&Check::RecoveryWithin(recovery.observed_for)).1.to_owned(),
+            });
+        }
+    }
     parts.injected = injection.injected;
     parts.observed = o;
-    Report::new(parts)
+    let mut report = Report::new(parts);
+    report.issues.extend(extra);
+    report
 }
