@@ -46,8 +46,9 @@ pub enum Load {
     Duration(Duration),
 }
 
-/// What "working" looks like, checked before anything is injected: if it does not hold, the
-/// experiment is aborted (nothing is injected) and the report says so.
+/// What "working" looks like, checked before anything is injected (with the experiment's
+/// callers): if it does not hold, the experiment is aborted (nothing is injected) and the
+/// report says so. A steady state of no calls is not one that held: the run is inconclusive.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SteadyState {
     /// Calls sent to measure it. Default 20.

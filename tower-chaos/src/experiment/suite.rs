@@ -114,8 +114,11 @@ pub enum ExpectationConfig {
 
 /// One experiment as a suite file gives it.
 ///
-/// Load: `calls` or `duration_seconds` (default 100 calls); `interval_ms` apart (default 100).
-/// Faults: a built-in `fault_profile` and/or a list of `faults`.
+/// Load: `calls` or `duration_seconds` (default 100 calls, at least 1 call or a positive
+/// duration); `interval_ms` apart (default 100); `callers` at once (default 1). Faults: a
+/// built-in `fault_profile` and/or a list of `faults`, checked when the suite is read (rates
+/// in 0..=1, one kind per fault, latency ranges in order, HTTP statuses 400 to 599, schedule
+/// counts of at least 1).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
