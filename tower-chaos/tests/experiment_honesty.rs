@@ -633,3 +633,42 @@ async fn a_guard_trip_ends_the_injection_and_is_an_issue() {
         "{report}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_meet_a_bulkhead() {
+    let layer = ChaosLayer::<u64, u64>::builder()
+        .name("slow")
+        .fault(Fault::latency(Latency::Fixed(Duration::from_secs(1))).rate(1.0))
+        .no_guard()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let bulkhead = tower_bulkhead::BulkheadLayer::builder()
+        .name("inventory")
+        .max_concurrent(2)
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(bulkhead)
+        .layer(layer)
+        .service_fn(dependency);
+    let experiment = Experiment::new("five callers, two seats")
+        .steady_state(SteadyState {
+            calls: 10,
+            min_success_rate: 1.0,
+            max_p99: None,
+        })
+        .callers(5)
+        .load(Load::Calls(50))
+        .expect(Expectation::success_rate_at_least(0.95));
+    let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+    let o = report.observed();
+    assert!(o.rejected > 0, "{report}");
+    assert_eq!(
+        o.errors_by_kind.get("rejected (bulkhead)"),
+        Some(&o.rejected),
+        "{report}"
+    );
+    assert_eq!(o.successes + o.rejected, 50);
+    assert!(!report.probes()[0].passed);
+}
