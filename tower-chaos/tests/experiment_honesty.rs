@@ -672,3 +672,22 @@ async fn concurrent_callers_meet_a_bulkhead() {
     assert_eq!(o.successes + o.rejected, 50);
     assert!(!report.probes()[0].passed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_through_another_layer_than_the_target_says_so() {
+    let (chaos, handle) = harmless();
+    let svc = ServiceBuilder::new().layer(chaos).service_fn(dependency);
+    let experiment = small("wrong layer").target("inventory-chaos", 2026);
+    let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+    assert!(
+        report.observations().iter().any(|o| o.contains(
+            "targets the chaos layer `inventory-chaos`, but the runner drove `harmless`"
+        )),
+        "{report}"
+    );
+    let md = report.to_markdown();
+    assert!(
+        md.contains("`harmless` (the experiment targets `inventory-chaos`, seed 2026)"),
+        "{md}"
+    );
+}

@@ -137,7 +137,13 @@ fn injection(r: &Report, f: &mut String) -> fmt::Result {
         .iter()
         .map(|(name, n)| format!("`{}` × {n}", line(name)))
         .collect();
-    let seed = r.seed.map(|s| format!(" (seed {s})")).unwrap_or_default();
+    let seed = match (&r.target_layer, r.seed) {
+        (Some(target), Some(seed)) if *target != r.layer => {
+            format!(" (the experiment targets `{}`, seed {seed})", line(target))
+        }
+        (_, Some(seed)) => format!(" (seed {seed})"),
+        (_, None) => String::new(),
+    };
     write!(
         f,
         "- **Chaos layer:** `{}`{seed}; faults injected: {}",
