@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Dispatch, Event, Metadata, Subscriber};
@@ -62,6 +63,9 @@ pub struct CapturedLogs {
 
 struct Collector {
     inner: Dispatch,
+    /// The most verbose level in force when the run started, or `INFO` (the chaos events'
+    /// level) if that is more verbose: what this collector needs, and no more.
+    max_level: LevelFilter,
     start: Instant,
     captured: Arc<Mutex<CapturedLogs>>,
 }
@@ -114,6 +118,10 @@ impl Subscriber for Collector {
         } else {
             inner
         }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max_level)
     }
 
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
@@ -187,6 +195,7 @@ impl Logs {
         let inner = tracing::dispatcher::get_default(Dispatch::clone);
         let dispatch = Dispatch::new(Collector {
             inner,
+            max_level: LevelFilter::current().max(LevelFilter::INFO),
             start: Instant::now(),
             captured: captured.clone(),
         });
