@@ -691,3 +691,24 @@ async fn a_run_through_another_layer_than_the_target_says_so() {
         "{md}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_final_check_judged_mid_run_sees_the_figures_so_far_complete() {
+    let (chaos, handle) = harmless();
+    let svc = ServiceBuilder::new().layer(chaos).service_fn(dependency);
+    let experiment = Experiment::new("final checks")
+        .load(Load::Calls(20))
+        .stop_on_failure(true)
+        .expect(
+            Expectation::check("Faults injected", "one per call", |o| {
+                (
+                    o.injected == o.calls,
+                    format!("{} over {} calls", o.injected, o.calls),
+                )
+            })
+            .final_when_failed(),
+        );
+    let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+    assert_eq!(report.observed().calls, 20, "{report}");
+    assert!(report.probes()[0].passed, "{report}");
+}

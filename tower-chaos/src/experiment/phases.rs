@@ -20,7 +20,7 @@ use super::probe::{conclude, observed};
 use super::report::{self, Observed, Parts, Report, SteadyResult, Verdict};
 use super::runner::{CallOutcome, Classifier, MakeRequest, Runner};
 use super::{Check, Experiment, Load, Signals, TransitionRecord};
-use crate::ChaosHandle;
+use crate::{ChaosHandle, ChaosStats};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -299,7 +299,7 @@ where
             }
             if experiment.stop_on_failure
                 && let Some(failed) =
-                    self.failed_for_good(experiment, phase, planned, injecting.elapsed())
+                    self.failed_for_good(experiment, phase, planned, injecting.elapsed(), &before)
             {
                 return Some(format!(
                     "Stopped early after {calls} calls ({at}): \"{failed}\" had failed for good."
@@ -314,20 +314,12 @@ where
         let detection = self.signals.detection();
         let guard_tripped = self.chaos.guard_tripped();
         self.chaos.disarm();
-        let after = self.chaos.stats();
-        let injected = after
-            .faults
-            .iter()
-            .map(|f| {
-                let was = before.fault(&f.name).map_or(0, |b| b.injected);
-                (f.name.clone(), f.injected.saturating_sub(was))
-            })
-            .collect();
+        let (injected, overflow) = injected_since(&before, &self.chaos.stats());
         Injection {
             phase,
             time,
             injected,
-            overflow: after.overflow.saturating_sub(before.overflow),
+            overflow,
             retried,
             fallbacks,
             transitions,
@@ -387,6 +379,7 @@ where
         phase: &Phase,
         planned: Option<u64>,
         elapsed: Duration,
+        before: &ChaosStats,
     ) -> Option<String> {
         experiment.expectations.iter().find_map(|e| {
             let failed = match &e.check {
@@ -407,11 +400,12 @@ where
                     total > 0 && slow > total - rank(total_len, 0.99) as u64
                 }),
                 Check::User(check) if e.final_when_failed => {
+                    let (injected, overflow) = injected_since(before, &self.chaos.stats());
                     let so_far = Injection {
                         phase: phase.clone(),
                         time: elapsed,
-                        injected: Vec::new(),
-                        overflow: 0,
+                        injected,
+                        overflow,
                         retried: self.signals.retries(),
                         fallbacks: self.signals.fallbacks(),
                         transitions: self.signals.transitions(),
@@ -426,4 +420,18 @@ where
             failed.then(|| e.behavior.clone())
         })
     }
+}
+
+/// Faults injected per fault, and faults not injected past `max_active_faults`, between two
+/// readings of a layer's counters.
+fn injected_since(before: &ChaosStats, now: &ChaosStats) -> (Vec<(String, u64)>, u64) {
+    let injected = now
+        .faults
+        .iter()
+        .map(|f| {
+            let was = before.fault(&f.name).map_or(0, |b| b.injected);
+            (f.name.clone(), f.injected.saturating_sub(was))
+        })
+        .collect();
+    (injected, now.overflow.saturating_sub(before.overflow))
 }
