@@ -360,7 +360,7 @@ impl ExperimentConfig {
 /// # #[cfg(feature = "serde")] {
 /// use tower_chaos::experiment::SuiteConfig;
 ///
-/// let suite = SuiteConfig::from_json(r#"{"experiments": [{
+/// let suite = SuiteConfig::from_json(r#"{"layer": "mcp-chaos", "seed": 2026, "experiments": [{
 ///     "name": "MCP server failure",
 ///     "hypothesis": "When the filesystem MCP server is unavailable, the agent detects it within 10 s.",
 ///     "steady_state": {"calls": 20, "min_success_rate": 1.0},
@@ -375,6 +375,15 @@ impl ExperimentConfig {
 /// }]}"#).unwrap();
 /// let experiments = suite.experiments().unwrap();
 /// assert_eq!(experiments[0].name(), "MCP server failure");
+/// let layer = suite.layer::<String, String>("MCP server failure").unwrap();
+/// assert_eq!(layer.handle().name(), "mcp-chaos"); // seeded 2026, not armed
+///
+/// let bad_rate = SuiteConfig::from_json(r#"{"experiments": [{"name": "x",
+///     "faults": [{"error": "refused", "rate": 1.5}]}]}"#);
+/// assert_eq!(
+///     bad_rate.unwrap_err().to_string(),
+///     "experiments.x.faults[0].rate must be a rate between 0 and 1, got 1.5"
+/// );
 ///
 /// let typo = SuiteConfig::from_json(r#"{"experiments": [{"name": "x", "duration_secs": 60}]}"#);
 /// assert!(typo.unwrap_err().to_string().contains("unknown field `duration_secs`"));
