@@ -450,8 +450,10 @@ pub(crate) fn suite(s: &SuiteReport, f: &mut String) -> fmt::Result {
         // One level down, under the suite's title.
         let mut one = String::new();
         report(r, &mut one)?;
+        let mut fenced = false;
         for l in one.lines() {
-            if l.starts_with('#') {
+            fenced ^= l.starts_with("```");
+            if l.starts_with('#') && !fenced {
                 writeln!(f, "#{l}")?;
             } else {
                 writeln!(f, "{l}")?;
