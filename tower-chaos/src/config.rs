@@ -441,3 +441,86 @@ impl ChaosConfig {
         self.guard(self.builder(faults)?.http())?.build()
     }
 }
+
+impl FaultConfig {
+    /// Checks every value of the fault without building it (for a suite file, whatever the
+    /// service it will run against): one kind only (abort together with hang is an error), a
+    /// rate in 0..=1, a latency range in order, an HTTP status from 400 to 599 and a gRPC
+    /// code from 1 to 16 (a fault answers an error), schedule counts of at least 1, a time
+    /// window in order. `at` names the fault in errors.
+    pub(crate) fn check(&self, at: &str) -> Result<(), ConfigError> {
+        let kind = self.kind(at)?;
+        let rate = self.rate.ok_or_else(|| ConfigError::Missing {
+            field: format!("{at}.rate"),
+            needs: "every fault needs an explicit rate",
+        })?;
+        check_rate(|| format!("{at}.rate"), rate)?;
+        match kind {
+            Kind::Latency(latency) => match latency.latency(at)? {
+                Latency::Uniform { low, high } if low > high => {
+                    return Err(ConfigError::Invalid {
+                        field: format!("{at}.latency.low_ms"),
+                        reason: format!(
+                            "low_ms ({} ms) is above high_ms ({} ms)",
+                            low.as_secs_f64() * 1000.0,
+                            high.as_secs_f64() * 1000.0
+                        ),
+                    });
+                }
+                Latency::LogNormal { p50, p99 } if p50 > p99 => {
+                    return Err(ConfigError::Invalid {
+                        field: format!("{at}.latency.p50_ms"),
+                        reason: format!(
+                            "p50_ms ({} ms) is above p99_ms ({} ms)",
+                            p50.as_secs_f64() * 1000.0,
+                            p99.as_secs_f64() * 1000.0
+                        ),
+                    });
+                }
+                _ => {}
+            },
+            Kind::Http(status) if !(400..=599).contains(&status) => {
+                return Err(ConfigError::Invalid {
+                    field: format!("{at}.http_status"),
+                    reason: format!("a fault answers an error status, 400 to 599, got {status}"),
+                });
+            }
+            Kind::Grpc(code) if !(1..=16).contains(&code) => {
+                return Err(ConfigError::Invalid {
+                    field: format!("{at}.grpc_status"),
+                    reason: format!("a fault answers a gRPC error code, 1 to 16, got {code}"),
+                });
+            }
+            _ => {}
+        }
+        if let Some(schedule) = &self.schedule {
+            for (name, value) in [
+                ("first_calls", schedule.first_calls),
+                ("every", schedule.every),
+            ] {
+                if value == Some(0) {
+                    return Err(ConfigError::Count {
+                        field: format!("{at}.schedule.{name}"),
+                        value: 0,
+                    });
+                }
+            }
+            if let Schedule::AfterArming { from, until } = schedule.schedule(at)?
+                && from >= until
+            {
+                return Err(ConfigError::Invalid {
+                    field: format!("{at}.schedule.until_seconds"),
+                    reason: format!(
+                        "until_seconds ({}) must come after from_seconds ({})",
+                        until.as_secs_f64(),
+                        from.as_secs_f64()
+                    ),
+                });
+            }
+        }
+        if let Some(secs) = self.retry_after_seconds {
+            seconds(|| format!("{at}.retry_after_seconds"), secs)?;
+        }
+        Ok(())
+    }
+}

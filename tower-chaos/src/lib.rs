@@ -143,16 +143,19 @@
 //!
 //! The [`experiment`] module runs the chaos cycle: check the steady state, arm, observe (with
 //! [`stop_on_failure`](experiment::Experiment::stop_on_failure)), disarm, measure recovery,
-//! and write a Markdown report in the course's "Chaos Test Results" form, with an Expected vs
-//! Actual table, measured figures, a weighted score and "Hypothesis confirmed?". It runs in
-//! real time or under paused tokio time. Suites read from JSON ([`experiment::SuiteConfig`]).
+//! and write a Markdown report in the "Chaos Test Results" form, with an Expected vs Actual
+//! table, measured figures, the chaos events captured, issues found, recommendations, a
+//! weighted score and "Hypothesis confirmed?". Recovery counts real answers only, a run that
+//! injected nothing is inconclusive, and a run cancelled, timed out or panicking still
+//! disarms the layer. It runs in real time or under paused tokio time, with one caller or
+//! several at once. Suites read from JSON ([`experiment::SuiteConfig`]).
 //! For an HTTP service, count its statuses with
 //! [`.classify(CallOutcome::from_http)`](experiment::CallOutcome::from_http): by default the
 //! runner counts every `Ok` answer, an injected 503 included, as a success.
 //!
 //! # Profiles and configuration
 //!
-//! [`profiles`] has one fault set per entry of the course's failure-mode catalogue (dependency
+//! [`profiles`] has one fault set per common failure mode of a dependency (dependency
 //! unavailable, AI response timeout, API rate limit, malformed response, partial failure,
 //! resource exhaustion). [`ChaosConfig`] reads a layer from JSON (`serde` feature); invalid
 //! values are a [`ConfigError`] naming the field, never a panic.
@@ -235,3 +238,8 @@ pub use service::Chaos;
 pub use tower_outcome::{BoxError, BoxErrorAnswer, find_rejected};
 #[cfg(feature = "http")]
 pub use tower_outcome::{GrpcAnswer, HttpAnswer};
+
+// The README's examples must keep compiling: they are checked as doctests here.
+#[cfg(all(doctest, feature = "http", feature = "inject"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,4 +1,4 @@
-//! Built-in fault profiles for the course's failure-mode catalogue.
+//! Built-in fault profiles, one per common failure mode of a dependency.
 //!
 //! | catalogue entry | generic request/response | HTTP (`profiles::http`) |
 //! |---|---|---|
@@ -264,6 +264,42 @@ impl FaultProfile {
                 field: "profile".to_owned(),
                 reason: format!("{} needs an HTTP service (use http_faults)", self.name()),
             }),
+        }
+    }
+
+    /// Checks every value of the profile without building its faults: its rate in 0..=1, its
+    /// durations, its header name. `at` names it in errors.
+    pub(crate) fn check(&self, at: &str) -> Result<(), ConfigError> {
+        let rate = match self {
+            Self::DependencyUnavailable { rate }
+            | Self::AiResponseTimeout { rate, .. }
+            | Self::ApiRateLimit { rate, .. }
+            | Self::MalformedResponse { rate }
+            | Self::PartialFailure { rate, .. }
+            | Self::ResourceExhaustion { rate, .. } => *rate,
+        };
+        crate::error::check_rate(|| format!("{at}.rate"), rate)?;
+        let secs = |name: &str, value: f64| {
+            crate::error::seconds(|| format!("{at}.{name}"), value).map(|_| ())
+        };
+        match self {
+            Self::AiResponseTimeout {
+                deadline_seconds, ..
+            } => secs("deadline_seconds", *deadline_seconds),
+            Self::ApiRateLimit {
+                retry_after_seconds,
+                ..
+            } => secs("retry_after_seconds", *retry_after_seconds),
+            #[cfg(feature = "http")]
+            Self::ResourceExhaustion { header, .. } => {
+                ::http::HeaderName::try_from(header.as_str())
+                    .map(|_| ())
+                    .map_err(|_| ConfigError::Invalid {
+                        field: format!("{at}.header"),
+                        reason: format!("{header:?} is not a header name"),
+                    })
+            }
+            _ => Ok(()),
         }
     }
 

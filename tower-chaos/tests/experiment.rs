@@ -149,12 +149,12 @@ async fn an_experiment_without_a_breaker_scores_lower_and_marks_its_failures() {
     assert!(without.steady_state_held() && with.steady_state_held());
     assert!(
         without.observed().success_rate < with.observed().success_rate,
-        "without {} vs with {}",
+        "without {:?} vs with {:?}",
         without.observed().success_rate,
         with.observed().success_rate
     );
-    assert_eq!(without.observed().success_rate, 0.0);
-    assert!(with.observed().success_rate >= 0.95);
+    assert_eq!(without.observed().success_rate, Some(0.0));
+    assert!(with.observed().success_rate >= Some(0.95));
 
     let md = without.to_markdown();
     assert!(

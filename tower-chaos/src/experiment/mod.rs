@@ -2,9 +2,22 @@
 //!
 //! An [`Experiment`] says what to expect; a [`Runner`] drives a service through it with a
 //! chaos layer's [`ChaosHandle`](crate::ChaosHandle) and produces a [`Report`], Markdown in
-//! the course's "Chaos Test Results" form. Other layers report what they did (retries,
+//! the "Chaos Test Results" form (execution details, expected vs actual, observations, logs
+//! captured, issues found, recommendations, "Hypothesis confirmed?"); a [`SuiteReport`] puts
+//! several under a "Tests Conducted" table. Other layers report what they did (retries,
 //! fallbacks, breaker transitions) through [`Signals`].
+//!
+//! The report states only what was measured: recovery is the first run of real answers (a
+//! fallback's answer is not the dependency's), a run that injected nothing is
+//! [`Verdict::Inconclusive`], a phase without calls has no success rate, and the layer is
+//! disarmed however the run ends (returned, cancelled, timed out or panicked).
 
+mod format;
+mod logs;
+mod phase;
+mod phases;
+mod probe;
+mod render;
 mod report;
 mod runner;
 mod signals;
@@ -14,8 +27,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use report::{Observed, ProbeResult, Report, Verdict};
+pub use logs::{CapturedLogs, LogLine};
+pub use report::{
+    Issue, Observed, Percentiles, ProbeResult, RecoveryObserved, Report, Severity, SuiteReport,
+    Verdict,
+};
 pub use runner::{CallOutcome, Runner};
+
 pub use signals::{Signals, TransitionRecord};
 pub use suite::{ExpectationConfig, ExperimentConfig, SteadyStateConfig, SuiteConfig};
 
@@ -28,8 +46,9 @@ pub enum Load {
     Duration(Duration),
 }
 
-/// What "working" looks like, checked before anything is injected: if it does not hold, the
-/// experiment is aborted (nothing is injected) and the report says so.
+/// What "working" looks like, checked before anything is injected (with the experiment's
+/// callers): if it does not hold, the experiment is aborted (nothing is injected) and the
+/// report says so. A steady state of no calls is not one that held: the run is inconclusive.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SteadyState {
     /// Calls sent to measure it. Default 20.
@@ -50,11 +69,13 @@ impl Default for SteadyState {
     }
 }
 
-/// How recovery is measured once the fault ends: the time from disarming until `successes`
-/// calls in a row succeed, at most `timeout`.
+/// How recovery is measured once the fault ends: the time from disarming to the first of
+/// `successes` real answers in a row (successful answers from the dependency itself: a
+/// fallback's answer or a rejection breaks the run), watched for at most `timeout`. A
+/// dependency that never comes back is reported as not recovered, with the time watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recovery {
-    /// Consecutive successes that count as recovered. Default 5.
+    /// Consecutive real answers that count as recovered (0 counts as 1). Default 5.
     pub successes: u32,
     /// How long to wait for them. Default 60 s.
     pub timeout: Duration,
@@ -80,14 +101,15 @@ pub enum Check {
     DetectionWithin(Duration),
     /// Exactly this many retries are attempted ([`Signals::retried`]).
     RetriesAttempted(u64),
-    /// At least this share of calls succeed during injection.
+    /// At least this share of calls get a usable answer during injection (a fallback's
+    /// included; [`Observed::real_success_rate`] has the dependency's own).
     SuccessRateAtLeast(f64),
-    /// The p99 latency during injection stays below this.
+    /// The p99 latency of every answer during injection stays below this.
     P99Below(Duration),
     /// Every call is answered (with a success or an error) within the runner's call deadline:
     /// nothing hangs.
     GracefulFailure,
-    /// The service recovers within this long after the fault ends.
+    /// Real answers come back within this long after the fault ends (see [`Recovery`]).
     RecoveryWithin(Duration),
     /// At least this many fallbacks answer ([`Signals::fallback`]).
     FallbacksAtLeast(u64),
@@ -118,10 +140,13 @@ pub struct Expectation {
     pub(crate) expected: String,
     pub(crate) check: Check,
     pub(crate) weight: f64,
+    pub(crate) severity: Option<Severity>,
+    pub(crate) fix: Option<String>,
+    pub(crate) final_when_failed: bool,
 }
 
 fn secs(d: Duration) -> String {
-    report::duration(d)
+    format::duration_exact(d)
 }
 
 impl Expectation {
@@ -131,6 +156,9 @@ impl Expectation {
             expected,
             check,
             weight: 1.0,
+            severity: None,
+            fix: None,
+            final_when_failed: false,
         }
     }
 
@@ -159,7 +187,7 @@ impl Expectation {
     pub fn success_rate_at_least(rate: f64) -> Self {
         Self::new(
             "Success rate",
-            format!("≥ {}", report::percent(rate)),
+            format!("≥ {}", format::percent_exact(rate)),
             Check::SuccessRateAtLeast(rate),
         )
     }
@@ -197,7 +225,8 @@ impl Expectation {
     }
 
     /// "`behavior`: No" for a state that must not be corrupted: `intact()` is run after the
-    /// experiment (and after each call with `stop_on_failure`).
+    /// experiment and, with `stop_on_failure`, after each call: a corrupted state stays
+    /// corrupted, so its failure is final ([`final_when_failed`](Self::final_when_failed)).
     #[must_use]
     pub fn state_not_corrupted(
         behavior: &str,
@@ -211,10 +240,13 @@ impl Expectation {
                 (ok, if ok { "No" } else { "Yes" }.to_owned())
             })),
         )
+        .final_when_failed()
     }
 
     /// A check of your own over the figures: `check` returns whether it passed and the actual
-    /// value as text.
+    /// value as text. It is judged once, on the complete figures of the run (recovery
+    /// included); `stop_on_failure` does not stop on it unless it is
+    /// [`final_when_failed`](Self::final_when_failed).
     #[must_use]
     pub fn check(
         behavior: &str,
@@ -235,6 +267,31 @@ impl Expectation {
         self
     }
 
+    /// Declares that once this check fails on the figures so far it cannot pass again, so
+    /// that `stop_on_failure` may judge it during the injection (on the complete figures so
+    /// far: recovery not yet measured). The built-in checks know this by themselves.
+    #[must_use]
+    pub const fn final_when_failed(mut self) -> Self {
+        self.final_when_failed = true;
+        self
+    }
+
+    /// The severity of the issue a failure of this expectation raises (by default: critical
+    /// for hangs; high for detection, success rate and recovery; medium otherwise).
+    #[must_use]
+    pub const fn severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// The fix a failure of this expectation calls for, for the report's "Issues Found"
+    /// (by default, the usual fix for its kind of check).
+    #[must_use]
+    pub fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
     /// The behaviour's name.
     #[must_use]
     pub fn behavior(&self) -> &str {
@@ -242,8 +299,8 @@ impl Expectation {
     }
 }
 
-/// A chaos experiment, in the course's shape: name, hypothesis, steady state, failure
-/// injection, load, observation (the expectations), rollback.
+/// A chaos experiment: name, hypothesis, steady state, failure injection, load, observation
+/// (the expectations), rollback.
 ///
 /// ```
 /// use std::time::Duration;
@@ -280,6 +337,10 @@ pub struct Experiment {
     pub(crate) experimenter: String,
     pub(crate) environment: String,
     pub(crate) date: Option<String>,
+    pub(crate) callers: usize,
+    pub(crate) target_layer: Option<String>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) recommendations: Vec<String>,
 }
 
 impl Experiment {
@@ -302,6 +363,10 @@ impl Experiment {
             experimenter: "tower-chaos runner".to_owned(),
             environment: "test".to_owned(),
             date: None,
+            callers: 1,
+            target_layer: None,
+            seed: None,
+            recommendations: Vec::new(),
         }
     }
 
@@ -330,6 +395,29 @@ impl Experiment {
         self
     }
 
+    /// Concurrent callers (default 1), each sending its calls `interval` apart on the same
+    /// service, so that a bulkhead's limit or the chaos layer's `max_active_faults` is
+    /// reached. The steady state and the injection use them all; recovery is probed by one
+    /// caller, so that "in a row" means in order. A load of `Calls(n)` is `n` calls in all.
+    pub fn callers(mut self, callers: usize) -> Self {
+        self.callers = callers.max(1);
+        self
+    }
+
+    /// The chaos layer this experiment is meant for, and the seed it was built with, for the
+    /// report (a run through another layer says so in its observations).
+    pub fn target(mut self, layer: impl Into<String>, seed: u64) -> Self {
+        self.target_layer = Some(layer.into());
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds a recommendation of your own to the report.
+    pub fn recommendation(mut self, recommendation: impl Into<String>) -> Self {
+        self.recommendations.push(recommendation.into());
+        self
+    }
+
     /// The pause between calls (default 100 ms).
     pub const fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
@@ -349,7 +437,9 @@ impl Experiment {
         self
     }
 
-    /// Stops the injection early as soon as a probe has failed for good.
+    /// Stops the injection early as soon as a probe has failed for good: a built-in check
+    /// whose result can no longer change whatever the rest of the run does, or a check of
+    /// your own marked [`final_when_failed`](Expectation::final_when_failed).
     pub const fn stop_on_failure(mut self, stop: bool) -> Self {
         self.stop_on_failure = stop;
         self

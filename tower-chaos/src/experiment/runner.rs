@@ -1,22 +1,31 @@
 //! The runner: steady state, inject, observe, stop on failure, disarm, measure recovery.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
 use tower_outcome::{BoxError, find_rejected};
 use tower_service::Service;
+use tracing::instrument::WithSubscriber;
 
-use super::report::{self, Observed, ProbeResult, Report, SteadyResult, Verdict};
-use super::{Check, Experiment, Load, Signals};
+use super::logs::Logs;
+use super::phases::Driver;
+use super::report::Report;
+use super::{Experiment, Signals};
 use crate::ChaosHandle;
 
 /// What one call came to, as the runner counts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallOutcome {
-    /// The caller got a usable answer (a fallback's included).
+    /// The dependency answered, and the answer is usable: a real answer.
     Success,
+    /// A fallback answered instead of the dependency (a cache, a default): usable, but not
+    /// a real answer, so it never counts towards recovery.
+    ///
+    /// The runner also counts a [`Success`](Self::Success) as a fallback when the stack
+    /// reported one ([`Signals::fallback`]) during the call. With several callers in flight
+    /// a reported fallback goes to the next call that completes with a success, so return
+    /// `Fallback` from [`Runner::classify`] when the answer itself says so, for an exact
+    /// count.
+    Fallback,
     /// One of the family's layers refused the call; the string names the layer.
     Rejected(String),
     /// The call failed; the string is its kind, as the report lists it.
@@ -88,13 +97,14 @@ fn default_outcome<Res>(result: Result<&Res, &BoxError>) -> CallOutcome {
     }
 }
 
-type Classifier<Res> = Box<dyn Fn(Result<&Res, &BoxError>) -> CallOutcome + Send + Sync>;
+pub(crate) type Classifier<Res> = Box<dyn Fn(Result<&Res, &BoxError>) -> CallOutcome + Send + Sync>;
 
 /// Runs [`Experiment`]s against a service that has a chaos layer in it.
 ///
 /// The runner owns the service (the whole stack under test: retries, breaker, bulkhead, the
-/// chaos layer, the dependency) and the chaos layer's handle. It sends calls one at a time,
-/// `interval` apart, so under paused tokio time (`#[tokio::test(start_paused = true)]`) a
+/// chaos layer, the dependency) and the chaos layer's handle. Each caller sends its calls one
+/// at a time, `interval` apart (one caller by default; [`Experiment::callers`] runs several
+/// at once on the same service, each call after its own `poll_ready`), so under paused tokio time (`#[tokio::test(start_paused = true)]`) a
 /// minute-long experiment runs in milliseconds and replays exactly; in real time it takes
 /// the time it says.
 ///
@@ -120,17 +130,20 @@ type Classifier<Res> = Box<dyn Fn(Result<&Res, &BoxError>) -> CallOutcome + Send
 ///     .expect(Expectation::success_rate_at_least(0.95))
 ///     .expect(Expectation::graceful_failure());
 /// let report = Runner::new(svc, handle, |n| n).run(&experiment).await;
+/// # #[cfg(feature = "inject")] // without it, nothing is injected: inconclusive
 /// assert_eq!(report.verdict(), Verdict::Partially); // nothing protects this stack
 /// assert!(report.to_markdown().contains("| Success rate | ≥ 95 % |"));
 /// # }
 /// ```
 pub struct Runner<S, Req, Res> {
-    service: S,
-    chaos: ChaosHandle,
-    signals: Signals,
-    make_request: Box<dyn FnMut(u64) -> Req + Send>,
-    classify: Classifier<Res>,
+    pub(crate) service: S,
+    pub(crate) chaos: ChaosHandle,
+    pub(crate) signals: Signals,
+    pub(crate) make_request: MakeRequest<Req>,
+    pub(crate) classify: Classifier<Res>,
 }
+
+pub(crate) type MakeRequest<Req> = Box<dyn FnMut(u64) -> Req + Send>;
 
 impl<S, Req, Res> fmt::Debug for Runner<S, Req, Res> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,57 +151,6 @@ impl<S, Req, Res> fmt::Debug for Runner<S, Req, Res> {
             .field("chaos", &self.chaos)
             .field("signals", &self.signals)
             .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
-struct Phase {
-    latencies: Vec<Duration>,
-    successes: u64,
-    failures: u64,
-    rejected: u64,
-    hangs: u64,
-    errors: BTreeMap<String, u64>,
-}
-
-impl Phase {
-    fn calls(&self) -> u64 {
-        self.successes + self.failures
-    }
-
-    fn success_rate(&self) -> f64 {
-        if self.calls() == 0 {
-            1.0
-        } else {
-            self.successes as f64 / self.calls() as f64
-        }
-    }
-
-    fn record(&mut self, latency: Duration, outcome: CallOutcome) {
-        self.latencies.push(latency);
-        match outcome {
-            CallOutcome::Success => self.successes += 1,
-            CallOutcome::Rejected(layer) => {
-                self.failures += 1;
-                self.rejected += 1;
-                *self
-                    .errors
-                    .entry(format!("rejected ({layer})"))
-                    .or_default() += 1;
-            }
-            CallOutcome::Failure(kind) => {
-                self.failures += 1;
-                *self.errors.entry(kind).or_default() += 1;
-            }
-        }
-    }
-
-    fn percentile(sorted: &[Duration], p: f64) -> Duration {
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
     }
 }
 
@@ -241,320 +203,33 @@ where
         self
     }
 
-    async fn one(&mut self, n: u64, timeout: Duration) -> (Duration, CallOutcome, bool) {
-        let request = (self.make_request)(n);
-        let start = Instant::now();
-        let service = &mut self.service;
-        let call = async move {
-            let ready = std::future::poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(Into::into);
-            match ready {
-                Ok(()) => service.call(request).await.map_err(Into::into),
-                Err(err) => Err(err),
-            }
-        };
-        match tokio::time::timeout(timeout, call).await {
-            Ok(result) => (start.elapsed(), (self.classify)(result.as_ref()), false),
-            Err(_) => (
-                timeout,
-                CallOutcome::Failure("no answer within the call deadline".to_owned()),
-                true,
-            ),
-        }
-    }
-
-    /// Runs `experiment` and reports on it. The chaos layer is disarmed when this returns,
-    /// whatever happened.
+    /// Runs `experiment` and reports on it.
+    ///
+    /// The chaos layer is disarmed (through its handle) when this returns, and also when the
+    /// run is cut short: a run cancelled (its future dropped, by an outer timeout or a
+    /// `select!`) or one that panics (in the service, the request factory, the classifier or
+    /// a check) disarms the layer as it unwinds, so a chaos experiment never outlives its
+    /// runner. While it is polled, the run collects the chaos `tracing` events for the
+    /// report's "Logs Captured" section and forwards them, like every other event, to the
+    /// subscriber that was the default.
     pub async fn run(&mut self, experiment: &Experiment) -> Report {
-        let date = experiment
-            .date
-            .clone()
-            .unwrap_or_else(|| httpdate::fmt_http_date(SystemTime::now()));
-        let began = Instant::now();
-        self.chaos.disarm();
-
-        // 1. Steady state.
-        let mut steady = Phase::default();
-        for n in 0..experiment.steady_state.calls {
-            let (latency, outcome, _) = self.one(n, experiment.call_timeout).await;
-            steady.record(latency, outcome);
-            tokio::time::sleep(experiment.interval).await;
-        }
-        steady.latencies.sort();
-        let steady_p99 = Phase::percentile(&steady.latencies, 0.99);
-        let steady_result = SteadyResult {
-            calls: steady.calls(),
-            success_rate: steady.success_rate(),
-            p99: steady_p99,
-            min_success_rate: experiment.steady_state.min_success_rate,
-            max_p99: experiment.steady_state.max_p99,
-            held: steady.success_rate() >= experiment.steady_state.min_success_rate
-                && experiment
-                    .steady_state
-                    .max_p99
-                    .is_none_or(|max| steady_p99 < max),
-        };
-        let mut observations = Vec::new();
-        if !steady_result.held {
-            observations.push(
-                "The steady state did not hold: nothing was injected and the experiment was aborted."
-                    .to_owned(),
-            );
-            return Report::new(report::Parts {
-                experiment,
-                date,
-                elapsed: began.elapsed(),
-                steady: steady_result,
-                layer: self.chaos.name().to_owned(),
-                injected: Vec::new(),
-                probes: Vec::new(),
-                observed: Observed::default(),
-                observations,
-                verdict: Verdict::No,
-                score: 0.0,
-            });
-        }
-
-        // 2. Inject and observe.
-        let before = self.chaos.stats();
-        self.signals.start();
-        self.chaos.arm();
-        let injecting = Instant::now();
-        let mut phase = Phase::default();
-        let mut n = 0;
-        let planned = match experiment.load {
-            Load::Calls(calls) => Some(calls),
-            Load::Duration(_) => None,
-        };
-        loop {
-            let more = match experiment.load {
-                Load::Calls(calls) => n < calls,
-                Load::Duration(d) => injecting.elapsed() < d,
-            };
-            if !more {
-                break;
-            }
-            let (latency, outcome, hung) = self.one(n, experiment.call_timeout).await;
-            phase.record(latency, outcome);
-            phase.hangs += u64::from(hung);
-            n += 1;
-            if !self.chaos.is_armed() {
-                observations.push(format!(
-                    "The chaos layer's guard disarmed it {} into the injection (after {n} calls): the real error rate passed its limit.",
-                    report::duration(injecting.elapsed())
-                ));
-                break;
-            }
-            if experiment.stop_on_failure
-                && let Some(failed) =
-                    self.failed_for_good(experiment, &phase, planned, injecting.elapsed())
-            {
-                observations.push(format!(
-                    "Stopped early after {n} calls ({}): \"{failed}\" had failed for good.",
-                    report::duration(injecting.elapsed())
-                ));
-                break;
-            }
-            tokio::time::sleep(experiment.interval).await;
-        }
-        let injection_time = injecting.elapsed();
-        let counts = (self.signals.retries(), self.signals.fallbacks());
-
-        // 3. Roll back, then measure recovery.
-        self.chaos.disarm();
-        let after = self.chaos.stats();
-        let injected: Vec<(String, u64)> = after
-            .faults
-            .iter()
-            .map(|f| {
-                let was = before.fault(&f.name).map_or(0, |b| b.injected);
-                (f.name.clone(), f.injected - was)
-            })
-            .collect();
-        let disarmed = Instant::now();
-        let mut streak = 0;
-        let mut streak_start = None;
-        let mut recovered = None;
-        let mut m = 0;
-        while disarmed.elapsed() < experiment.recovery.timeout {
-            let at = disarmed.elapsed();
-            let (_, outcome, _) = self.one(m, experiment.call_timeout).await;
-            m += 1;
-            if outcome == CallOutcome::Success {
-                if streak == 0 {
-                    streak_start = Some(at);
-                }
-                streak += 1;
-                if streak >= experiment.recovery.successes {
-                    recovered = streak_start;
-                    break;
-                }
-            } else {
-                streak = 0;
-            }
-            tokio::time::sleep(experiment.interval).await;
-        }
-        if recovered.is_none() {
-            observations.push(format!(
-                "No recovery: {} calls in a row did not succeed within {} of disarming.",
-                experiment.recovery.successes,
-                report::duration(experiment.recovery.timeout)
-            ));
-        }
-
-        let observed = self.observed(&mut phase, injection_time, recovered, &injected, counts);
-        let probes: Vec<ProbeResult> = experiment
-            .expectations
-            .iter()
-            .map(|e| evaluate(e, &observed, experiment))
-            .collect();
-        let total: f64 = probes.iter().map(|p| p.weight).sum();
-        let passed: f64 = probes.iter().filter(|p| p.passed).map(|p| p.weight).sum();
-        let score = if total > 0.0 {
-            100.0 * passed / total
-        } else {
-            100.0
-        };
-        let verdict = if probes.iter().all(|p| p.passed) {
-            Verdict::Yes
-        } else if probes.iter().any(|p| p.passed) {
-            Verdict::Partially
-        } else {
-            Verdict::No
-        };
-        if observed.transitions.is_empty() && !observed.errors_by_kind.is_empty() {
-            observations
-                .push("No breaker transition was reported during the injection.".to_owned());
-        }
-        Report::new(report::Parts {
-            experiment,
-            date,
-            elapsed: began.elapsed(),
-            steady: steady_result,
-            layer: self.chaos.name().to_owned(),
-            injected,
-            probes,
-            observed,
-            observations,
-            verdict,
-            score,
-        })
-    }
-
-    fn observed(
-        &self,
-        phase: &mut Phase,
-        injection_time: Duration,
-        recovered: Option<Duration>,
-        injected: &[(String, u64)],
-        (retried, fallbacks): (u64, u64),
-    ) -> Observed {
-        phase.latencies.sort();
-        Observed {
-            calls: phase.calls(),
-            successes: phase.successes,
-            success_rate: phase.success_rate(),
-            p50: Phase::percentile(&phase.latencies, 0.50),
-            p95: Phase::percentile(&phase.latencies, 0.95),
-            p99: Phase::percentile(&phase.latencies, 0.99),
-            errors_by_kind: phase.errors.clone(),
-            rejected: phase.rejected,
-            hangs: phase.hangs,
-            retried,
-            fallbacks,
-            transitions: self.signals.transitions(),
-            time_to_detect: self.signals.detection(),
-            time_to_recover: recovered,
-            injection_time,
-            injected: injected.iter().map(|(_, n)| n).sum(),
-        }
-    }
-
-    /// The first probe that can no longer pass, whatever the rest of the run does.
-    fn failed_for_good(
-        &self,
-        experiment: &Experiment,
-        phase: &Phase,
-        planned: Option<u64>,
-        elapsed: Duration,
-    ) -> Option<String> {
-        experiment.expectations.iter().find_map(|e| {
-            let failed = match &e.check {
-                Check::DetectionWithin(d) => {
-                    elapsed > *d && self.signals.detection().is_none_or(|at| at > *d)
-                }
-                Check::RetriesAttempted(n) => self.signals.retries() > *n,
-                Check::GracefulFailure => phase.hangs > 0,
-                Check::SuccessRateAtLeast(rate) => planned.is_some_and(|total| {
-                    let best = phase.successes + total.saturating_sub(phase.calls());
-                    (best as f64) < rate * total as f64
-                }),
-                Check::P99Below(d) => planned.is_some_and(|total| {
-                    let slow = phase.latencies.iter().filter(|l| *l >= d).count() as f64;
-                    slow > 0.01 * total as f64
-                }),
-                Check::User(check) => {
-                    let mut copy = Phase {
-                        latencies: phase.latencies.clone(),
-                        ..Phase::default()
-                    };
-                    copy.successes = phase.successes;
-                    copy.failures = phase.failures;
-                    let counts = (self.signals.retries(), self.signals.fallbacks());
-                    let observed = self.observed(&mut copy, elapsed, None, &[], counts);
-                    !check(&observed).0
-                }
-                Check::RecoveryWithin(_) | Check::FallbacksAtLeast(_) => false,
-            };
-            failed.then(|| e.behavior.clone())
-        })
+        let _rollback = Rollback(self.chaos.clone());
+        let logs = Logs::new();
+        let dispatch = logs.dispatch();
+        let mut report = Driver::new(self)
+            .run(experiment)
+            .with_subscriber(dispatch)
+            .await;
+        report.set_logs(logs.finish());
+        report
     }
 }
 
-fn evaluate(e: &super::Expectation, o: &Observed, experiment: &Experiment) -> ProbeResult {
-    let (passed, actual) = match &e.check {
-        Check::DetectionWithin(d) => match o.time_to_detect {
-            Some(at) => (at < *d, report::duration(at)),
-            None => (false, "not detected".to_owned()),
-        },
-        Check::RetriesAttempted(n) => (o.retried == *n, o.retried.to_string()),
-        Check::SuccessRateAtLeast(rate) => {
-            (o.success_rate >= *rate, report::percent(o.success_rate))
-        }
-        Check::P99Below(d) => (o.p99 < *d, report::duration(o.p99)),
-        Check::GracefulFailure => {
-            if o.hangs == 0 {
-                (true, "Yes".to_owned())
-            } else {
-                (
-                    false,
-                    format!(
-                        "No ({} calls hung past {})",
-                        o.hangs,
-                        report::duration(experiment.call_timeout)
-                    ),
-                )
-            }
-        }
-        Check::RecoveryWithin(d) => match o.time_to_recover {
-            Some(at) => (at < *d, report::duration(at)),
-            None => (
-                false,
-                format!(
-                    "not within {}",
-                    report::duration(experiment.recovery.timeout)
-                ),
-            ),
-        },
-        Check::FallbacksAtLeast(n) => (o.fallbacks >= *n, o.fallbacks.to_string()),
-        Check::User(check) => check(o),
-    };
-    ProbeResult {
-        behavior: e.behavior.clone(),
-        expected: e.expected.clone(),
-        actual,
-        passed,
-        weight: e.weight,
+/// Disarms the layer when dropped: at the end of a run, and on a cancel or a panic.
+struct Rollback(ChaosHandle);
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        self.0.disarm();
     }
 }

@@ -75,7 +75,8 @@ impl Signals {
         self.inner.retries.fetch_add(1, Relaxed);
     }
 
-    /// A fallback answered.
+    /// A fallback answered. The runner counts the call it answered as a fallback answer, not
+    /// a real one: it counts in the success rate, never towards recovery.
     pub fn fallback(&self) {
         self.inner.fallbacks.fetch_add(1, Relaxed);
     }

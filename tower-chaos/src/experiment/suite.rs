@@ -1,4 +1,5 @@
-//! Experiment suites as files (JSON with the `serde` feature), in the course's shape.
+//! Experiment suites as files (JSON with the `serde` feature): the experiments, the chaos layer
+//! they target and its seed, so that the file alone reproduces a run.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Expectation, Experiment, Load, Recovery, SteadyState};
 use crate::config::FaultConfig;
 use crate::error::seconds;
-use crate::{ConfigError, Fault, FaultProfile};
+use crate::{ChaosLayer, ConfigError, Fault, FaultProfile};
 
 /// The steady state as a file gives it. Defaults: 20 calls, 95 %, no latency bound.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,8 +114,11 @@ pub enum ExpectationConfig {
 
 /// One experiment as a suite file gives it.
 ///
-/// Load: `calls` or `duration_seconds` (default 100 calls); `interval_ms` apart (default 100).
-/// Faults: a built-in `fault_profile` and/or a list of `faults`.
+/// Load: `calls` or `duration_seconds` (default 100 calls, at least 1 call or a positive
+/// duration); `interval_ms` apart (default 100); `callers` at once (default 1). Faults: a
+/// built-in `fault_profile` and/or a list of `faults`, checked when the suite is read (rates
+/// in 0..=1, one kind per fault, latency ranges in order, HTTP statuses 400 to 599, schedule
+/// counts of at least 1).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -147,8 +151,10 @@ pub struct ExperimentConfig {
     pub stop_on_failure: bool,
     /// Rollback steps, for the report.
     pub rollback: Vec<String>,
-    /// Consecutive successes that count as recovered.
+    /// Consecutive real answers that count as recovered (at least 1).
     pub recovery_successes: u32,
+    /// Concurrent callers (at least 1).
+    pub callers: usize,
     /// How long to wait for recovery.
     pub recovery_timeout_seconds: f64,
 }
@@ -172,6 +178,7 @@ impl Default for ExperimentConfig {
             rollback: Vec::new(),
             recovery_successes: 5,
             recovery_timeout_seconds: 60.0,
+            callers: 1,
         }
     }
 }
@@ -192,11 +199,39 @@ impl ExperimentConfig {
                 needs: "every experiment needs a name",
             });
         }
+        let count = |field: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Count {
+                    field: self.at(field),
+                    value,
+                })
+            } else {
+                Ok(value)
+            }
+        };
+        count("steady_state.calls", self.steady_state.calls)?;
+        if let Some(calls) = self.calls {
+            count("calls", calls)?;
+        }
+        count("recovery_successes", u64::from(self.recovery_successes))?;
+        count("callers", self.callers as u64)?;
+        if let Some(profile) = &self.fault_profile {
+            profile.check(&self.at("fault_profile"))?;
+        }
+        for (i, fault) in self.faults.iter().enumerate() {
+            fault.check(&self.at(&format!("faults[{i}]")))?;
+        }
         let rate = |field: &str, value: f64| crate::error::check_rate(|| self.at(field), value);
         let secs = |field: &str, value: f64| seconds(|| self.at(field), value);
         let load = match (self.calls, self.duration_seconds) {
             (Some(n), None) => Load::Calls(n),
-            (None, Some(s)) => Load::Duration(secs("duration_seconds", s)?),
+            (None, Some(s)) if s > 0.0 => Load::Duration(secs("duration_seconds", s)?),
+            (None, Some(s)) => {
+                return Err(ConfigError::Duration {
+                    field: self.at("duration_seconds"),
+                    seconds: s,
+                });
+            }
             (None, None) => Load::Calls(100),
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Invalid {
@@ -224,8 +259,9 @@ impl ExperimentConfig {
             .interval(secs("interval_ms", self.interval_ms / 1000.0)?)
             .call_timeout(secs("call_timeout_seconds", self.call_timeout_seconds)?)
             .stop_on_failure(self.stop_on_failure)
+            .callers(self.callers)
             .recovery(Recovery {
-                successes: self.recovery_successes.max(1),
+                successes: self.recovery_successes,
                 timeout: secs("recovery_timeout_seconds", self.recovery_timeout_seconds)?,
             });
         for step in &self.rollback {
@@ -313,13 +349,18 @@ impl ExperimentConfig {
     }
 }
 
-/// A chaos experiment suite: `{"experiments": [...]}`.
+/// A chaos experiment suite: `{"layer": "…", "seed": …, "experiments": [...]}`.
+///
+/// `layer` and `seed` (default `"chaos"` and 0, the layer builder's defaults) name the chaos
+/// layer the experiments target and fix which calls it faults, so the file alone reproduces
+/// a run: [`layer`](Self::layer) builds that layer for one experiment, and every experiment
+/// reports them.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use tower_chaos::experiment::SuiteConfig;
 ///
-/// let suite = SuiteConfig::from_json(r#"{"experiments": [{
+/// let suite = SuiteConfig::from_json(r#"{"layer": "mcp-chaos", "seed": 2026, "experiments": [{
 ///     "name": "MCP server failure",
 ///     "hypothesis": "When the filesystem MCP server is unavailable, the agent detects it within 10 s.",
 ///     "steady_state": {"calls": 20, "min_success_rate": 1.0},
@@ -334,17 +375,40 @@ impl ExperimentConfig {
 /// }]}"#).unwrap();
 /// let experiments = suite.experiments().unwrap();
 /// assert_eq!(experiments[0].name(), "MCP server failure");
+/// let layer = suite.layer::<String, String>("MCP server failure").unwrap();
+/// assert_eq!(layer.handle().name(), "mcp-chaos"); // seeded 2026, not armed
+///
+/// let bad_rate = SuiteConfig::from_json(r#"{"experiments": [{"name": "x",
+///     "faults": [{"error": "refused", "rate": 1.5}]}]}"#);
+/// assert_eq!(
+///     bad_rate.unwrap_err().to_string(),
+///     "experiments.x.faults[0].rate must be a rate between 0 and 1, got 1.5"
+/// );
 ///
 /// let typo = SuiteConfig::from_json(r#"{"experiments": [{"name": "x", "duration_secs": 60}]}"#);
 /// assert!(typo.unwrap_err().to_string().contains("unknown field `duration_secs`"));
 /// # }
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct SuiteConfig {
+    /// The chaos layer's name (default `"chaos"`).
+    pub layer: String,
+    /// The chaos layer's seed (default 0).
+    pub seed: u64,
     /// The experiments, in order.
     pub experiments: Vec<ExperimentConfig>,
+}
+
+impl Default for SuiteConfig {
+    fn default() -> Self {
+        Self {
+            layer: "chaos".to_owned(),
+            seed: 0,
+            experiments: Vec::new(),
+        }
+    }
 }
 
 impl SuiteConfig {
@@ -367,7 +431,7 @@ impl SuiteConfig {
     pub fn experiments(&self) -> Result<Vec<Experiment>, ConfigError> {
         let mut out: Vec<Experiment> = Vec::new();
         for config in &self.experiments {
-            let experiment = config.experiment()?;
+            let experiment = config.experiment()?.target(self.layer.as_str(), self.seed);
             if out.iter().any(|e| e.name() == experiment.name()) {
                 return Err(ConfigError::Duplicate {
                     field: "experiments".to_owned(),
@@ -377,5 +441,51 @@ impl SuiteConfig {
             out.push(experiment);
         }
         Ok(out)
+    }
+
+    fn config(&self, experiment: &str) -> Result<&ExperimentConfig, ConfigError> {
+        self.experiments
+            .iter()
+            .find(|e| e.name == experiment)
+            .ok_or_else(|| ConfigError::Invalid {
+                field: "experiments".to_owned(),
+                reason: format!("no experiment named {experiment:?}"),
+            })
+    }
+
+    /// The chaos layer of experiment `experiment`: the suite's name and seed, the
+    /// experiment's faults, the default guard; not armed (the runner arms it).
+    ///
+    /// # Errors
+    /// No such experiment, or an invalid fault.
+    pub fn layer<Req, Res: 'static>(
+        &self,
+        experiment: &str,
+    ) -> Result<ChaosLayer<Req, Res>, ConfigError> {
+        ChaosLayer::builder()
+            .name(self.layer.as_str())
+            .seed(self.seed)
+            .faults(self.config(experiment)?.faults()?)
+            .build()
+    }
+
+    /// [`layer`](Self::layer) for an HTTP service, in the `.http()` answer mode.
+    ///
+    /// # Errors
+    /// No such experiment, or an invalid fault.
+    #[cfg(feature = "http")]
+    pub fn http_layer<ReqB, B>(
+        &self,
+        experiment: &str,
+    ) -> Result<ChaosLayer<http::Request<ReqB>, http::Response<B>, crate::HttpAnswer>, ConfigError>
+    where
+        B: Default + From<bytes::Bytes> + 'static,
+    {
+        ChaosLayer::builder()
+            .name(self.layer.as_str())
+            .seed(self.seed)
+            .faults(self.config(experiment)?.http_faults()?)
+            .http()
+            .build()
     }
 }
