@@ -61,9 +61,14 @@ mod body {
 
     use bytes::{Buf, Bytes};
     use http::HeaderMap;
+    use http::header::HeaderName;
     use http_body::{Body, Frame, SizeHint};
+    use tokio::time::Instant;
 
     use super::Replay;
+    use crate::retry::policy::{grpc_timeout_value, parse_grpc_timeout};
+
+    const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
     /// Replays HTTP request bodies that are not `Clone`, from a buffer of at most `max_bytes`.
     ///
@@ -71,6 +76,9 @@ mod body {
     /// the body, its frames are copied into the buffer; a retry replays them, then goes on
     /// with whatever of the original body was not sent yet. A body that grows past the bound
     /// goes through once, without retry, and a tracing event says so.
+    ///
+    /// A request with a `grpc-timeout` header is sent again with the time left until the
+    /// deadline it set (a retry after the deadline is not sent).
     ///
     /// tonic's `Channel` takes `tonic::body::Body`: map the request back under the layer.
     ///
@@ -108,6 +116,8 @@ mod body {
         parts: http::request::Parts,
         body: Arc<Mutex<State<B>>>,
         max_bytes: usize,
+        /// The deadline the request's `grpc-timeout` set, when it has one.
+        deadline: Option<Instant>,
     }
 
     impl<B> fmt::Debug for Kept<B> {
@@ -165,10 +175,18 @@ mod body {
                 parts.clone(),
                 ReplayBody::new(Arc::clone(&state), self.max_bytes),
             );
-            let kept = keep.then_some(Kept {
-                parts,
-                body: state,
-                max_bytes: self.max_bytes,
+            let kept = keep.then(|| {
+                let deadline = parts
+                    .headers
+                    .get(GRPC_TIMEOUT)
+                    .and_then(|value| parse_grpc_timeout(value.as_bytes()))
+                    .and_then(|timeout| Instant::now().checked_add(timeout));
+                Kept {
+                    parts,
+                    body: state,
+                    max_bytes: self.max_bytes,
+                    deadline,
+                }
             });
             (first, kept)
         }
@@ -186,8 +204,16 @@ mod body {
                     return Err("the previous attempt still holds the request body");
                 }
             }
+            let mut parts = kept.parts.clone();
+            if let Some(deadline) = kept.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err("the RPC's deadline has passed");
+                }
+                parts.headers.insert(GRPC_TIMEOUT, grpc_timeout_value(left));
+            }
             Ok(http::Request::from_parts(
-                kept.parts.clone(),
+                parts,
                 ReplayBody::new(Arc::clone(&kept.body), kept.max_bytes),
             ))
         }

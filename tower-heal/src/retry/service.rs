@@ -81,10 +81,13 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let keep = shared.gate.allows(&request);
-        let deadline = if keep {
-            shared.gate.deadline(&request)
+        let (deadline, idempotent) = if keep {
+            (
+                shared.gate.deadline(&request),
+                shared.retry_non_idempotent || shared.gate.idempotent(&request),
+            )
         } else {
-            None
+            (None, false)
         };
         let (request, kept) = shared.replay.prepare(request, keep);
         shared.budget.deposit();
@@ -92,6 +95,12 @@ where
         // The instance that was polled ready made the call; the future retries on a clone,
         // which it polls ready itself.
         let service = kept.as_ref().map(|_| self.inner.clone());
-        ResponseFuture::new(future, Arc::clone(shared), service, kept, deadline)
+        ResponseFuture::new(
+            future,
+            Arc::clone(shared),
+            service,
+            kept,
+            (deadline, idempotent),
+        )
     }
 }
