@@ -20,6 +20,10 @@ pub trait Replay<Req> {
     /// # Errors
     /// A short reason, used in the tracing event (for example a body over the bound).
     fn replay(&self, kept: &mut Self::Kept) -> Result<Self::Request, &'static str>;
+
+    /// Called on a retry's request just before it is sent, after its back-off (for example
+    /// to write the time left until a deadline). Does nothing by default.
+    fn before_send(&self, _request: &mut Self::Request) {}
 }
 
 /// Keeps a clone of requests that are `Clone`: the default of the retry and hedge layers
@@ -69,6 +73,10 @@ mod body {
     use crate::retry::policy::{grpc_timeout_value, parse_grpc_timeout};
 
     const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+    /// The deadline a retry's `grpc-timeout` is written from, just before it is sent.
+    #[derive(Clone, Copy, Debug)]
+    struct GrpcDeadline(Instant);
 
     /// Replays HTTP request bodies that are not `Clone`, from a buffer of at most `max_bytes`.
     ///
@@ -206,16 +214,24 @@ mod body {
             }
             let mut parts = kept.parts.clone();
             if let Some(deadline) = kept.deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if deadline <= Instant::now() {
                     return Err("the RPC's deadline has passed");
                 }
-                parts.headers.insert(GRPC_TIMEOUT, grpc_timeout_value(left));
+                parts.extensions.insert(GrpcDeadline(deadline));
             }
             Ok(http::Request::from_parts(
                 parts,
                 ReplayBody::new(Arc::clone(&kept.body), kept.max_bytes),
             ))
+        }
+
+        fn before_send(&self, request: &mut Self::Request) {
+            if let Some(GrpcDeadline(deadline)) = request.extensions_mut().remove() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                request
+                    .headers_mut()
+                    .insert(GRPC_TIMEOUT, grpc_timeout_value(left));
+            }
         }
     }
 

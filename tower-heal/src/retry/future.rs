@@ -183,12 +183,13 @@ where
                         .as_mut()
                         .expect("only a kept request is retried");
                     ready!(service.poll_ready(cx))?;
-                    let request = this
+                    let mut request = this
                         .retrying
                         .0
                         .as_mut()
                         .and_then(|r| r.next.take())
                         .expect("a retry has its request");
+                    this.shared.replay.before_send(&mut request);
                     let future = service.call(request);
                     self.as_mut().project().state.set(State::Called { future });
                 }
