@@ -317,12 +317,27 @@ mod http_classes {
 
     use super::{Class, ClassifyRetry, Failure, Hint, error_failure, rejected_class};
 
-    /// `Retry-After` as a hint: absent or garbage is no hint.
+    /// `Retry-After` as a hint: absent or garbage is no hint; a number too large to parse is
+    /// a very long delay (RFC 9111 §1.2.2), beyond any `max_retry_after`.
     fn retry_after(headers: &HeaderMap, now: SystemTime) -> Hint {
-        headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|value| parse_retry_after(value, now, Duration::MAX))
-            .map_or(Hint::None, Hint::After)
+        let Some(value) = headers.get(http::header::RETRY_AFTER) else {
+            return Hint::None;
+        };
+        match parse_retry_after(value, now, Duration::MAX) {
+            Some(delay) => Hint::After(delay),
+            None if overflowing(value) => Hint::After(Duration::MAX),
+            None => Hint::None,
+        }
+    }
+
+    /// The value is a number of digits only, too large to parse: a very long delay.
+    fn overflowing(value: &http::HeaderValue) -> bool {
+        value.to_str().is_ok_and(|text| {
+            let text = text.trim();
+            !text.is_empty()
+                && text.bytes().all(|b| b.is_ascii_digit())
+                && text.parse::<u64>().is_err()
+        })
     }
 
     fn rejected_hint(rejected: &Rejected) -> Hint {
@@ -487,6 +502,7 @@ mod http_classes {
                 None => Hint::None,
                 Some(value) => match parse_grpc_pushback(value, Duration::MAX) {
                     Pushback::After(delay) => Hint::After(delay),
+                    Pushback::DontRetry if overflowing(value) => Hint::After(Duration::MAX),
                     Pushback::DontRetry => Hint::Stop,
                 },
             };
@@ -599,6 +615,38 @@ mod tests {
     }
 
     static CYCLE: Cycle = Cycle;
+
+    /// Seen failing before the fix: the 429 was classed without a hint, and retried after
+    /// the layer's own back-off.
+    #[cfg(feature = "http")]
+    #[test]
+    fn a_delay_too_large_to_parse_is_very_large() {
+        let huge = "99999999999999999999999";
+        let res = http::Response::builder()
+            .status(429)
+            .header("retry-after", huge)
+            .body(())
+            .unwrap();
+        let failure = HttpClasses::new().classify_response(&res).unwrap();
+        assert_eq!(failure.hint, Hint::After(Duration::MAX));
+        let res = http::Response::builder()
+            .header("grpc-status", "14")
+            .header("grpc-retry-pushback-ms", huge)
+            .body(())
+            .unwrap();
+        let failure = GrpcClasses::new().classify_response(&res).unwrap();
+        assert_eq!(failure.hint, Hint::After(Duration::MAX));
+        // Garbage is still garbage.
+        let res = http::Response::builder()
+            .status(503)
+            .header("retry-after", "soon")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            HttpClasses::new().classify_response(&res).unwrap().hint,
+            Hint::None
+        );
+    }
 
     #[test]
     fn an_error_chain_with_a_cycle_is_walked_a_bounded_way() {
