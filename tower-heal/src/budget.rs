@@ -13,16 +13,17 @@ use crate::retry::error::check_duration;
 /// Fixed-point scale: one retry costs this many units, so fractional ratios are exact to
 /// three decimals (tower's budget truncates `1 / ratio` to an integer instead).
 const UNIT: i64 = 1000;
-/// A power of two, so the current slot is a mask away.
+/// Time slots over the ttl: a deposit expires between `ttl` and `ttl` + `ttl / SLOTS` after
+/// it was made.
 const SLOTS: usize = 16;
-/// Deposits look at the clock about once every this many calls (to expire old slots even
-/// when nothing is withdrawn); in between they cost one atomic add.
-const ROTATE_EVERY: i64 = 1024;
 
-/// A retry budget (DESIGN.md §5): every first attempt deposits `ratio` of a retry, every
-/// retry withdraws one; `min_per_second` retries per second are always allowed; deposits
-/// and withdrawals expire after `ttl` (10 s). An exhausted budget returns the failed result
-/// at once, it never waits.
+/// A retry budget: every first attempt deposits `ratio` of a retry, every retry withdraws
+/// one; `min_per_second` retries per second are always allowed; deposits and withdrawals
+/// expire after `ttl` (10 s), and live that long however idle the layer was. An exhausted
+/// budget returns the failed result at once, it never waits.
+///
+/// A deposit costs one clock read and two atomic operations (time is kept in 16 slots over
+/// the ttl, as tower's budget does); a withdrawal takes a lock.
 ///
 /// With the defaults (0.2, 10 per second), 1 000 failing requests per second for 10 s are
 /// allowed at most 0.2 × 10 000 + 10 × 10 = 2 100 retries in that time.
@@ -211,54 +212,63 @@ impl Budget {
 }
 
 /// Deposits and withdrawals in `SLOTS` time slots over the ttl.
+///
+/// Invariants: a deposit lands in the slot current at its own instant (it rotates first when
+/// the current slot has ended), so it lives its ttl, never less; rotation (clearing the slots
+/// that expired, moving `current`) happens under `rotation`, and only there. A deposit racing
+/// a rotation may land in the slot just left, which only makes it expire a slot early.
 #[derive(Debug)]
 pub(crate) struct Ratio {
     deposit: i64,
-    /// log2 of about `ROTATE_EVERY` deposits.
-    shift: u32,
     reserve: i64,
     slot_length: Duration,
     slots: [AtomicI64; SLOTS],
     current: AtomicUsize,
-    /// When the current slot began; taken only to rotate (withdrawals, and a deposit now
-    /// and then).
+    /// The origin of `slot_end`.
+    base: Instant,
+    /// When the current slot ends, in nanoseconds from `base`: a deposit at or after it
+    /// rotates first.
+    slot_end: AtomicU64,
+    /// When the current slot began.
     rotation: Mutex<Instant>,
 }
 
 impl Ratio {
     fn new(config: RetryBudget) -> Self {
         let ttl_seconds = config.ttl.as_secs_f64();
-        // Invariant: validated to lie in 0..=1000, so this fits.
-        let deposit = (config.ratio * UNIT as f64).round() as i64;
+        let slot_length = config.ttl / SLOTS as u32;
+        let base = Instant::now();
         Self {
-            deposit,
-            shift: (deposit.max(1) * ROTATE_EVERY).ilog2(),
+            // Invariant: validated to lie in 0..=1000, so this fits.
+            deposit: (config.ratio * UNIT as f64).round() as i64,
             reserve: (f64::from(config.min_per_second) * ttl_seconds * UNIT as f64).round() as i64,
-            slot_length: config.ttl / SLOTS as u32,
+            slot_length,
             slots: Default::default(),
             current: AtomicUsize::new(0),
-            rotation: Mutex::new(Instant::now()),
+            base,
+            slot_end: AtomicU64::new(nanos(slot_length)),
+            rotation: Mutex::new(base),
         }
     }
 
+    /// One clock read and two atomic operations; the lock only when a slot has ended.
     #[inline]
     fn deposit(&self) {
-        let slot = &self.slots[self.current.load(Ordering::Relaxed) & (SLOTS - 1)];
-        let before = slot.fetch_add(self.deposit, Ordering::Relaxed);
-        // Now and then (when the slot's sum crosses a multiple of 2^shift, about every
-        // ROTATE_EVERY deposits), expire old slots even if nothing is withdrawn. Between
-        // rotations a deposit lands in the slot that was current at the last one: it then
-        // counts as older than it is and expires early, which only ever lowers the budget.
-        if (before >> self.shift) != (before.wrapping_add(self.deposit) >> self.shift) {
-            self.rotate_now();
+        let now = Instant::now();
+        if nanos(now.saturating_duration_since(self.base)) >= self.slot_end.load(Ordering::Relaxed)
+        {
+            self.rotate_now(now);
         }
+        self.slots[self.current.load(Ordering::Relaxed) % SLOTS]
+            .fetch_add(self.deposit, Ordering::Relaxed);
     }
 
     #[cold]
     #[inline(never)]
-    fn rotate_now(&self) {
+    fn rotate_now(&self, now: Instant) {
+        // Contended: the other thread is rotating to about the same instant.
         if let Ok(mut start) = self.rotation.try_lock() {
-            self.rotate(&mut start, Instant::now());
+            self.rotate(&mut start, now);
         }
     }
 
@@ -280,6 +290,8 @@ impl Ratio {
             // Invariant: passed < SLOTS, so the product stays within the elapsed time.
             *start += self.slot_length * passed as u32;
         }
+        let end = start.saturating_duration_since(self.base) + self.slot_length;
+        self.slot_end.store(nanos(end), Ordering::Relaxed);
     }
 
     fn withdraw(&self) -> bool {
@@ -298,6 +310,10 @@ impl Ratio {
             false
         }
     }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// gRPC throttle tokens, in thousandths.
@@ -353,6 +369,110 @@ mod tests {
         assert!(ratio.withdraw());
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(!ratio.withdraw(), "the deposits expired");
+    }
+
+    /// Seen failing before the fix: the rotation overdue since the idle time began threw
+    /// the call's own deposit away with the expired ones.
+    #[tokio::test(start_paused = true)]
+    async fn after_idle_beyond_the_ttl_a_fresh_deposit_pays_for_a_retry() {
+        let ratio = Ratio::new(
+            RetryBudget::new()
+                .ratio(1.0)
+                .min_per_second(0)
+                .ttl(Duration::from_secs(1)),
+        );
+        tokio::time::advance(Duration::from_millis(1200)).await;
+        ratio.deposit();
+        assert!(ratio.withdraw(), "the deposit made just now pays");
+        assert!(!ratio.withdraw(), "and only once");
+    }
+
+    /// tower's `tps_empty`, `tps_leaky`, `tps_slots` and `tps_reserve` (tower/src/retry/budget/
+    /// tps_budget.rs), on this budget. tower's `TpsBudget::new(ttl, min_per_s, ratio)`.
+    fn tps(ttl: Duration, min_per_second: u32, ratio: f64) -> Ratio {
+        Ratio::new(
+            RetryBudget::new()
+                .ratio(ratio)
+                .min_per_second(min_per_second)
+                .ttl(ttl),
+        )
+    }
+
+    #[test]
+    fn tower_tps_empty() {
+        let bgt = tps(Duration::from_secs(1), 0, 1.0);
+        assert!(!bgt.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tower_tps_leaky() {
+        let bgt = tps(Duration::from_secs(1), 0, 1.0);
+        bgt.deposit();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(!bgt.withdraw());
+    }
+
+    /// Seen failing before the fix: the second deposit was thrown away with the first.
+    #[tokio::test(start_paused = true)]
+    async fn tower_tps_slots() {
+        let bgt = tps(Duration::from_secs(1), 0, 0.5);
+        bgt.deposit();
+        bgt.deposit();
+        tokio::time::advance(Duration::from_millis(901)).await;
+        // 900ms later, the deposit should still be valid
+        assert!(bgt.withdraw());
+
+        // blank slate
+        tokio::time::advance(Duration::from_millis(2001)).await;
+
+        bgt.deposit();
+        tokio::time::advance(Duration::from_millis(301)).await;
+        bgt.deposit();
+        tokio::time::advance(Duration::from_millis(801)).await;
+        bgt.deposit();
+
+        // the first deposit is expired, but the 2nd should still be valid,
+        // combining with the 3rd
+        assert!(bgt.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tower_tps_reserve() {
+        let bgt = tps(Duration::from_secs(1), 5, 1.0);
+        for _ in 0..5 {
+            assert!(bgt.withdraw());
+        }
+        assert!(!bgt.withdraw());
+    }
+
+    /// Two threads depositing and withdrawing at once never withdraw more than was earned.
+    #[test]
+    fn racing_threads_never_overdraw() {
+        let ratio = std::sync::Arc::new(Ratio::new(
+            RetryBudget::new()
+                .ratio(0.5)
+                .min_per_second(0)
+                .ttl(Duration::from_secs(60)),
+        ));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let ratio = std::sync::Arc::clone(&ratio);
+                std::thread::spawn(move || {
+                    let mut taken = 0;
+                    for _ in 0..20_000 {
+                        ratio.deposit();
+                        taken += usize::from(ratio.withdraw());
+                    }
+                    taken
+                })
+            })
+            .collect();
+        let taken: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(
+            taken <= 20_000,
+            "{taken} withdrawals for 40 000 deposits of 0.5"
+        );
+        assert!(taken >= 19_000, "{taken}: deposits were lost");
     }
 
     #[test]
