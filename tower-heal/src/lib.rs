@@ -300,8 +300,16 @@ pub use replay::{CloneRequest, Replay};
 pub use replay::{Kept, ReplayBodies, ReplayBody};
 pub use retry::*;
 
+// What users name when they configure the layers: classifiers (the fallback's and the
+// recovery's), answer modes, rejections and the `Retry-After` / pushback readers.
 pub use tower_outcome::{
-    BoxError, LayerKind, Reason, Rejected, find_rejected, parse_grpc_pushback, parse_retry_after,
+    Answer, BoxError, BoxErrorAnswer, Classify, ErrorsAsFailures, FnClassifier, LayerKind, Outcome,
+    Reason, Rejected, find_rejected,
+};
+#[cfg(feature = "http")]
+pub use tower_outcome::{
+    GrpcAnswer, GrpcStatus, HttpAnswer, HttpStatus, Pushback, parse_grpc_pushback,
+    parse_retry_after,
 };
 
 // part 2: fallback, recovery, idempotency, checkpoints
@@ -312,10 +320,10 @@ pub mod idempotency;
 pub mod recovery;
 pub mod store;
 
-pub use idempotency::IdempotencyLayer;
+pub use idempotency::{IdempotencyBuilder, IdempotencyLayer};
 pub use recovery::{
-    ConfigError as RecoveryConfigError, DuringRebuild, Escalation, Recovery, RecoveryConfig,
-    RecoveryLayer,
+    ConfigError as RecoveryConfigError, DuringRebuild, Escalation, Recovery, RecoveryBuilder,
+    RecoveryConfig, RecoveryLayer,
 };
 
 pub use fallback::{
