@@ -55,7 +55,7 @@
 //! `timeout`, `api_errors_5xx`, `rate_limit_429`, `validation_error`, `grpc_unavailable`,
 //! `rejected`, or one of your own ([`FnClasses`]). Each class has its own [`ClassPolicy`]
 //! (retries and back-off); `validation_error` is never retried unless configured. The
-//! configuration takes our users' shape ([`RetryConfig`], JSON with the `serde` feature):
+//! configuration reads from JSON ([`RetryConfig`], with the `serde` feature):
 //!
 //! ```json
 //! {"retry_policies": {
@@ -312,7 +312,6 @@ pub use tower_outcome::{
     parse_retry_after,
 };
 
-// part 2: fallback, recovery, idempotency, checkpoints
 #[cfg(feature = "checkpoint")]
 pub mod checkpoint;
 pub mod fallback;

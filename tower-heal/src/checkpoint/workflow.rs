@@ -17,7 +17,7 @@ use crate::store::{Fnv, Record, ResultStore};
 /// has a name and a position. When it completes, its result (serde data) is committed to the
 /// store before it is returned. Run again with the same id after a crash, the workflow
 /// returns the stored results of completed steps without running them, and runs from the
-/// first unfinished step on: the course's `long_workflow_with_checkpoints`. The results of
+/// first unfinished step on. The results of
 /// earlier steps are the state the later steps start from.
 ///
 /// A stored result that no longer decodes (damaged, or the type changed) is ignored: the step

@@ -10,7 +10,7 @@ use tower_outcome::{BoxError, find_rejected};
 /// The class of a failed attempt, naming the [`ClassPolicy`](crate::ClassPolicy) that decides
 /// whether and when it is retried.
 ///
-/// The built-in classes are the names our users' configurations use (`retry_policies`); a
+/// The built-in classes are the names configurations use under `retry_policies`; a
 /// classifier of your own may return any other name with [`Class::new`] and configure it the
 /// same way.
 ///
@@ -136,8 +136,8 @@ impl Failure {
 /// Decides whether an attempt's result is final (`None`) or a [`Failure`] of some class.
 ///
 /// This is the retry side of the family's classification: it differs from the breaker's
-/// [`Classify`](tower_outcome::Classify) on purpose (DESIGN.md §1: a 429 is retried but does
-/// not trip a breaker; a 500 trips a breaker but is not retried by default).
+/// [`Classify`](tower_outcome::Classify) on purpose: a 429 is retried but does not trip a
+/// breaker; a 500 trips a breaker but is not retried by default.
 pub trait ClassifyRetry<Res, E> {
     /// `None`: return this result. `Some`: a failure its class's policy may retry.
     fn classify(&self, result: &Result<Res, E>) -> Option<Failure>;
@@ -344,7 +344,7 @@ mod http_classes {
         rejected.retry_after().map_or(Hint::Stop, Hint::After)
     }
 
-    /// Classes of HTTP responses (DESIGN.md §1, retry column).
+    /// Classes of HTTP responses, for retrying.
     ///
     /// - 502, 503, 504 and 408: [`Class::API_ERRORS_5XX`] (500 too with
     ///   [`retry_500`](Self::retry_500)), honouring `Retry-After`;
