@@ -141,10 +141,11 @@ impl<C, G, R> RetryBuilder<C, G, R> {
         self
     }
 
-    /// `max_rejection_wait`: the longest `retry_after` of a family rejection (an open breaker,
-    /// a full bulkhead) that the layer waits out (default 10 s, and never beyond
-    /// `max_retry_after`). An open breaker's minute is then returned at once, so a fallback
-    /// above can answer, while a full bulkhead's second is waited out.
+    /// `max_rejection_wait`: the longest `retry_after` of a family rejection (a full bulkhead;
+    /// an open breaker when `circuit_open` is configured to retry) that the layer waits out
+    /// (default 10 s, and never beyond `max_retry_after`): a full bulkhead's second is waited
+    /// out. With the defaults a breaker's rejection is returned at once, whatever its
+    /// `retry_after` (see the table in the crate docs).
     pub fn max_rejection_wait(mut self, max: Duration) -> Self {
         self.settings.max_rejection_wait = max;
         self
