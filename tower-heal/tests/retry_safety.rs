@@ -17,12 +17,15 @@ use tower_heal::{Backoff, Deadline, Jitter, RetryConfig, RetryLayer};
 /// What one attempt answers: a status with headers, or an I/O error of some kind.
 type Answer = Result<(u16, Vec<(&'static str, &'static str)>), ErrorKind>;
 
+/// What an attempt was: method, path, `grpc-timeout` header, instant.
+type Seen = (http::Method, String, Option<String>, Instant);
+
 /// Answers each attempt with the next scripted answer (the last repeats) and records the
 /// attempt's method, path, `grpc-timeout` header and instant.
 #[derive(Clone)]
 struct Recorder {
     answers: Arc<Mutex<VecDeque<Answer>>>,
-    seen: Arc<Mutex<Vec<(http::Method, String, Option<String>, Instant)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Recorder {
