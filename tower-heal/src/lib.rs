@@ -364,3 +364,35 @@ pub use fallback::{
 #[cfg(all(doctest, feature = "http", feature = "serde"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// What does not compile, and gets a hint naming the fix (`#[diagnostic::on_unimplemented]`).
+///
+/// A request that is not `Clone` behind a fallback, without `.keep(..)`:
+///
+/// ```compile_fail,E0277
+/// use tower::{Service, ServiceBuilder, service_fn};
+/// use tower_heal::{DegradationLevel, FallbackLayer};
+///
+/// struct Query; // not Clone
+/// let fallback = service_fn(|_: Query| async { Ok::<u32, std::io::Error>(0) });
+/// let mut svc = ServiceBuilder::new()
+///     .layer(FallbackLayer::new("q", DegradationLevel::Minimal, fallback))
+///     .service_fn(|_: Query| async { Ok::<u32, std::io::Error>(1) });
+/// let _ = svc.call(Query);
+/// ```
+///
+/// An `.http()` answer over a body that cannot hold its text:
+///
+/// ```compile_fail,E0277
+/// use tower::{Service, ServiceBuilder, service_fn};
+/// use tower_heal::FallbackLayer;
+///
+/// struct Frames; // no From<String>
+/// let answer = || async { Ok::<_, std::io::Error>(http::Response::new(Frames)) };
+/// let mut svc = ServiceBuilder::new()
+///     .layer(FallbackLayer::builder("q").http().build(service_fn(move |_: u32| answer())))
+///     .service_fn(move |_: u32| answer());
+/// let _ = svc.call(1);
+/// ```
+#[cfg(all(doctest, feature = "http"))]
+struct CompileFailHints;
