@@ -232,3 +232,34 @@ async fn only_a_hedge_actually_sent_is_charged() {
     answer.send_response(20);
     assert_eq!(second.await.unwrap(), 20);
 }
+
+/// A copy sends the request twice: the default gate hedges a GET but not a POST.
+#[tokio::test(start_paused = true)]
+async fn the_default_gate_does_not_hedge_a_post() {
+    use tower::{Service, ServiceExt};
+
+    for (method, sent) in [(http::Method::GET, 2), (http::Method::POST, 1)] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let inner = tower::service_fn(move |_: http::Request<String>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, std::io::Error>(http::Response::new(String::new()))
+            }
+        });
+        let layer = HedgeLayer::builder()
+            .delay(Duration::from_millis(100))
+            .no_budget()
+            .build()
+            .unwrap();
+        let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri("/orders")
+            .body(String::new())
+            .unwrap();
+        svc.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), sent, "{method}");
+    }
+}

@@ -348,3 +348,23 @@ async fn a_zero_backoff_retries_in_the_same_poll() {
     }
     assert_eq!(*attempts.lock().unwrap(), 4);
 }
+
+/// With the HTTP classes and the default gate, a POST answered 504 (it may have run upstream)
+/// is sent once; answered 503 (not processed) it is retried.
+#[tokio::test(start_paused = true)]
+async fn a_post_answered_504_is_not_sent_again_a_503_is() {
+    let layer = RetryLayer::builder()
+        .classifier(tower_heal::HttpClasses::new())
+        .seed(1)
+        .no_budget()
+        .build()
+        .unwrap();
+    for (first, attempts) in [(504, 1), (503, 2)] {
+        let backend = Recorder::new([Ok((first, Vec::new())), ok()]);
+        let mut svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(backend.clone());
+        let _ = send(&mut svc, request(http::Method::POST)).await.unwrap();
+        assert_eq!(backend.count(), attempts, "{first}");
+    }
+}

@@ -71,7 +71,8 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        let keep = shared.gate.allows(&request);
+        // A copy runs the request a second time: only an idempotent request is hedged.
+        let keep = shared.gate.allows(&request) && shared.gate.idempotent(&request);
         let (request, kept) = shared.replay.prepare(request, keep);
         if shared.deposits {
             shared.budget.deposit();

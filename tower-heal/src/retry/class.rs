@@ -347,7 +347,9 @@ mod http_classes {
     /// Classes of HTTP responses, for retrying.
     ///
     /// - 502, 503, 504 and 408: [`Class::API_ERRORS_5XX`] (500 too with
-    ///   [`retry_500`](Self::retry_500)), honouring `Retry-After`;
+    ///   [`retry_500`](Self::retry_500)), honouring `Retry-After`; a 502, 504 or 500 may come
+    ///   after the request ran upstream, so it is [`maybe_sent`](Failure::maybe_sent) (retried
+    ///   only for an idempotent request), a 503 or 408 is not;
     /// - 429: [`Class::RATE_LIMIT_429`], honouring `Retry-After` (seconds or an HTTP-date);
     /// - 400 and 422: [`Class::VALIDATION_ERROR`] (never retried by default);
     /// - a response answered by one of the family's layers (it carries the
@@ -408,7 +410,15 @@ mod http_classes {
                 _ => return None,
             };
             let hint = retry_after(response.headers(), (self.now)());
-            Some(Failure::new(class).with_hint(hint).with_code(status))
+            // A gateway's 502 or 504, or a 500, may come after the request ran upstream; a
+            // 503, 429 or 408 says it was not processed.
+            let maybe_sent = matches!(status, 500 | 502 | 504);
+            Some(
+                Failure::new(class)
+                    .with_hint(hint)
+                    .with_code(status)
+                    .with_maybe_sent(maybe_sent),
+            )
         }
     }
 
