@@ -274,9 +274,10 @@ fn decide<C, G, R: Replay<Req>, Req, F>(
         Hint::After(delay) if delay > shared.max_retry_after => {
             return stop("the server's delay is beyond max_retry_after");
         }
-        // A family rejection (an open breaker, a full bulkhead) is waited out only up to
-        // `max_rejection_wait` (10 s by default): an open breaker's minute is answered at once,
-        // so a fallback above can answer, while a bulkhead's second is waited out.
+        // A family rejection is waited out only up to `max_rejection_wait` (10 s by default):
+        // a full bulkhead's second is waited out. A breaker's rejection (`circuit_open`) gets
+        // here only when its class is configured to retry: by default it is returned at once,
+        // so a fallback above can answer.
         Hint::After(delay)
             if (failure.class == Class::REJECTED || failure.class == Class::CIRCUIT_OPEN)
                 && delay > shared.max_rejection_wait =>
