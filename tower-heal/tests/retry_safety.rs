@@ -368,3 +368,46 @@ async fn a_post_answered_504_is_not_sent_again_a_503_is() {
         assert_eq!(backend.count(), attempts, "{first}");
     }
 }
+
+/// Dropping the response future after any number of polls (in an attempt, in a back-off, at
+/// a zero back-off) makes no further attempt and releases every copy of the request.
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_at_any_poll_releases_its_request() {
+    for backoff in [Backoff::fixed(Duration::from_millis(10)), Backoff::none()] {
+        for polls in 0..8 {
+            let attempts = Arc::new(Mutex::new(0));
+            let seen = attempts.clone();
+            let mut svc = ServiceBuilder::new()
+                .layer(
+                    RetryLayer::builder()
+                        .max_retries(3)
+                        .backoff(backoff)
+                        .no_budget()
+                        .build()
+                        .unwrap(),
+                )
+                .service_fn(move |token: Arc<u32>| {
+                    *seen.lock().unwrap() += 1;
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        drop(token);
+                        Err::<u32, _>(std::io::Error::from(ErrorKind::ConnectionRefused))
+                    }
+                });
+            let token = Arc::new(7);
+            svc.ready().await.unwrap();
+            let mut future = tokio_test::task::spawn(svc.call(Arc::clone(&token)));
+            for _ in 0..polls {
+                if future.poll().is_ready() {
+                    break;
+                }
+                tokio::time::advance(Duration::from_millis(5)).await;
+            }
+            drop(future);
+            let made = *attempts.lock().unwrap();
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert_eq!(*attempts.lock().unwrap(), made, "no attempt after the drop");
+            assert_eq!(Arc::strong_count(&token), 1, "every copy released");
+        }
+    }
+}
