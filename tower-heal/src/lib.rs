@@ -265,6 +265,32 @@
 //!   [`DEGRADED_HEADER`] header. [`FallbackChain`] tries live → cache → static in order;
 //!   [`LastGood`] keeps the last good answer per key. If every fallback fails, the primary's
 //!   own result is returned.
+//!
+//!   For an HTTP client, classify by status with [`HttpStatus`], so a 503 falls back too:
+//!
+//!   ```
+//!   # #[cfg(feature = "http")] {
+//!   use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!   use tower_heal::{Degradable, FallbackLayer, HttpStatus};
+//!
+//!   # #[tokio::main(flavor = "current_thread")]
+//!   # async fn main() -> Result<(), tower_heal::BoxError> {
+//!   let cached = service_fn(|_: http::Request<()>| async {
+//!       Ok::<_, std::io::Error>(http::Response::new(String::from("cached")))
+//!   });
+//!   let mut client = ServiceBuilder::new()
+//!       .layer(FallbackLayer::builder("catalog").classifier(HttpStatus::new()).build(cached))
+//!       .service_fn(|_: http::Request<()>| async {
+//!           let mut unavailable = http::Response::new(String::new());
+//!           *unavailable.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+//!           Ok::<_, std::io::Error>(unavailable)
+//!       });
+//!   let res = client.ready().await?.call(http::Request::new(())).await?;
+//!   assert_eq!(res.body(), "cached");
+//!   assert!(res.degraded().is_some());
+//!   # Ok(()) }
+//!   # }
+//!   ```
 //! - [`DegradationReport`]: for a handler calling several dependencies, what each answered
 //!   (`full`, or the `degraded_components` and the worst level), serializable into the answer.
 //! - [`RecoveryLayer`]: a health monitor; below the threshold it runs an async hook or rebuilds
