@@ -1,7 +1,7 @@
 //! Retry budgets: a cap on retries shared by every clone of a layer, so a failing dependency
 //! sees a bounded extra load instead of a retry storm.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,8 +22,9 @@ const SLOTS: usize = 16;
 /// expire after `ttl` (10 s), and live that long however idle the layer was. An exhausted
 /// budget returns the failed result at once, it never waits.
 ///
-/// A deposit costs one clock read and two atomic operations (time is kept in 16 slots over
-/// the ttl, as tower's budget does); a withdrawal takes a lock.
+/// A deposit costs an atomic add and two loads, and now and then a look at the clock (at
+/// every deposit at a low rate, a few dozen times per 1/16 of the ttl at a high one); a
+/// withdrawal takes a lock.
 ///
 /// With the defaults (0.2, 10 per second), 1 000 failing requests per second for 10 s are
 /// allowed at most 0.2 × 10 000 + 10 × 10 = 2 100 retries in that time.
@@ -213,10 +214,17 @@ impl Budget {
 
 /// Deposits and withdrawals in `SLOTS` time slots over the ttl.
 ///
-/// Invariants: a deposit lands in the slot current at its own instant (it rotates first when
-/// the current slot has ended), so it lives its ttl, never less; rotation (clearing the slots
-/// that expired, moving `current`) happens under `rotation`, and only there. A deposit racing
-/// a rotation may land in the slot just left, which only makes it expire a slot early.
+/// Dating every deposit would cost a clock read per call; instead a deposit looks at the
+/// clock when the current slot's sum crosses a multiple of `2^shift`: at a low rate that is
+/// every deposit, and as the rate grows `shift` grows so that the clock is read a few dozen
+/// times per slot, at most one deposit in `MAX_UNDATED`.
+///
+/// Invariants: the slots and `current` change only under `clock` (a rotation); a deposit
+/// made since the last look at the clock (above `Clock::baseline` in the current slot) is
+/// carried into the new current slot by a rotation, never thrown away with the expired
+/// slots: a deposit lives at least its ttl, and at most `MAX_UNDATED` deposits made just
+/// before an idle time can live longer. A deposit racing a rotation may land in the slot just
+/// left, which only makes it expire a slot early.
 #[derive(Debug)]
 pub(crate) struct Ratio {
     deposit: i64,
@@ -224,96 +232,132 @@ pub(crate) struct Ratio {
     slot_length: Duration,
     slots: [AtomicI64; SLOTS],
     current: AtomicUsize,
-    /// The origin of `slot_end`.
-    base: Instant,
-    /// When the current slot ends, in nanoseconds from `base`: a deposit at or after it
-    /// rotates first.
-    slot_end: AtomicU64,
-    /// When the current slot began.
-    rotation: Mutex<Instant>,
+    /// A deposit looks at the clock when the slot's sum crosses a multiple of `2^shift`.
+    shift: AtomicU32,
+    /// Every deposit crosses a multiple of `2^min_shift`.
+    min_shift: u32,
+    /// About `MAX_UNDATED` deposits cross one multiple of `2^max_shift`.
+    max_shift: u32,
+    clock: Mutex<Clock>,
 }
+
+#[derive(Debug)]
+struct Clock {
+    /// When the current slot began.
+    start: Instant,
+    /// The last look at the clock by a deposit.
+    looked: Instant,
+    /// The current slot's sum at the last look: what is above it is not dated yet.
+    baseline: i64,
+}
+
+/// The most deposits between two looks at the clock.
+const MAX_UNDATED: i64 = 128;
 
 impl Ratio {
     fn new(config: RetryBudget) -> Self {
         let ttl_seconds = config.ttl.as_secs_f64();
-        let slot_length = config.ttl / SLOTS as u32;
-        let base = Instant::now();
+        // Invariant: validated to lie in 0..=1000, so this fits.
+        let deposit = (config.ratio * UNIT as f64).round() as i64;
+        let min_shift = deposit.max(1).ilog2();
+        let now = Instant::now();
         Self {
-            // Invariant: validated to lie in 0..=1000, so this fits.
-            deposit: (config.ratio * UNIT as f64).round() as i64,
+            deposit,
             reserve: (f64::from(config.min_per_second) * ttl_seconds * UNIT as f64).round() as i64,
-            slot_length,
+            slot_length: config.ttl / SLOTS as u32,
             slots: Default::default(),
             current: AtomicUsize::new(0),
-            base,
-            slot_end: AtomicU64::new(nanos(slot_length)),
-            rotation: Mutex::new(base),
+            shift: AtomicU32::new(min_shift),
+            min_shift,
+            max_shift: (deposit.max(1) * MAX_UNDATED).ilog2(),
+            clock: Mutex::new(Clock {
+                start: now,
+                looked: now,
+                baseline: 0,
+            }),
         }
     }
 
-    /// One clock read and two atomic operations; the lock only when a slot has ended.
+    /// Two atomic loads and one add; the clock and the lock only on a look.
     #[inline]
     fn deposit(&self) {
-        let now = Instant::now();
-        if nanos(now.saturating_duration_since(self.base)) >= self.slot_end.load(Ordering::Relaxed)
-        {
-            self.rotate_now(now);
+        let slot = &self.slots[self.current.load(Ordering::Relaxed) % SLOTS];
+        let before = slot.fetch_add(self.deposit, Ordering::Relaxed);
+        let shift = self.shift.load(Ordering::Relaxed);
+        if (before >> shift) != (before.wrapping_add(self.deposit) >> shift) {
+            self.look();
         }
-        self.slots[self.current.load(Ordering::Relaxed) % SLOTS]
-            .fetch_add(self.deposit, Ordering::Relaxed);
     }
 
     #[cold]
     #[inline(never)]
-    fn rotate_now(&self, now: Instant) {
-        // Contended: the other thread is rotating to about the same instant.
-        if let Ok(mut start) = self.rotation.try_lock() {
-            self.rotate(&mut start, now);
+    fn look(&self) {
+        // Contended: another thread is looking or withdrawing at about the same instant.
+        let Ok(mut clock) = self.clock.try_lock() else {
+            return;
+        };
+        let now = Instant::now();
+        // Look a few dozen times per slot: less often at a high rate, at every deposit at a
+        // low one.
+        let gap = now.saturating_duration_since(clock.looked);
+        let shift = self.shift.load(Ordering::Relaxed);
+        if gap < self.slot_length / 64 {
+            self.shift
+                .store((shift + 1).min(self.max_shift), Ordering::Relaxed);
+        } else if gap > self.slot_length / 16 {
+            self.shift.store(self.min_shift, Ordering::Relaxed);
         }
+        clock.looked = now;
+        self.rotate(&mut clock, now);
+        clock.baseline =
+            self.slots[self.current.load(Ordering::Relaxed) % SLOTS].load(Ordering::Relaxed);
     }
 
-    fn rotate(&self, start: &mut Instant, now: Instant) {
-        let elapsed = now.saturating_duration_since(*start);
+    fn rotate(&self, clock: &mut Clock, now: Instant) {
+        let elapsed = now.saturating_duration_since(clock.start);
         let passed = (elapsed.as_nanos() / self.slot_length.as_nanos().max(1)) as usize;
         if passed == 0 {
             return;
         }
-        let current = self.current.load(Ordering::Relaxed);
+        let current = self.current.load(Ordering::Relaxed) % SLOTS;
+        // Deposits since the last look were made after it: they are carried into the new
+        // slot, not expired with the old ones.
+        let undated = (self.slots[current].load(Ordering::Relaxed) - clock.baseline)
+            .clamp(0, 2 * MAX_UNDATED * self.deposit);
         for step in 1..=passed.min(SLOTS) {
             self.slots[(current + step) % SLOTS].store(0, Ordering::Relaxed);
         }
-        self.current
-            .store((current + passed) % SLOTS, Ordering::Relaxed);
+        let next = (current + passed) % SLOTS;
+        if passed < SLOTS {
+            self.slots[current].fetch_sub(undated, Ordering::Relaxed);
+        }
+        self.slots[next].fetch_add(undated, Ordering::Relaxed);
+        self.current.store(next, Ordering::Relaxed);
         if passed >= SLOTS {
-            *start = now;
+            clock.start = now;
         } else {
             // Invariant: passed < SLOTS, so the product stays within the elapsed time.
-            *start += self.slot_length * passed as u32;
+            clock.start += self.slot_length * passed as u32;
         }
-        let end = start.saturating_duration_since(self.base) + self.slot_length;
-        self.slot_end.store(nanos(end), Ordering::Relaxed);
     }
 
     fn withdraw(&self) -> bool {
-        let mut start = self.rotation.lock().unwrap_or_else(PoisonError::into_inner);
-        self.rotate(&mut start, Instant::now());
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.rotate(&mut clock, Instant::now());
+        let current = &self.slots[self.current.load(Ordering::Relaxed) % SLOTS];
         let balance: i64 = self
             .slots
             .iter()
             .map(|slot| slot.load(Ordering::Relaxed))
             .sum();
-        if balance + self.reserve >= UNIT {
-            self.slots[self.current.load(Ordering::Relaxed) % SLOTS]
-                .fetch_sub(UNIT, Ordering::Relaxed);
-            true
-        } else {
-            false
+        let allowed = balance + self.reserve >= UNIT;
+        if allowed {
+            current.fetch_sub(UNIT, Ordering::Relaxed);
         }
+        // Everything in the current slot is dated now.
+        clock.baseline = current.load(Ordering::Relaxed);
+        allowed
     }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// gRPC throttle tokens, in thousandths.
@@ -385,6 +429,31 @@ mod tests {
         ratio.deposit();
         assert!(ratio.withdraw(), "the deposit made just now pays");
         assert!(!ratio.withdraw(), "and only once");
+    }
+
+    /// At a high rate deposits look at the clock rarely; after an idle time beyond the ttl,
+    /// a fresh deposit still pays, and the deposits older than the ttl that were never dated
+    /// pay for at most `MAX_UNDATED` more.
+    #[tokio::test(start_paused = true)]
+    async fn after_a_burst_and_idle_time_a_fresh_deposit_pays_and_old_ones_barely() {
+        let ratio = Ratio::new(
+            RetryBudget::new()
+                .ratio(1.0)
+                .min_per_second(0)
+                .ttl(Duration::from_secs(1)),
+        );
+        for _ in 0..10_000 {
+            ratio.deposit();
+        }
+        assert_eq!(ratio.shift.load(Ordering::Relaxed), ratio.max_shift);
+        tokio::time::advance(Duration::from_millis(1200)).await;
+        ratio.deposit();
+        let mut paid = 0;
+        while ratio.withdraw() {
+            paid += 1;
+            assert!(paid <= 2 * MAX_UNDATED + 1, "old deposits kept paying");
+        }
+        assert!(paid >= 1, "the fresh deposit paid");
     }
 
     /// tower's `tps_empty`, `tps_leaky`, `tps_slots` and `tps_reserve` (tower/src/retry/budget/
