@@ -156,6 +156,10 @@ pub(crate) enum BudgetKind {
 
 /// The live budget state, shared by every clone of a layer.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per layer, behind an Arc: a box would add an indirection to every deposit"
+)]
 pub(crate) enum Budget {
     None,
     Ratio(Ratio),
