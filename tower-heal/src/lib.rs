@@ -329,7 +329,7 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | `http` | yes | [`HttpClasses`], [`GrpcClasses`], [`IdempotentMethods`], [`ReplayBodies`]; the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
+//! | `http` | yes | [`HttpClasses`], [`GrpcClasses`], [`IdempotentMethods`], [`GrpcGate`], [`ReplayBodies`]; the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
 //! | `serde` | no | `Deserialize` / `Serialize` for [`RetryConfig`] and [`RecoveryConfig`], `Serialize` for [`DegradationReport`] |
 //! | `sqlite` | no | `store::SqliteStore` (SQLite compiled from the crate: nothing to install) |
 //! | `checkpoint` | no | `checkpoint::Workflow` (step results as serde data) |
