@@ -45,8 +45,7 @@
 //! ([`Backoff::none`]) retries at once, in the same poll, without a timer. `max_total_delay`
 //! bounds the summed back-off, and a [`Deadline`] in an HTTP request's extensions (or a gRPC
 //! request's `grpc-timeout`) bounds the call: a back-off that would reach either is not
-//! started. A failed attempt's response is
-//! dropped before the back-off; dropping the response future during a back-off returns at
+//! started. A failed attempt's response is dropped before the back-off; dropping the response future during a back-off returns at
 //! once and makes no further attempt. Each retry emits a tracing event at `INFO`
 //! (`attempt 2/3 failed: api_errors_5xx (503); waiting 2000 ms`) and calls the
 //! [`on_retry`](RetryBuilder::on_retry) hook.
@@ -55,8 +54,9 @@
 //!
 //! A [classifier](ClassifyRetry) puts each failed attempt in a [`Class`]: `network_error`,
 //! `timeout`, `api_errors_5xx`, `rate_limit_429`, `validation_error`, `grpc_unavailable`,
-//! `rejected`, or one of your own ([`FnClasses`]). Each class has its own [`ClassPolicy`]
-//! (retries and back-off); `validation_error` is never retried unless configured. The
+//! `rejected`, `circuit_open`, or one of your own ([`FnClasses`]). Each class has its own
+//! [`ClassPolicy`] (retries and back-off); `validation_error` and `circuit_open` are never
+//! retried unless configured. The
 //! configuration reads from JSON ([`RetryConfig`], with the `serde` feature):
 //!
 //! ```json
@@ -112,7 +112,10 @@
 //! never left the client are retried for every method; a timeout only for the methods marked
 //! [`idempotent_method`](RetryBuilder::idempotent_method). The RPC's deadline (its
 //! `grpc-timeout`, or a [`Deadline`] extension) bounds every back-off, and a retry carries
-//! the time left as its `grpc-timeout`.
+//! the time left as its `grpc-timeout`. tonic's `Channel` fails with an error type the
+//! classes cannot look into: map it into a `BoxError` under the layer
+//! (`channel.map_err(BoxError::from)`) so a refused connection is retried too.
+//!
 //! Requests are kept for another attempt by [`Replay`]: cloned by default, or, for HTTP
 //! bodies that are not `Clone` (axum, hyper, reqwest, tonic), buffered up to a bound as
 //! they are sent and replayed ([`ReplayBodies`]; [`RetryLayer::grpc`] does this).
@@ -122,7 +125,7 @@
 //! Opt-in, for tail latency: a [`HedgeLayer`] sends up to `max_hedges` more copies of a
 //! request that has had no answer after `hedge_delay` (fixed, or a percentile of the latencies
 //! it tracks), takes the first good answer and cancels the rest. Only requests its gate allows
-//! are hedged, and each copy sent withdraws from a retry budget (its own, or a retry layer's
+//! and calls idempotent are hedged, and each copy sent withdraws from a retry budget (its own, or a retry layer's
 //! with [`share_budget_with`](HedgeBuilder::share_budget_with)); a copy that is due but not
 //! sent (the service not ready, the request not replayable) costs nothing. A call answered on
 //! its first poll costs no timer.
