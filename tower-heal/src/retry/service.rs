@@ -15,9 +15,9 @@ use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 ///
 /// `poll_ready` is the inner service's; `call` sends the first attempt at once, and the
 /// response future retries on a clone of the inner service, polling it ready before each
-/// retry. The first attempt of a call that succeeds costs no allocation, no lock and no
-/// clock read (the retry state is allocated on the first failure; the budget's deposit is an
-/// atomic add, dated by a look at the clock now and then).
+/// retry. The first attempt of a call that succeeds costs no allocation (the retry state is
+/// allocated on the first failure); the budget's deposit is an atomic add, dated by a look
+/// at the clock at most every few dozen calls at a high rate (at every call at a low one).
 ///
 /// The error type is the inner service's, unchanged: a call that is not retried, or whose
 /// retries run out, returns the last attempt's result as it came.
