@@ -25,7 +25,7 @@ pub enum BackoffKind {
 /// How long to wait before retry `n` (counting from 0): the computed delay
 /// `min(max_delay, initial_delay × multiplier^n)` randomised by a [`Jitter`] mode.
 ///
-/// Defaults (DESIGN.md §5): exponential from 100 ms, × 2, capped at 10 s, full jitter.
+/// Defaults: exponential from 100 ms, × 2, capped at 10 s, full jitter.
 ///
 /// ```
 /// use std::time::Duration;

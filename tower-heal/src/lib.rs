@@ -41,10 +41,11 @@
 //! Attempts = 1 + `max_retries` (default 2). Before retry `n` (from 0) the layer waits
 //! `min(max_delay, initial_delay × multiplier^n)` (defaults 100 ms, × 2, 10 s), randomised by
 //! a [`Jitter`] mode (`none`, `full` = the default, `equal`, `decorrelated`,
-//! `proportional(f)`) drawn from a seedable [`fastrand::Rng`]. `max_total_delay` bounds the
-//! summed back-off, and a [`Deadline`] in an HTTP request's extensions bounds the call: a
-//! back-off that would overrun either is not started. A failed attempt's response is
-//! dropped before the back-off; dropping the response future during a back-off returns at
+//! `proportional(f)`) drawn from a seedable [`fastrand::Rng`]; a zero back-off
+//! ([`Backoff::none`]) retries at once, in the same poll, without a timer. `max_total_delay`
+//! bounds the summed back-off, and a [`Deadline`] in an HTTP request's extensions (or a gRPC
+//! request's `grpc-timeout`) bounds the call: a back-off that would reach either is not
+//! started. A failed attempt's response is dropped before the back-off; dropping the response future during a back-off returns at
 //! once and makes no further attempt. Each retry emits a tracing event at `INFO`
 //! (`attempt 2/3 failed: api_errors_5xx (503); waiting 2000 ms`) and calls the
 //! [`on_retry`](RetryBuilder::on_retry) hook.
@@ -53,9 +54,10 @@
 //!
 //! A [classifier](ClassifyRetry) puts each failed attempt in a [`Class`]: `network_error`,
 //! `timeout`, `api_errors_5xx`, `rate_limit_429`, `validation_error`, `grpc_unavailable`,
-//! `rejected`, or one of your own ([`FnClasses`]). Each class has its own [`ClassPolicy`]
-//! (retries and back-off); `validation_error` is never retried unless configured. The
-//! configuration takes our users' shape ([`RetryConfig`], JSON with the `serde` feature):
+//! `rejected`, `circuit_open`, or one of your own ([`FnClasses`]). Each class has its own
+//! [`ClassPolicy`] (retries and back-off); `validation_error` and `circuit_open` are never
+//! retried unless configured. The
+//! configuration reads from JSON ([`RetryConfig`], with the `serde` feature):
 //!
 //! ```json
 //! {"retry_policies": {
@@ -71,23 +73,49 @@
 //! # Server pushback and the family's rejections
 //!
 //! `Retry-After` (seconds or HTTP-date, on 429 and 5xx) and gRPC's `grpc-retry-pushback-ms`
-//! replace the computed delay, without jitter (a retry never fires early); a delay beyond
-//! `max_retry_after` (default 60 s), or a negative or garbage pushback, returns the last
-//! result without retry. A rejection by one of the family's layers (breaker open, bulkhead
-//! full) is waited out only when its `retry_after` fits those limits, else returned at once.
+//! replace the computed delay, without jitter (a retry never fires early). How long a call
+//! waits for what it meets:
+//!
+//! | the attempt meets | class | with the defaults |
+//! |---|---|---|
+//! | `Retry-After` or pushback | its response's (`api_errors_5xx`, `rate_limit_429`, `grpc_unavailable`) | waited out up to `max_retry_after` (60 s); beyond it, or too large to parse, the response is returned without retry; a negative or garbage pushback stops the retries |
+//! | an open circuit breaker (also forced open, or half-open without a free probe slot) | `circuit_open` | returned at once, whatever its `retry_after`, so a fallback above answers; configure `circuit_open` retries to wait it out within the next row's limits |
+//! | a full bulkhead, an exhausted token budget, another family rejection | `rejected` | waited out when its `retry_after` fits both `max_rejection_wait` (10 s) and `max_retry_after`; returned at once beyond them, or without a `retry_after` |
+//!
+//! A wait is also bounded by the call's deadline, `max_total_delay` and the budget, as every
+//! back-off is.
 //!
 //! # Retry budget
 //!
 //! On by default ([`RetryBudget`]): each first attempt deposits `ratio` (0.2) of a retry,
 //! each retry withdraws one, `min_per_second` (10) are always allowed, deposits expire after
-//! 10 s. An exhausted budget returns the failed result at once (it never waits); a retry
-//! waiting in back-off has already withdrawn. gRPC's [`Throttle`] is the alternative.
+//! `ttl` (10 s) and live that long however idle the layer was. An exhausted budget returns
+//! the failed result at once (it never waits); a retry waiting in back-off has already
+//! withdrawn. gRPC's [`Throttle`] is the alternative.
 //!
 //! # What is retried
 //!
 //! A [`RetryGate`] decides before the first attempt. [`RetryLayer::http`] retries only
 //! idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or requests carrying an
 //! `Idempotency-Key`; [`RetryBuilder::retry_if`] takes a predicate for other services.
+//!
+//! A failure that may have reached the server (a timeout, a connection lost after the
+//! request went out: [`Failure::maybe_sent`]) is retried only for a request the gate calls
+//! [idempotent](RetryGate::idempotent); a refused connection, an answer such as a 503, and a
+//! family rejection never ran the request and are retried by their class's policy. This holds
+//! for every constructor: over an `http::Request`, the default gate of [`RetryLayer::new`]
+//! and [`RetryLayer::from_config`] ([`AnyRequest`]) does not send a POST that timed out
+//! twice. `retry_non_idempotent` ([`RetryConfig`], [`RetryBuilder::retry_non_idempotent`])
+//! says otherwise.
+//!
+//! [`RetryLayer::grpc`] follows gRPC's retry design (A6): `UNAVAILABLE` answers and RPCs that
+//! never left the client are retried for every method; a timeout only for the methods marked
+//! [`idempotent_method`](RetryBuilder::idempotent_method). The RPC's deadline (its
+//! `grpc-timeout`, or a [`Deadline`] extension) bounds every back-off, and a retry carries
+//! the time left as its `grpc-timeout`. tonic's `Channel` fails with an error type the
+//! classes cannot look into: map it into a `BoxError` under the layer
+//! (`channel.map_err(BoxError::from)`) so a refused connection is retried too.
+//!
 //! Requests are kept for another attempt by [`Replay`]: cloned by default, or, for HTTP
 //! bodies that are not `Clone` (axum, hyper, reqwest, tonic), buffered up to a bound as
 //! they are sent and replayed ([`ReplayBodies`]; [`RetryLayer::grpc`] does this).
@@ -97,9 +125,10 @@
 //! Opt-in, for tail latency: a [`HedgeLayer`] sends up to `max_hedges` more copies of a
 //! request that has had no answer after `hedge_delay` (fixed, or a percentile of the latencies
 //! it tracks), takes the first good answer and cancels the rest. Only requests its gate allows
-//! are hedged, and each copy withdraws from a retry budget (its own, or a retry layer's with
-//! [`share_budget_with`](HedgeBuilder::share_budget_with)). A call answered on its first poll
-//! costs no timer.
+//! and calls idempotent are hedged, and each copy sent withdraws from a retry budget (its own, or a retry layer's
+//! with [`share_budget_with`](HedgeBuilder::share_budget_with)); a copy that is due but not
+//! sent (the service not ready, the request not replayable) costs nothing. A call answered on
+//! its first poll costs no timer.
 //!
 //! # Where it goes in a stack
 //!
@@ -108,11 +137,10 @@
 //! attempt is seen by the breaker, and its open rejection carries the time left as
 //! `retry_after`.
 //!
-//! **A family rejection is waited out only while it is short**: its `retry_after` must fit
-//! both `max_retry_after` and [`max_rejection_wait`](RetryBuilder::max_rejection_wait)
-//! (10 s by default). An open breaker's
-//! minute is returned at once, so a fallback above answers; a full bulkhead's second is
-//! waited out. To never wait for a rejection at all, give the `rejected` class no retries:
+//! **An open breaker ends the call at once** (the table above): its rejection is returned,
+//! so a fallback above answers, even when the breaker's `reset_timeout` is short. A full
+//! bulkhead's short `retry_after` is waited out. To never wait for any rejection, give the
+//! `rejected` class no retries too:
 //!
 //! ```
 //! use std::time::Duration;
@@ -124,20 +152,24 @@
 //! # async fn main() {
 //! let retry = RetryLayer::builder()
 //!     .max_retries(3)
-//!     .policy(Class::REJECTED, ClassPolicy::never()) // an open breaker ends the call at once
+//!     .policy(Class::REJECTED, ClassPolicy::never()) // a full bulkhead ends the call too
 //!     .build()
 //!     .unwrap();
-//! let breaker = CircuitBreakerLayer::builder().failure_threshold(1).build().unwrap();
+//! let breaker = CircuitBreakerLayer::builder()
+//!     .failure_threshold(1)
+//!     .reset_timeout(Duration::from_secs(2))
+//!     .build()
+//!     .unwrap();
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(retry)
 //!     .layer(breaker)
-//!     .service_fn(|_: u32| async { Err::<u32, _>(std::io::Error::other("connection refused")) });
+//!     .service_fn(|_: u32| async { Err::<u32, _>(std::io::Error::other("connection reset")) });
 //!
 //! let _ = svc.ready().await.unwrap().call(1).await;      // trips the breaker
 //! let start = tokio::time::Instant::now();
 //! let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
 //! assert!(tower_heal::find_rejected(&*err).is_some());    // the breaker's rejection...
-//! assert!(start.elapsed() < Duration::from_secs(1));      // ...at once, not after 60 s
+//! assert_eq!(start.elapsed(), Duration::ZERO);            // ...at once, not after 2 s
 //! # }
 //! ```
 //!
@@ -236,6 +268,32 @@
 //!   [`DEGRADED_HEADER`] header. [`FallbackChain`] tries live → cache → static in order;
 //!   [`LastGood`] keeps the last good answer per key. If every fallback fails, the primary's
 //!   own result is returned.
+//!
+//!   For an HTTP client, classify by status with [`HttpStatus`], so a 503 falls back too:
+//!
+//!   ```
+//!   # #[cfg(feature = "http")] {
+//!   use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!   use tower_heal::{Degradable, FallbackLayer, HttpStatus};
+//!
+//!   # #[tokio::main(flavor = "current_thread")]
+//!   # async fn main() -> Result<(), tower_heal::BoxError> {
+//!   let cached = service_fn(|_: http::Request<()>| async {
+//!       Ok::<_, std::io::Error>(http::Response::new(String::from("cached")))
+//!   });
+//!   let mut client = ServiceBuilder::new()
+//!       .layer(FallbackLayer::builder("catalog").classifier(HttpStatus::new()).build(cached))
+//!       .service_fn(|_: http::Request<()>| async {
+//!           let mut unavailable = http::Response::new(String::new());
+//!           *unavailable.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+//!           Ok::<_, std::io::Error>(unavailable)
+//!       });
+//!   let res = client.ready().await?.call(http::Request::new(())).await?;
+//!   assert_eq!(res.body(), "cached");
+//!   assert!(res.degraded().is_some());
+//!   # Ok(()) }
+//!   # }
+//!   ```
 //! - [`DegradationReport`]: for a handler calling several dependencies, what each answered
 //!   (`full`, or the `degraded_components` and the worst level), serializable into the answer.
 //! - [`RecoveryLayer`]: a health monitor; below the threshold it runs an async hook or rebuilds
@@ -274,7 +332,7 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | `http` | yes | [`HttpClasses`], [`GrpcClasses`], [`IdempotentMethods`], [`ReplayBodies`]; the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
+//! | `http` | yes | [`HttpClasses`], [`GrpcClasses`], [`IdempotentMethods`], [`GrpcGate`], [`ReplayBodies`]; the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
 //! | `serde` | no | `Deserialize` / `Serialize` for [`RetryConfig`] and [`RecoveryConfig`], `Serialize` for [`DegradationReport`] |
 //! | `sqlite` | no | `store::SqliteStore` (SQLite compiled from the crate: nothing to install) |
 //! | `checkpoint` | no | `checkpoint::Workflow` (step results as serde data) |
@@ -300,11 +358,18 @@ pub use replay::{CloneRequest, Replay};
 pub use replay::{Kept, ReplayBodies, ReplayBody};
 pub use retry::*;
 
+// What users name when they configure the layers: classifiers (the fallback's and the
+// recovery's), answer modes, rejections and the `Retry-After` / pushback readers.
 pub use tower_outcome::{
-    BoxError, LayerKind, Reason, Rejected, find_rejected, parse_grpc_pushback, parse_retry_after,
+    Answer, BoxError, BoxErrorAnswer, Classify, ErrorsAsFailures, FnClassifier, LayerKind, Outcome,
+    Reason, Rejected, find_rejected,
+};
+#[cfg(feature = "http")]
+pub use tower_outcome::{
+    GrpcAnswer, GrpcStatus, HttpAnswer, HttpStatus, Pushback, parse_grpc_pushback,
+    parse_retry_after,
 };
 
-// part 2: fallback, recovery, idempotency, checkpoints
 #[cfg(feature = "checkpoint")]
 pub mod checkpoint;
 pub mod fallback;
@@ -312,13 +377,51 @@ pub mod idempotency;
 pub mod recovery;
 pub mod store;
 
-pub use idempotency::IdempotencyLayer;
+pub use idempotency::{IdempotencyBuilder, IdempotencyLayer};
 pub use recovery::{
-    ConfigError as RecoveryConfigError, DuringRebuild, Escalation, Recovery, RecoveryConfig,
-    RecoveryLayer,
+    ConfigError as RecoveryConfigError, DuringRebuild, Escalation, Recovery, RecoveryBuilder,
+    RecoveryConfig, RecoveryLayer,
 };
 
 pub use fallback::{
     DEGRADED_HEADER, Degradable, DegradationLevel, DegradationReport, Degraded, Fallback,
     FallbackBuilder, FallbackChain, FallbackLayer, FallbackOn, KeepRequest, LastGood, Marked,
 };
+
+// The README's examples must keep compiling: they are checked as doctests here (they use the
+// `http` and `serde` features, as CI's `--all-features` run has them).
+#[cfg(all(doctest, feature = "http", feature = "serde"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// What does not compile, and gets a hint naming the fix (`#[diagnostic::on_unimplemented]`).
+///
+/// A request that is not `Clone` behind a fallback, without `.keep(..)`:
+///
+/// ```compile_fail,E0277
+/// use tower::{Service, ServiceBuilder, service_fn};
+/// use tower_heal::{DegradationLevel, FallbackLayer};
+///
+/// struct Query; // not Clone
+/// let fallback = service_fn(|_: Query| async { Ok::<u32, std::io::Error>(0) });
+/// let mut svc = ServiceBuilder::new()
+///     .layer(FallbackLayer::new("q", DegradationLevel::Minimal, fallback))
+///     .service_fn(|_: Query| async { Ok::<u32, std::io::Error>(1) });
+/// let _ = svc.call(Query);
+/// ```
+///
+/// An `.http()` answer over a body that cannot hold its text:
+///
+/// ```compile_fail,E0277
+/// use tower::{Service, ServiceBuilder, service_fn};
+/// use tower_heal::FallbackLayer;
+///
+/// struct Frames; // no From<String>
+/// let answer = || async { Ok::<_, std::io::Error>(http::Response::new(Frames)) };
+/// let mut svc = ServiceBuilder::new()
+///     .layer(FallbackLayer::builder("q").http().build(service_fn(move |_: u32| answer())))
+///     .service_fn(move |_: u32| answer());
+/// let _ = svc.call(1);
+/// ```
+#[cfg(all(doctest, feature = "http"))]
+struct CompileFailHints;

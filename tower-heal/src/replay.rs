@@ -20,6 +20,10 @@ pub trait Replay<Req> {
     /// # Errors
     /// A short reason, used in the tracing event (for example a body over the bound).
     fn replay(&self, kept: &mut Self::Kept) -> Result<Self::Request, &'static str>;
+
+    /// Called on a retry's request just before it is sent, after its back-off (for example
+    /// to write the time left until a deadline). Does nothing by default.
+    fn before_send(&self, _request: &mut Self::Request) {}
 }
 
 /// Keeps a clone of requests that are `Clone`: the default of the retry and hedge layers
@@ -61,9 +65,18 @@ mod body {
 
     use bytes::{Buf, Bytes};
     use http::HeaderMap;
+    use http::header::HeaderName;
     use http_body::{Body, Frame, SizeHint};
+    use tokio::time::Instant;
 
     use super::Replay;
+    use crate::retry::policy::{grpc_timeout_value, parse_grpc_timeout};
+
+    const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+    /// The deadline a retry's `grpc-timeout` is written from, just before it is sent.
+    #[derive(Clone, Copy, Debug)]
+    struct GrpcDeadline(Instant);
 
     /// Replays HTTP request bodies that are not `Clone`, from a buffer of at most `max_bytes`.
     ///
@@ -71,6 +84,9 @@ mod body {
     /// the body, its frames are copied into the buffer; a retry replays them, then goes on
     /// with whatever of the original body was not sent yet. A body that grows past the bound
     /// goes through once, without retry, and a tracing event says so.
+    ///
+    /// A request with a `grpc-timeout` header is sent again with the time left until the
+    /// deadline it set (a retry after the deadline is not sent).
     ///
     /// tonic's `Channel` takes `tonic::body::Body`: map the request back under the layer.
     ///
@@ -108,6 +124,8 @@ mod body {
         parts: http::request::Parts,
         body: Arc<Mutex<State<B>>>,
         max_bytes: usize,
+        /// The deadline the request's `grpc-timeout` set, when it has one.
+        deadline: Option<Instant>,
     }
 
     impl<B> fmt::Debug for Kept<B> {
@@ -165,10 +183,18 @@ mod body {
                 parts.clone(),
                 ReplayBody::new(Arc::clone(&state), self.max_bytes),
             );
-            let kept = keep.then_some(Kept {
-                parts,
-                body: state,
-                max_bytes: self.max_bytes,
+            let kept = keep.then(|| {
+                let deadline = parts
+                    .headers
+                    .get(GRPC_TIMEOUT)
+                    .and_then(|value| parse_grpc_timeout(value.as_bytes()))
+                    .and_then(|timeout| Instant::now().checked_add(timeout));
+                Kept {
+                    parts,
+                    body: state,
+                    max_bytes: self.max_bytes,
+                    deadline,
+                }
             });
             (first, kept)
         }
@@ -186,10 +212,26 @@ mod body {
                     return Err("the previous attempt still holds the request body");
                 }
             }
+            let mut parts = kept.parts.clone();
+            if let Some(deadline) = kept.deadline {
+                if deadline <= Instant::now() {
+                    return Err("the RPC's deadline has passed");
+                }
+                parts.extensions.insert(GrpcDeadline(deadline));
+            }
             Ok(http::Request::from_parts(
-                kept.parts.clone(),
+                parts,
                 ReplayBody::new(Arc::clone(&kept.body), kept.max_bytes),
             ))
+        }
+
+        fn before_send(&self, request: &mut Self::Request) {
+            if let Some(GrpcDeadline(deadline)) = request.extensions_mut().remove() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                request
+                    .headers_mut()
+                    .insert(GRPC_TIMEOUT, grpc_timeout_value(left));
+            }
         }
     }
 

@@ -318,3 +318,50 @@ async fn last_good_keeps_only_good_http_answers() {
     assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(cache.len(), 1);
 }
+
+/// A fallback over a plain `u32` and over a user struct, no `Marked` wrapper. Seen failing
+/// before the fix: neither compiled (`u32: Degradable` was not satisfied).
+#[tokio::test]
+async fn a_fallback_works_over_plain_response_types() {
+    use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+    use tower_heal::{Degradable, DegradationLevel, FallbackLayer};
+
+    let mut numbers = ServiceBuilder::new()
+        .layer(FallbackLayer::new(
+            "numbers",
+            DegradationLevel::Minimal,
+            service_fn(|_: u32| async { Ok::<u32, std::io::Error>(0) }),
+        ))
+        .service_fn(|n: u32| async move {
+            if n == 0 {
+                Err(std::io::Error::other("down"))
+            } else {
+                Ok(n * 10)
+            }
+        });
+    assert_eq!(numbers.ready().await.unwrap().call(4).await.unwrap(), 40);
+    assert_eq!(numbers.ready().await.unwrap().call(0).await.unwrap(), 0);
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Forecast {
+        summary: String,
+    }
+    impl Degradable for Forecast {}
+    let mut weather = ServiceBuilder::new()
+        .layer(FallbackLayer::new(
+            "weather",
+            DegradationLevel::Minimal,
+            service_fn(|_: &'static str| async {
+                Ok::<_, std::io::Error>(Forecast {
+                    summary: "unknown".into(),
+                })
+            }),
+        ))
+        .service_fn(|_: &'static str| async { Err::<Forecast, _>(std::io::Error::other("down")) });
+    let answer = weather.ready().await.unwrap().call("Oslo").await.unwrap();
+    assert_eq!(answer.summary, "unknown");
+    assert!(
+        answer.degraded().is_none(),
+        "unmarked: the type has no room"
+    );
+}

@@ -184,3 +184,82 @@ async fn a_percentile_delay_follows_the_latencies_seen() {
         "{d:?}"
     );
 }
+
+/// A copy that is due while the service is not ready is not charged: the budget pays only for
+/// copies sent. Seen failing before the fix: the first call's unsent copy spent the one
+/// retry of the budget, and the second call's copy was refused.
+#[tokio::test(start_paused = true)]
+async fn only_a_hedge_actually_sent_is_charged() {
+    use tower::{Layer, Service, ServiceExt};
+
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    let layer = HedgeLayer::builder()
+        .delay(Duration::from_millis(100))
+        .budget(
+            RetryBudget::new()
+                .ratio(0.0)
+                .min_per_second(1)
+                .ttl(Duration::from_secs(1)),
+        ) // exactly one copy
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(mock);
+
+    // The first call: its copy is due while the service has no capacity.
+    handle.allow(1);
+    svc.ready().await.unwrap();
+    let mut first = tokio_test::task::spawn(svc.call(1));
+    assert!(first.poll().is_pending());
+    let (_, primary) = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_millis(150)).await;
+    assert!(first.poll().is_pending(), "the copy waits for readiness");
+    primary.send_response(10);
+    assert_eq!(first.await.unwrap(), 10);
+
+    // The second call: ready, so its copy is sent, paid by the budget's one retry.
+    handle.allow(2);
+    svc.ready().await.unwrap();
+    let mut second = tokio_test::task::spawn(svc.call(2));
+    assert!(second.poll().is_pending());
+    let (_, _primary) = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_millis(150)).await;
+    assert!(second.poll().is_pending());
+    let (copy, answer) = tokio::time::timeout(Duration::from_millis(1), handle.next_request())
+        .await
+        .expect("the copy was sent")
+        .unwrap();
+    assert_eq!(copy, 2);
+    answer.send_response(20);
+    assert_eq!(second.await.unwrap(), 20);
+}
+
+/// A copy sends the request twice: the default gate hedges a GET but not a POST.
+#[tokio::test(start_paused = true)]
+async fn the_default_gate_does_not_hedge_a_post() {
+    use tower::{Service, ServiceExt};
+
+    for (method, sent) in [(http::Method::GET, 2), (http::Method::POST, 1)] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let inner = tower::service_fn(move |_: http::Request<String>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, std::io::Error>(http::Response::new(String::new()))
+            }
+        });
+        let layer = HedgeLayer::builder()
+            .delay(Duration::from_millis(100))
+            .no_budget()
+            .build()
+            .unwrap();
+        let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri("/orders")
+            .body(String::new())
+            .unwrap();
+        svc.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), sent, "{method}");
+    }
+}

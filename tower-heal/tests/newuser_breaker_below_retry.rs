@@ -1,12 +1,13 @@
 //! A circuit breaker composed below the retry, as the crate docs recommend: what happens to
-//! the calls made while it is open, with the defaults and with `Class::REJECTED` never retried.
+//! the calls made while it is open, with the defaults, with `Class::CIRCUIT_OPEN` configured and
+//! with `Class::REJECTED` never retried.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_breaker::CircuitBreakerLayer;
-use tower_heal::{BoxError, Class, ClassPolicy, RetryLayer};
+use tower_heal::{Backoff, BoxError, Class, ClassPolicy, RetryLayer};
 
 fn failing(
     calls: Arc<AtomicU32>,
@@ -55,12 +56,15 @@ async fn with_the_defaults_an_open_breakers_rejection_is_returned_at_once() {
     );
 }
 
+/// A breaker whose `reset_timeout` (2 s) is shorter than `max_rejection_wait` (10 s): with the
+/// defaults its rejection is still returned at once (it used to be slept out, so every call
+/// took 2 s during an outage). Seen failing before the fix: the second call waited 2 s.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_short_rejection_within_max_rejection_wait_is_waited_out() {
+async fn a_short_breaker_rejection_is_returned_at_once_with_the_defaults() {
     let calls = Arc::new(AtomicU32::new(0));
     let breaker = CircuitBreakerLayer::builder()
         .failure_threshold(1)
-        .reset_timeout(Duration::from_secs(5))
+        .reset_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let retry = RetryLayer::builder()
@@ -76,9 +80,37 @@ async fn a_short_rejection_within_max_rejection_wait_is_waited_out() {
 
     let _ = svc.ready().await.unwrap().call(1).await;
     let start = tokio::time::Instant::now();
+    let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
+    assert!(tower_heal::find_rejected(&*err).is_some(), "{err}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "not slept out");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_configured_circuit_open_policy_waits_out_a_short_rejection() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let breaker = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .reset_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let retry = RetryLayer::builder()
+        .max_retries(1)
+        .policy(Class::CIRCUIT_OPEN, ClassPolicy::new(1, Backoff::none()))
+        .no_budget()
+        .seed(1)
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(breaker)
+        .service(failing(calls.clone()));
+
+    let _ = svc.ready().await.unwrap().call(1).await;
+    let start = tokio::time::Instant::now();
     let _ = svc.ready().await.unwrap().call(2).await;
-    // Under 5 s left (the first call's back-off used a little) fits `max_rejection_wait` (10 s): the
-    // retry waits it out, then its attempt is the probe.
+    // Under 5 s left fits `max_rejection_wait` (10 s): the retry waits it out, then its
+    // attempt is the probe.
     assert!(
         start.elapsed() >= Duration::from_secs(4),
         "waited {:?}",

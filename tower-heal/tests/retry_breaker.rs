@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tower::ServiceBuilder;
 use tower_breaker::{CircuitBreakerLayer, Reason, Rejected, State};
-use tower_heal::{Backoff, RetryLayer};
+use tower_heal::{Backoff, Class, ClassPolicy, RetryLayer};
 
 use support::{Flaky, Script, call};
 
@@ -45,7 +45,7 @@ async fn retry_outside_a_breaker_stops_once_the_breaker_opens() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_open_breaker_is_waited_out_when_its_retry_after_fits() {
+async fn an_open_breaker_is_waited_out_when_configured_and_its_retry_after_fits() {
     let breaker = CircuitBreakerLayer::builder()
         .failure_threshold(1)
         .reset_timeout(Duration::from_secs(2))
@@ -54,6 +54,7 @@ async fn an_open_breaker_is_waited_out_when_its_retry_after_fits() {
     let retry = RetryLayer::builder()
         .max_retries(3)
         .backoff(Backoff::none())
+        .policy(Class::CIRCUIT_OPEN, ClassPolicy::new(3, Backoff::none()))
         .max_retry_after(Duration::from_secs(5))
         .no_budget()
         .build()

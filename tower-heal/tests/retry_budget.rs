@@ -130,3 +130,27 @@ async fn the_grpc_throttle_stops_after_exactly_the_arithmetic_count() {
         "6.1 → 5.1: one retry, then stop"
     );
 }
+
+/// ttl 1 s, no reserve, ratio 1.0: after 1.2 s idle, a failing call's own deposit pays for
+/// its retry (before the fix, the overdue rotation threw it away and the retry was refused).
+#[tokio::test(start_paused = true)]
+async fn after_idle_beyond_the_ttl_a_calls_own_deposit_pays_for_its_retry() {
+    let budget = RetryBudget::new()
+        .ratio(1.0)
+        .min_per_second(0)
+        .ttl(Duration::from_secs(1));
+    let script = Script::new([Ok(1), Err("down"), Ok(2)]);
+    let layer = RetryLayer::builder()
+        .max_retries(1)
+        .backoff(Backoff::none())
+        .budget(budget)
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(Flaky(script.clone()));
+    assert_eq!(call(&mut svc, ()).await.unwrap(), 1);
+    tokio::time::advance(Duration::from_millis(1200)).await;
+    assert_eq!(call(&mut svc, ()).await.unwrap(), 2, "retried");
+    assert_eq!(script.count(), 3);
+}

@@ -167,3 +167,48 @@ async fn without_retry_the_same_client_sees_unavailable() {
     assert_eq!(status.code(), tonic::Code::Unavailable);
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
+
+/// A tonic channel to a port nobody listens on: the RPC never left the client, so it is
+/// retried (a transparent retry, gRPC A6) although `Check` is not marked idempotent, once the
+/// channel's error is a `BoxError` the classes can look into.
+#[tokio::test]
+async fn a_refused_connection_is_retried_for_any_method() {
+    use tower::ServiceExt;
+    use tower_heal::{Backoff, BoxError};
+
+    // Bind, then drop the listener: the port refuses connections.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = attempts.clone();
+    let retry = RetryLayer::grpc()
+        .backoff(Backoff::none())
+        .no_budget()
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(retry)
+        .map_request(move |req: http::Request<ReplayBody<tonic::body::Body>>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            req.map(tonic::body::Body::new)
+        })
+        .service(channel.map_err(BoxError::from));
+    let mut client = HealthClient::new(svc);
+    let status = bounded(client.check(HealthCheckRequest {
+        service: String::new(),
+    }))
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "the first attempt and two retries"
+    );
+}

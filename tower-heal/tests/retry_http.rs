@@ -252,3 +252,21 @@ async fn body_replay_continues_a_body_the_first_attempt_did_not_read() {
     );
     assert_eq!(&seen[1][..10], &seen[0][..]);
 }
+
+/// RFC 9111 §1.2.2: a `Retry-After` too large to parse is very large, beyond
+/// `max_retry_after`, so the 503 is returned without retry. Seen failing before the fix: it
+/// was retried after the layer's own back-off.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_too_large_to_parse_stops_the_retries() {
+    let script = Script::new([
+        with(503, "retry-after", "184467440737095516160"),
+        status(200),
+    ]);
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryLayer::http().seed(1).build().unwrap())
+        .service(Http(script.clone()));
+    let start = tokio::time::Instant::now();
+    assert_eq!(call(&mut svc, get()).await.unwrap().status(), 503);
+    assert_eq!(script.count(), 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}

@@ -20,6 +20,12 @@ pub type BoxError = Box<dyn Error + Send + Sync>;
 ///
 /// Keeping the inner error in the HTTP and gRPC modes keeps axum's `Infallible` (no
 /// `HandleErrorLayer` needed) and tonic's `named_layer` working.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot answer a rejection as a `{Res}`",
+    label = "the layer answers its rejections in this mode",
+    note = "`.http()` answers with an `http::Response<B>` holding a line of text: the body `B` must implement `From<String>` (axum's `Body`, `String`, `Full<Bytes>`, `Vec<u8>` do); map another body under the layer, or keep the default mode",
+    note = "`.grpc()` answers with an `http::Response<B>` whose body `B` implements `Default`; the default mode needs an inner error that converts into `BoxError`"
+)]
 pub trait Answer<Res, E> {
     /// The error type of the layered service.
     type Error;
@@ -99,6 +105,38 @@ mod http_modes {
     // says it all in headers.
     response_answer!(HttpAnswer, From<String>, http_text_response);
     response_answer!(GrpcAnswer, Default, grpc_response);
+
+    /// No type is a response these modes cannot build and still answer with: this second
+    /// impl never applies. It exists so that a body type missing `From<String>` (or
+    /// `Default`) gets `Answer`'s hint naming the fix, instead of a bare unsatisfied bound.
+    mod never {
+        pub trait Unanswerable {
+            fn unreachable() -> Self;
+        }
+    }
+
+    macro_rules! hint_only {
+        ($mode:ty) => {
+            impl<Res: never::Unanswerable, E: Error + 'static> Answer<Res, E> for $mode {
+                type Error = E;
+
+                fn inner_error(error: E) -> E {
+                    error
+                }
+
+                fn error_ref(error: &E) -> &(dyn Error + 'static) {
+                    error
+                }
+
+                fn rejected(_rejected: Rejected) -> Result<Res, E> {
+                    Ok(Res::unreachable())
+                }
+            }
+        };
+    }
+
+    hint_only!(HttpAnswer);
+    hint_only!(GrpcAnswer);
 
     impl Rejected {
         /// The HTTP answer to this rejection: 503 (429 for an exhausted budget) with

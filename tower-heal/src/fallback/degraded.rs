@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// How much of its function a component still delivers, after the course's five levels.
+/// How much of its function a component still delivers, in five levels.
 ///
 /// The goal of a chain of fallbacks is never to drop from [`Full`](Self::Full) straight to
 /// [`Failed`](Self::Failed) while a level in between can answer.
@@ -138,16 +138,49 @@ impl Degraded {
 /// The header a fallback's answer carries under `.http()`: `x-degraded: <component>; level=<n>`.
 pub const DEGRADED_HEADER: &str = "x-degraded";
 
-/// A response that can carry a [`Degraded`] marker.
+/// A response that can carry a [`Degraded`] marker, or goes behind a fallback unmarked.
 ///
 /// Implemented for `http::Response<B>` (an extension) and for [`Marked<T>`], which wraps any
-/// value. Implement it for your own response type to put it behind a fallback.
+/// value and carries the marker. Plain types (numbers, `bool`, `char`, `()`, `String`,
+/// `&'static str`, `Vec<T>`, `Box<T>`, `Arc<T>`, `Option<T>`, `Result<T, E>`, `Bytes`) go behind
+/// a fallback as they are, unmarked: which level answered shows in the metrics and events,
+/// not on the answer. Your own type takes either road: an empty impl (unmarked), or the two
+/// methods over a field of its own.
+///
+/// ```
+/// use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+/// use tower_heal::{Degradable, DegradationLevel, FallbackLayer};
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Quote(u32);
+/// impl Degradable for Quote {} // unmarked
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let fallback = service_fn(|_: u32| async { Ok::<_, std::io::Error>(Quote(0)) });
+/// let mut svc = ServiceBuilder::new()
+///     .layer(FallbackLayer::new("quotes", DegradationLevel::Minimal, fallback))
+///     .service_fn(|_: u32| async { Err::<Quote, _>(std::io::Error::other("down")) });
+/// assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), Quote(0));
+/// # }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say whether it can carry a fallback's `Degraded` marker",
+    label = "the fallback's answers are of this type",
+    note = "to go behind a fallback unmarked, add `impl tower_heal::Degradable for {Self} {{}}`",
+    note = "to carry the marker, wrap it in `tower_heal::Marked<{Self}>` or implement `mark_degraded` and `degraded` over a field"
+)]
 pub trait Degradable {
     /// Marks the response; `header` asks for the visible header too (where the type has one).
-    fn mark_degraded(&mut self, degraded: Degraded, header: bool);
+    /// Does nothing by default: the answer goes unmarked.
+    fn mark_degraded(&mut self, degraded: Degraded, header: bool) {
+        let _ = (degraded, header);
+    }
 
-    /// The marker, if a fallback answered.
-    fn degraded(&self) -> Option<&Degraded>;
+    /// The marker, if a fallback answered (`None` by default: a type that does not keep the
+    /// marker never shows one).
+    fn degraded(&self) -> Option<&Degraded> {
+        None
+    }
 
     /// Whether the response is a rejection answered by one of the family's layers (an open
     /// breaker under `.http()`): it then counts as a rejection, not as the dependency's answer.
@@ -197,6 +230,43 @@ impl<T> From<T> for Marked<T> {
         Self::new(value)
     }
 }
+
+/// Plain types go behind a fallback unmarked.
+macro_rules! unmarked {
+    ($($ty:ty),* $(,)?) => {$(
+        impl Degradable for $ty {}
+    )*};
+}
+
+unmarked!(
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    (),
+    String,
+    &'static str,
+);
+
+impl<T> Degradable for Vec<T> {}
+impl<T: ?Sized> Degradable for Box<T> {}
+impl<T: ?Sized> Degradable for Arc<T> {}
+impl<T> Degradable for Option<T> {}
+impl<T, E> Degradable for Result<T, E> {}
+#[cfg(feature = "http")]
+impl Degradable for bytes::Bytes {}
 
 impl<T> Degradable for Marked<T> {
     fn mark_degraded(&mut self, degraded: Degraded, _header: bool) {

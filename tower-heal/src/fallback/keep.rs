@@ -3,6 +3,12 @@
 /// Keeps what the fallback needs of a request, before the primary consumes it.
 ///
 /// Implemented by [`CloneRequest`] (the default) and by any `Fn(&Req) -> T`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot keep a `{Req}` for the fallback",
+    label = "the fallback needs something of each request, kept before the primary runs",
+    note = "the default keeps a clone, and `{Req}` is not `Clone`: say what to keep with `.keep(..)`",
+    note = "for an `http::Request`, `.keep(tower_heal::fallback::keep_head)` keeps its head; any `|request: &Req| ..` closure works too"
+)]
 pub trait KeepRequest<Req> {
     /// What the fallback service is called with.
     type Kept;

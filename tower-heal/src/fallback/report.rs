@@ -2,9 +2,8 @@
 
 use super::{Degradable, DegradationLevel};
 
-/// Collects, in a handler that calls several dependencies, what each of them answered: the
-/// course's incident-details example, where the answer says `full` or lists the
-/// `degraded_components` and the worst level.
+/// Collects, in a handler that calls several dependencies, what each of them answered, for
+/// an answer that says `full` or lists the `degraded_components` and the worst level.
 ///
 /// With the `serde` feature it serializes as
 /// `{"status": "degraded", "level": 1, "degraded_components": ["metrics"]}`.

@@ -157,12 +157,12 @@ where
                 // Every attempt answered, none well: the last bad answer.
                 return Poll::Ready(slow.failed.take().expect("an attempt answered"));
             }
-            let (Some(service), Some(kept)) = (this.service.as_mut(), this.kept.as_mut()) else {
-                return Poll::Pending;
-            };
-            if slow.sent >= shared.max_hedges {
+            if slow.sent >= shared.max_hedges || this.kept.is_none() {
                 return Poll::Pending;
             }
+            let Some(service) = this.service.as_mut() else {
+                return Poll::Pending;
+            };
             if !slow.due {
                 let delay = shared.delay();
                 let timer = slow.timer.get_or_insert_with(|| {
@@ -172,45 +172,54 @@ where
                     return Poll::Pending;
                 }
                 slow.due = true;
-                if !shared.budget.withdraw() {
-                    shared.metrics.refused();
-                    tracing::warn!(hedge = %shared.name, "not hedged: the retry budget is exhausted");
-                    slow.sent = shared.max_hedges;
-                    continue;
-                }
             }
+            // The budget is charged only for a copy that is sent: after the service is
+            // ready and the request could be replayed.
             match service.poll_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_)) => {
                     slow.sent = shared.max_hedges;
+                    *this.service = None;
                     continue;
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            match shared.replay.replay(kept) {
-                Ok(request) => {
-                    slow.sent += 1;
-                    slow.due = false;
-                    let waited = slow.started.elapsed();
-                    // The next copy waits one more delay.
-                    if let Some(timer) = slow.timer.as_mut() {
-                        timer.as_mut().reset(Instant::now() + shared.delay());
-                    }
-                    shared.metrics.sent();
-                    tracing::info!(
-                        hedge = %shared.name,
-                        "no answer after {} ms; sending copy {}/{}",
-                        waited.as_millis(),
-                        slow.sent,
-                        shared.max_hedges
-                    );
-                    slow.hedges.push(Box::pin(service.call(request)));
-                }
+            let kept = this.kept.as_mut().expect("checked above");
+            let mut request = match shared.replay.replay(kept) {
+                Ok(request) => request,
                 Err(reason) => {
                     tracing::debug!(hedge = %shared.name, "not hedged: {reason}");
                     slow.sent = shared.max_hedges;
+                    // Releases what the readiness reserved.
+                    *this.service = None;
+                    continue;
                 }
+            };
+            if !shared.budget.withdraw() {
+                shared.metrics.refused();
+                tracing::warn!(hedge = %shared.name, "not hedged: the retry budget is exhausted");
+                slow.sent = shared.max_hedges;
+                *this.service = None;
+                continue;
             }
+            slow.sent += 1;
+            slow.due = false;
+            let waited = slow.started.elapsed();
+            // The next copy waits one more delay.
+            if let Some(timer) = slow.timer.as_mut() {
+                timer.as_mut().reset(Instant::now() + shared.delay());
+            }
+            shared.metrics.sent();
+            tracing::info!(
+                hedge = %shared.name,
+                "no answer after {} ms; sending copy {}/{}",
+                waited.as_millis(),
+                slow.sent,
+                shared.max_hedges
+            );
+            shared.replay.before_send(&mut request);
+            let service = this.service.as_mut().expect("ready above");
+            slow.hedges.push(Box::pin(service.call(request)));
         }
     }
 }

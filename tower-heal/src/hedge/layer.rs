@@ -19,7 +19,9 @@ use crate::{AnyRequest, ConfigError, DefaultClasses, Hedge, RetryBudget, RetryIf
 ///
 /// The delay is fixed, or a percentile of the latencies the layer observes (for example
 /// p95: one request in twenty gets a copy). Only requests the [gate](crate::RetryGate)
-/// allows are hedged ([`HedgeLayer::http`]: idempotent methods or an `Idempotency-Key`).
+/// allows and calls [idempotent](crate::RetryGate::idempotent) are hedged (an
+/// `http::Request` with an idempotent method or an `Idempotency-Key`, with every gate of
+/// this crate; a gRPC method marked idempotent with [`GrpcGate`](crate::GrpcGate)).
 /// Each copy withdraws one retry from a budget: the layer's own (on by default), or a retry
 /// layer's with [`share_budget_with`](HedgeBuilder::share_budget_with).
 ///

@@ -14,8 +14,9 @@ use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 /// A service that sends hedged copies of slow requests. Made by
 /// [`HedgeLayer`](crate::HedgeLayer).
 ///
-/// A call answered on the first poll of its future costs no timer, no allocation and no
-/// clock read; a slow one arms one timer and allocates its hedging state.
+/// A call answered on the first poll of its future costs no timer and no allocation (its
+/// budget deposit is dated by a look at the clock at most every few dozen calls at a high
+/// rate); a slow one arms one timer and allocates its hedging state.
 pub struct Hedge<S, C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
     inner: S,
     shared: Arc<HedgeShared<C, G, R>>,
@@ -71,7 +72,8 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        let keep = shared.gate.allows(&request);
+        // A copy runs the request a second time: only an idempotent request is hedged.
+        let keep = shared.gate.allows(&request) && shared.gate.idempotent(&request);
         let (request, kept) = shared.replay.prepare(request, keep);
         if shared.deposits {
             shared.budget.deposit();

@@ -1,4 +1,4 @@
-//! Configuration: plain data in our users' JSON shape, validated once.
+//! Configuration: plain data in its JSON shape, validated once.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub enum DuringRebuild {
     Reject,
 }
 
-/// A recovery layer's configuration, field for field as our users write it in JSON.
+/// A recovery layer's configuration, field for field as it reads from JSON.
 ///
 /// `Default` gives the documented defaults: recover when the success rate over the last 30 s
 /// drops below 0.8 with at least 5 calls, or after 5 consecutive failures; wait 5 s between

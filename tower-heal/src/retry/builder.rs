@@ -141,10 +141,11 @@ impl<C, G, R> RetryBuilder<C, G, R> {
         self
     }
 
-    /// `max_rejection_wait`: the longest `retry_after` of a family rejection (an open breaker,
-    /// a full bulkhead) that the layer waits out (default 10 s, and never beyond
-    /// `max_retry_after`). An open breaker's minute is then returned at once, so a fallback
-    /// above can answer, while a full bulkhead's second is waited out.
+    /// `max_rejection_wait`: the longest `retry_after` of a family rejection (a full bulkhead;
+    /// an open breaker when `circuit_open` is configured to retry) that the layer waits out
+    /// (default 10 s, and never beyond `max_retry_after`): a full bulkhead's second is waited
+    /// out. With the defaults a breaker's rejection is returned at once, whatever its
+    /// `retry_after` (see the table in the crate docs).
     pub fn max_rejection_wait(mut self, max: Duration) -> Self {
         self.settings.max_rejection_wait = max;
         self
@@ -179,6 +180,16 @@ impl<C, G, R> RetryBuilder<C, G, R> {
     /// the same delays.
     pub fn seed(mut self, seed: u64) -> Self {
         self.settings.seed = Some(seed);
+        self
+    }
+
+    /// `retry_non_idempotent`: retry a failure that may have reached the server (a timeout,
+    /// a connection lost mid-call) even when the gate says the request is not idempotent
+    /// (default `false`). The gate's [`allows`](crate::RetryGate::allows) still decides
+    /// which requests are retried at all: over [`RetryLayer::http`], a POST without an
+    /// `Idempotency-Key` is never retried.
+    pub fn retry_non_idempotent(mut self, retry: bool) -> Self {
+        self.settings.retry_non_idempotent = retry;
         self
     }
 
@@ -253,6 +264,7 @@ impl<C, G, R> RetryBuilder<C, G, R> {
                     settings.max_rejection_wait,
                     settings.max_total_delay,
                 ),
+                settings.retry_non_idempotent,
                 Arc::new(Budget::new(settings.budget)),
                 self.hook,
                 seed,
@@ -275,16 +287,35 @@ impl RetryLayer {
         )
     }
 
-    /// A builder for gRPC clients (over tonic's `Channel`): [`GrpcClasses`](crate::GrpcClasses)
-    /// (`UNAVAILABLE`, honouring `grpc-retry-pushback-ms`), every request retried, bodies
-    /// replayed from a buffer of up to 64 KiB.
-    pub fn grpc()
-    -> RetryBuilder<crate::GrpcClasses, crate::AnyRequestWithDeadline, crate::ReplayBodies> {
+    /// A builder for gRPC clients (over tonic's `Channel`), after gRPC's retry design (A6):
+    /// [`GrpcClasses`](crate::GrpcClasses) retries `UNAVAILABLE` answers (honouring
+    /// `grpc-retry-pushback-ms`) and RPCs that never left the client (a refused connection
+    /// or stream); [`GrpcGate`](crate::GrpcGate) retries a timeout or a connection lost
+    /// after the RPC went out only for the methods marked
+    /// [`idempotent_method`](RetryBuilder::idempotent_method). The RPC's deadline
+    /// (`grpc-timeout`, or a [`Deadline`](crate::Deadline) extension) bounds every back-off,
+    /// and each retry's `grpc-timeout` is the time left. Bodies are replayed from a buffer of
+    /// up to 64 KiB.
+    ///
+    /// tonic's `Channel` fails with its own error type, which the classes cannot look into:
+    /// such an error counts as possibly sent. Map it into a `BoxError` under the layer
+    /// (`.map_err(BoxError::from)`) so a refused connection is recognised.
+    pub fn grpc() -> RetryBuilder<crate::GrpcClasses, crate::GrpcGate, crate::ReplayBodies> {
         RetryBuilder::with(
             crate::GrpcClasses::new(),
-            crate::AnyRequestWithDeadline,
+            crate::GrpcGate::new(),
             crate::ReplayBodies::new(64 * 1024),
         )
+    }
+}
+
+#[cfg(feature = "http")]
+impl<C, R> RetryBuilder<C, crate::GrpcGate, R> {
+    /// Marks the gRPC method at `path` (`/package.Service/Method`) idempotent: a timeout or a
+    /// connection lost after it went out is retried too.
+    pub fn idempotent_method(mut self, path: impl Into<String>) -> Self {
+        self.gate = self.gate.idempotent_method(path);
+        self
     }
 }
 

@@ -10,7 +10,7 @@ use tower_outcome::{BoxError, find_rejected};
 /// The class of a failed attempt, naming the [`ClassPolicy`](crate::ClassPolicy) that decides
 /// whether and when it is retried.
 ///
-/// The built-in classes are the names our users' configurations use (`retry_policies`); a
+/// The built-in classes are the names configurations use under `retry_policies`; a
 /// classifier of your own may return any other name with [`Class::new`] and configure it the
 /// same way.
 ///
@@ -38,9 +38,15 @@ impl Class {
     pub const VALIDATION_ERROR: Self = Self("validation_error");
     /// gRPC `UNAVAILABLE` (14).
     pub const GRPC_UNAVAILABLE: Self = Self("grpc_unavailable");
-    /// A rejection by one of the family's layers (breaker open, bulkhead full): waited out
-    /// only when its `retry_after` fits the limits.
+    /// A rejection by one of the family's layers other than a circuit breaker (a full
+    /// bulkhead, an exhausted token budget): waited out only when its `retry_after` fits
+    /// `max_rejection_wait` and `max_retry_after`.
     pub const REJECTED: Self = Self("rejected");
+    /// A circuit breaker's rejection (open, forced open, half-open without a free probe
+    /// slot): never retried unless configured, so the call ends at once and a fallback above
+    /// can answer; when configured, waited out only within the limits of
+    /// [`REJECTED`](Self::REJECTED).
+    pub const CIRCUIT_OPEN: Self = Self("circuit_open");
 
     /// A class of your own.
     #[must_use]
@@ -74,8 +80,10 @@ pub enum Hint {
     Stop,
 }
 
-/// A failed attempt: its class, the server's hint and, for events, a status code.
+/// A failed attempt: its class, the server's hint, whether the request may have reached the
+/// server and, for events, a status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Failure {
     /// The class, choosing the policy.
     pub class: Class,
@@ -83,6 +91,12 @@ pub struct Failure {
     pub hint: Hint,
     /// An HTTP status or gRPC code, shown in the retry event.
     pub code: Option<u16>,
+    /// The request may have reached the server and run there: a timeout, or a connection
+    /// lost after the request went out. Such a failure is retried only for a request the
+    /// [gate](crate::RetryGate::idempotent) calls idempotent (or with
+    /// [`retry_non_idempotent`](crate::RetryBuilder::retry_non_idempotent)). `false` for an
+    /// answer (a 503, `UNAVAILABLE`), a refused connection or a family rejection.
+    pub maybe_sent: bool,
 }
 
 impl Failure {
@@ -93,7 +107,15 @@ impl Failure {
             class,
             hint: Hint::None,
             code: None,
+            maybe_sent: false,
         }
+    }
+
+    /// Whether the request may have reached the server (see [`maybe_sent`](Self::maybe_sent)).
+    #[must_use]
+    pub const fn with_maybe_sent(mut self, maybe_sent: bool) -> Self {
+        self.maybe_sent = maybe_sent;
+        self
     }
 
     /// With the server's hint.
@@ -114,8 +136,8 @@ impl Failure {
 /// Decides whether an attempt's result is final (`None`) or a [`Failure`] of some class.
 ///
 /// This is the retry side of the family's classification: it differs from the breaker's
-/// [`Classify`](tower_outcome::Classify) on purpose (DESIGN.md §1: a 429 is retried but does
-/// not trip a breaker; a 500 trips a breaker but is not retried by default).
+/// [`Classify`](tower_outcome::Classify) on purpose: a 429 is retried but does not trip a
+/// breaker; a 500 trips a breaker but is not retried by default.
 pub trait ClassifyRetry<Res, E> {
     /// `None`: return this result. `Some`: a failure its class's policy may retry.
     fn classify(&self, result: &Result<Res, E>) -> Option<Failure>;
@@ -147,28 +169,74 @@ impl<Res, E: 'static> ClassifyRetry<Res, E> for DefaultClasses {
 }
 
 /// The class of an error, as [`DefaultClasses`] sees it.
+///
+/// A refused connection, an HTTP/2 stream the server refused before processing it
+/// (`REFUSED_STREAM`), a connect error of hyper's client and a family rejection never left
+/// the client; every other error (a timeout, a reset connection, an error of a type this
+/// function cannot look into) may have reached the server, and is marked
+/// [`maybe_sent`](Failure::maybe_sent).
+///
+/// ```
+/// use tower_heal::{Class, error_failure};
+///
+/// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// assert!(!error_failure(&refused).maybe_sent);
+/// let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+/// assert_eq!(error_failure(&timed_out).class, Class::TIMEOUT);
+/// assert!(error_failure(&timed_out).maybe_sent);
+/// ```
 #[must_use]
 pub fn error_failure<E: 'static>(error: &E) -> Failure {
     let Some(error) = as_dyn_error(error) else {
-        return Failure::new(Class::NETWORK_ERROR);
+        return Failure::new(Class::NETWORK_ERROR).with_maybe_sent(true);
     };
     if let Some(rejected) = find_rejected(error) {
         let hint = rejected.retry_after().map_or(Hint::Stop, Hint::After);
-        return Failure::new(Class::REJECTED).with_hint(hint);
+        return Failure::new(rejected_class(rejected)).with_hint(hint);
     }
+    let mut class = Class::NETWORK_ERROR;
     let mut next = Some(error);
-    while let Some(err) = next {
+    // Bounded, as `find_rejected` is: a chain with a cycle must not hang the caller.
+    for _ in 0..MAX_CHAIN {
+        let Some(err) = next else { break };
+        if never_sent(err) {
+            return Failure::new(Class::NETWORK_ERROR);
+        }
         let timed_out = err.is::<tokio::time::error::Elapsed>()
             || err
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
             || err.to_string() == "request timed out";
         if timed_out {
-            return Failure::new(Class::TIMEOUT);
+            class = Class::TIMEOUT;
         }
         next = err.source();
     }
-    Failure::new(Class::NETWORK_ERROR)
+    Failure::new(class).with_maybe_sent(true)
+}
+
+/// How deep an error chain is walked.
+const MAX_CHAIN: usize = 32;
+
+/// The error says the request never left the client.
+fn never_sent(err: &(dyn Error + 'static)) -> bool {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        return io.kind() == std::io::ErrorKind::ConnectionRefused;
+    }
+    // Neither h2 nor hyper-util is a dependency: their errors are known by their text
+    // (h2's `REFUSED_STREAM`, hyper-util's legacy client connect error).
+    let text = err.to_string();
+    text.ends_with("refused stream before processing any application logic")
+        || text == "client error (Connect)"
+}
+
+/// The class of a family rejection: a circuit breaker's, or any other layer's.
+pub(crate) fn rejected_class(rejected: &tower_outcome::Rejected) -> Class {
+    if rejected.kind() == tower_outcome::LayerKind::Breaker {
+        Class::CIRCUIT_OPEN
+    } else {
+        Class::REJECTED
+    }
 }
 
 /// The error as `dyn Error`, for the error types services commonly return.
@@ -248,24 +316,41 @@ mod http_classes {
         parse_retry_after,
     };
 
-    use super::{Class, ClassifyRetry, Failure, Hint, error_failure};
+    use super::{Class, ClassifyRetry, Failure, Hint, error_failure, rejected_class};
 
-    /// `Retry-After` as a hint: absent or garbage is no hint.
+    /// `Retry-After` as a hint: absent or garbage is no hint; a number too large to parse is
+    /// a very long delay (RFC 9111 §1.2.2), beyond any `max_retry_after`.
     fn retry_after(headers: &HeaderMap, now: SystemTime) -> Hint {
-        headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|value| parse_retry_after(value, now, Duration::MAX))
-            .map_or(Hint::None, Hint::After)
+        let Some(value) = headers.get(http::header::RETRY_AFTER) else {
+            return Hint::None;
+        };
+        match parse_retry_after(value, now, Duration::MAX) {
+            Some(delay) => Hint::After(delay),
+            None if overflowing(value) => Hint::After(Duration::MAX),
+            None => Hint::None,
+        }
+    }
+
+    /// The value is a number of digits only, too large to parse: a very long delay.
+    fn overflowing(value: &http::HeaderValue) -> bool {
+        value.to_str().is_ok_and(|text| {
+            let text = text.trim();
+            !text.is_empty()
+                && text.bytes().all(|b| b.is_ascii_digit())
+                && text.parse::<u64>().is_err()
+        })
     }
 
     fn rejected_hint(rejected: &Rejected) -> Hint {
         rejected.retry_after().map_or(Hint::Stop, Hint::After)
     }
 
-    /// Classes of HTTP responses (DESIGN.md §1, retry column).
+    /// Classes of HTTP responses, for retrying.
     ///
     /// - 502, 503, 504 and 408: [`Class::API_ERRORS_5XX`] (500 too with
-    ///   [`retry_500`](Self::retry_500)), honouring `Retry-After`;
+    ///   [`retry_500`](Self::retry_500)), honouring `Retry-After`; a 502, 504 or 500 may come
+    ///   after the request ran upstream, so it is [`maybe_sent`](Failure::maybe_sent) (retried
+    ///   only for an idempotent request), a 503 or 408 is not;
     /// - 429: [`Class::RATE_LIMIT_429`], honouring `Retry-After` (seconds or an HTTP-date);
     /// - 400 and 422: [`Class::VALIDATION_ERROR`] (never retried by default);
     /// - a response answered by one of the family's layers (it carries the
@@ -313,7 +398,9 @@ mod http_classes {
         #[must_use]
         pub fn classify_response<B>(&self, response: &Response<B>) -> Option<Failure> {
             if let Some(rejected) = response.extensions().get::<Rejected>() {
-                return Some(Failure::new(Class::REJECTED).with_hint(rejected_hint(rejected)));
+                return Some(
+                    Failure::new(rejected_class(rejected)).with_hint(rejected_hint(rejected)),
+                );
             }
             let status = response.status().as_u16();
             let class = match status {
@@ -324,7 +411,15 @@ mod http_classes {
                 _ => return None,
             };
             let hint = retry_after(response.headers(), (self.now)());
-            Some(Failure::new(class).with_hint(hint).with_code(status))
+            // A gateway's 502 or 504, or a 500, may come after the request ran upstream; a
+            // 503, 429 or 408 says it was not processed.
+            let maybe_sent = matches!(status, 500 | 502 | 504);
+            Some(
+                Failure::new(class)
+                    .with_hint(hint)
+                    .with_code(status)
+                    .with_maybe_sent(maybe_sent),
+            )
         }
     }
 
@@ -397,7 +492,9 @@ mod http_classes {
         #[must_use]
         pub fn classify_response<B>(&self, response: &Response<B>) -> Option<Failure> {
             if let Some(rejected) = response.extensions().get::<Rejected>() {
-                return Some(Failure::new(Class::REJECTED).with_hint(rejected_hint(rejected)));
+                return Some(
+                    Failure::new(rejected_class(rejected)).with_hint(rejected_hint(rejected)),
+                );
             }
             // grpc-status wins over the HTTP status; without it, a non-200 is mapped.
             let code = grpc_code_at_head(response.status(), response.headers())?;
@@ -412,6 +509,7 @@ mod http_classes {
                 None => Hint::None,
                 Some(value) => match parse_grpc_pushback(value, Duration::MAX) {
                     Pushback::After(delay) => Hint::After(delay),
+                    Pushback::DontRetry if overflowing(value) => Hint::After(Duration::MAX),
                     Pushback::DontRetry => Hint::Stop,
                 },
             };
@@ -463,7 +561,106 @@ mod tests {
             .with_retry_after(Duration::from_secs(3));
         let err: Result<(), BoxError> = Err(Box::new(rejected));
         let failure = DefaultClasses.classify(&err).unwrap();
-        assert_eq!(failure.class, Class::REJECTED);
+        assert_eq!(
+            failure.class,
+            Class::CIRCUIT_OPEN,
+            "a breaker's: its own class"
+        );
         assert_eq!(failure.hint, Hint::After(Duration::from_secs(3)));
+        assert!(!failure.maybe_sent, "a rejection never left the client");
+        let full = Rejected::new(LayerKind::Bulkhead, Reason::BulkheadFull)
+            .with_retry_after(Duration::from_secs(1));
+        let err: Result<(), BoxError> = Err(Box::new(full));
+        let failure = DefaultClasses.classify(&err).unwrap();
+        assert_eq!(failure.class, Class::REJECTED);
+        assert_eq!(failure.hint, Hint::After(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn what_never_left_the_client_is_told_from_what_may_have() {
+        let refused: Result<(), BoxError> = Err(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        let failure = DefaultClasses.classify(&refused).unwrap();
+        assert_eq!(failure.class, Class::NETWORK_ERROR);
+        assert!(!failure.maybe_sent);
+        let stream: Result<(), BoxError> = Err(
+            "stream error received: refused stream before processing any application logic".into(),
+        );
+        assert!(!DefaultClasses.classify(&stream).unwrap().maybe_sent);
+        for sent in [
+            Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)) as BoxError,
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+            "connection closed before message completed".into(),
+        ] {
+            let result: Result<(), BoxError> = Err(sent);
+            assert!(
+                DefaultClasses.classify(&result).unwrap().maybe_sent,
+                "{result:?}"
+            );
+        }
+        // An error type the classes cannot look into: it may have been sent.
+        #[derive(Debug)]
+        struct Opaque;
+        assert!(error_failure(&Opaque).maybe_sent);
+    }
+
+    /// An error whose source is itself: the walk ends.
+    #[derive(Debug)]
+    struct Cycle;
+
+    impl fmt::Display for Cycle {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("cycle")
+        }
+    }
+
+    impl Error for Cycle {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&CYCLE)
+        }
+    }
+
+    static CYCLE: Cycle = Cycle;
+
+    /// Seen failing before the fix: the 429 was classed without a hint, and retried after
+    /// the layer's own back-off.
+    #[cfg(feature = "http")]
+    #[test]
+    fn a_delay_too_large_to_parse_is_very_large() {
+        let huge = "99999999999999999999999";
+        let res = http::Response::builder()
+            .status(429)
+            .header("retry-after", huge)
+            .body(())
+            .unwrap();
+        let failure = HttpClasses::new().classify_response(&res).unwrap();
+        assert_eq!(failure.hint, Hint::After(Duration::MAX));
+        let res = http::Response::builder()
+            .header("grpc-status", "14")
+            .header("grpc-retry-pushback-ms", huge)
+            .body(())
+            .unwrap();
+        let failure = GrpcClasses::new().classify_response(&res).unwrap();
+        assert_eq!(failure.hint, Hint::After(Duration::MAX));
+        // Garbage is still garbage.
+        let res = http::Response::builder()
+            .status(503)
+            .header("retry-after", "soon")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            HttpClasses::new().classify_response(&res).unwrap().hint,
+            Hint::None
+        );
+    }
+
+    #[test]
+    fn an_error_chain_with_a_cycle_is_walked_a_bounded_way() {
+        let result: Result<(), BoxError> = Err(Box::new(Cycle));
+        assert_eq!(
+            DefaultClasses.classify(&result).unwrap().class,
+            Class::NETWORK_ERROR
+        );
     }
 }

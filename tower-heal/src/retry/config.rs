@@ -1,4 +1,4 @@
-//! Configuration in our users' JSON shape (the course's `retry_policies`).
+//! Configuration in its JSON shape (`retry_policies` and the default policy's fields).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,8 +11,8 @@ use crate::{Backoff, BackoffKind, ClassPolicy, ConfigError, Jitter, RetryBudget,
 /// The most retries a policy may allow.
 pub const MAX_RETRIES: u32 = 100;
 
-/// A retry layer's configuration, in the shape our users write (with the `serde` feature it
-/// reads from JSON; field names are the course's).
+/// A retry layer's configuration (with the `serde` feature it reads from JSON: the default
+/// policy's fields at the top level, per-class policies under `retry_policies`).
 ///
 /// The top-level fields are the default policy, used by every class not listed under
 /// `retry_policies`. A class's policy inherits each back-off field it does not set from the
@@ -65,6 +65,10 @@ pub struct RetryConfig {
     pub throttle: Option<ThrottleConfig>,
     /// Seed of the jitter's random numbers (default: random per layer).
     pub seed: Option<u64>,
+    /// Retries a failure that may have reached the server (a timeout, a connection lost
+    /// mid-call) even for a request that is not idempotent (a POST without an
+    /// `Idempotency-Key`); default `false`: such a request is sent once.
+    pub retry_non_idempotent: bool,
     /// Per-class policies, by class name.
     pub retry_policies: BTreeMap<String, PolicyConfig>,
 }
@@ -91,6 +95,7 @@ impl Default for RetryConfig {
             budget: Some(BudgetConfig::default()),
             throttle: None,
             seed: None,
+            retry_non_idempotent: false,
             retry_policies: BTreeMap::new(),
         }
     }
@@ -165,6 +170,7 @@ pub(crate) struct Settings {
     pub(crate) max_total_delay: Option<Duration>,
     pub(crate) budget: BudgetKind,
     pub(crate) seed: Option<u64>,
+    pub(crate) retry_non_idempotent: bool,
 }
 
 impl Default for Settings {
@@ -180,6 +186,7 @@ impl Default for Settings {
             max_total_delay: None,
             budget: BudgetKind::Ratio(RetryBudget::default()),
             seed: None,
+            retry_non_idempotent: false,
         }
     }
 }
@@ -306,6 +313,7 @@ impl RetryConfig {
             max_total_delay: self.max_total_delay_ms.map(Duration::from_millis),
             budget,
             seed: self.seed,
+            retry_non_idempotent: self.retry_non_idempotent,
         };
         settings.validate()?;
         Ok(settings)

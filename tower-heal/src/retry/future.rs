@@ -23,7 +23,8 @@ struct Retrying<Request> {
     previous: Duration,
     rng: fastrand::Rng,
     next: Option<Request>,
-    sleep: Pin<Box<Sleep>>,
+    /// Armed on the first back-off that is not zero: a zero back-off retries at once.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 pin_project! {
@@ -44,6 +45,9 @@ pin_project! {
         service: Option<S>,
         kept: Option<R::Kept>,
         deadline: Option<Instant>,
+        // The gate called the request idempotent: a failure that may have reached the
+        // server may be retried.
+        idempotent: bool,
         retrying: Lazy<R::Request>,
     }
 }
@@ -67,7 +71,7 @@ where
         shared: Arc<Shared<C, G, R>>,
         service: Option<S>,
         kept: Option<R::Kept>,
-        deadline: Option<Instant>,
+        (deadline, idempotent): (Option<Instant>, bool),
     ) -> Self {
         Self {
             state: State::Called { future },
@@ -75,6 +79,7 @@ where
             service,
             kept,
             deadline,
+            idempotent,
             retrying: Lazy(None),
         }
     }
@@ -110,15 +115,15 @@ where
                         shared,
                         failure,
                         this.kept.as_mut().filter(|_| this.service.is_some()),
-                        *this.deadline,
+                        (*this.deadline, *this.idempotent),
                         &mut this.retrying.0,
                     );
-                    if decided.is_err() {
+                    let Ok(next) = decided else {
                         return Poll::Ready(result);
-                    }
+                    };
                     // The failed response is dropped before sleeping.
                     drop(result);
-                    self.as_mut().project().state.set(State::Waiting);
+                    self.as_mut().project().state.set(next);
                 }
             }
         }
@@ -153,22 +158,23 @@ where
                         shared,
                         failure,
                         this.kept.as_mut().filter(|_| this.service.is_some()),
-                        *this.deadline,
+                        (*this.deadline, *this.idempotent),
                         &mut this.retrying.0,
                     );
-                    if decided.is_err() {
+                    let Ok(next) = decided else {
                         return Poll::Ready(result);
-                    }
+                    };
                     drop(result);
-                    self.as_mut().project().state.set(State::Waiting);
+                    self.as_mut().project().state.set(next);
                 }
                 StateProj::Waiting => {
-                    let retrying = this
+                    let sleep = this
                         .retrying
                         .0
                         .as_mut()
-                        .expect("a waiting retry has its state");
-                    ready!(retrying.sleep.as_mut().poll(cx));
+                        .and_then(|r| r.sleep.as_mut())
+                        .expect("a waiting retry has its timer");
+                    ready!(sleep.as_mut().poll(cx));
                     self.as_mut().project().state.set(State::Readying);
                 }
                 StateProj::Readying => {
@@ -177,12 +183,13 @@ where
                         .as_mut()
                         .expect("only a kept request is retried");
                     ready!(service.poll_ready(cx))?;
-                    let request = this
+                    let mut request = this
                         .retrying
                         .0
                         .as_mut()
                         .and_then(|r| r.next.take())
                         .expect("a retry has its request");
+                    this.shared.replay.before_send(&mut request);
                     let future = service.call(request);
                     self.as_mut().project().state.set(State::Called { future });
                 }
@@ -211,15 +218,16 @@ fn drop_retrying<Request>(retrying: Box<Retrying<Request>>) {
 }
 
 /// Decides whether a failed attempt is retried; on yes, the retry's request is ready, the
-/// budget is spent and the back-off is armed.
+/// budget is spent and the back-off is armed, and the state to go on in is returned
+/// (`Readying` at once for a zero back-off, which arms no timer).
 #[inline(never)]
-fn decide<C, G, R: Replay<Req>, Req>(
+fn decide<C, G, R: Replay<Req>, Req, F>(
     shared: &Shared<C, G, R>,
     failure: Failure,
     kept: Option<&mut R::Kept>,
-    deadline: Option<Instant>,
+    (deadline, idempotent): (Option<Instant>, bool),
     retrying: &mut Option<Box<Retrying<R::Request>>>,
-) -> Result<(), ()> {
+) -> Result<State<F>, ()> {
     shared.metrics.failure();
     let retries = retrying.as_ref().map_or(0, |r| r.retries);
     let attempt = retries + 1;
@@ -242,6 +250,9 @@ fn decide<C, G, R: Replay<Req>, Req>(
     let Some(kept) = kept else {
         return stop("the request may not be retried (not idempotent)");
     };
+    if failure.maybe_sent && !idempotent {
+        return stop("the request may have reached the server and is not idempotent");
+    }
     let (rng, previous) = match retrying {
         Some(r) => (&mut r.rng, r.previous),
         None => {
@@ -252,7 +263,7 @@ fn decide<C, G, R: Replay<Req>, Req>(
                 previous: policy.backoff.initial,
                 rng,
                 next: None,
-                sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+                sleep: None,
             }));
             let r = retrying.as_mut().expect("just set");
             (&mut r.rng, r.previous)
@@ -263,11 +274,13 @@ fn decide<C, G, R: Replay<Req>, Req>(
         Hint::After(delay) if delay > shared.max_retry_after => {
             return stop("the server's delay is beyond max_retry_after");
         }
-        // A family rejection (an open breaker, a full bulkhead) is waited out only up to
-        // `max_rejection_wait` (10 s by default): an open breaker's minute is answered at once,
-        // so a fallback above can answer, while a bulkhead's second is waited out.
+        // A family rejection is waited out only up to `max_rejection_wait` (10 s by default):
+        // a full bulkhead's second is waited out. A breaker's rejection (`circuit_open`) gets
+        // here only when its class is configured to retry: by default it is returned at once,
+        // so a fallback above can answer.
         Hint::After(delay)
-            if failure.class == Class::REJECTED && delay > shared.max_rejection_wait =>
+            if (failure.class == Class::REJECTED || failure.class == Class::CIRCUIT_OPEN)
+                && delay > shared.max_rejection_wait =>
         {
             return stop("the rejection's retry_after is beyond max_rejection_wait");
         }
@@ -281,9 +294,13 @@ fn decide<C, G, R: Replay<Req>, Req>(
     {
         return stop("the back-off would overrun max_total_delay");
     }
-    let wake = Instant::now() + delay;
-    if deadline.is_some_and(|deadline| wake > deadline) {
-        return stop("the back-off would overrun the deadline");
+    // The clock is read only for a back-off or a deadline: a zero back-off without a
+    // deadline retries without one.
+    let wake = (!delay.is_zero() || deadline.is_some()).then(|| Instant::now() + delay);
+    if let (Some(deadline), Some(wake)) = (deadline, wake)
+        && wake >= deadline
+    {
+        return stop("the back-off would reach the deadline");
     }
     let request = match shared.replay.replay(kept) {
         Ok(request) => request,
@@ -297,9 +314,17 @@ fn decide<C, G, R: Replay<Req>, Req>(
     r.slept += delay;
     r.previous = delay;
     r.next = Some(request);
-    r.sleep.as_mut().reset(wake);
     shared.retrying(&failure, attempt, 1 + policy.max_retries, delay);
-    Ok(())
+    match wake.filter(|_| !delay.is_zero()) {
+        None => Ok(State::Readying),
+        Some(wake) => {
+            match r.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(wake),
+                None => r.sleep = Some(Box::pin(tokio::time::sleep_until(wake))),
+            }
+            Ok(State::Waiting)
+        }
+    }
 }
 
 impl<S, Req, C, G, R> fmt::Debug for ResponseFuture<S, Req, C, G, R>

@@ -37,8 +37,8 @@ pub struct RetryLayer<C = DefaultClasses, G = AnyRequest, R = CloneRequest> {
 
 impl RetryLayer {
     /// A retry with the defaults: 2 retries, exponential back-off from 100 ms (× 2, capped
-    /// at 10 s) with full jitter, the default budget, every request retried when it fails
-    /// with an error.
+    /// at 10 s) with full jitter, the default budget; a request is retried when it fails with
+    /// an error, a timeout only when it is idempotent ([`AnyRequest`]).
     pub fn new() -> Self {
         // Invariant: the defaults are valid (tested in `config`).
         RetryBuilder::new()
@@ -52,8 +52,10 @@ impl RetryLayer {
     }
 
     /// A retry from a configuration (for example one read from JSON), with the default
-    /// classes: errors are retried, responses never are. For HTTP (retrying 503s and 429s,
-    /// honouring `Retry-After`), use `RetryLayer::http().config(config).build()` instead.
+    /// classes and gate: errors are retried, responses never are, and over HTTP a timeout is
+    /// retried only for an idempotent request unless the configuration's
+    /// `retry_non_idempotent` says otherwise. For HTTP (retrying 503s and 429s, honouring
+    /// `Retry-After`), use `RetryLayer::http().config(config).build()` instead.
     ///
     /// # Errors
     /// The first invalid value.

@@ -18,8 +18,8 @@ pub use config::{BudgetConfig, MAX_RETRIES, PolicyConfig, RetryConfig, ThrottleC
 pub use error::{ConfigError, MAX_DURATION};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
-#[cfg(feature = "http")]
-pub use policy::IdempotentMethods;
 pub use policy::{AnyRequest, AnyRequestWithDeadline, ClassPolicy, Deadline, RetryGate, RetryIf};
+#[cfg(feature = "http")]
+pub use policy::{GrpcGate, IdempotentMethods};
 pub use service::Retry;
 pub use state::RetryEvent;

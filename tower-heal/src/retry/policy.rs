@@ -50,8 +50,8 @@ pub(crate) struct Policies {
 }
 
 impl Policies {
-    /// The policy of `class`: configured, else `validation_error` never retries, else the
-    /// default. (Looked up on the failure path only.)
+    /// The policy of `class`: configured, else `validation_error` and `circuit_open` never
+    /// retry, else the default. (Looked up on the failure path only.)
     pub(crate) fn of(&self, class: Class) -> ClassPolicy {
         let name = class.as_str();
         self.classes
@@ -59,7 +59,7 @@ impl Policies {
             .find(|(configured, _)| configured == name)
             .map(|(_, policy)| *policy)
             .unwrap_or_else(|| {
-                if class == Class::VALIDATION_ERROR {
+                if class == Class::VALIDATION_ERROR || class == Class::CIRCUIT_OPEN {
                     ClassPolicy::never()
                 } else {
                     self.default
@@ -77,7 +77,7 @@ impl Policies {
     }
 }
 
-/// The course's configurations also spell some classes in the plural.
+/// Configurations also spell some classes in the plural.
 pub(crate) fn canonical(class: &str) -> &str {
     match class {
         "network_errors" => "network_error",
@@ -87,11 +87,19 @@ pub(crate) fn canonical(class: &str) -> &str {
     }
 }
 
-/// Decides, before the first attempt, whether a request may be retried at all, and whether
-/// it carries a deadline retries must not overrun.
+/// Decides, before the first attempt, whether a request may be retried at all, whether it
+/// is idempotent, and whether it carries a deadline retries must not overrun.
 pub trait RetryGate<Req> {
     /// `true`: the request may be sent more than once.
     fn allows(&self, request: &Req) -> bool;
+
+    /// `true`: running the request twice is harmless, so a failure after it may have
+    /// reached the server (a timeout, a connection lost mid-call:
+    /// [`Failure::maybe_sent`](crate::Failure::maybe_sent)) may be retried. Asked only of
+    /// requests [`allows`](Self::allows) accepts; `true` by default.
+    fn idempotent(&self, _request: &Req) -> bool {
+        true
+    }
 
     /// A deadline the caller gave (retries whose back-off would end after it are not
     /// started). `None` by default.
@@ -100,14 +108,47 @@ pub trait RetryGate<Req> {
     }
 }
 
-/// Every request may be retried (the default for services that are not HTTP).
+/// Every request may be retried after a failure that never reached the server; the
+/// default gate of [`RetryLayer::new`](crate::RetryLayer::new),
+/// [`builder`](crate::RetryLayer::builder) and [`from_config`](crate::RetryLayer::from_config).
+///
+/// A request that is not an `http::Request` is idempotent (retried after a timeout too). An
+/// `http::Request` is idempotent when its method is (GET, HEAD, OPTIONS, PUT, DELETE, TRACE)
+/// or it carries an `Idempotency-Key`, so a POST that timed out is not sent twice. Without
+/// specialisation the method is read for the common bodies only (`()`, `String`,
+/// `Vec<u8>`, `Bytes`, `&'static str`, [`ReplayBody`](crate::ReplayBody) of those); an
+/// `http::Request` with another body counts as not idempotent. For HTTP, prefer
+/// [`RetryLayer::http`](crate::RetryLayer::http), whose [`IdempotentMethods`] reads every
+/// request.
+///
+/// ```
+/// use tower_heal::{AnyRequest, RetryGate};
+///
+/// assert!(AnyRequest.idempotent(&7_u32));
+/// let post = http::Request::post("/charge").body(String::new()).unwrap();
+/// assert!(AnyRequest.allows(&post));
+/// assert!(!AnyRequest.idempotent(&post));
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AnyRequest;
 
-impl<Req> RetryGate<Req> for AnyRequest {
+impl<Req: 'static> RetryGate<Req> for AnyRequest {
     #[inline]
     fn allows(&self, _request: &Req) -> bool {
         true
+    }
+
+    #[inline]
+    fn idempotent(&self, request: &Req) -> bool {
+        #[cfg(feature = "http")]
+        {
+            http_gate::http_idempotent(request).unwrap_or(true)
+        }
+        #[cfg(not(feature = "http"))]
+        {
+            let _ = request;
+            true
+        }
     }
 }
 
@@ -169,17 +210,114 @@ impl Deadline {
 }
 
 #[cfg(feature = "http")]
-pub use self::http_gate::IdempotentMethods;
+pub use self::http_gate::{GrpcGate, IdempotentMethods};
+#[cfg(feature = "http")]
+pub(crate) use self::http_gate::{grpc_timeout_value, parse_grpc_timeout};
 
 #[cfg(feature = "http")]
 mod http_gate {
+    use std::any::Any;
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use tokio::time::Instant;
 
     use super::{Deadline, RetryGate};
+    use crate::ReplayBody;
 
-    /// The HTTP default (DESIGN.md §5): only idempotent methods (GET, HEAD, OPTIONS, PUT,
-    /// DELETE, TRACE) or requests carrying an `Idempotency-Key` header are retried. Also reads
-    /// a [`Deadline`] from the request's extensions.
+    /// The method is idempotent, or the request carries an `Idempotency-Key`.
+    fn idempotent<B>(request: &http::Request<B>) -> bool {
+        use http::Method;
+        matches!(
+            *request.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::PUT
+                | Method::DELETE
+                | Method::TRACE
+        ) || request.headers().contains_key("idempotency-key")
+    }
+
+    /// `Some(idempotent)` for an `http::Request` (`false` when its body type is not one this
+    /// function can name), `None` for any other request. Each test is a type comparison the
+    /// compiler folds away.
+    pub(super) fn http_idempotent<Req: 'static>(request: &Req) -> Option<bool> {
+        let any = request as &dyn Any;
+        macro_rules! bodies {
+            ($($body:ty),*) => {$(
+                if let Some(request) = any.downcast_ref::<http::Request<$body>>() {
+                    return Some(idempotent(request));
+                }
+                if let Some(request) = any.downcast_ref::<http::Request<ReplayBody<$body>>>() {
+                    return Some(idempotent(request));
+                }
+            )*};
+        }
+        bodies!(
+            (),
+            String,
+            Vec<u8>,
+            bytes::Bytes,
+            &'static str,
+            &'static [u8]
+        );
+        std::any::type_name::<Req>()
+            .starts_with("http::request::Request<")
+            .then_some(false)
+    }
+
+    /// The deadline of a request: its [`Deadline`] extension, or its `grpc-timeout` header
+    /// from now, whichever comes first.
+    pub(crate) fn request_deadline<B>(request: &http::Request<B>) -> Option<Instant> {
+        let extension = request.extensions().get::<Deadline>().map(|d| d.0);
+        let header = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| parse_grpc_timeout(value.as_bytes()))
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        match (extension, header) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A `grpc-timeout` value: 1 to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`);
+    /// anything else is ignored.
+    pub(crate) fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+        let (&unit, digits) = value.split_last()?;
+        if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        Some(match unit {
+            b'H' => Duration::from_secs(n * 3600),
+            b'M' => Duration::from_secs(n * 60),
+            b'S' => Duration::from_secs(n),
+            b'm' => Duration::from_millis(n),
+            b'u' => Duration::from_micros(n),
+            b'n' => Duration::from_nanos(n),
+            _ => return None,
+        })
+    }
+
+    /// Writes a `grpc-timeout` value for `timeout` (rounded down, at most 8 digits).
+    pub(crate) fn grpc_timeout_value(timeout: Duration) -> http::HeaderValue {
+        const MAX: u128 = 99_999_999;
+        let (n, unit) = if timeout.as_micros() <= MAX {
+            (timeout.as_micros(), 'u')
+        } else if timeout.as_millis() <= MAX {
+            (timeout.as_millis(), 'm')
+        } else {
+            (u128::from(timeout.as_secs()).min(MAX), 'S')
+        };
+        http::HeaderValue::from_str(&format!("{n}{unit}"))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("0n"))
+    }
+
+    /// The HTTP default: only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or
+    /// requests carrying an `Idempotency-Key` header are retried. Also reads a [`Deadline`]
+    /// from the request's extensions.
     ///
     /// ```
     /// use tower_heal::{IdempotentMethods, RetryGate};
@@ -195,16 +333,7 @@ mod http_gate {
 
     impl<B> RetryGate<http::Request<B>> for IdempotentMethods {
         fn allows(&self, request: &http::Request<B>) -> bool {
-            use http::Method;
-            matches!(
-                *request.method(),
-                Method::GET
-                    | Method::HEAD
-                    | Method::OPTIONS
-                    | Method::PUT
-                    | Method::DELETE
-                    | Method::TRACE
-            ) || request.headers().contains_key("idempotency-key")
+            idempotent(request)
         }
 
         fn deadline(&self, request: &http::Request<B>) -> Option<Instant> {
@@ -218,12 +347,95 @@ mod http_gate {
         }
 
         fn deadline(&self, request: &http::Request<B>) -> Option<Instant> {
-            request.extensions().get::<Deadline>().map(|d| d.0)
+            request_deadline(request)
+        }
+    }
+
+    /// The gRPC default, after gRPC's retry design (A6): every RPC may be retried when the
+    /// server answers with a retried code (`UNAVAILABLE`) or when it never left the client (a
+    /// refused connection or stream); a timeout or a connection lost after the RPC went out
+    /// is retried only for the methods marked idempotent with
+    /// [`idempotent_method`](Self::idempotent_method). The RPC's deadline (its `grpc-timeout`
+    /// header, or a [`Deadline`] extension, whichever is sooner) bounds every back-off.
+    ///
+    /// ```
+    /// use tower_heal::{GrpcGate, RetryGate};
+    ///
+    /// let gate = GrpcGate::new().idempotent_method("/grpc.health.v1.Health/Check");
+    /// let check = http::Request::post("/grpc.health.v1.Health/Check").body(()).unwrap();
+    /// let watch = http::Request::post("/grpc.health.v1.Health/Watch").body(()).unwrap();
+    /// assert!(gate.allows(&watch) && !gate.idempotent(&watch));
+    /// assert!(gate.idempotent(&check));
+    /// ```
+    #[derive(Clone, Debug, Default)]
+    #[must_use]
+    pub struct GrpcGate {
+        idempotent: Arc<[Box<str>]>,
+    }
+
+    impl GrpcGate {
+        /// No method marked idempotent.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Marks the method at `path` (`/package.Service/Method`) idempotent.
+        pub fn idempotent_method(self, path: impl Into<String>) -> Self {
+            let mut paths: Vec<Box<str>> = self.idempotent.iter().cloned().collect();
+            paths.push(path.into().into_boxed_str());
+            Self {
+                idempotent: paths.into(),
+            }
+        }
+    }
+
+    impl<B> RetryGate<http::Request<B>> for GrpcGate {
+        fn allows(&self, _request: &http::Request<B>) -> bool {
+            true
+        }
+
+        fn idempotent(&self, request: &http::Request<B>) -> bool {
+            let path = request.uri().path();
+            self.idempotent.iter().any(|method| **method == *path)
+        }
+
+        fn deadline(&self, request: &http::Request<B>) -> Option<Instant> {
+            request_deadline(request)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn grpc_timeouts_parse_and_write() {
+            assert_eq!(
+                parse_grpc_timeout(b"100m"),
+                Some(Duration::from_millis(100))
+            );
+            assert_eq!(parse_grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
+            assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+            for bad in [&b""[..], b"m", b"123456789m", b"-1m", b"10x", b"1.5S"] {
+                assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+            }
+            let round = |d: Duration| parse_grpc_timeout(grpc_timeout_value(d).as_bytes());
+            assert_eq!(
+                round(Duration::from_millis(1500)),
+                Some(Duration::from_millis(1500))
+            );
+            assert_eq!(
+                round(Duration::from_secs(200)),
+                Some(Duration::from_secs(200))
+            );
+            assert!(round(Duration::MAX).is_some());
         }
     }
 }
 
-/// Every HTTP request may be retried (gRPC's default: `UNAVAILABLE` means the server did not
-/// process it); a [`Deadline`] in the extensions is honoured.
+/// Every HTTP request may be retried, after any failure; its deadline (a [`Deadline`]
+/// extension, or its `grpc-timeout` header) is honoured. For gRPC, [`GrpcGate`] (the
+/// default of [`RetryLayer::grpc`](crate::RetryLayer::grpc)) retries a timeout only for
+/// idempotent methods.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AnyRequestWithDeadline;

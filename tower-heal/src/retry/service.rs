@@ -15,8 +15,9 @@ use crate::{AnyRequest, ClassifyRetry, DefaultClasses, RetryGate};
 ///
 /// `poll_ready` is the inner service's; `call` sends the first attempt at once, and the
 /// response future retries on a clone of the inner service, polling it ready before each
-/// retry. The first attempt of a call that succeeds costs no allocation, no lock and no
-/// clock read: the retry state is allocated on the first failure.
+/// retry. The first attempt of a call that succeeds costs no allocation (the retry state is
+/// allocated on the first failure); the budget's deposit is an atomic add, dated by a look
+/// at the clock at most every few dozen calls at a high rate (at every call at a low one).
 ///
 /// The error type is the inner service's, unchanged: a call that is not retried, or whose
 /// retries run out, returns the last attempt's result as it came.
@@ -81,10 +82,13 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let keep = shared.gate.allows(&request);
-        let deadline = if keep {
-            shared.gate.deadline(&request)
+        let (deadline, idempotent) = if keep {
+            (
+                shared.gate.deadline(&request),
+                shared.retry_non_idempotent || shared.gate.idempotent(&request),
+            )
         } else {
-            None
+            (None, false)
         };
         let (request, kept) = shared.replay.prepare(request, keep);
         shared.budget.deposit();
@@ -92,6 +96,12 @@ where
         // The instance that was polled ready made the call; the future retries on a clone,
         // which it polls ready itself.
         let service = kept.as_ref().map(|_| self.inner.clone());
-        ResponseFuture::new(future, Arc::clone(shared), service, kept, deadline)
+        ResponseFuture::new(
+            future,
+            Arc::clone(shared),
+            service,
+            kept,
+            (deadline, idempotent),
+        )
     }
 }
