@@ -420,3 +420,166 @@ async fn a_call_the_rate_budget_cannot_admit_within_max_wait_is_refused_at_once(
     );
     assert_eq!(handle.waiters(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_burst_cannot_be_spent_just_before_a_period_boundary_and_again_just_after() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(60))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::instant());
+    advance(Duration::from_secs(59)).await;
+    svc.clone().oneshot(100).await.unwrap();
+    advance(Duration::from_secs(2)).await;
+    let err = svc.clone().oneshot(100).await.unwrap_err();
+    let rejected = tower_bulkhead::find_rejected(&*err).unwrap();
+    assert_eq!(rejected.reason(), Reason::BudgetExhausted);
+    // Two seconds of a 100-per-minute refill: 3 tokens, the rest in 58 s.
+    assert_eq!(handle.rate_tokens_available(), Some(3));
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(58)));
+    advance(Duration::from_secs(58)).await;
+    svc.clone().oneshot(100).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_cost_of_zero_does_not_pass_an_exhausted_budget() {
+    let layer = BulkheadLayer::builder()
+        .refill(10, HOUR)
+        .cost(HeaderCost::new("x-estimated-tokens"))
+        .build()
+        .unwrap();
+    let svc = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::io::Error>(())
+    }));
+    let request = |tokens: &str| {
+        http::Request::builder()
+            .header("x-estimated-tokens", tokens)
+            .body(())
+            .unwrap()
+    };
+    svc.clone().oneshot(request("10")).await.unwrap();
+    let err = svc.clone().oneshot(request("0")).await.unwrap_err();
+    assert_eq!(reason(&err), Reason::BudgetExhausted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chunked_body_of_unknown_length_is_charged_the_fallback() {
+    let layer = BulkheadLayer::builder()
+        .refill(10, HOUR)
+        .cost(tower_bulkhead::BodySize)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    type Chunks = StreamBody<tokio_stream::Empty<Result<http_body::Frame<Bytes>, Infallible>>>;
+    let svc = layer.layer(tower::service_fn(|_: http::Request<Chunks>| async {
+        Ok::<_, std::io::Error>(())
+    }));
+    let chunked = || http::Request::new(StreamBody::new(tokio_stream::empty()));
+    svc.clone().oneshot(chunked()).await.unwrap();
+    assert_eq!(handle.rate_tokens_available(), Some(9), "charged, not free");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_timed_out_on_the_rate_budget_says_when_it_refills() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(10))
+        .max_wait(Duration::from_secs(1))
+        .retry_after(Duration::from_secs(30))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let svc = layer.layer(support::instant());
+    svc.clone().oneshot(100).await.unwrap();
+    // Each waits for 8 tokens (0.8 s of refill); the second is behind the first.
+    let first = tokio::spawn(svc.clone().oneshot(8));
+    let second = tokio::spawn(svc.clone().oneshot(8));
+    assert_eq!(first.await.unwrap().unwrap(), 8);
+    let err = second.await.unwrap().unwrap_err();
+    let rejected = tower_bulkhead::find_rejected(&*err).unwrap();
+    assert_eq!(rejected.reason(), Reason::WaitTimedOut);
+    let retry_after = rejected.retry_after().unwrap();
+    assert!(
+        retry_after <= Duration::from_secs(1),
+        "the refill of the missing tokens, not the configured 30 s: {retry_after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_rate_budget_refuses_while_others_queue_is_answered_429_at_once() {
+    let gate = Gate::new();
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_wait(Duration::from_secs(5))
+        .refill(10, HOUR)
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(gate.service());
+    let first = tokio::spawn(svc.clone().oneshot(9));
+    settle().await;
+    let queued = tokio::spawn(svc.clone().oneshot(1));
+    settle().await;
+    assert_eq!(handle.waiters(), 1);
+    let err = svc.clone().oneshot(5).await.unwrap_err();
+    let rejected = tower_bulkhead::find_rejected(&*err).unwrap();
+    assert_eq!(rejected.reason(), Reason::BudgetExhausted);
+    assert!(rejected.retry_after().unwrap() > Duration::from_secs(5));
+    assert_eq!(handle.waiters(), 1);
+    gate.finish(2);
+    first.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_that_no_longer_fits_a_lowered_budget_is_refused_and_the_queue_moves_on() {
+    let gate = Gate::new();
+    let layer = BulkheadLayer::builder()
+        .token_budget(100)
+        .max_wait(Duration::from_secs(30))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(gate.service());
+    let first = tokio::spawn(svc.clone().oneshot(60));
+    settle().await;
+    let big = tokio::spawn(svc.clone().oneshot(80));
+    let small = tokio::spawn(svc.clone().oneshot(10));
+    settle().await;
+    assert_eq!(handle.waiters(), 2);
+    handle.set_token_budget(50).unwrap();
+    settle().await;
+    assert!(big.is_finished(), "refused at once");
+    let err = big.await.unwrap().unwrap_err();
+    assert_eq!(reason(&err), Reason::CostExceedsCapacity);
+    gate.finish(1);
+    first.await.unwrap().unwrap();
+    settle().await;
+    assert_eq!(handle.in_flight(), 1, "the next waiter runs");
+    gate.finish(1);
+    assert_eq!(small.await.unwrap().unwrap(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_waiter_that_no_longer_fits_a_lowered_burst_is_refused_at_once() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(10))
+        .max_wait(Duration::from_secs(30))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::instant());
+    svc.clone().oneshot(100).await.unwrap();
+    let waiting = tokio::spawn(svc.clone().oneshot(80));
+    settle().await;
+    assert_eq!(handle.waiters(), 1);
+    handle.set_refill(100, 50).unwrap();
+    settle().await;
+    assert!(waiting.is_finished(), "refused at once");
+    let err = waiting.await.unwrap().unwrap_err();
+    assert_eq!(reason(&err), Reason::CostExceedsCapacity);
+}

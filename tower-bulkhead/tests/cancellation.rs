@@ -34,7 +34,7 @@ fn assert_whole(handle: &BulkheadHandle) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropping_a_call_in_flight_gives_back_its_slot_and_tokens() {
+async fn dropping_a_call_in_flight_gives_back_its_slot_and_in_flight_tokens() {
     let layer = layer();
     let handle = layer.handle();
     let (mut svc, mut inner) = mock::spawn_layer::<u64, u64, _>(layer);
@@ -51,7 +51,9 @@ async fn dropping_a_call_in_flight_gives_back_its_slot_and_tokens() {
         (1, Some(60), Some(940))
     );
     drop(call);
-    assert_whole(&handle);
+    assert_eq!(handle.in_flight(), 0, "slots");
+    assert_eq!(handle.tokens_in_use(), Some(0), "in-flight budget");
+    assert_eq!(handle.rate_tokens_available(), Some(940), "sent: spent");
 }
 
 #[tokio::test(start_paused = true)]
@@ -213,5 +215,24 @@ async fn ten_thousand_calls_with_random_drops_and_timeouts_leave_the_capacity_wh
     assert!(
         refused.load(SeqCst) > 0,
         "the compartment was full at times"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_after_it_reached_the_inner_service_has_spent_its_rate_tokens() {
+    let layer = layer();
+    let handle = layer.handle();
+    let (mut svc, mut inner) = mock::spawn_layer::<u64, u64, _>(layer);
+    assert_ready_ok!(svc.poll_ready());
+    let mut call = task::spawn(svc.call(60));
+    assert_pending!(call.poll());
+    // The request reached the upstream: the client disconnecting does not undo it.
+    let _request = inner.next_request().await.unwrap();
+    drop(call);
+    assert_eq!(handle.rate_tokens_available(), Some(940), "spent once sent");
+    assert_eq!(
+        (handle.in_flight(), handle.tokens_in_use()),
+        (0, Some(0)),
+        "the slot and in-flight tokens come back"
     );
 }
