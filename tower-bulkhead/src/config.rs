@@ -178,6 +178,24 @@ pub(crate) fn count(field: &'static str, value: u64, max: u64) -> Result<u64, Co
     Ok(value)
 }
 
+/// The longest a rate budget may take to refill from empty: `2^62` ns, about 146 years.
+const MAX_REFILL_NS: u64 = 1 << 62;
+
+/// A rate budget whose burst would take longer than [`MAX_REFILL_NS`] to refill is refused
+/// (its state would not fit the one word it is kept in).
+pub(crate) fn check_rate(refill: u64, period: Duration, burst: u64) -> Result<(), ConfigError> {
+    let interval = crate::budget::interval(refill, period);
+    if crate::budget::span(burst, interval) > MAX_REFILL_NS {
+        let max = crate::budget::tokens_in(MAX_REFILL_NS, interval).saturating_sub(1);
+        return Err(ConfigError::Count {
+            field: "burst_tokens",
+            value: burst,
+            max: u64::try_from(max).unwrap_or(MAX_TOKENS),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn seconds(
     field: &'static str,
     value: f64,
@@ -256,6 +274,7 @@ impl BulkheadConfig {
                     .map(|b| count("burst_tokens", b, MAX_TOKENS))
                     .transpose()?
                     .unwrap_or(refill);
+                check_rate(refill, period, burst)?;
                 Some(RateSpec {
                     refill,
                     period,

@@ -83,7 +83,7 @@ async fn a_request_above_the_capacity_fails_fast_and_leaves_the_budget_untouched
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rate_budget_refills_exactly_per_period_up_to_its_burst() {
+async fn a_rate_budget_refills_continuously_up_to_its_burst() {
     let layer = BulkheadLayer::builder()
         .refill(100, Duration::from_secs(1))
         .burst_tokens(250)
@@ -100,9 +100,12 @@ async fn a_rate_budget_refills_exactly_per_period_up_to_its_burst() {
         reason(&svc.clone().oneshot(1).await.unwrap_err()),
         Reason::BudgetExhausted
     );
-    advance(Duration::from_millis(999)).await;
+    // 100 per second: a token every 10 ms, counted whole.
+    advance(Duration::from_millis(9)).await;
     assert_eq!(handle.rate_tokens_available(), Some(0));
     advance(Duration::from_millis(1)).await;
+    assert_eq!(handle.rate_tokens_available(), Some(1));
+    advance(Duration::from_millis(990)).await;
     assert_eq!(handle.rate_tokens_available(), Some(100));
     advance(Duration::from_secs(1)).await;
     assert_eq!(handle.rate_tokens_available(), Some(200));
@@ -274,16 +277,13 @@ async fn an_exhausted_rate_budget_answers_429_with_the_time_until_refill() {
         200
     );
     advance(Duration::from_secs(3)).await;
+    // 30 tokens are back; 20 more take 2 s.
     let res = svc.clone().oneshot(request(50)).await.unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(res.headers()["retry-after"], "7");
+    assert_eq!(res.headers()["retry-after"], "2");
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(
-        res.headers()["retry-after"],
-        "7",
-        "the next refill brings 100"
-    );
+    assert_eq!(res.headers()["retry-after"], "7", "70 more take 7 s");
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
     let res = BulkheadLayer::builder()
@@ -393,10 +393,10 @@ async fn a_call_blocked_by_the_rate_budget_waits_for_a_refill_within_max_wait() 
     svc.clone().oneshot(100).await.unwrap();
     advance(Duration::from_millis(400)).await;
     let start = tokio::time::Instant::now();
-    // The next refill, 600 ms away, brings enough: the call waits for it.
+    // 40 tokens are back; the 20 missing refill in 200 ms: the call waits for them.
     assert_eq!(svc.clone().oneshot(60).await.unwrap(), 60);
-    assert_eq!(start.elapsed(), Duration::from_millis(600));
-    assert_eq!(handle.rate_tokens_available(), Some(40));
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert_eq!(handle.rate_tokens_available(), Some(0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -468,7 +468,7 @@ async fn a_client_cost_of_zero_does_not_pass_an_exhausted_budget() {
 async fn a_chunked_body_of_unknown_length_is_charged_the_fallback() {
     let layer = BulkheadLayer::builder()
         .refill(10, HOUR)
-        .cost(tower_bulkhead::BodySize)
+        .cost(tower_bulkhead::BodySize::new())
         .build()
         .unwrap();
     let handle = layer.handle();
