@@ -357,7 +357,7 @@ impl Compartment {
         Ok(())
     }
 
-    fn full(&self, reason: Reason) -> Denied {
+    pub(crate) fn full(&self, reason: Reason) -> Denied {
         Denied {
             reason,
             retry_after: Some(self.retry_after),

@@ -20,6 +20,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// The most keys a per-key layer may keep.
 pub const MAX_KEYS: u32 = 1 << 20;
+/// The largest `max_key_length` (64 KiB).
+pub const MAX_KEY_LENGTH: u32 = 1 << 16;
 
 /// One compartment's configuration, field for field as our users write it in JSON.
 ///
@@ -125,6 +127,10 @@ pub struct KeyedBulkheadConfig {
     pub key_idle_timeout_seconds: f64,
     /// What a new key gets when `max_keys` busy keys are live. Default `shared`.
     pub overflow: Overflow,
+    /// The longest key kept in the map, in bytes of its `Debug` form (as events show it,
+    /// quotes included); a longer key is treated as one that finds the map full (`overflow`).
+    /// Keys often come from the client (a header): this bounds what one key costs. Default 256.
+    pub max_key_length: u32,
 }
 
 impl Default for KeyedBulkheadConfig {
@@ -136,6 +142,7 @@ impl Default for KeyedBulkheadConfig {
             max_keys: 1000,
             key_idle_timeout_seconds: 300.0,
             overflow: Overflow::Shared,
+            max_key_length: 256,
         }
     }
 }
@@ -169,6 +176,7 @@ pub(crate) struct KeyedLimits {
     pub(crate) max_keys: u32,
     pub(crate) key_idle_timeout: Duration,
     pub(crate) overflow: Overflow,
+    pub(crate) max_key_length: usize,
 }
 
 pub(crate) fn count(field: &'static str, value: u64, max: u64) -> Result<u64, ConfigError> {
@@ -301,7 +309,8 @@ impl KeyedBulkheadConfig {
     ///
     /// # Errors
     /// As [`BulkheadConfig::validate`], and `max_keys` of 0 or above [`MAX_KEYS`], a zero or
-    /// too long `key_idle_timeout_seconds`.
+    /// too long `key_idle_timeout_seconds`, a `max_key_length` of 0 or above
+    /// [`MAX_KEY_LENGTH`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits().map(drop)
     }
@@ -326,6 +335,11 @@ impl KeyedBulkheadConfig {
                 false,
             )?,
             overflow: self.overflow,
+            max_key_length: count(
+                "max_key_length",
+                self.max_key_length.into(),
+                MAX_KEY_LENGTH.into(),
+            )? as usize,
         })
     }
 }

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 /// several times more per lookup). foldhash is only "minimally" HashDoS-resistant; the map
 /// is also bounded (`max_keys`, eviction), so a flood of colliding keys slows lookups in a
 /// table of bounded size at worst, and never grows memory.
-type KeyMap<K> = HashMap<K, Slot, foldhash::fast::RandomState>;
+type KeyMap<K> = HashMap<Arc<K>, Slot, foldhash::fast::RandomState>;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering::*};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tower_layer::Layer;
 use tower_outcome::{Answer, BoxErrorAnswer, Reason};
@@ -33,155 +33,228 @@ use crate::{
     UntilResponse,
 };
 
+/// A live key of the map.
 struct Slot {
     compartment: Arc<Compartment>,
-    named: bool,
 }
 
 impl Slot {
-    /// Referenced only by the map: no call in flight or waiting, no handle.
-    fn unused(&self) -> bool {
-        Arc::strong_count(&self.compartment) == 1
+    /// Forgetting it would give nothing away: no call in flight or waiting, no handle, every
+    /// budget at rest (the in-flight budget empty, the rate budget full).
+    fn at_rest(&self, now: u64) -> bool {
+        Arc::strong_count(&self.compartment) == 1 && self.compartment.at_rest(now)
     }
 
     fn last_used(&self) -> u64 {
         self.compartment.last_used_ns.load(Relaxed)
     }
 
-    /// Moves a use seen since the last look to `now`.
-    fn refresh(&self, now: u64) {
-        if self.compartment.touched.swap(false, Relaxed) {
+    /// Moves a use seen since the last look to `now`; whether there was one.
+    fn refresh(&self, now: u64) -> bool {
+        let touched = self.compartment.touched.swap(false, Relaxed);
+        if touched {
             self.compartment.last_used_ns.store(now, Relaxed);
+        }
+        touched
+    }
+}
+
+/// A key with its own configuration: its compartment is created on first use and kept for
+/// the layer's life (their number is bounded by the configuration), so it is never evicted
+/// and never shares the overflow compartment.
+struct Named {
+    limits: Limits,
+    compartment: OnceLock<Arc<Compartment>>,
+}
+
+/// The live keys, and the order the eviction hand visits them in: a clock (second chance),
+/// so that making room costs O(1) amortized however many keys are busy.
+///
+/// Invariant: `ring` holds exactly the keys of `map`, once each.
+struct Live<K> {
+    map: KeyMap<K>,
+    ring: VecDeque<Arc<K>>,
+}
+
+impl<K> Default for Live<K> {
+    fn default() -> Self {
+        Self {
+            map: KeyMap::default(),
+            ring: VecDeque::new(),
         }
     }
 }
+
+/// Keys the hand visits per new key, forgetting the idle ones on its way.
+const SWEEP: usize = 4;
+/// Keys the hand visits at most per new key to make room in a full map; when all of them are
+/// busy the new key overflows (the hand has moved on: the next new key looks at others).
+const MAKE_ROOM: usize = 64;
 
 /// The compartments of a per-key layer.
 struct Registry<K, F> {
     common: Arc<Common>,
     key: F,
     defaults: RwLock<Limits>,
-    named: HashMap<K, Limits>,
-    map: RwLock<KeyMap<K>>,
+    named: HashMap<K, Named, foldhash::fast::RandomState>,
+    named_live: AtomicUsize,
+    live: RwLock<Live<K>>,
     overflow: Arc<Compartment>,
     policy: Overflow,
     max_keys: usize,
+    max_key_length: usize,
     idle_ns: u64,
-    next_sweep_ns: AtomicU64,
+}
+
+/// Writes a key's `Debug` form, refusing past `max` bytes (so a huge key costs no more).
+struct Bounded {
+    text: String,
+    max: usize,
+}
+
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, part: &str) -> fmt::Result {
+        if self.text.len() + part.len() > self.max {
+            return Err(fmt::Error);
+        }
+        self.text.push_str(part);
+        Ok(())
+    }
 }
 
 impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
-    /// The compartment of `request`'s key; `None` when the map is full of busy keys and the
+    /// The compartment of `request`'s key; `Err` when the key cannot have one and the
     /// overflow policy rejects.
-    fn compartment<Req>(&self, request: &Req) -> Option<Arc<Compartment>>
+    #[inline]
+    fn compartment<Req>(&self, request: &Req) -> Result<Arc<Compartment>, Denied>
     where
         F: Fn(&Req) -> K,
     {
         let key = (self.key)(request);
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = map.get(&key) {
+        if !self.named.is_empty()
+            && let Some(named) = self.named.get(&key)
+        {
+            return Ok(self.named_compartment(&key, named));
+        }
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = live.map.get(&key) {
             // A load before the store: a busy key's cache line is not written by every call.
             if !slot.compartment.touched.load(Relaxed) {
                 slot.compartment.touched.store(true, Relaxed);
             }
-            return Some(Arc::clone(&slot.compartment));
+            return Ok(Arc::clone(&slot.compartment));
         }
-        drop(map);
+        drop(live);
         self.insert(key)
     }
 
-    /// A key not in the map: the only place the clock is read, idle keys are swept and room
-    /// is made.
     #[cold]
-    fn insert(&self, key: K) -> Option<Arc<Compartment>> {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = map.get(&key) {
-            return Some(Arc::clone(&slot.compartment));
+    fn named_compartment(&self, key: &K, named: &Named) -> Arc<Compartment> {
+        let compartment = named.compartment.get_or_init(|| {
+            self.named_live.fetch_add(1, Relaxed);
+            Arc::new(Compartment::new(
+                &named.limits,
+                Arc::clone(&self.common),
+                Some(format!("{key:?}").into()),
+            ))
+        });
+        Arc::clone(compartment)
+    }
+
+    /// No slot for a new key: the overflow compartment, or a rejection saying when to retry.
+    fn overflow(&self) -> Result<Arc<Compartment>, Denied> {
+        match self.policy {
+            Overflow::Shared => Ok(Arc::clone(&self.overflow)),
+            Overflow::Reject => Err(self.overflow.full(Reason::BulkheadFull)),
+        }
+    }
+
+    /// A key not in the map: the only place the clock is read and keys are evicted.
+    #[cold]
+    fn insert(&self, key: K) -> Result<Arc<Compartment>, Denied> {
+        let mut label = Bounded {
+            text: String::new(),
+            max: self.max_key_length,
+        };
+        if fmt::write(&mut label, format_args!("{key:?}")).is_err() {
+            return self.overflow();
+        }
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = live.map.get(&key) {
+            return Ok(Arc::clone(&slot.compartment));
         }
         let now = self.common.now_ns();
-        self.sweep_if_due(&mut map, now);
-        if map.len() >= self.max_keys {
-            self.make_room(&mut map, now);
+        self.sweep(&mut live, now);
+        if live.map.len() >= self.max_keys {
+            return self.overflow();
         }
-        if map.len() >= self.max_keys {
-            return match self.policy {
-                Overflow::Shared => Some(Arc::clone(&self.overflow)),
-                Overflow::Reject => None,
-            };
-        }
-        let named = self.named.get(&key);
-        let limits = match named {
-            Some(limits) => limits.clone(),
-            None => self
-                .defaults
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        };
-        let label: Arc<str> = format!("{key:?}").into();
+        let limits = self
+            .defaults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let compartment = Arc::new(Compartment::new(
             &limits,
             Arc::clone(&self.common),
-            Some(label),
+            Some(label.text.into()),
         ));
-        map.insert(
+        let key = Arc::new(key);
+        live.ring.push_back(Arc::clone(&key));
+        live.map.insert(
             key,
             Slot {
                 compartment: Arc::clone(&compartment),
-                named: named.is_some(),
             },
         );
-        self.common.metrics.keys(map.len());
-        Some(compartment)
+        self.keys_gauge(live.map.len());
+        Ok(compartment)
     }
 
-    /// Forgets idle keys, at most every half idle timeout (and at least every 100 ms apart).
-    fn sweep_if_due(&self, map: &mut KeyMap<K>, now: u64) {
-        if now < self.next_sweep_ns.load(Relaxed) {
-            return;
-        }
-        let every = (self.idle_ns / 2).max(nanos(Duration::from_millis(100)));
-        self.next_sweep_ns.store(now.saturating_add(every), Relaxed);
-        let before = map.len();
-        map.retain(|_, slot| {
-            slot.refresh(now);
-            !(slot.unused() && now.saturating_sub(slot.last_used()) >= self.idle_ns)
-        });
-        self.evicted(before - map.len(), map.len(), "idle");
-    }
-
-    /// Forgets the idle unused keys; if none was idle long enough, the least recently used
-    /// eighth of the unused keys, so a flood of new keys evicts in batches, not one per call.
-    /// A key with a call in flight or waiting (or a live handle) is never evicted.
-    fn make_room(&self, map: &mut KeyMap<K>, now: u64) {
-        let before = map.len();
-        map.retain(|_, slot| {
-            slot.refresh(now);
-            !(slot.unused() && now.saturating_sub(slot.last_used()) >= self.idle_ns)
-        });
-        if map.len() >= self.max_keys {
-            let mut ages: Vec<u64> = map
-                .values()
-                .filter(|slot| slot.unused())
-                .map(Slot::last_used)
-                .collect();
-            if !ages.is_empty() {
-                let n = (self.max_keys / 8).clamp(1, ages.len());
-                let (_, &mut cut, _) = ages.select_nth_unstable(n - 1);
-                let mut removed = 0;
-                map.retain(|_, slot| {
-                    let remove = removed < n && slot.unused() && slot.last_used() <= cut;
-                    removed += usize::from(remove);
-                    !remove
-                });
+    /// Moves the hand over a few keys, forgetting those at rest and idle for the idle
+    /// timeout; when the map is full, goes on (at most [`MAKE_ROOM`] keys) until one at rest
+    /// is forgotten: the least recently used of those visited, since a key used since the
+    /// hand's last visit gets a second chance. A busy key (a call in flight or waiting, a
+    /// handle, a budget not at rest) is never forgotten.
+    fn sweep(&self, live: &mut Live<K>, now: u64) {
+        let (mut idle_evicted, mut full_evicted) = (0, 0);
+        // Twice round at most: a key given a second chance is looked at again.
+        for visit in 0..(2 * live.ring.len()).min(MAKE_ROOM) {
+            let full = live.map.len() >= self.max_keys;
+            if visit >= SWEEP && !full {
+                break;
+            }
+            let Some(key) = live.ring.pop_front() else {
+                break;
+            };
+            let Some(slot) = live.map.get(&*key) else {
+                continue;
+            };
+            let used = slot.refresh(now);
+            let idle = now.saturating_sub(slot.last_used()) >= self.idle_ns;
+            if !used && (idle || full) && slot.at_rest(now) {
+                live.map.remove(&*key);
+                if idle {
+                    idle_evicted += 1;
+                } else {
+                    full_evicted += 1;
+                }
+            } else {
+                live.ring.push_back(key);
             }
         }
-        self.evicted(before - map.len(), map.len(), "full");
+        self.evicted(idle_evicted, live.map.len(), "idle");
+        self.evicted(full_evicted, live.map.len(), "full");
+    }
+
+    fn keys_gauge(&self, map: usize) {
+        self.common
+            .metrics
+            .keys(map + self.named_live.load(Relaxed));
     }
 
     fn evicted(&self, evicted: usize, live: usize, cause: &'static str) {
         if evicted > 0 {
-            self.common.metrics.keys(live);
+            self.keys_gauge(live);
             tracing::debug!(
                 target: "tower_bulkhead",
                 bulkhead = &*self.common.name,
@@ -210,20 +283,28 @@ where
     F: Send + Sync,
 {
     fn get(&self, key: &K) -> Option<Arc<Compartment>> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(key).map(|slot| Arc::clone(&slot.compartment))
+        if let Some(named) = self.named.get(key) {
+            return named.compartment.get().cloned();
+        }
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.map.get(key).map(|slot| Arc::clone(&slot.compartment))
     }
     fn all(&self) -> Vec<(Arc<Compartment>, bool)> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.values()
-            .map(|slot| (Arc::clone(&slot.compartment), slot.named))
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        let named = self
+            .named
+            .values()
+            .filter_map(|named| named.compartment.get())
+            .map(|c| (Arc::clone(c), true));
+        live.map
+            .values()
+            .map(|slot| (Arc::clone(&slot.compartment), false))
+            .chain(named)
             .collect()
     }
     fn len(&self) -> usize {
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.map.len() + self.named_live.load(Relaxed)
     }
     fn overflow(&self) -> Arc<Compartment> {
         Arc::clone(&self.overflow)
@@ -309,13 +390,19 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
         K: Hash + Eq + std::str::FromStr,
     {
         let common = Arc::new(Common::new(Arc::clone(&limits.name), true));
-        let mut named = HashMap::new();
+        let mut named = HashMap::default();
         for (name, config) in limits.named {
             let parsed = name.parse::<K>().map_err(|_| ConfigError::InvalidKey {
                 field: "bulkheads",
                 key: name,
             })?;
-            named.insert(parsed, config);
+            named.insert(
+                parsed,
+                Named {
+                    limits: config,
+                    compartment: OnceLock::new(),
+                },
+            );
         }
         let overflow = Arc::new(Compartment::new(
             &limits.default,
@@ -328,12 +415,13 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
                 key,
                 defaults: RwLock::new(limits.default),
                 named,
-                map: RwLock::new(KeyMap::default()),
+                named_live: AtomicUsize::new(0),
+                live: RwLock::new(Live::default()),
                 overflow,
                 policy: limits.overflow,
                 max_keys: limits.max_keys as usize,
+                max_key_length: limits.max_key_length,
                 idle_ns: nanos(limits.key_idle_timeout),
-                next_sweep_ns: AtomicU64::new(0),
             }),
             cost,
             actual,
@@ -515,14 +603,12 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let Some(compartment) = self.registry.compartment(&request) else {
-            let overflow = &self.registry.overflow;
-            let denied = Denied {
-                reason: Reason::BulkheadFull,
-                retry_after: None,
-                until_refill: false,
-            };
-            return ResponseFuture::rejected(overflow.reject(denied), self.actual.clone());
+        let compartment = match self.registry.compartment(&request) {
+            Ok(compartment) => compartment,
+            Err(denied) => {
+                let rejected = self.registry.overflow.reject(denied);
+                return ResponseFuture::rejected(rejected, self.actual.clone());
+            }
         };
         let cost = if compartment.has_budgets() {
             self.cost.cost(&request)

@@ -257,8 +257,8 @@ pub use compartment::Permit;
 #[cfg(feature = "http")]
 pub use compartment::{CostReport, StreamPermit};
 pub use config::{
-    BulkheadConfig, KeyedBulkheadConfig, MAX_CONCURRENT, MAX_DURATION, MAX_KEYS, MAX_TOKENS,
-    MIN_PERIOD, Overflow,
+    BulkheadConfig, KeyedBulkheadConfig, MAX_CONCURRENT, MAX_DURATION, MAX_KEY_LENGTH, MAX_KEYS,
+    MAX_TOKENS, MIN_PERIOD, Overflow,
 };
 pub use cost::{ActualCost, Cost, EstimateStands, PerRequest};
 #[cfg(feature = "http")]
