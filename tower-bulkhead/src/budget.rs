@@ -156,7 +156,9 @@ impl RateBudget {
     /// How many tokens `ns` of refill are worth, rounded up.
     fn tokens_in(&self, ns: u64) -> i64 {
         let tokens = tokens_in(ns, self.interval.load(Relaxed));
-        i64::try_from(tokens).unwrap_or(i64::MAX).min(4 * MAX_TOKENS as i64)
+        i64::try_from(tokens)
+            .unwrap_or(i64::MAX)
+            .min(4 * MAX_TOKENS as i64)
     }
 
     /// Whether the bucket is full: forgetting it would give nothing away.
@@ -276,7 +278,11 @@ mod tests {
         let b = bucket(100, 250);
         assert!(b.try_take(250, 0));
         assert_eq!(b.available(SECOND / 100), 1);
-        assert_eq!(b.available(SECOND / 100 - 1), 0, "a token is whole or not there");
+        assert_eq!(
+            b.available(SECOND / 100 - 1),
+            0,
+            "a token is whole or not there"
+        );
         assert_eq!(b.available(SECOND), 100);
         assert_eq!(b.available(2 * SECOND + SECOND / 2), 250);
         assert!(b.is_full(10 * SECOND));

@@ -449,7 +449,11 @@ impl Compartment {
         let mut wakers = Wakers::default();
         let now = self.hot.rate.as_ref().map(|_| self.common.now_ns());
         let limit = u64::from(self.hot.max_concurrent.load(Relaxed));
-        for entry in queue.entries.iter_mut().filter(|e| e.state == State::Waiting) {
+        for entry in queue
+            .entries
+            .iter_mut()
+            .filter(|e| e.state == State::Waiting)
+        {
             if self.exceeds(entry) {
                 entry.state = State::Refused;
                 self.hot.word.fetch_sub(ONE_WAITER, AcqRel);
@@ -460,7 +464,9 @@ impl Compartment {
             let taken = self
                 .hot
                 .word
-                .fetch_update(AcqRel, Acquire, |w| (w & IN_FLIGHT < limit).then_some(w + 1))
+                .fetch_update(AcqRel, Acquire, |w| {
+                    (w & IN_FLIGHT < limit).then_some(w + 1)
+                })
                 .is_ok();
             if !taken {
                 break;
@@ -1006,5 +1012,138 @@ impl fmt::Debug for Permit {
             .field("rate", &(self.rate & !SPENT))
             .field("spent", &(self.rate & SPENT != 0))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+    use crate::BulkheadConfig;
+
+    fn compartment(config: BulkheadConfig) -> Arc<Compartment> {
+        let limits = config.limits().unwrap();
+        let common = Arc::new(Common::new("stress".into(), false));
+        Arc::new(Compartment::new(&limits, common, None))
+    }
+
+    /// The race of the lost wake-up: one thread dispatches the queue (here through
+    /// `wake_waiters`, as a settled call or a raised limit does) while the waiter's head
+    /// cannot get its token, and the other releases that token and its slot. Whatever the
+    /// interleaving, the waiter must end granted, never left queued with everything free.
+    #[test]
+    fn a_release_racing_with_a_dispatch_never_loses_the_waiters_wake_up() {
+        const ROUNDS: usize = 200_000;
+        let c = compartment(BulkheadConfig {
+            max_concurrent: 2,
+            token_budget: Some(1),
+            max_wait_seconds: 60.0,
+            ..BulkheadConfig::default()
+        });
+        let started = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let other = {
+            let (c, started, finished) = (c.clone(), started.clone(), finished.clone());
+            std::thread::spawn(move || {
+                for round in 1..=ROUNDS {
+                    let mut spins = 0u32;
+                    while started.load(Acquire) < round {
+                        spins = spins.wrapping_add(1);
+                        if spins % 4096 == 0 {
+                            if std::time::Instant::now() > deadline {
+                                return;
+                            }
+                            std::thread::yield_now();
+                        }
+                        std::hint::spin_loop();
+                    }
+                    c.wake_waiters();
+                    finished.store(round, Release);
+                }
+            })
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut lost, mut rounds) = (0, 0);
+        for round in 1..=ROUNDS {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            let permit = c.try_admit(1).unwrap();
+            let id = c.enqueue(1).unwrap();
+            started.store(round, Release);
+            // A varying delay, so the release lands at every point of the other thread's
+            // dispatch.
+            for _ in 0..(round * 7) % 97 {
+                std::hint::spin_loop();
+            }
+            drop(permit);
+            while finished.load(Acquire) < round && std::time::Instant::now() <= deadline {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+            }
+            match c.poll_grant(id, &mut cx, false) {
+                Grant::Admitted(permit) => drop(permit),
+                _ => {
+                    lost += 1;
+                    drop(c.leave(id));
+                }
+            }
+            rounds = round;
+        }
+        started.store(usize::MAX, Release);
+        other.join().unwrap();
+        assert!(rounds >= 1000, "only {rounds} rounds ran");
+        assert_eq!(
+            lost, 0,
+            "{lost} waiters of {rounds} left queued with room free"
+        );
+        assert_eq!(
+            (c.in_flight(), c.waiters(), c.tokens_in_use()),
+            (0, 0, Some(0))
+        );
+    }
+
+    /// Records whether the queue's lock was free when it was woken.
+    struct Probe {
+        compartment: Arc<Compartment>,
+        woken_unlocked: AtomicBool,
+    }
+
+    impl Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            let free = self.compartment.queue.try_lock().is_ok();
+            self.woken_unlocked.store(free, SeqCst);
+        }
+    }
+
+    #[test]
+    fn waiters_are_woken_after_the_queue_lock_is_released() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let c = compartment(BulkheadConfig {
+            max_concurrent: 1,
+            max_wait_seconds: 60.0,
+            ..BulkheadConfig::default()
+        });
+        let permit = c.try_admit(0).unwrap();
+        let id = c.enqueue(0).unwrap();
+        let probe = Arc::new(Probe {
+            compartment: c.clone(),
+            woken_unlocked: AtomicBool::new(false),
+        });
+        let waker = Waker::from(probe.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            c.poll_grant(id, &mut cx, false),
+            Grant::Waiting(_)
+        ));
+        drop(permit);
+        assert!(probe.woken_unlocked.load(SeqCst));
+        assert!(matches!(
+            c.poll_grant(id, &mut cx, false),
+            Grant::Admitted(_)
+        ));
     }
 }

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 /// is also bounded (`max_keys`, eviction), so a flood of colliding keys slows lookups in a
 /// table of bounded size at worst, and never grows memory.
 type KeyMap<K> = HashMap<Arc<K>, Slot, foldhash::fast::RandomState>;
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};

@@ -333,7 +333,8 @@ async fn a_budget_refusal_leaves_nothing_reserved_downstream() {
     for connection in &mut connections {
         // Ready (the inner permit taken), then refused by the budget: the inner permit must
         // not stay with this connection, or the next one would never be ready.
-        let mut ready = tokio_test::task::spawn(std::future::poll_fn(|cx| connection.poll_ready(cx)));
+        let mut ready =
+            tokio_test::task::spawn(std::future::poll_fn(|cx| connection.poll_ready(cx)));
         tokio_test::assert_ready!(ready.poll()).unwrap();
         drop(ready);
         let err = connection.call(1).await.unwrap_err();

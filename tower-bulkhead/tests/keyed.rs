@@ -234,7 +234,10 @@ async fn throwaway_keys_never_evict_a_key_with_a_spent_rate_budget() {
     svc.clone().oneshot(req("a", 10)).await.unwrap();
     for n in 0..20 {
         // Each throwaway key spends one token: its budget is not full either.
-        svc.clone().oneshot(req(&format!("throwaway{n}"), 1)).await.unwrap_or(0);
+        svc.clone()
+            .oneshot(req(&format!("throwaway{n}"), 1))
+            .await
+            .unwrap_or(0);
     }
     assert!(handle.get(&"a".to_owned()).is_some(), "a is kept");
     let err = svc.clone().oneshot(req("a", 10)).await.unwrap_err();
@@ -260,7 +263,10 @@ async fn a_rate_limited_key_is_evicted_once_its_budget_would_be_full_anyway() {
     assert!(handle.get(&"b".to_owned()).is_none(), "b overflowed");
     tokio::time::advance(Duration::from_secs(1)).await;
     svc.clone().oneshot(req("c", 1)).await.unwrap();
-    assert!(handle.get(&"a".to_owned()).is_none(), "a is full again: evicted");
+    assert!(
+        handle.get(&"a".to_owned()).is_none(),
+        "a is full again: evicted"
+    );
     assert!(handle.get(&"c".to_owned()).is_some());
 }
 
@@ -277,7 +283,10 @@ async fn with_keys_tied_for_oldest_the_least_recently_used_is_evicted() {
             svc.clone().oneshot(req(name, 1)).await.unwrap();
         }
         assert!(handle.get(&"a".to_owned()).is_some(), "a was used after b");
-        assert!(handle.get(&"b".to_owned()).is_none(), "b is the least recently used");
+        assert!(
+            handle.get(&"b".to_owned()).is_none(),
+            "b is the least recently used"
+        );
         assert!(handle.get(&"c".to_owned()).is_some());
     }
 }
@@ -306,7 +315,11 @@ async fn a_named_key_that_finds_the_map_full_keeps_its_own_limits() {
     let second = tokio::time::timeout(Duration::from_secs(1), svc.clone().oneshot(req("vip", 3)));
     let err = second.await.expect("answered at once").unwrap_err();
     assert_eq!(reason(&err), Reason::BulkheadFull, "vip's own limit of 1");
-    assert_eq!(handle.overflow().in_flight(), 0, "never in the overflow compartment");
+    assert_eq!(
+        handle.overflow().in_flight(),
+        0,
+        "never in the overflow compartment"
+    );
     assert_eq!(handle.get(&"vip".to_owned()).unwrap().max_concurrent(), 1);
     release.add_permits(2);
     busy.await.unwrap().unwrap();
@@ -376,7 +389,9 @@ async fn an_inner_readiness_error_is_returned_and_the_request_never_sent() {
     let layer = BulkheadLayer::builder().build_keyed(key).unwrap();
     let handle = layer.handle();
     let mut svc = layer.layer(FailsOnce(Arc::default(), calls.clone()));
-    let err = tower::Service::call(&mut svc, req("a", 1)).await.unwrap_err();
+    let err = tower::Service::call(&mut svc, req("a", 1))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "backend gone");
     assert_eq!(calls.load(SeqCst), 0, "never sent");
     assert_eq!(handle.in_flight(), 0);
