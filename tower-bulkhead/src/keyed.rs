@@ -38,15 +38,17 @@ struct Slot {
     compartment: Arc<Compartment>,
 }
 
-impl Slot {
-    /// Forgetting it would give nothing away: no call in flight or waiting, no handle, every
-    /// budget at rest (the in-flight budget empty, the rate budget full).
-    fn at_rest(&self, now: u64) -> bool {
-        Arc::strong_count(&self.compartment) == 1 && self.compartment.at_rest(now)
-    }
+/// A live key as the eviction hand sees it: the key (to remove it from the map) and its
+/// compartment (so that a busy key is told without a lookup).
+struct Hand<K> {
+    key: Arc<K>,
+    compartment: Arc<Compartment>,
+}
 
-    fn last_used(&self) -> u64 {
-        self.compartment.last_used_ns.load(Relaxed)
+impl<K> Hand<K> {
+    /// Referenced by the map and the hand only: no call in flight or waiting, no handle.
+    fn unused(&self) -> bool {
+        Arc::strong_count(&self.compartment) == 2
     }
 
     /// Moves a use seen since the last look to `now`; whether there was one.
@@ -70,10 +72,10 @@ struct Named {
 /// The live keys, and the order the eviction hand visits them in: a clock (second chance),
 /// so that making room costs O(1) amortized however many keys are busy.
 ///
-/// Invariant: `ring` holds exactly the keys of `map`, once each.
+/// Invariant: `ring` holds exactly the keys of `map`, once each, with the same compartment.
 struct Live<K> {
     map: KeyMap<K>,
-    ring: VecDeque<Arc<K>>,
+    ring: VecDeque<Hand<K>>,
 }
 
 impl<K> Default for Live<K> {
@@ -89,7 +91,7 @@ impl<K> Default for Live<K> {
 const SWEEP: usize = 4;
 /// Keys the hand visits at most per new key to make room in a full map; when all of them are
 /// busy the new key overflows (the hand has moved on: the next new key looks at others).
-const MAKE_ROOM: usize = 64;
+const MAKE_ROOM: usize = 32;
 
 /// The compartments of a per-key layer.
 struct Registry<K, F> {
@@ -199,7 +201,10 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
             Some(label.text.into()),
         ));
         let key = Arc::new(key);
-        live.ring.push_back(Arc::clone(&key));
+        live.ring.push_back(Hand {
+            key: Arc::clone(&key),
+            compartment: Arc::clone(&compartment),
+        });
         live.map.insert(
             key,
             Slot {
@@ -223,23 +228,26 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
             if visit >= SWEEP && !full {
                 break;
             }
-            let Some(key) = live.ring.pop_front() else {
+            let Some(hand) = live.ring.pop_front() else {
                 break;
             };
-            let Some(slot) = live.map.get(&*key) else {
+            // A busy key is passed over at the cost of one read of its reference count.
+            if !hand.unused() {
+                live.ring.push_back(hand);
                 continue;
-            };
-            let used = slot.refresh(now);
-            let idle = now.saturating_sub(slot.last_used()) >= self.idle_ns;
-            if !used && (idle || full) && slot.at_rest(now) {
-                live.map.remove(&*key);
+            }
+            let used = hand.refresh(now);
+            let last_used = hand.compartment.last_used_ns.load(Relaxed);
+            let idle = now.saturating_sub(last_used) >= self.idle_ns;
+            if !used && (idle || full) && hand.compartment.at_rest(now) {
+                live.map.remove(&*hand.key);
                 if idle {
                     idle_evicted += 1;
                 } else {
                     full_evicted += 1;
                 }
             } else {
-                live.ring.push_back(key);
+                live.ring.push_back(hand);
             }
         }
         self.evicted(idle_evicted, live.map.len(), "idle");
