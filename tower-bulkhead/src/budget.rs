@@ -78,35 +78,37 @@ impl InFlightBudget {
     }
 }
 
-/// `T = period / refill` in fixed point, in one word: the mantissa (55 to 57 bits, rounded
-/// up: never more generous) in the high bits, the number of its fractional bits in the low 7.
-/// So any rate from one token per week to `2^31` per millisecond keeps 55 bits of precision.
+/// `T = period / refill` in fixed point, in one word: the mantissa in the high bits, the
+/// number of its fractional bits in the low 6. The mantissa has 32 significant bits (rounded
+/// up: never more generous) whenever `T` is below 2^32 ns, so any rate from one token per
+/// week to `2^31` per millisecond keeps 31 bits of precision, and [`span`] multiplies in 64
+/// bits.
 pub(crate) fn interval(refill: u64, period: Duration) -> u64 {
     let ns = period.as_nanos().max(1);
     let refill = u128::from(refill.max(1));
     let bits = |v: u128| 128 - v.leading_zeros();
-    let shift = (56 + bits(refill)).saturating_sub(bits(ns)).min(120);
+    let shift = (32 + bits(refill)).saturating_sub(bits(ns)).min(63);
     let mantissa = (ns << shift).div_ceil(refill);
-    (u64::try_from(mantissa).unwrap_or(u64::MAX >> 7) << 7) | u64::from(shift)
+    (u64::try_from(mantissa)
+        .unwrap_or(u64::MAX >> 6)
+        .min(u64::MAX >> 6)
+        << 6)
+        | u64::from(shift)
 }
 
 /// `tokens × T` in ns, rounded up, saturating.
 #[inline]
-pub(crate) fn span(tokens: u64, interval: u64) -> u64 {
-    let shift = (interval & 127) as u32;
-    let product = u128::from(tokens) * u128::from(interval >> 7);
-    u64::try_from((product + ((1u128 << shift) - 1)) >> shift).unwrap_or(u64::MAX)
+pub(crate) const fn span(tokens: u64, interval: u64) -> u64 {
+    let shift = (interval & 63) as u32;
+    let product = tokens.saturating_mul(interval >> 6);
+    product.saturating_add((1 << shift) - 1) >> shift
 }
 
 /// How many tokens `ns` of refill are worth at interval `T`, rounded up, saturating.
 pub(crate) fn tokens_in(ns: u64, interval: u64) -> u128 {
-    let shift = (interval & 127) as u32;
-    let mantissa = u128::from((interval >> 7).max(1));
-    let wide = u128::from(ns);
-    if wide.leading_zeros() < shift {
-        return u128::MAX / mantissa;
-    }
-    (wide << shift).div_ceil(mantissa)
+    let shift = (interval & 63) as u32;
+    let mantissa = u128::from((interval >> 6).max(1));
+    (u128::from(ns) << shift).div_ceil(mantissa)
 }
 
 /// The rate budget: GCRA (the generic cell rate algorithm), a token bucket refilled

@@ -242,6 +242,14 @@ impl Compartment {
         Ok(Permit::new(Arc::clone(self), tokens, rate))
     }
 
+    /// As [`try_admit`](Self::try_admit), for a call sent to the inner service at once: its
+    /// rate tokens are spent from the start.
+    #[inline(always)]
+    pub(crate) fn try_admit_sent(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
+        let (tokens, rate) = self.admit(cost)?;
+        Ok(Permit::new(Arc::clone(self), tokens, rate | SPENT))
+    }
+
     /// As [`try_admit`](Self::try_admit), the permit taking over `self` (no reference-count
     /// traffic); on refusal `self` comes back.
     #[inline(always)]
@@ -281,23 +289,7 @@ impl Compartment {
 
     fn admit_tokens(&self, cost: u64) -> Result<(u64, u64), Denied> {
         if !self.try_slot() {
-            // A request that can never fit is told so, even when the compartment is full;
-            // one the rate budget cannot pay for now is told when it can (a 429, not a wait
-            // in the queue for a slot).
-            self.check_cost(cost)?;
-            if let Some(bucket) = &self.hot.rate
-                && cost > 0
-            {
-                let wait = bucket.time_until(cost, self.common.now_ns());
-                if !wait.is_zero() {
-                    return Err(Denied {
-                        reason: Reason::BudgetExhausted,
-                        retry_after: Some(wait),
-                        until_refill: true,
-                    });
-                }
-            }
-            return Err(self.full(Reason::BulkheadFull));
+            return Err(self.no_slot(cost));
         }
         let mut tokens = 0;
         if let Some(budget) = &self.hot.budget {
@@ -326,6 +318,30 @@ impl Compartment {
         self.hot.in_flight.increment(1.0);
         self.common.metrics.tokens_taken(tokens);
         Ok((tokens, rate))
+    }
+
+    /// Why a call with budgets found no slot: a request that can never fit is told so, even
+    /// when the compartment is full; one the rate budget cannot pay for now is told when it
+    /// can (a 429, not a wait in the queue for a slot).
+    #[cold]
+    #[inline(never)]
+    fn no_slot(&self, cost: u64) -> Denied {
+        if let Err(denied) = self.check_cost(cost) {
+            return denied;
+        }
+        if let Some(bucket) = &self.hot.rate
+            && cost > 0
+        {
+            let wait = bucket.time_until(cost, self.common.now_ns());
+            if !wait.is_zero() {
+                return Denied {
+                    reason: Reason::BudgetExhausted,
+                    retry_after: Some(wait),
+                    until_refill: true,
+                };
+            }
+        }
+        self.full(Reason::BulkheadFull)
     }
 
     fn refused(&self, reason: Reason) -> Denied {
@@ -804,6 +820,14 @@ impl Permit {
         }
     }
 
+    /// The request reached the inner service: its rate tokens are spent, whatever happens to
+    /// the call from now on (an actual cost may still correct the amount).
+    #[inline(always)]
+    pub(crate) const fn sent(mut self) -> Self {
+        self.rate |= SPENT;
+        self
+    }
+
     #[inline(always)]
     fn compartment(&self) -> &Compartment {
         self.compartment
@@ -821,14 +845,6 @@ impl Permit {
         if let Some(compartment) = compartment {
             compartment.release_permit(tokens, rate);
         }
-    }
-
-    /// The request reached the inner service: its rate tokens are spent, whatever happens to
-    /// the call from now on (an actual cost may still correct the amount).
-    #[inline(always)]
-    pub(crate) const fn sent(mut self) -> Self {
-        self.rate |= SPENT;
-        self
     }
 
     /// Tokens this call holds in the in-flight budget (0 without one).

@@ -1,4 +1,4 @@
-//! Configuration: plain data in our users' JSON shape, validated once.
+//! Configuration: plain data in the JSON shape, validated once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,13 +23,13 @@ pub const MAX_KEYS: u32 = 1 << 20;
 /// The largest `max_key_length` (64 KiB).
 pub const MAX_KEY_LENGTH: u32 = 1 << 16;
 
-/// One compartment's configuration, field for field as our users write it in JSON.
+/// One compartment's configuration, field for field as written in JSON.
 ///
 /// `Default` gives the documented defaults: 25 calls in flight, no waiting (a full compartment
 /// rejects at once), no token budget. A compartment may add an **in-flight budget**
 /// (`token_budget`: a call holds its cost while it runs and gives it back when it ends) and/or
-/// a **rate budget** (`refill_tokens` every `refill_period_seconds`, up to `burst_tokens`:
-/// tokens are spent, not given back, as tokens-per-minute quotas work).
+/// a **rate budget** (`refill_tokens` per `refill_period_seconds`, refilled continuously, up
+/// to `burst_tokens`: tokens are spent, not given back, as tokens-per-minute quotas work).
 ///
 /// With the `serde` feature it deserializes from JSON such as
 /// `{"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2}`; unknown fields are an
@@ -50,15 +50,18 @@ pub struct BulkheadConfig {
     pub max_waiters: u32,
     /// The in-flight budget: tokens held by the calls in flight at once. Default `None` (none).
     pub token_budget: Option<u64>,
-    /// The rate budget: tokens added every `refill_period_seconds`. Default `None` (none).
+    /// The rate budget: tokens added per `refill_period_seconds`, continuously (one every
+    /// `refill_period_seconds / refill_tokens`). Default `None` (none).
     pub refill_tokens: Option<u64>,
     /// The rate budget's period. Needed with `refill_tokens`. Default `None` (60 when
     /// `refill_tokens` is set).
     pub refill_period_seconds: Option<f64>,
-    /// The most tokens the rate budget holds (it starts full). Default: `refill_tokens`.
+    /// The most tokens the rate budget holds (it starts full; a new key too). Default:
+    /// `refill_tokens`. At most what refills in about 146 years.
     pub burst_tokens: Option<u64>,
-    /// The `Retry-After` given when the compartment is full or its in-flight budget exhausted
-    /// (an exhausted rate budget gives the time until enough refill). Default 1.
+    /// The `Retry-After` given when the compartment (or a per-key layer's key map) is full or
+    /// its in-flight budget exhausted (an exhausted rate budget gives the time until enough
+    /// refill). Default 1.
     pub retry_after_seconds: f64,
 }
 
@@ -78,7 +81,8 @@ impl Default for BulkheadConfig {
     }
 }
 
-/// What a per-key layer does with a new key when it already holds `max_keys` keys, all busy.
+/// What a per-key layer does with a new key when it holds `max_keys` keys, none at rest (or
+/// with a key longer than `max_key_length`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -86,7 +90,8 @@ pub enum Overflow {
     /// Such keys share one overflow compartment (key `<overflow>`, the default limits).
     #[default]
     Shared,
-    /// Such keys are rejected ([`Reason::BulkheadFull`](crate::Reason::BulkheadFull)).
+    /// Such keys are rejected ([`Reason::BulkheadFull`](crate::Reason::BulkheadFull), with
+    /// the default `retry_after_seconds`).
     Reject,
 }
 
@@ -95,7 +100,8 @@ pub enum Overflow {
 ///
 /// Each entry of `bulkheads` is the configuration of the key of that name; every other key
 /// gets `default`. Keys are created when first seen and forgotten after
-/// `key_idle_timeout_seconds` without a call; at most `max_keys` are kept.
+/// `key_idle_timeout_seconds` without a call, once at rest (nothing in flight, budgets full
+/// again); at most `max_keys` are kept. Named keys are kept for the layer's life.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
@@ -123,7 +129,8 @@ pub struct KeyedBulkheadConfig {
     pub bulkheads: BTreeMap<String, BulkheadConfig>,
     /// The most keys kept at once. Default 1000.
     pub max_keys: u32,
-    /// A key with no call in flight for this long is forgotten. Default 300.
+    /// A key at rest (no call in flight or waiting, budgets full again) unused for this long
+    /// is forgotten. Default 300.
     pub key_idle_timeout_seconds: f64,
     /// What a new key gets when `max_keys` busy keys are live. Default `shared`.
     pub overflow: Overflow,

@@ -40,26 +40,22 @@ pin_project! {
     enum Kind<S: Service<Req>, F, Req> {
         Called { #[pin] future: F, permit: Permit },
         Admitted { service: S, request: Option<Req>, permit: Option<Permit> },
-        // The inner service's readiness failed: its error is the answer, the call never made.
-        Failed { error: Option<S::Error> },
         Waiting { service: Option<S>, request: Option<Req>, wait: Wait },
-        Rejected { rejected: Option<Rejected> },
+        // A rejection, or the inner service's readiness error (the call never made): the
+        // answer, kept in one variant (one more variant makes the hot path of every call
+        // longer).
+        Rejected { answer: Option<Result<Rejected, S::Error>> },
         // Completed: nothing left to drop.
         Done,
     }
 }
 
 impl<S: Service<Req>, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
-    /// The request was handed to the inner service: from now on its rate tokens are spent.
+    /// The request was handed to the inner service: `permit`'s rate tokens must be spent
+    /// ([`Permit::sent`]), as they are from now on.
     #[inline]
     pub(crate) const fn called(future: F, permit: Permit, actual: R) -> Self {
-        Self::new(
-            Kind::Called {
-                future,
-                permit: permit.sent(),
-            },
-            actual,
-        )
+        Self::new(Kind::Called { future, permit }, actual)
     }
 
     /// An admitted call whose inner service was not polled ready. It is polled once here,
@@ -74,10 +70,17 @@ impl<S: Service<Req>, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
     {
         let mut cx = Context::from_waker(Waker::noop());
         match service.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => return Self::called(service.call(request), permit, actual),
+            Poll::Ready(Ok(())) => {
+                return Self::called(service.call(request), permit.sent(), actual);
+            }
             Poll::Ready(Err(error)) => {
                 drop(permit);
-                return Self::new(Kind::Failed { error: Some(error) }, actual);
+                return Self::new(
+                    Kind::Rejected {
+                        answer: Some(Err(error)),
+                    },
+                    actual,
+                );
             }
             Poll::Pending => {}
         }
@@ -125,7 +128,7 @@ impl<S: Service<Req>, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
     pub(crate) const fn rejected(rejected: Rejected, actual: R) -> Self {
         Self::new(
             Kind::Rejected {
-                rejected: Some(rejected),
+                answer: Some(Ok(rejected)),
             },
             actual,
         )
@@ -252,12 +255,11 @@ where
                     return Poll::Ready(A::rejected(rejected).map(H::unheld));
                 }
             },
-            KindProj::Failed { error } => {
-                return Poll::Ready(Err(A::inner_error(error.take().expect(DONE))));
-            }
-            KindProj::Rejected { rejected } => {
-                let rejected = rejected.take().expect(DONE);
-                return Poll::Ready(A::rejected(rejected).map(H::unheld));
+            KindProj::Rejected { answer } => {
+                return Poll::Ready(match answer.take().expect(DONE) {
+                    Ok(rejected) => A::rejected(rejected).map(H::unheld),
+                    Err(error) => Err(A::inner_error(error)),
+                });
             }
             KindProj::Done => panic!("{DONE}"),
         }
@@ -269,7 +271,6 @@ impl<S: Service<Req>, F, Req, R, H, A> fmt::Debug for ResponseFuture<S, F, Req, 
         let state = match &self.kind {
             Kind::Called { .. } => "called",
             Kind::Admitted { .. } => "admitted",
-            Kind::Failed { .. } => "failed",
             Kind::Waiting { .. } => "waiting",
             Kind::Rejected { .. } => "rejected",
             Kind::Done => "done",

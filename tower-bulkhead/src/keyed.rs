@@ -335,24 +335,35 @@ where
 /// compartment: the configuration named after it, or the default. One key saturated never
 /// slows another: keys share nothing but the key map.
 ///
-/// At most `max_keys` keys are kept: a key with no call in flight or waiting that has been
-/// idle for `key_idle_timeout` is forgotten; when the map is full the least recently used
-/// eighth of the unused keys make room; if every key is busy, a new key shares one overflow
-/// compartment (key `<overflow>`, the default limits) or, with [`Overflow::Reject`], is
-/// rejected. So a flood of distinct keys cannot grow memory past the cap.
+/// At most `max_keys` keys are kept. **Eviction never resets a limit**: only a key at rest
+/// can be forgotten (no call in flight or waiting, no handle, no in-flight tokens, a rate
+/// budget that is full again, so forgetting it gives nothing away); such a key idle for
+/// `key_idle_timeout` is forgotten, and when the map is full the least recently used key at
+/// rest makes room (a clock: a hand visits the keys in order, a key used since its last visit
+/// gets a second chance). The hand visits a bounded number of keys per new key, so a new key
+/// costs O(1) amortized however many keys are busy. If none it visits is at rest, the new
+/// key shares one overflow compartment (key `<overflow>`, the default limits) or, with
+/// [`Overflow::Reject`], is rejected with the default `retry_after`. So a flood of distinct
+/// keys cannot grow memory past the cap, nor buy a fresh budget.
+///
+/// A key with a configuration of its own (`bulkheads`, [`key_config`](crate::BulkheadBuilder::key_config))
+/// is created on first use and kept for the layer's life: it never lands in the overflow
+/// compartment and is not counted against `max_keys`. A key whose `Debug` form is longer than
+/// `max_key_length` is never stored: it is treated as a key that finds the map full.
 ///
 /// Metrics carry the layer's name only, never a key: in-flight calls and tokens are summed
 /// over keys, and `bulkhead_keys` counts live keys.
 ///
 /// Because the key is only known from the request, this service's `poll_ready` is always
 /// ready at once, and an admitted call polls a clone of the inner service ready before calling
-/// it (`S: Clone`): once in `call`, and from the response future if it was not ready. A refused call never touches it. Per
-/// call, a keyed bulkhead also runs the key function, takes a read lock on the key map (a write
-/// lock only to add or evict keys). It reads no clock: a lookup only marks its key as used,
-/// and keys are swept when a new key arrives (no background task), at most every half idle
-/// timeout; a key used since the previous sweep counts as used at the sweep. So a key is
-/// forgotten no earlier than `key_idle_timeout` after its last call, and once the map is
-/// full, as soon as room is needed.
+/// it (`S: Clone`): once in `call`, and from the response future if it was not ready; an
+/// error from its `poll_ready` is the call's answer, and the request is never sent. A refused
+/// call never touches it. Per call, a keyed bulkhead also runs the key function and takes a
+/// read lock on the key map (a write lock only to add or evict keys). It reads no clock: a
+/// lookup only marks its key as used, and the hand moves when a new key arrives (no
+/// background task), visiting a few keys each time; a key used since the hand's last visit
+/// counts as used at this one. So a key is forgotten no earlier than `key_idle_timeout` after
+/// its last call.
 ///
 /// ```
 /// use tower::{Service, ServiceBuilder, ServiceExt};

@@ -149,7 +149,7 @@ impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
     {
         let cost = self.cost.cost(&request);
         if self.ready
-            && let Ok(permit) = self.compartment.try_admit(cost)
+            && let Ok(permit) = self.compartment.try_admit_sent(cost)
         {
             self.ready = false;
             return ResponseFuture::called(self.inner.call(request), permit, self.actual.clone());
@@ -171,6 +171,7 @@ impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
         match self.compartment.try_admit(cost) {
             Ok(permit) if self.ready => {
                 self.ready = false;
+                let permit = permit.sent();
                 ResponseFuture::called(self.inner.call(request), permit, self.actual.clone())
             }
             Ok(permit) => self.call_unready(request, permit),
