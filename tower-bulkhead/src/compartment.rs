@@ -789,8 +789,9 @@ impl fmt::Debug for Compartment {
 
 /// What an admitted call holds: a slot of its compartment, the tokens it holds in the
 /// in-flight budget, and the rate tokens it reserved. Dropping it gives back the slot and the
-/// in-flight tokens, and, unless the call was settled, the rate reservation (a cancelled call
-/// spends nothing).
+/// in-flight tokens, and, unless the request was sent to the inner service, the rate
+/// reservation (a call cancelled before it was sent spends nothing; once sent, its rate
+/// tokens are spent).
 ///
 /// It lives in the response future, and with [`.hold_until_body_end()`](crate::BulkheadLayer::hold_until_body_end)
 /// in the response body until the stream ends or is dropped.
@@ -861,7 +862,7 @@ impl Permit {
     #[inline]
     pub(crate) fn settle(&mut self, actual: Option<u64>) {
         match actual {
-            // The estimate stands: the rate tokens are spent.
+            // The estimate stands: the rate tokens are spent (they were when it was sent).
             None => self.rate |= SPENT,
             Some(actual) if self.compartment().has_budgets() => self.settle_tokens(actual),
             Some(_) => {}
@@ -1068,7 +1069,7 @@ mod tests {
                     let mut spins = 0u32;
                     while started.load(Acquire) < round {
                         spins = spins.wrapping_add(1);
-                        if spins % 4096 == 0 {
+                        if spins.is_multiple_of(4096) {
                             if std::time::Instant::now() > deadline {
                                 return;
                             }

@@ -295,5 +295,10 @@ pub use layer::BulkheadLayer;
 pub use service::Bulkhead;
 
 pub use tower_outcome::{BoxError, BoxErrorAnswer, find_rejected};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "http", feature = "serde"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 #[cfg(feature = "http")]
 pub use tower_outcome::{EosBody, GrpcAnswer, HttpAnswer};
