@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::Ordering::*;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use tower_layer::Layer;
@@ -22,7 +22,7 @@ use tower_outcome::{Answer, BoxErrorAnswer, Reason};
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 use tower_service::Service;
 
-use crate::compartment::{Common, Compartment, Denied, nanos};
+use crate::compartment::{Common, Compartment, nanos};
 use crate::config::{KeyedLimits, Limits, MAX_CONCURRENT, count};
 use crate::cost::TypeName;
 use crate::future::ResponseFuture;
@@ -36,6 +36,10 @@ use crate::{
 /// A live key of the map.
 struct Slot {
     compartment: Arc<Compartment>,
+    /// A key with a configuration of its own: kept for the layer's life (their number is
+    /// bounded by the configuration), so it never evicted and never shares the overflow
+    /// compartment; not counted against `max_keys`, not on the eviction hand's ring.
+    named: bool,
 }
 
 /// A live key as the eviction hand sees it: the key (to remove it from the map) and its
@@ -61,21 +65,22 @@ impl<K> Hand<K> {
     }
 }
 
-/// A key with its own configuration: its compartment is created on first use and kept for
-/// the layer's life (their number is bounded by the configuration), so it is never evicted
-/// and never shares the overflow compartment.
-struct Named {
-    limits: Limits,
-    compartment: OnceLock<Arc<Compartment>>,
-}
-
 /// The live keys, and the order the eviction hand visits them in: a clock (second chance),
 /// so that making room costs O(1) amortized however many keys are busy.
 ///
-/// Invariant: `ring` holds exactly the keys of `map`, once each, with the same compartment.
+/// Invariant: `ring` holds exactly the keys of `map` that are not named, once each, with
+/// the same compartment; `named` counts the others.
 struct Live<K> {
     map: KeyMap<K>,
     ring: VecDeque<Hand<K>>,
+    named: usize,
+}
+
+impl<K> Live<K> {
+    /// Whether the keys subject to `max_keys` fill it.
+    fn full(&self, max_keys: usize) -> bool {
+        self.map.len() - self.named >= max_keys
+    }
 }
 
 impl<K> Default for Live<K> {
@@ -83,6 +88,7 @@ impl<K> Default for Live<K> {
         Self {
             map: KeyMap::default(),
             ring: VecDeque::new(),
+            named: 0,
         }
     }
 }
@@ -98,8 +104,7 @@ struct Registry<K, F> {
     common: Arc<Common>,
     key: F,
     defaults: RwLock<Limits>,
-    named: HashMap<K, Named, foldhash::fast::RandomState>,
-    named_live: AtomicUsize,
+    named: HashMap<K, Limits, foldhash::fast::RandomState>,
     live: RwLock<Live<K>>,
     overflow: Arc<Compartment>,
     policy: Overflow,
@@ -125,55 +130,40 @@ impl fmt::Write for Bounded {
 }
 
 impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
-    /// The compartment of `request`'s key; `Err` when the key cannot have one and the
+    /// The compartment of `request`'s key; `None` when the key cannot have one and the
     /// overflow policy rejects.
     #[inline]
-    fn compartment<Req>(&self, request: &Req) -> Result<Arc<Compartment>, Denied>
+    fn compartment<Req>(&self, request: &Req) -> Option<Arc<Compartment>>
     where
         F: Fn(&Req) -> K,
     {
         let key = (self.key)(request);
-        if !self.named.is_empty()
-            && let Some(named) = self.named.get(&key)
-        {
-            return Ok(self.named_compartment(&key, named));
-        }
         let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = live.map.get(&key) {
             // A load before the store: a busy key's cache line is not written by every call.
             if !slot.compartment.touched.load(Relaxed) {
                 slot.compartment.touched.store(true, Relaxed);
             }
-            return Ok(Arc::clone(&slot.compartment));
+            return Some(Arc::clone(&slot.compartment));
         }
         drop(live);
         self.insert(key)
     }
 
-    #[cold]
-    fn named_compartment(&self, key: &K, named: &Named) -> Arc<Compartment> {
-        let compartment = named.compartment.get_or_init(|| {
-            self.named_live.fetch_add(1, Relaxed);
-            Arc::new(Compartment::new(
-                &named.limits,
-                Arc::clone(&self.common),
-                Some(format!("{key:?}").into()),
-            ))
-        });
-        Arc::clone(compartment)
-    }
-
-    /// No slot for a new key: the overflow compartment, or a rejection saying when to retry.
-    fn overflow(&self) -> Result<Arc<Compartment>, Denied> {
+    /// No slot for a new key: the overflow compartment, or `None` (rejected) by policy.
+    fn overflow(&self) -> Option<Arc<Compartment>> {
         match self.policy {
-            Overflow::Shared => Ok(Arc::clone(&self.overflow)),
-            Overflow::Reject => Err(self.overflow.full(Reason::BulkheadFull)),
+            Overflow::Shared => Some(Arc::clone(&self.overflow)),
+            Overflow::Reject => None,
         }
     }
 
     /// A key not in the map: the only place the clock is read and keys are evicted.
     #[cold]
-    fn insert(&self, key: K) -> Result<Arc<Compartment>, Denied> {
+    fn insert(&self, key: K) -> Option<Arc<Compartment>> {
+        if let Some(limits) = self.named.get(&key) {
+            return Some(self.insert_named(key, limits));
+        }
         let mut label = Bounded {
             text: String::new(),
             max: self.max_key_length,
@@ -183,11 +173,11 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
         }
         let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = live.map.get(&key) {
-            return Ok(Arc::clone(&slot.compartment));
+            return Some(Arc::clone(&slot.compartment));
         }
         let now = self.common.now_ns();
         self.sweep(&mut live, now);
-        if live.map.len() >= self.max_keys {
+        if live.full(self.max_keys) {
             return self.overflow();
         }
         let limits = self
@@ -209,10 +199,35 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
             key,
             Slot {
                 compartment: Arc::clone(&compartment),
+                named: false,
             },
         );
         self.keys_gauge(live.map.len());
-        Ok(compartment)
+        Some(compartment)
+    }
+
+    /// A named key's first call: its compartment, with its own limits, kept for good.
+    fn insert_named(&self, key: K, limits: &Limits) -> Arc<Compartment> {
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = live.map.get(&key) {
+            return Arc::clone(&slot.compartment);
+        }
+        let label = format!("{key:?}").into();
+        let compartment = Arc::new(Compartment::new(
+            limits,
+            Arc::clone(&self.common),
+            Some(label),
+        ));
+        live.map.insert(
+            Arc::new(key),
+            Slot {
+                compartment: Arc::clone(&compartment),
+                named: true,
+            },
+        );
+        live.named += 1;
+        self.keys_gauge(live.map.len());
+        compartment
     }
 
     /// Moves the hand over a few keys, forgetting those at rest and idle for the idle
@@ -224,7 +239,7 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
         let (mut idle_evicted, mut full_evicted) = (0, 0);
         // Twice round at most: a key given a second chance is looked at again.
         for visit in 0..(2 * live.ring.len()).min(MAKE_ROOM) {
-            let full = live.map.len() >= self.max_keys;
+            let full = live.full(self.max_keys);
             if visit >= SWEEP && !full {
                 break;
             }
@@ -254,10 +269,8 @@ impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
         self.evicted(full_evicted, live.map.len(), "full");
     }
 
-    fn keys_gauge(&self, map: usize) {
-        self.common
-            .metrics
-            .keys(map + self.named_live.load(Relaxed));
+    fn keys_gauge(&self, live: usize) {
+        self.common.metrics.keys(live);
     }
 
     fn evicted(&self, evicted: usize, live: usize, cause: &'static str) {
@@ -291,28 +304,19 @@ where
     F: Send + Sync,
 {
     fn get(&self, key: &K) -> Option<Arc<Compartment>> {
-        if let Some(named) = self.named.get(key) {
-            return named.compartment.get().cloned();
-        }
         let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
         live.map.get(key).map(|slot| Arc::clone(&slot.compartment))
     }
     fn all(&self) -> Vec<(Arc<Compartment>, bool)> {
         let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
-        let named = self
-            .named
-            .values()
-            .filter_map(|named| named.compartment.get())
-            .map(|c| (Arc::clone(c), true));
         live.map
             .values()
-            .map(|slot| (Arc::clone(&slot.compartment), false))
-            .chain(named)
+            .map(|slot| (Arc::clone(&slot.compartment), slot.named))
             .collect()
     }
     fn len(&self) -> usize {
         let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
-        live.map.len() + self.named_live.load(Relaxed)
+        live.map.len()
     }
     fn overflow(&self) -> Arc<Compartment> {
         Arc::clone(&self.overflow)
@@ -415,13 +419,7 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
                 field: "bulkheads",
                 key: name,
             })?;
-            named.insert(
-                parsed,
-                Named {
-                    limits: config,
-                    compartment: OnceLock::new(),
-                },
-            );
+            named.insert(parsed, config);
         }
         let overflow = Arc::new(Compartment::new(
             &limits.default,
@@ -434,7 +432,6 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
                 key,
                 defaults: RwLock::new(limits.default),
                 named,
-                named_live: AtomicUsize::new(0),
                 live: RwLock::new(Live::default()),
                 overflow,
                 policy: limits.overflow,
@@ -622,12 +619,12 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let compartment = match self.registry.compartment(&request) {
-            Ok(compartment) => compartment,
-            Err(denied) => {
-                let rejected = self.registry.overflow.reject(denied);
-                return ResponseFuture::rejected(rejected, self.actual.clone());
-            }
+        let Some(compartment) = self.registry.compartment(&request) else {
+            // The map is full (or the key too long) and the policy rejects: the default
+            // `retry_after` says when to try again.
+            let overflow = &self.registry.overflow;
+            let rejected = overflow.reject(overflow.full(Reason::BulkheadFull));
+            return ResponseFuture::rejected(rejected, self.actual.clone());
         };
         let cost = if compartment.has_budgets() {
             self.cost.cost(&request)
