@@ -37,7 +37,7 @@ use crate::{
 struct Slot {
     compartment: Arc<Compartment>,
     /// A key with a configuration of its own: kept for the layer's life (their number is
-    /// bounded by the configuration), so it never evicted and never shares the overflow
+    /// bounded by the configuration), so it is never evicted and never shares the overflow
     /// compartment; not counted against `max_keys`, not on the eviction hand's ring.
     named: bool,
 }
