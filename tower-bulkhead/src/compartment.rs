@@ -1061,7 +1061,7 @@ mod tests {
         });
         let started = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let other = {
             let (c, started, finished) = (c.clone(), started.clone(), finished.clone());
             std::thread::spawn(move || {
