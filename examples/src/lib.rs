@@ -16,6 +16,7 @@
 pub mod breaker_demo;
 pub mod heal_agent;
 pub mod heal_incident;
+pub mod reliability;
 
 // The README's example must keep compiling: it is checked as a doctest here.
 #[cfg(doctest)]
