@@ -66,7 +66,7 @@ impl Settings {
             seed,
             steady: Duration::from_millis(1000),
             fault: Duration::from_millis(3000),
-            recovery: Duration::from_millis(2500),
+            recovery: Duration::from_millis(3000),
             compression: 5.0,
             agents: 3,
             rate_per_agent: 10.0,
@@ -139,7 +139,7 @@ pub const SUITE: [Experiment; 5] = [
         kind: FaultKind::LatencySpike,
         name: "Latency spike past the deadline",
         failure_mode: "EF-001 slow dependency",
-        injection: "every completion takes 1.2 s longer (callers wait at most the deadline)",
+        injection: "completions take 1.2 s longer while it lasts (callers wait at most the deadline)",
     },
     Experiment {
         kind: FaultKind::RateLimitStorm,
@@ -259,8 +259,8 @@ pub struct PatternsInPlace {
     pub fallback: String,
     /// The bulkheads: rows of (name, scope, max concurrent, retry after).
     pub bulkheads: Vec<[String; 4]>,
-    /// The per-attempt timeout.
-    pub timeout: Duration,
+    /// The per-attempt timeouts: LLM API, tool server.
+    pub timeouts: (Duration, Duration),
 }
 
 /// One run of the suite.
@@ -384,6 +384,7 @@ struct Driver {
     settings: Settings,
     t0: Instant,
     records: Arc<Mutex<Vec<CallRecord>>>,
+    sent: std::sync::atomic::AtomicUsize,
 }
 
 impl Driver {
@@ -394,6 +395,7 @@ impl Driver {
     /// One call to the gateway, recorded.
     fn spawn_call(self: &Arc<Self>, experiment: usize, agent: usize, flood: bool) {
         let me = self.clone();
+        self.sent.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let started = Instant::now();
             let url = format!("{}/agent/agent-{agent}/ask", me.url);
@@ -503,15 +505,15 @@ fn patterns(protection: &stack::Protection) -> PatternsInPlace {
         (None, None) => "none".to_owned(),
     };
     let breakers = [
-        (&protection.llm_breaker, "LLM API"),
-        (&protection.tool_breaker, "tool server"),
+        (&protection.llm_breaker, "LLM API", "; 5xx, 429, timeouts and errors count"),
+        (&protection.tool_breaker, "tool server", "; 5xx, timeouts and errors count"),
     ]
     .iter()
-    .map(|(handle, protects)| {
+    .map(|(handle, protects, counted)| {
         [
             handle.name().to_owned(),
             (*protects).to_owned(),
-            threshold.clone(),
+            format!("{threshold}{counted}"),
             format!("{} s", c.breaker.reset_timeout_seconds),
             format!("{:?}", handle.state()),
         ]
@@ -555,7 +557,7 @@ fn patterns(protection: &stack::Protection) -> PatternsInPlace {
                    else a canned answer (degraded: minimal)"
             .to_owned(),
         bulkheads,
-        timeout: c.timeout,
+        timeouts: (c.llm_timeout, c.tool_timeout),
     }
 }
 
@@ -595,6 +597,7 @@ pub async fn run_once(
         settings: settings.clone(),
         t0,
         records: Arc::new(Mutex::new(Vec::new())),
+        sent: std::sync::atomic::AtomicUsize::new(0),
     });
 
     // The breakers' states, sampled for the timeline.
@@ -690,9 +693,22 @@ pub async fn run_once(
             let _ = task.await;
         }
         // Calls still in flight end within the deadline.
-        tokio::time::sleep(settings.deadline + Duration::from_millis(50)).await;
+        let drained = Instant::now() + settings.deadline + Duration::from_millis(100);
+        while Instant::now() < drained {
+            let done = driver.records.lock().unwrap_or_else(|e| e.into_inner()).len();
+            if done >= driver.sent.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         up.heal();
         stacks.chaos.disarm();
+        // Work left queued in the upstreams (callers long gone) drains before the next
+        // experiment, outside every window, so that no experiment inherits another's backlog.
+        let settled = Instant::now() + Duration::from_secs(30);
+        while !up.idle() && Instant::now() < settled {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         windows.push(Window {
             start: driver.since(start),
             fault_start: driver.since(fault_start),

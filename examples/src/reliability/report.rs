@@ -391,7 +391,7 @@ fn patterns(out: &mut String, suite: &Suite) {
     let _ = writeln!(
         out,
         "**Implementation Details**: tower-breaker `CircuitBreakerLayer` in each client stack, \
-         classifying answers with `HttpStatus` (5xx, 429 and errors are failures); state read \
+         classifying answers with `HttpStatus` (for the LLM API, whose provider charges calls made while throttled, `failure_on(429)` too); state read \
          from `CircuitBreakerHandle::state`; transitions counted from `on_transition`; metrics \
          `breaker_state`, `breaker_transitions_total`, `breaker_calls_total`.\n"
     );
@@ -409,7 +409,11 @@ fn patterns(out: &mut String, suite: &Suite) {
         ],
         vec![
             "Per-attempt timeout".to_owned(),
-            format!("{} ms per attempt", p.timeout.as_millis()),
+            format!(
+                "{} ms per attempt to the LLM API, {} ms to the tool server",
+                p.timeouts.0.as_millis(),
+                p.timeouts.1.as_millis()
+            ),
             format!("{} attempts cut", c.timeouts),
         ],
     ];

@@ -62,7 +62,8 @@ pub(crate) struct Configs {
     pub(crate) retry: RetryConfig,
     pub(crate) llm_bulkhead: BulkheadConfig,
     pub(crate) tool_bulkhead: BulkheadConfig,
-    pub(crate) timeout: Duration,
+    pub(crate) llm_timeout: Duration,
+    pub(crate) tool_timeout: Duration,
 }
 
 impl Configs {
@@ -72,8 +73,8 @@ impl Configs {
             failure_threshold: None,
             failure_rate_threshold: Some(0.5),
             window: WindowConfig::Count { size: 20 },
-            minimum_calls: 10,
-            reset_timeout_seconds: 0.5,
+            minimum_calls: 5,
+            reset_timeout_seconds: 0.4,
             ..CircuitBreakerConfig::default()
         };
         let mut retry = RetryConfig::default();
@@ -100,7 +101,8 @@ impl Configs {
             retry,
             llm_bulkhead,
             tool_bulkhead,
-            timeout: Duration::from_millis(250),
+            llm_timeout: Duration::from_millis(250),
+            tool_timeout: Duration::from_millis(100),
         }
     }
 }
@@ -216,13 +218,14 @@ fn outer(
     component: &'static str,
     configs: &Configs,
     counters: &Arc<Counters>,
+    classifier: HttpStatus,
     inner: Svc,
 ) -> Result<(Svc, CircuitBreakerHandle), BoxError> {
     let cache = LastGood::new(1000, |r: &Req| {
         format!("{} {}", r.uri().path(), tenant_of(r))
     });
     let fallback = FallbackLayer::builder(component)
-        .classifier(HttpStatus::new())
+        .classifier(classifier)
         .chain(DegradationLevel::Slight, cache.clone())
         .then(
             DegradationLevel::Minimal,
@@ -246,7 +249,7 @@ fn outer(
             name: component.to_owned(),
             ..configs.breaker.clone()
         })
-        .classifier(HttpStatus::new())
+        .classifier(classifier)
         .on_transition(move |t| {
             if t.to == State::Open {
                 trips.breaker_trips.fetch_add(1, Ordering::Relaxed);
@@ -302,18 +305,31 @@ impl Stacks {
         let llm_bulkhead_handle = llm_bulkhead.handle();
         let llm_inner = ServiceBuilder::new()
             .layer(llm_bulkhead)
-            .timeout(configs.timeout)
+            .timeout(configs.llm_timeout)
             .layer(chaos)
             .service(transport(client.clone()));
-        let (llm, llm_breaker) = outer("llm", &configs, &counters, BoxCloneSyncService::new(llm_inner))?;
+        let (llm, llm_breaker) = outer(
+            "llm",
+            &configs,
+            &counters,
+            // This provider charges calls made while throttled: a 429 must stop the calls too.
+            HttpStatus::new().failure_on(StatusCode::TOO_MANY_REQUESTS),
+            BoxCloneSyncService::new(llm_inner),
+        )?;
 
         let tool_bulkhead = BulkheadLayer::from_config(configs.tool_bulkhead.clone())?;
         let tool_bulkhead_handle = tool_bulkhead.handle();
         let tool_inner = ServiceBuilder::new()
             .layer(tool_bulkhead)
-            .timeout(configs.timeout)
+            .timeout(configs.tool_timeout)
             .service(transport(client));
-        let (tool, tool_breaker) = outer("tool", &configs, &counters, BoxCloneSyncService::new(tool_inner))?;
+        let (tool, tool_breaker) = outer(
+            "tool",
+            &configs,
+            &counters,
+            HttpStatus::new(),
+            BoxCloneSyncService::new(tool_inner),
+        )?;
 
         Ok(Self {
             llm,

@@ -25,7 +25,11 @@ const MAX_DEBT: f64 = 5_000.0;
 /// Workers of the LLM API: completions beyond them queue.
 pub(crate) const LLM_WORKERS: usize = 2;
 /// How long one completion takes in normal times.
-pub(crate) const LLM_WORK: Duration = Duration::from_millis(10);
+pub(crate) const LLM_WORK: Duration = Duration::from_millis(20);
+/// Workers of the tool server.
+const TOOL_WORKERS: usize = 8;
+/// How long a tool search waits on its own dead backend during an outage.
+const TOOL_HANG: Duration = Duration::from_millis(1000);
 
 /// The token budget: a bucket refilled at a rate; a call made while it is short is answered
 /// `429` with `Retry-After` and still charged, as providers do to callers who ignore it.
@@ -61,6 +65,8 @@ pub(crate) struct Llm {
     workers: Semaphore,
     /// Completions served (any answer that reached a worker).
     pub(crate) served: AtomicU64,
+    /// Requests received and not finished.
+    pending: AtomicU64,
 }
 
 impl Llm {
@@ -74,6 +80,7 @@ impl Llm {
             extra_latency_ms: AtomicU64::new(0),
             workers: Semaphore::new(LLM_WORKERS),
             served: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
         }
     }
 
@@ -92,13 +99,38 @@ impl Llm {
         budget.tokens = (budget.tokens + elapsed * budget.refill_per_second).min(BUDGET_MAX);
         budget.last = now;
         budget.refill_per_second = per_second;
+        if per_second == 0.0 {
+            // The storm: the quota is gone now, not once the bucket runs dry.
+            budget.tokens = budget.tokens.min(0.0);
+        }
     }
 }
 
 /// Switches for the tool server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tool {
     down: AtomicBool,
+    workers: Semaphore,
+    pending: AtomicU64,
+}
+
+/// Counts a job as pending until it is dropped.
+struct Pending<'a>(&'a AtomicU64);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            workers: Semaphore::new(TOOL_WORKERS),
+            pending: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Tool {
@@ -127,13 +159,30 @@ async fn complete(State(llm): State<Arc<Llm>>, asked: HeaderMap) -> Response {
         headers.insert(http::header::RETRY_AFTER, wait.into());
         return (StatusCode::TOO_MANY_REQUESTS, headers, "token budget exhausted").into_response();
     }
-    // A closed semaphore never happens: it lives as long as the server.
-    let Ok(_worker) = llm.workers.acquire().await else {
+    // Like most inference servers, a completion runs to its end even when its caller has
+    // gone: the job is detached from the request.
+    llm.pending.fetch_add(1, Ordering::SeqCst);
+    let job = tokio::spawn(async move {
+        let _pending = Pending(&llm.pending);
+        // A closed semaphore never happens: it lives as long as the server.
+        let _worker = llm.workers.acquire().await.ok()?;
+        let started = Instant::now();
+        // A spike slows every completion while it lasts (checked as the work goes on).
+        loop {
+            let extra = Duration::from_millis(llm.extra_latency_ms.load(Ordering::SeqCst));
+            let due = started + LLM_WORK + extra;
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            tokio::time::sleep((due - now).min(Duration::from_millis(20))).await;
+        }
+        llm.served.fetch_add(1, Ordering::Relaxed);
+        Some(())
+    });
+    if !matches!(job.await, Ok(Some(()))) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
-    let extra = Duration::from_millis(llm.extra_latency_ms.load(Ordering::SeqCst));
-    tokio::time::sleep(LLM_WORK + extra).await;
-    llm.served.fetch_add(1, Ordering::Relaxed);
+    }
     let tenant = asked
         .get(super::TENANT)
         .and_then(|v| v.to_str().ok())
@@ -142,13 +191,25 @@ async fn complete(State(llm): State<Arc<Llm>>, asked: HeaderMap) -> Response {
 }
 
 async fn search(State(tool): State<Arc<Tool>>) -> Response {
-    if tool.down.load(Ordering::SeqCst) {
-        // A host that is gone: the connection is accepted, the answer never comes in time.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        return (StatusCode::SERVICE_UNAVAILABLE, "tool server down").into_response();
+    // A request that arrives while the backend is dead is doomed (its backend connection
+    // is): it ties up a worker until the backend call times out, even after its caller has
+    // left, as a thread-per-request server does. The job is detached from the request.
+    let doomed = tool.down.load(Ordering::SeqCst);
+    tool.pending.fetch_add(1, Ordering::SeqCst);
+    let job = tokio::spawn(async move {
+        let _pending = Pending(&tool.pending);
+        let _worker = tool.workers.acquire().await.ok()?;
+        if doomed {
+            tokio::time::sleep(TOOL_HANG).await;
+            return Some(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Some(true)
+    });
+    match job.await {
+        Ok(Some(true)) => (StatusCode::OK, "3 documents found").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "tool server down").into_response(),
     }
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    (StatusCode::OK, "3 documents found").into_response()
 }
 
 async fn serve(app: Router) -> std::io::Result<SocketAddr> {
@@ -181,6 +242,11 @@ impl Upstreams {
             tool,
             tool_url: format!("http://{tool_addr}/tool/search"),
         })
+    }
+
+    /// No request is queued or running in either upstream.
+    pub(crate) fn idle(&self) -> bool {
+        self.llm.pending.load(Ordering::SeqCst) == 0 && self.tool.pending.load(Ordering::SeqCst) == 0
     }
 
     /// Back to healthy: no spike, full refill, tool server up.
