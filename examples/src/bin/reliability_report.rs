@@ -27,7 +27,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seed" => seed = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--seed" => {
+                seed = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--out" => out = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
             "--quick" => quick = true,
             _ => usage(),
@@ -40,7 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     std::fs::create_dir_all(&out)?;
 
-    let style = ProgressStyle::with_template("{prefix:<44} [{bar:30}] {msg}")?.progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:<44} [{bar:30}] {msg}")?.progress_chars("=> ");
     let mut bar: Option<ProgressBar> = None;
     let mut on_progress = |event: Progress<'_>| match event {
         Progress::Started {
@@ -52,7 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             if index == 0 {
                 println!(
                     "{} run: {} agents at {} requests/s each",
-                    if protected { "protected" } else { "unprotected" },
+                    if protected {
+                        "protected"
+                    } else {
+                        "unprotected"
+                    },
                     settings.agents,
                     settings.rate_per_agent
                 );
@@ -68,7 +78,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         } => {
             if let Some(b) = &bar {
                 b.set_position(elapsed.as_millis() as u64);
-                let rate = if answered == 0 { 0.0 } else { usable as f64 / answered as f64 * 100.0 };
+                let rate = if answered == 0 {
+                    0.0
+                } else {
+                    usable as f64 / answered as f64 * 100.0
+                };
                 b.set_message(format!("{answered} calls, {rate:.0} % usable"));
             }
         }
@@ -90,13 +104,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!();
     let rows = report::before_after(&suite, &digest);
     let widths: Vec<usize> = (0..4)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0).max(12))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
         .collect();
     let line = |r: [&str; 4]| {
         println!(
             "{:<w0$}  {:>w1$}  {:>w2$}  {:<w3$}",
-            r[0], r[1], r[2], r[3],
-            w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
         );
     };
     line(["metric", "unprotected", "protected", "change"]);

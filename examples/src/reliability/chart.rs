@@ -88,9 +88,14 @@ fn panel(
     }))?;
     for (points, color, label) in series {
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
             .label(*label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
     }
     if series.len() > 1 {
         chart
@@ -150,7 +155,11 @@ pub fn render_svg(suite: &Suite, path: &Path) -> Result<(), Box<dyn std::error::
             "ms",
             &[(p99, RGBColor(200, 90, 20), "p99")],
         )?;
-        let llm: Vec<(f64, f64)> = run.samples.iter().map(|s| (s.t, f64::from(s.llm))).collect();
+        let llm: Vec<(f64, f64)> = run
+            .samples
+            .iter()
+            .map(|s| (s.t, f64::from(s.llm)))
+            .collect();
         let tool: Vec<(f64, f64)> = run
             .samples
             .iter()

@@ -188,17 +188,21 @@ pub const SUCCESS_TARGET: f64 = 0.95;
 pub fn experiment(run: &Run, settings: &Settings, index: usize) -> ExperimentFigures {
     let window = &run.windows[index];
     let mine = || run.calls.iter().filter(move |c| c.experiment == index);
-    let during = figures(mine().filter(|c| c.start >= window.fault_start && c.start < window.fault_end));
+    let during =
+        figures(mine().filter(|c| c.start >= window.fault_start && c.start < window.fault_end));
     let steady = figures(mine().filter(|c| c.start < window.fault_start));
     let others_steady = figures(mine().filter(|c| c.agent != 0 && c.start < window.fault_start));
-    let others_during = figures(mine().filter(|c| {
-        c.agent != 0 && c.start >= window.fault_start && c.start < window.fault_end
-    }));
+    let others_during =
+        figures(mine().filter(|c| {
+            c.agent != 0 && c.start >= window.fault_start && c.start < window.fault_end
+        }));
     let recovery = recovery(&run.calls, index, window);
     let detection = run
         .samples
         .iter()
-        .find(|s| s.t >= window.fault_start && s.t <= window.fault_end && (s.llm == 2 || s.tool == 2))
+        .find(|s| {
+            s.t >= window.fault_start && s.t <= window.fault_end && (s.llm == 2 || s.tool == 2)
+        })
         .map(|s| s.t - window.fault_start);
 
     let mut checks = vec![
@@ -249,10 +253,7 @@ pub fn experiment(run: &Run, settings: &Settings, index: usize) -> ExperimentFig
             let limit = others_steady.p99.map(|p| 2.0 * p + 0.05);
             checks.push(Check {
                 behavior: "Other agents' p99 latency during the flood".to_owned(),
-                expected: format!(
-                    "< 2 × steady + 50 ms = {}",
-                    ms(limit)
-                ),
+                expected: format!("< 2 × steady + 50 ms = {}", ms(limit)),
                 actual: ms(others_during.p99),
                 passed: matches!((others_during.p99, limit), (Some(p), Some(l)) if p < l),
             });
@@ -282,4 +283,70 @@ pub fn mttr(experiments: &[ExperimentFigures]) -> (f64, bool) {
 #[must_use]
 pub fn mttr_text((mean, all): (f64, bool)) -> String {
     format!("{}{:.0} ms", if all { "" } else { "≥ " }, mean * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(start: f64, outcome: Outcome) -> CallRecord {
+        CallRecord {
+            experiment: 0,
+            agent: 1,
+            flood: false,
+            start,
+            latency: 0.01,
+            outcome,
+            attempts: 1,
+            failed_attempts: u32::from(outcome != Outcome::Real),
+        }
+    }
+
+    const WINDOW: Window = Window {
+        start: 0.0,
+        fault_start: 1.0,
+        fault_end: 2.0,
+        end: 4.0,
+    };
+
+    #[test]
+    fn fallback_answers_are_not_a_recovery() {
+        let mut calls: Vec<CallRecord> = (0..10)
+            .map(|i| call(2.0 + f64::from(i) * 0.1, Outcome::Degraded))
+            .collect();
+        assert_eq!(recovery(&calls, 0, &WINDOW), Recovery::NotWithin(2.0));
+        calls.extend((0..RECOVERY_RUN).map(|i| call(3.5 + i as f64 * 0.01, Outcome::Real)));
+        let Recovery::After(s) = recovery(&calls, 0, &WINDOW) else {
+            panic!("real answers came back")
+        };
+        assert!((s - 1.51).abs() < 1e-9, "{s}");
+    }
+
+    #[test]
+    fn a_broken_run_of_real_answers_is_not_a_recovery() {
+        let mut calls: Vec<CallRecord> = (0..4)
+            .map(|i| call(2.0 + f64::from(i) * 0.1, Outcome::Real))
+            .collect();
+        calls.push(call(2.45, Outcome::Error));
+        calls.extend((0..RECOVERY_RUN).map(|i| call(2.5 + i as f64 * 0.1, Outcome::Real)));
+        let Recovery::After(s) = recovery(&calls, 0, &WINDOW) else {
+            panic!("real answers came back")
+        };
+        assert!((s - 0.51).abs() < 1e-9, "{s}");
+    }
+
+    #[test]
+    fn shares_of_nothing_are_not_numbers() {
+        let f = figures(&[]);
+        assert_eq!((f.success_rate, f.graceful_rate, f.p99), (None, None, None));
+        let f = figures(&[
+            call(0.0, Outcome::Real),
+            call(0.1, Outcome::TimedOut),
+            call(0.2, Outcome::Degraded),
+        ]);
+        assert_eq!(f.graceful_rate, Some(0.5));
+        assert_eq!(f.hung, 1);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), Some(2.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.99), Some(4.0));
+    }
 }

@@ -480,9 +480,10 @@ fn apply(kind: FaultKind, on: bool, up: &Upstreams, stacks: &Stacks) {
         } else {
             Duration::ZERO
         }),
-        FaultKind::RateLimitStorm => up
-            .llm
-            .set_refill(if on { 0.0 } else { upstream::REFILL_PER_SECOND }),
+        FaultKind::RateLimitStorm => {
+            up.llm
+                .set_refill(if on { 0.0 } else { upstream::REFILL_PER_SECOND })
+        }
         FaultKind::ToolOutage => up.tool.set_down(on),
         // The flood is load, sent by the driver.
         FaultKind::NoisyNeighbour => {}
@@ -491,7 +492,10 @@ fn apply(kind: FaultKind, on: bool, up: &Upstreams, stacks: &Stacks) {
 
 fn patterns(protection: &stack::Protection) -> PatternsInPlace {
     let c = &protection.configs;
-    let threshold = match (c.breaker.failure_rate_threshold, c.breaker.failure_threshold) {
+    let threshold = match (
+        c.breaker.failure_rate_threshold,
+        c.breaker.failure_threshold,
+    ) {
         (Some(rate), _) => format!(
             "{:.0} % failures over the last {} calls (min {})",
             rate * 100.0,
@@ -505,8 +509,16 @@ fn patterns(protection: &stack::Protection) -> PatternsInPlace {
         (None, None) => "none".to_owned(),
     };
     let breakers = [
-        (&protection.llm_breaker, "LLM API", "; 5xx, 429, timeouts and errors count"),
-        (&protection.tool_breaker, "tool server", "; 5xx, timeouts and errors count"),
+        (
+            &protection.llm_breaker,
+            "LLM API",
+            "; 5xx, 429, timeouts and errors count",
+        ),
+        (
+            &protection.tool_breaker,
+            "tool server",
+            "; 5xx, timeouts and errors count",
+        ),
     ]
     .iter()
     .map(|(handle, protects, counted)| {
@@ -695,7 +707,11 @@ pub async fn run_once(
         // Calls still in flight end within the deadline.
         let drained = Instant::now() + settings.deadline + Duration::from_millis(100);
         while Instant::now() < drained {
-            let done = driver.records.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let done = driver
+                .records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
             if done >= driver.sent.load(Ordering::SeqCst) {
                 break;
             }

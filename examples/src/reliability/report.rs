@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::figures::{
-    self, ExperimentFigures, Figures, MTTR_TARGET, RECOVERY_RUN, SUCCESS_TARGET, mttr, mttr_text,
-    ms, pct,
+    self, ExperimentFigures, Figures, MTTR_TARGET, RECOVERY_RUN, SUCCESS_TARGET, ms, mttr,
+    mttr_text, pct,
 };
 use super::{OUTAGE_NOMINAL, Run, SUITE, Suite};
 
@@ -49,7 +49,11 @@ fn points(before: Option<f64>, after: Option<f64>) -> String {
 fn latency_change(before: Option<f64>, after: Option<f64>) -> String {
     match (before, after) {
         (Some(b), Some(a)) if b > 0.0 => {
-            format!("{:+.0} ms ({:+.0} %)", (a - b) * 1000.0, (a - b) / b * 100.0)
+            format!(
+                "{:+.0} ms ({:+.0} %)",
+                (a - b) * 1000.0,
+                (a - b) / b * 100.0
+            )
         }
         _ => "n/a".to_owned(),
     }
@@ -60,7 +64,10 @@ fn latency_change(before: Option<f64>, after: Option<f64>) -> String {
 pub fn before_after(suite: &Suite, digest: &Digest) -> Vec<[String; 4]> {
     let (b, a) = (&digest.before, &digest.after);
     let (bc, ac) = (&suite.unprotected.counts, &suite.protected.counts);
-    let (bm, am) = (mttr(&digest.before_experiments), mttr(&digest.after_experiments));
+    let (bm, am) = (
+        mttr(&digest.before_experiments),
+        mttr(&digest.after_experiments),
+    );
     let mttr_change = if bm.0 > 0.0 {
         format!(
             "{:+.0} ms ({:.0} % shorter{})",
@@ -71,27 +78,91 @@ pub fn before_after(suite: &Suite, digest: &Digest) -> Vec<[String; 4]> {
     } else {
         "n/a".to_owned()
     };
-    let count = |x: u64, y: u64| [x.to_string(), y.to_string(), format!("{:+}", y as i64 - x as i64)];
+    let count = |x: u64, y: u64| {
+        [
+            x.to_string(),
+            y.to_string(),
+            format!("{:+}", y as i64 - x as i64),
+        ]
+    };
     let mut rows = vec![
-        ["Calls".to_owned(), b.calls.to_string(), a.calls.to_string(), String::new()],
-        ["Success rate (usable answers)".to_owned(), pct(b.success_rate), pct(a.success_rate), points(b.success_rate, a.success_rate)],
-        ["Real answers (no fallback)".to_owned(), pct(b.real_rate), pct(a.real_rate), points(b.real_rate, a.real_rate)],
-        ["Graceful failure rate".to_owned(), pct(b.graceful_rate), pct(a.graceful_rate), points(b.graceful_rate, a.graceful_rate)],
-        ["Auto-healed failures".to_owned(), pct(b.auto_healed), pct(a.auto_healed), points(b.auto_healed, a.auto_healed)],
-        ["p50 latency".to_owned(), ms(b.p50), ms(a.p50), latency_change(b.p50, a.p50)],
-        ["p99 latency".to_owned(), ms(b.p99), ms(a.p99), latency_change(b.p99, a.p99)],
-        ["MTTR (mean over the experiments)".to_owned(), mttr_text(bm), mttr_text(am), mttr_change],
+        [
+            "Calls".to_owned(),
+            b.calls.to_string(),
+            a.calls.to_string(),
+            String::new(),
+        ],
+        [
+            "Success rate (usable answers)".to_owned(),
+            pct(b.success_rate),
+            pct(a.success_rate),
+            points(b.success_rate, a.success_rate),
+        ],
+        [
+            "Real answers (no fallback)".to_owned(),
+            pct(b.real_rate),
+            pct(a.real_rate),
+            points(b.real_rate, a.real_rate),
+        ],
+        [
+            "Graceful failure rate".to_owned(),
+            pct(b.graceful_rate),
+            pct(a.graceful_rate),
+            points(b.graceful_rate, a.graceful_rate),
+        ],
+        [
+            "Auto-healed failures".to_owned(),
+            pct(b.auto_healed),
+            pct(a.auto_healed),
+            points(b.auto_healed, a.auto_healed),
+        ],
+        [
+            "p50 latency".to_owned(),
+            ms(b.p50),
+            ms(a.p50),
+            latency_change(b.p50, a.p50),
+        ],
+        [
+            "p99 latency".to_owned(),
+            ms(b.p99),
+            ms(a.p99),
+            latency_change(b.p99, a.p99),
+        ],
+        [
+            "MTTR (mean over the experiments)".to_owned(),
+            mttr_text(bm),
+            mttr_text(am),
+            mttr_change,
+        ],
     ];
     let mut push = |name: &str, [x, y, z]: [String; 3]| rows.push([name.to_owned(), x, y, z]);
-    push("Calls left hanging past the deadline", count(b.hung as u64, a.hung as u64));
+    push(
+        "Calls left hanging past the deadline",
+        count(b.hung as u64, a.hung as u64),
+    );
     push("Breaker trips", count(bc.breaker_trips, ac.breaker_trips));
     push("Retries", count(bc.retries, ac.retries));
     push("Fallback answers", count(bc.fallbacks, ac.fallbacks));
-    push("Calls rejected by a breaker", count(bc.breaker_rejections, ac.breaker_rejections));
-    push("Calls rejected by a bulkhead", count(bc.bulkhead_rejections, ac.bulkhead_rejections));
-    push("Attempts cut by the timeout", count(bc.timeouts, ac.timeouts));
-    push("Faults injected by tower-chaos", count(bc.injected, ac.injected));
-    push("Completions served by the LLM API", count(bc.llm_served, ac.llm_served));
+    push(
+        "Calls rejected by a breaker",
+        count(bc.breaker_rejections, ac.breaker_rejections),
+    );
+    push(
+        "Calls rejected by a bulkhead",
+        count(bc.bulkhead_rejections, ac.bulkhead_rejections),
+    );
+    push(
+        "Attempts cut by the timeout",
+        count(bc.timeouts, ac.timeouts),
+    );
+    push(
+        "Faults injected by tower-chaos",
+        count(bc.injected, ac.injected),
+    );
+    push(
+        "Completions served by the LLM API",
+        count(bc.llm_served, ac.llm_served),
+    );
     rows
 }
 
@@ -126,9 +197,16 @@ fn today() -> String {
 #[must_use]
 pub fn executive_summary(suite: &Suite, digest: &Digest) -> String {
     let (b, a) = (&digest.before, &digest.after);
-    let (bm, am) = (mttr(&digest.before_experiments), mttr(&digest.after_experiments));
+    let (bm, am) = (
+        mttr(&digest.before_experiments),
+        mttr(&digest.after_experiments),
+    );
     let confirmed = |e: &[ExperimentFigures]| e.iter().filter(|x| x.verdict() == "Yes").count();
-    let issues: usize = digest.before_experiments.iter().map(ExperimentFigures::issues).sum();
+    let issues: usize = digest
+        .before_experiments
+        .iter()
+        .map(ExperimentFigures::issues)
+        .sum();
     let fixed: usize = fixed_counts(digest).iter().map(|(_, f)| f).sum();
     let c = &suite.protected.counts;
     let mut out = String::new();
@@ -212,15 +290,28 @@ pub fn render(suite: &Suite, chart: &str) -> String {
     let s = &suite.settings;
     let mut out = String::new();
     let _ = writeln!(out, "# Reliability Engineering Report\n");
-    let _ = writeln!(out, "## System: agent gateway (LLM API + tool server) on 127.0.0.1");
+    let _ = writeln!(
+        out,
+        "## System: agent gateway (LLM API + tool server) on 127.0.0.1"
+    );
     let _ = writeln!(out, "## Report Date: {}", today());
-    let _ = writeln!(out, "## Author: `reliability-report` (tower resilience family), seed {}\n", s.seed);
+    let _ = writeln!(
+        out,
+        "## Author: `reliability-report` (tower resilience family), seed {}\n",
+        s.seed
+    );
     let _ = writeln!(out, "---\n\n## Executive Summary\n");
     out.push_str(&executive_summary(suite, &digest));
-    let _ = writeln!(out, "\n![Timeline: success rate, p99 latency and breaker state, unprotected beside protected]({chart})\n");
+    let _ = writeln!(
+        out,
+        "\n![Timeline: success rate, p99 latency and breaker state, unprotected beside protected]({chart})\n"
+    );
 
     // Chaos testing summary.
-    let _ = writeln!(out, "---\n\n## Chaos Testing Summary\n\n### Tests Conducted\n");
+    let _ = writeln!(
+        out,
+        "---\n\n## Chaos Testing Summary\n\n### Tests Conducted\n"
+    );
     let fixed = fixed_counts(&digest);
     let rows: Vec<Vec<String>> = SUITE
         .iter()
@@ -242,7 +333,14 @@ pub fn render(suite: &Suite, chart: &str) -> String {
         .collect();
     table(
         &mut out,
-        &["#", "Experiment", "Failure Mode", "Hypothesis Confirmed (unprotected → protected)", "Issues Found", "Fixed"],
+        &[
+            "#",
+            "Experiment",
+            "Failure Mode",
+            "Hypothesis Confirmed (unprotected → protected)",
+            "Issues Found",
+            "Fixed",
+        ],
         &rows,
     );
 
@@ -269,25 +367,48 @@ pub fn render(suite: &Suite, chart: &str) -> String {
             .iter()
             .zip(&a.checks)
             .map(|(x, y)| {
-                let mark = |c: &figures::Check| format!("{} {}", c.actual, if c.passed { "✓" } else { "✗" });
+                let mark = |c: &figures::Check| {
+                    format!("{} {}", c.actual, if c.passed { "✓" } else { "✗" })
+                };
                 vec![x.behavior.clone(), x.expected.clone(), mark(x), mark(y)]
             })
             .collect();
-        table(&mut out, &["Behaviour", "Expected", "Actual (unprotected)", "Actual (protected)"], &rows);
+        table(
+            &mut out,
+            &[
+                "Behaviour",
+                "Expected",
+                "Actual (unprotected)",
+                "Actual (protected)",
+            ],
+            &rows,
+        );
         let _ = writeln!(
             out,
             "During the fault: p50 {} → {}, p99 {} → {}, real answers {} → {}.\n",
-            ms(b.during.p50), ms(a.during.p50), ms(b.during.p99), ms(a.during.p99),
-            pct(b.during.real_rate), pct(a.during.real_rate)
+            ms(b.during.p50),
+            ms(a.during.p50),
+            ms(b.during.p99),
+            ms(a.during.p99),
+            pct(b.during.real_rate),
+            pct(a.during.real_rate)
         );
         if e.kind == super::FaultKind::NoisyNeighbour {
             let _ = writeln!(
                 out,
                 "Other agents' p99 latency: steady {} → flood {} unprotected; steady {} → flood {} protected.\n",
-                ms(b.others.0.p99), ms(b.others.1.p99), ms(a.others.0.p99), ms(a.others.1.p99)
+                ms(b.others.0.p99),
+                ms(b.others.1.p99),
+                ms(a.others.0.p99),
+                ms(a.others.1.p99)
             );
         }
-        let _ = writeln!(out, "Hypothesis confirmed? unprotected: **{}**, protected: **{}**\n", b.verdict(), a.verdict());
+        let _ = writeln!(
+            out,
+            "Hypothesis confirmed? unprotected: **{}**, protected: **{}**\n",
+            b.verdict(),
+            a.verdict()
+        );
     }
 
     key_findings(&mut out, suite, &digest);
@@ -326,12 +447,19 @@ fn key_findings(out: &mut String, suite: &Suite, digest: &Digest) {
                 },
                 i + 1,
                 y.actual,
-                if y.passed { "holds" } else { "still short of the target" },
+                if y.passed {
+                    "holds"
+                } else {
+                    "still short of the target"
+                },
             );
         }
     }
     if n == 0 {
-        let _ = writeln!(out, "No hypothesis failed without protection in this run.\n");
+        let _ = writeln!(
+            out,
+            "No hypothesis failed without protection in this run.\n"
+        );
     }
     let _ = writeln!(out, "### Critical Issues Resolved\n");
     let mut resolved = 0;
@@ -346,7 +474,11 @@ fn key_findings(out: &mut String, suite: &Suite, digest: &Digest) {
                     e.name,
                     x.behavior.to_lowercase(),
                     x.actual,
-                    if x.behavior.starts_with("Graceful") || x.behavior.starts_with("Success") { "High" } else { "Medium" },
+                    if x.behavior.starts_with("Graceful") || x.behavior.starts_with("Success") {
+                        "High"
+                    } else {
+                        "Medium"
+                    },
                     fix_for(e.kind),
                     y.actual,
                 );
@@ -362,11 +494,21 @@ fn key_findings(out: &mut String, suite: &Suite, digest: &Digest) {
 fn fix_for(kind: super::FaultKind) -> &'static str {
     use super::FaultKind::*;
     match kind {
-        Errors30 => "retry with jittered exponential back-off (tower-heal) under the breaker's failure-rate threshold",
-        LatencySpike => "a per-attempt timeout, the breaker opening on timeouts, and a fallback to the last good answer",
-        RateLimitStorm => "the breaker stops calling a throttled API so its budget refills; the fallback answers meanwhile",
-        ToolOutage => "the timeout and breaker fail fast; the fallback answers from the last good result",
-        NoisyNeighbour => "a per-agent bulkhead (tower-bulkhead keyed by agent) caps each agent's share of the LLM API",
+        Errors30 => {
+            "retry with jittered exponential back-off (tower-heal) under the breaker's failure-rate threshold"
+        }
+        LatencySpike => {
+            "a per-attempt timeout, the breaker opening on timeouts, and a fallback to the last good answer"
+        }
+        RateLimitStorm => {
+            "the breaker stops calling a throttled API so its budget refills; the fallback answers meanwhile"
+        }
+        ToolOutage => {
+            "the timeout and breaker fail fast; the fallback answers from the last good result"
+        }
+        NoisyNeighbour => {
+            "a per-agent bulkhead (tower-bulkhead keyed by agent) caps each agent's share of the LLM API"
+        }
     }
 }
 
@@ -375,7 +517,10 @@ fn patterns(out: &mut String, suite: &Suite) {
     let Some(p) = &suite.protected.patterns else {
         return;
     };
-    let _ = writeln!(out, "Read from the layers' configuration and handles at the end of the protected run.\n");
+    let _ = writeln!(
+        out,
+        "Read from the layers' configuration and handles at the end of the protected run.\n"
+    );
     let _ = writeln!(out, "### Circuit Breakers\n");
     let c = &suite.protected.counts;
     let rows: Vec<Vec<String>> = p
@@ -387,7 +532,18 @@ fn patterns(out: &mut String, suite: &Suite) {
             row
         })
         .collect();
-    table(out, &["Name", "Service Protected", "Threshold", "Timeout", "Status", "Verified"], &rows);
+    table(
+        out,
+        &[
+            "Name",
+            "Service Protected",
+            "Threshold",
+            "Timeout",
+            "Status",
+            "Verified",
+        ],
+        &rows,
+    );
     let _ = writeln!(
         out,
         "**Implementation Details**: tower-breaker `CircuitBreakerLayer` in each client stack, \
@@ -417,10 +573,18 @@ fn patterns(out: &mut String, suite: &Suite) {
             format!("{} attempts cut", c.timeouts),
         ],
     ];
-    table(out, &["Mechanism", "Configuration", "Used in the suite"], &rows);
+    table(
+        out,
+        &["Mechanism", "Configuration", "Used in the suite"],
+        &rows,
+    );
     let _ = writeln!(out, "### Bulkhead Isolation\n");
     let rows: Vec<Vec<String>> = p.bulkheads.iter().map(|b| b.to_vec()).collect();
-    table(out, &["Name", "Scope", "Max concurrent", "Retry-After when full"], &rows);
+    table(
+        out,
+        &["Name", "Scope", "Max concurrent", "Retry-After when full"],
+        &rows,
+    );
     let _ = writeln!(
         out,
         "{} calls were refused by a full compartment in the protected run.\n",
@@ -429,21 +593,64 @@ fn patterns(out: &mut String, suite: &Suite) {
 }
 
 fn metrics(out: &mut String, suite: &Suite, digest: &Digest) {
-    let _ = writeln!(out, "---\n\n## Reliability Metrics\n\n### Current State (After Hardening)\n");
+    let _ = writeln!(
+        out,
+        "---\n\n## Reliability Metrics\n\n### Current State (After Hardening)\n"
+    );
     let a = &digest.after;
     let am = mttr(&digest.after_experiments);
     let status = |ok: bool| if ok { "✓" } else { "✗" }.to_owned();
     let rows = vec![
-        vec!["Success rate".to_owned(), pct(a.success_rate), format!("≥ {:.0} %", SUCCESS_TARGET * 100.0), status(a.success_rate.is_some_and(|r| r >= SUCCESS_TARGET))],
-        vec!["MTTR (compressed time)".to_owned(), mttr_text(am), format!("< {:.0} ms", MTTR_TARGET * 1000.0), status(am.1 && am.0 < MTTR_TARGET)],
-        vec!["Graceful failure rate".to_owned(), pct(a.graceful_rate), "≥ 80 %".to_owned(), status(a.graceful_rate.is_some_and(|r| r >= 0.8))],
-        vec!["Auto-healing success rate".to_owned(), pct(a.auto_healed), "≥ 75 %".to_owned(), status(a.auto_healed.is_some_and(|r| r >= 0.75))],
-        vec!["p99 latency".to_owned(), ms(a.p99), format!("< {} ms", suite.settings.deadline.as_millis()), status(a.p99.is_some_and(|p| p < suite.settings.deadline.as_secs_f64() * 0.999))],
+        vec![
+            "Success rate".to_owned(),
+            pct(a.success_rate),
+            format!("≥ {:.0} %", SUCCESS_TARGET * 100.0),
+            status(a.success_rate.is_some_and(|r| r >= SUCCESS_TARGET)),
+        ],
+        vec![
+            "MTTR (compressed time)".to_owned(),
+            mttr_text(am),
+            format!("< {:.0} ms", MTTR_TARGET * 1000.0),
+            status(am.1 && am.0 < MTTR_TARGET),
+        ],
+        vec![
+            "Graceful failure rate".to_owned(),
+            pct(a.graceful_rate),
+            "≥ 80 %".to_owned(),
+            status(a.graceful_rate.is_some_and(|r| r >= 0.8)),
+        ],
+        vec![
+            "Auto-healing success rate".to_owned(),
+            pct(a.auto_healed),
+            "≥ 75 %".to_owned(),
+            status(a.auto_healed.is_some_and(|r| r >= 0.75)),
+        ],
+        vec![
+            "p99 latency".to_owned(),
+            ms(a.p99),
+            format!("< {} ms", suite.settings.deadline.as_millis()),
+            status(
+                a.p99
+                    .is_some_and(|p| p < suite.settings.deadline.as_secs_f64() * 0.999),
+            ),
+        ],
     ];
     table(out, &["Metric", "Value", "Target", "Status"], &rows);
     let _ = writeln!(out, "### Before vs After\n");
-    let rows: Vec<Vec<String>> = before_after(suite, digest).into_iter().map(|r| r.to_vec()).collect();
-    table(out, &["Metric", "Before (unprotected)", "After (protected)", "Change"], &rows);
+    let rows: Vec<Vec<String>> = before_after(suite, digest)
+        .into_iter()
+        .map(|r| r.to_vec())
+        .collect();
+    table(
+        out,
+        &[
+            "Metric",
+            "Before (unprotected)",
+            "After (protected)",
+            "Change",
+        ],
+        &rows,
+    );
     let _ = writeln!(
         out,
         "**How these are measured**: success rate counts usable answers (a fallback's included, \
@@ -462,7 +669,11 @@ fn risks(out: &mut String, suite: &Suite, digest: &Digest) {
     let _ = writeln!(out, "---\n\n## Remaining Risks\n");
     let mut rows = Vec::new();
     for (i, e) in SUITE.iter().enumerate() {
-        for c in digest.after_experiments[i].checks.iter().filter(|c| !c.passed) {
+        for c in digest.after_experiments[i]
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+        {
             rows.push(vec![
                 format!("{}: {}", e.name, c.behavior.to_lowercase()),
                 "Measured".to_owned(),
@@ -490,20 +701,45 @@ fn risks(out: &mut String, suite: &Suite, digest: &Digest) {
         "Breaker + canned answer".to_owned(),
         "Alert on a breaker open longer than 5 minutes (examples/ops)".to_owned(),
     ]);
-    table(out, &["Risk", "Likelihood", "Impact", "Current Mitigation", "Additional Mitigation Needed"], &rows);
+    table(
+        out,
+        &[
+            "Risk",
+            "Likelihood",
+            "Impact",
+            "Current Mitigation",
+            "Additional Mitigation Needed",
+        ],
+        &rows,
+    );
 
-    let _ = writeln!(out, "---\n\n## Recommendations\n\n### Immediate (Before Production)\n");
+    let _ = writeln!(
+        out,
+        "---\n\n## Recommendations\n\n### Immediate (Before Production)\n"
+    );
     let mut n = 0;
     for (i, e) in SUITE.iter().enumerate() {
         if digest.after_experiments[i].issues() > 0 {
             n += 1;
-            let _ = writeln!(out, "{n}. **{}**: still {} after hardening; {}.", e.name, digest.after_experiments[i].verdict().to_lowercase(), fix_for(e.kind));
+            let _ = writeln!(
+                out,
+                "{n}. **{}**: still {} after hardening; {}.",
+                e.name,
+                digest.after_experiments[i].verdict().to_lowercase(),
+                fix_for(e.kind)
+            );
         }
     }
     n += 1;
-    let _ = writeln!(out, "{n}. **Set up monitoring**: load `examples/ops/grafana-dashboard.json` and the alert rules in `examples/ops/`.");
+    let _ = writeln!(
+        out,
+        "{n}. **Set up monitoring**: load `examples/ops/grafana-dashboard.json` and the alert rules in `examples/ops/`."
+    );
     n += 1;
-    let _ = writeln!(out, "{n}. **Test at scale**: re-run this suite with production-level load (`--seed` reproduces the injected faults).\n");
+    let _ = writeln!(
+        out,
+        "{n}. **Test at scale**: re-run this suite with production-level load (`--seed` reproduces the injected faults).\n"
+    );
     let _ = writeln!(out, "### Short-term (First Month of Production)\n");
     let _ = writeln!(
         out,
@@ -512,7 +748,10 @@ fn risks(out: &mut String, suite: &Suite, digest: &Digest) {
         pct(a.success_rate.zip(a.real_rate).map(|(s, r)| s - r)),
     );
     let _ = writeln!(out, "### Long-term (Ongoing)\n");
-    let _ = writeln!(out, "1. **Regular chaos testing**: run this suite on every release; compare its report with the last one.\n2. **Metrics review**: review the before/after table each quarter.\n");
+    let _ = writeln!(
+        out,
+        "1. **Regular chaos testing**: run this suite on every release; compare its report with the last one.\n2. **Metrics review**: review the before/after table each quarter.\n"
+    );
 }
 
 fn runbook(out: &mut String, suite: &Suite) {
@@ -523,9 +762,21 @@ fn runbook(out: &mut String, suite: &Suite) {
         .and_then(|p| p.breakers.first().map(|b| b[3].clone()))
         .unwrap_or_default();
     let _ = writeln!(out, "---\n\n## Appendix: Incident Runbook\n");
-    let _ = writeln!(out, "The alert rules in `examples/ops/` link to the full runbook, `examples/ops/RUNBOOK.md`.\n");
+    let _ = writeln!(
+        out,
+        "The alert rules in `examples/ops/` link to the full runbook, `examples/ops/RUNBOOK.md`.\n"
+    );
     let _ = writeln!(out, "### Incident: A dependency is down\n");
-    let _ = writeln!(out, "**Detection**:\n- `BreakerOpenTooLong`: a breaker open for more than 5 minutes (`breaker_state`)\n- `SuccessRateLow`: success rate under 95 %\n- Degraded answers rising\n");
-    let _ = writeln!(out, "**Investigation**:\n1. Which breaker is open? `breaker_state` by `name` on the dashboard.\n2. Is the dependency down, slow or throttling? `breaker_calls_total` by `outcome`; `heal_retries_refused_total`.\n3. Is one agent flooding? `bulkhead_rejected_total` by `key`.\n4. Is chaos armed? `chaos_armed` must be 0 in production.\n");
-    let _ = writeln!(out, "**Resolution**:\n1. An external outage: check that fallbacks answer; the breaker probes every {reset} and closes by itself once the dependency answers.\n2. A throttled API: do not force the breaker closed; the budget refills only if calls stop.\n3. A noisy agent: lower its compartment (`KeyedBulkheadHandle::set_max_concurrent`) or block it.\n4. Chaos left armed: disarm it (`ChaosHandle::disarm`, or the chaos proxy's admin route).\n");
+    let _ = writeln!(
+        out,
+        "**Detection**:\n- `BreakerOpenTooLong`: a breaker open for more than 5 minutes (`breaker_state`)\n- `SuccessRateLow`: success rate under 95 %\n- Degraded answers rising\n"
+    );
+    let _ = writeln!(
+        out,
+        "**Investigation**:\n1. Which breaker is open? `breaker_state` by `name` on the dashboard.\n2. Is the dependency down, slow or throttling? `breaker_calls_total` by `outcome`; `heal_retries_refused_total`.\n3. Is one agent flooding? `bulkhead_rejected_total` by `key`.\n4. Is chaos armed? `chaos_armed` must be 0 in production.\n"
+    );
+    let _ = writeln!(
+        out,
+        "**Resolution**:\n1. An external outage: check that fallbacks answer; the breaker probes every {reset} and closes by itself once the dependency answers.\n2. A throttled API: do not force the breaker closed; the budget refills only if calls stop.\n3. A noisy agent: lower its compartment (`KeyedBulkheadHandle::set_max_concurrent`) or block it.\n4. Chaos left armed: disarm it (`ChaosHandle::disarm`, or the chaos proxy's admin route).\n"
+    );
 }

@@ -120,7 +120,10 @@ pub(crate) struct Protection {
 impl Protection {
     /// The worse of both breakers: 0 closed, 1 half-open, 2 open.
     pub(crate) fn breaker_level(&self) -> (u8, u8) {
-        (level(self.llm_breaker.state()), level(self.tool_breaker.state()))
+        (
+            level(self.llm_breaker.state()),
+            level(self.tool_breaker.state()),
+        )
     }
 }
 

@@ -157,7 +157,12 @@ async fn complete(State(llm): State<Arc<Llm>>, asked: HeaderMap) -> Response {
     if let Err(wait) = verdict {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::RETRY_AFTER, wait.into());
-        return (StatusCode::TOO_MANY_REQUESTS, headers, "token budget exhausted").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            headers,
+            "token budget exhausted",
+        )
+            .into_response();
     }
     // Like most inference servers, a completion runs to its end even when its caller has
     // gone: the job is detached from the request.
@@ -246,7 +251,8 @@ impl Upstreams {
 
     /// No request is queued or running in either upstream.
     pub(crate) fn idle(&self) -> bool {
-        self.llm.pending.load(Ordering::SeqCst) == 0 && self.tool.pending.load(Ordering::SeqCst) == 0
+        self.llm.pending.load(Ordering::SeqCst) == 0
+            && self.tool.pending.load(Ordering::SeqCst) == 0
     }
 
     /// Back to healthy: no spike, full refill, tool server up.
