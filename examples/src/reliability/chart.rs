@@ -56,16 +56,19 @@ pub fn timeline(run: &Run, bucket: f64) -> Vec<Point> {
         .collect()
 }
 
-type Panel<'a, 'b> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// One line of a panel: its points, colour and legend.
+type Series<'a> = (Vec<(f64, f64)>, RGBColor, &'a str);
 
 fn panel(
-    area: &Panel<'_, '_>,
+    area: &Panel<'_>,
     run: &Run,
     caption: &str,
     x_max: f64,
     y_max: f64,
     y_desc: &str,
-    series: &[(Vec<(f64, f64)>, RGBColor, &str)],
+    series: &[Series<'_>],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))

@@ -174,7 +174,7 @@ pub fn ms(value: Option<f64>) -> String {
 pub fn recovery_text(recovery: Recovery) -> String {
     match recovery {
         Recovery::After(s) => format!("{:.0} ms", s * 1000.0),
-        Recovery::NotWithin(s) => format!("not within {:.1} s", s),
+        Recovery::NotWithin(s) => format!("not within {s:.1} s"),
     }
 }
 
