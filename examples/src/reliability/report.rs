@@ -254,7 +254,7 @@ pub fn executive_summary(suite: &Suite, digest: &Digest) -> String {
         "\nCurrent state: {}. Time is compressed: the {} s outage ran in {:.1} s, and every \
          phase is seconds long; the figures compare the two runs, they are not production SLOs.",
         if ready {
-            "the protected gateway met the success-rate target and left no caller hanging in every experiment taken together"
+            "across the suite, the protected gateway met the 95 % success-rate target and left no caller hanging"
         } else {
             "the protected gateway did not yet meet every target; see Remaining Risks"
         },
