@@ -77,7 +77,11 @@ async fn main() -> Result<(), BoxError> {
         async move {
             let response = client.execute(reqwest::Request::try_from(request)?).await?;
             let status = response.status();
-            Ok::<_, BoxError>(http::Response::builder().status(status).body(response.text().await?)?)
+            Ok::<_, BoxError>(
+                http::Response::builder()
+                    .status(status)
+                    .body(response.text().await?)?,
+            )
         }
     });
     let stack = ServiceBuilder::new()
@@ -100,7 +104,12 @@ async fn main() -> Result<(), BoxError> {
                 .reset_timeout(Duration::from_secs(2))
                 .build()?,
         )
-        .layer(BulkheadLayer::builder().name("upstream").max_concurrent(8).build()?)
+        .layer(
+            BulkheadLayer::builder()
+                .name("upstream")
+                .max_concurrent(8)
+                .build()?,
+        )
         .timeout(Duration::from_millis(500))
         .layer(chaos)
         .service(transport);
@@ -131,7 +140,9 @@ async fn main() -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("metrics on http://{}/metrics", listener.local_addr()?);
-    let app = Router::new().route("/metrics", get(metrics)).with_state(handle);
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(handle);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     match seconds {
         Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,

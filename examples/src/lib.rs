@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker_demo;
+pub mod chaos_proxy;
 #[cfg(feature = "sqlite")]
 pub mod heal_agent;
 pub mod heal_incident;

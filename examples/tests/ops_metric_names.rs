@@ -16,8 +16,25 @@ const RUNBOOK: &str = include_str!("../ops/RUNBOOK.md");
 
 /// PromQL words that are not metric names.
 const PROMQL: [&str; 20] = [
-    "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile",
-    "by", "without", "and", "or", "unless", "bool", "on", "ignoring", "group_left", "group_right",
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "by",
+    "without",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
     "topk",
 ];
 
@@ -81,7 +98,16 @@ fn identifiers(expr: &str) -> Vec<String> {
             }
             continue;
         }
-        if ["by", "without", "on", "ignoring", "group_left", "group_right"].contains(&ident) {
+        if [
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+        ]
+        .contains(&ident)
+        {
             skip_group = true;
             depth = 0;
             continue;
@@ -134,7 +160,10 @@ fn check(exprs: &[String], what: &str) -> BTreeSet<String> {
                 .iter()
                 .find_map(|s| ident.strip_suffix(s).filter(|b| b.ends_with("_seconds")))
                 .unwrap_or(&ident);
-            assert!(names.contains(base), "{what} uses {ident:?}, which no crate registers (in {expr})");
+            assert!(
+                names.contains(base),
+                "{what} uses {ident:?}, which no crate registers (in {expr})"
+            );
             used.insert(base.to_owned());
         }
     }
@@ -146,7 +175,10 @@ fn the_extraction_finds_names_and_skips_labels() {
     let found = identifiers(
         r#"sum by (breaker, outcome) (rate(breaker_calls_total{outcome=~"a|b"}[5m])) / max(bulkhead_full)"#,
     );
-    assert_eq!(found, ["sum", "rate", "breaker_calls_total", "max", "bulkhead_full"]);
+    assert_eq!(
+        found,
+        ["sum", "rate", "breaker_calls_total", "max", "bulkhead_full"]
+    );
     // A misspelled name is caught.
     let names = registered();
     assert!(!names.contains("breaker_call_total"));
@@ -164,7 +196,14 @@ fn every_rule_uses_registered_names() {
     let exprs = rule_exprs();
     assert_eq!(exprs.len(), 6, "six alerts");
     let used = check(&exprs, "an alert rule");
-    for name in ["breaker_state", "breaker_calls_total", "bulkhead_rejected_total", "heal_retries_refused_total", "heal_escalations_total", "chaos_armed"] {
+    for name in [
+        "breaker_state",
+        "breaker_calls_total",
+        "bulkhead_rejected_total",
+        "heal_retries_refused_total",
+        "heal_escalations_total",
+        "chaos_armed",
+    ] {
         assert!(used.contains(name), "an alert watches {name}");
     }
 }
@@ -210,7 +249,15 @@ fn every_alert_links_to_a_runbook_section() {
         .collect();
     assert_eq!(links.len(), 6);
     for link in links {
-        let anchor = link.trim().trim_matches('"').rsplit('#').next().unwrap_or_default();
-        assert!(anchors.contains(anchor), "{link} points to a runbook section");
+        let anchor = link
+            .trim()
+            .trim_matches('"')
+            .rsplit('#')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            anchors.contains(anchor),
+            "{link} points to a runbook section"
+        );
     }
 }
