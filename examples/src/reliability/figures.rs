@@ -239,7 +239,7 @@ pub fn experiment(run: &Run, settings: &Settings, index: usize) -> ExperimentFig
         }),
         FaultKind::LatencySpike => checks.push(Check {
             behavior: "p99 latency during the fault".to_owned(),
-            expected: format!("< {:.0} ms (the deadline)", deadline * 1000.0),
+            expected: format!("< {:.0} ms, the deadline", deadline * 1000.0),
             actual: ms(during.p99),
             passed: during.p99.is_some_and(|p| p < deadline * 0.999),
         }),

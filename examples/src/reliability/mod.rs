@@ -251,8 +251,8 @@ pub struct LayerCounts {
 /// The protection stack's configuration, as built and read back from its handles.
 #[derive(Clone, Debug)]
 pub struct PatternsInPlace {
-    /// Rows of (name, protects, threshold, reset timeout, state at the end).
-    pub breakers: Vec<[String; 5]>,
+    /// Rows of (name, protects, threshold, reset timeout, state at the end, trips).
+    pub breakers: Vec<[String; 6]>,
     /// The retry: max retries, first delay, max delay, longest Retry-After waited, seed.
     pub retry: String,
     /// The fallback chain.
@@ -513,21 +513,27 @@ fn patterns(protection: &stack::Protection) -> PatternsInPlace {
             &protection.llm_breaker,
             "LLM API",
             "; 5xx, 429, timeouts and errors count",
+            &protection.trips.0,
         ),
         (
             &protection.tool_breaker,
             "tool server",
             "; 5xx, timeouts and errors count",
+            &protection.trips.1,
         ),
     ]
     .iter()
-    .map(|(handle, protects, counted)| {
+    .map(|(handle, protects, counted, trips)| {
         [
             handle.name().to_owned(),
             (*protects).to_owned(),
             format!("{threshold}{counted}"),
             format!("{} s", c.breaker.reset_timeout_seconds),
             format!("{:?}", handle.state()),
+            format!(
+                "opened {} times in the suite",
+                trips.load(Ordering::Relaxed)
+            ),
         ]
     })
     .collect();

@@ -411,7 +411,7 @@ pub fn render(suite: &Suite, chart: &str) -> String {
         );
     }
 
-    key_findings(&mut out, suite, &digest);
+    key_findings(&mut out, &digest);
     patterns(&mut out, suite);
     metrics(&mut out, suite, &digest);
     risks(&mut out, suite, &digest);
@@ -419,41 +419,63 @@ pub fn render(suite: &Suite, chart: &str) -> String {
     out
 }
 
-fn key_findings(out: &mut String, suite: &Suite, digest: &Digest) {
+/// The failed checks of an experiment without protection, side by side with the protected run's.
+fn failed(digest: &Digest, i: usize) -> Vec<(&figures::Check, &figures::Check)> {
+    digest.before_experiments[i]
+        .checks
+        .iter()
+        .zip(&digest.after_experiments[i].checks)
+        .filter(|(x, _)| !x.passed)
+        .collect()
+}
+
+fn impact(check: &figures::Check) -> &'static str {
+    if check.behavior.starts_with("Graceful") {
+        "callers waited out the whole deadline instead of getting an answer"
+    } else if check.behavior.starts_with("Success") {
+        "a fault in one dependency reached the users of the gateway"
+    } else if check.behavior.contains("MTTR") {
+        "users kept seeing failures after the dependency was healthy again"
+    } else if check.behavior.starts_with("Failure detected") {
+        "nothing noticed the failure: every call kept going to the failing dependency"
+    } else {
+        "the fault degraded the answers of the gateway"
+    }
+}
+
+fn key_findings(out: &mut String, digest: &Digest) {
     let _ = writeln!(out, "### Key Findings\n");
     let mut n = 0;
     for (i, e) in SUITE.iter().enumerate() {
-        let (b, a) = (&digest.before_experiments[i], &digest.after_experiments[i]);
-        for (x, y) in b.checks.iter().zip(&a.checks) {
-            if x.passed {
-                continue;
-            }
-            n += 1;
-            let _ = writeln!(
-                out,
-                "{n}. **{}: {}** was {} without protection (expected {}).\n   - **Impact**: {}\n   - **Evidence**: experiment {}; with the protection stack it was {} ({}).\n",
-                e.name,
-                x.behavior.to_lowercase(),
-                x.actual,
-                x.expected,
-                if x.behavior.starts_with("Graceful") {
-                    "callers waited out the whole deadline instead of getting an answer"
-                } else if x.behavior.contains("MTTR") {
-                    "users kept seeing failures after the dependency was healthy again"
-                } else if x.behavior.starts_with("Failure detected") {
-                    "nothing noticed the failure: every call kept going to the failing dependency"
-                } else {
-                    "a fault in one dependency reached the users of the gateway"
-                },
-                i + 1,
-                y.actual,
-                if y.passed {
-                    "holds"
-                } else {
-                    "still short of the target"
-                },
-            );
-        }
+        let failed = failed(digest, i);
+        let Some((first, _)) = failed.first() else {
+            continue;
+        };
+        n += 1;
+        let without: Vec<String> = failed
+            .iter()
+            .map(|(x, _)| format!("{}: {} (expected {})", x.behavior, x.actual, x.expected))
+            .collect();
+        let with: Vec<String> = failed
+            .iter()
+            .map(|(_, y)| {
+                format!(
+                    "{}: {}{}",
+                    y.behavior,
+                    y.actual,
+                    if y.passed { "" } else { " (still short)" }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{n}. **{}**: without protection, {}.\n   - **Impact**: {}\n   - **Evidence**: experiment {}; with the protection stack, {}.\n",
+            e.name,
+            without.join("; "),
+            impact(first),
+            i + 1,
+            with.join("; "),
+        );
     }
     if n == 0 {
         let _ = writeln!(
@@ -464,31 +486,38 @@ fn key_findings(out: &mut String, suite: &Suite, digest: &Digest) {
     let _ = writeln!(out, "### Critical Issues Resolved\n");
     let mut resolved = 0;
     for (i, e) in SUITE.iter().enumerate() {
-        let (b, a) = (&digest.before_experiments[i], &digest.after_experiments[i]);
-        for (x, y) in b.checks.iter().zip(&a.checks) {
-            if !x.passed && y.passed {
-                resolved += 1;
-                let _ = writeln!(
-                    out,
-                    "{resolved}. **Issue**: {} — {} was {}.\n   - **Severity**: {}\n   - **Fix Implemented**: {}\n   - **Verification**: the same experiment with the protection stack: {}.\n",
-                    e.name,
-                    x.behavior.to_lowercase(),
-                    x.actual,
-                    if x.behavior.starts_with("Graceful") || x.behavior.starts_with("Success") {
-                        "High"
-                    } else {
-                        "Medium"
-                    },
-                    fix_for(e.kind),
-                    y.actual,
-                );
-            }
+        let fixed: Vec<_> = failed(digest, i)
+            .into_iter()
+            .filter(|(_, y)| y.passed)
+            .collect();
+        if fixed.is_empty() {
+            continue;
         }
+        resolved += 1;
+        let high = fixed
+            .iter()
+            .any(|(x, _)| x.behavior.starts_with("Graceful") || x.behavior.starts_with("Success"));
+        let issue: Vec<String> = fixed
+            .iter()
+            .map(|(x, _)| format!("{} {}", x.behavior, x.actual))
+            .collect();
+        let verified: Vec<String> = fixed
+            .iter()
+            .map(|(_, y)| format!("{} {}", y.behavior, y.actual))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{resolved}. **Issue**: {}: {}.\n   - **Severity**: {}\n   - **Fix Implemented**: {}\n   - **Verification**: the same experiment with the protection stack: {}.\n",
+            e.name,
+            issue.join("; "),
+            if high { "High" } else { "Medium" },
+            fix_for(e.kind),
+            verified.join("; "),
+        );
     }
     if resolved == 0 {
         let _ = writeln!(out, "None in this run.\n");
     }
-    let _ = suite;
 }
 
 fn fix_for(kind: super::FaultKind) -> &'static str {
@@ -523,15 +552,7 @@ fn patterns(out: &mut String, suite: &Suite) {
     );
     let _ = writeln!(out, "### Circuit Breakers\n");
     let c = &suite.protected.counts;
-    let rows: Vec<Vec<String>> = p
-        .breakers
-        .iter()
-        .map(|b| {
-            let mut row = b.to_vec();
-            row.push(format!("{} trips in the suite", c.breaker_trips));
-            row
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = p.breakers.iter().map(|b| b.to_vec()).collect();
     table(
         out,
         &[

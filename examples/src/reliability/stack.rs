@@ -113,6 +113,8 @@ pub(crate) struct Protection {
     pub(crate) configs: Configs,
     pub(crate) llm_breaker: CircuitBreakerHandle,
     pub(crate) tool_breaker: CircuitBreakerHandle,
+    /// Times each breaker opened: LLM API, tool server.
+    pub(crate) trips: (Arc<AtomicU64>, Arc<AtomicU64>),
     pub(crate) llm_bulkhead: KeyedBulkheadHandle<String>,
     pub(crate) tool_bulkhead: BulkheadHandle,
 }
@@ -223,7 +225,7 @@ fn outer(
     counters: &Arc<Counters>,
     classifier: HttpStatus,
     inner: Svc,
-) -> Result<(Svc, CircuitBreakerHandle), BoxError> {
+) -> Result<(Svc, CircuitBreakerHandle, Arc<AtomicU64>), BoxError> {
     let cache = LastGood::new(1000, |r: &Req| {
         format!("{} {}", r.uri().path(), tenant_of(r))
     });
@@ -247,6 +249,8 @@ fn outer(
         })
         .build()?;
     let trips = counters.clone();
+    let mine = Arc::new(AtomicU64::new(0));
+    let my_trips = mine.clone();
     let breaker = CircuitBreakerLayer::builder()
         .config(CircuitBreakerConfig {
             name: component.to_owned(),
@@ -256,6 +260,7 @@ fn outer(
         .on_transition(move |t| {
             if t.to == State::Open {
                 trips.breaker_trips.fetch_add(1, Ordering::Relaxed);
+                my_trips.fetch_add(1, Ordering::Relaxed);
             }
         })
         .build()?;
@@ -267,7 +272,7 @@ fn outer(
         .map_result(observe(counters.clone()))
         .layer(breaker)
         .service(inner);
-    Ok((BoxCloneSyncService::new(stack), handle))
+    Ok((BoxCloneSyncService::new(stack), handle, mine))
 }
 
 impl Stacks {
@@ -311,7 +316,7 @@ impl Stacks {
             .timeout(configs.llm_timeout)
             .layer(chaos)
             .service(transport(client.clone()));
-        let (llm, llm_breaker) = outer(
+        let (llm, llm_breaker, llm_trips) = outer(
             "llm",
             &configs,
             &counters,
@@ -326,7 +331,7 @@ impl Stacks {
             .layer(tool_bulkhead)
             .timeout(configs.tool_timeout)
             .service(transport(client));
-        let (tool, tool_breaker) = outer(
+        let (tool, tool_breaker, tool_trips) = outer(
             "tool",
             &configs,
             &counters,
@@ -342,6 +347,7 @@ impl Stacks {
                 configs,
                 llm_breaker,
                 tool_breaker,
+                trips: (llm_trips, tool_trips),
                 llm_bulkhead: llm_bulkhead_handle,
                 tool_bulkhead: tool_bulkhead_handle,
             }),
