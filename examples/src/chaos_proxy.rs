@@ -75,8 +75,20 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    // The headers `Connection` names are hop-by-hop too.
+    let listed: Vec<HeaderName> = from
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
     for (name, value) in from {
-        if !HOP_BY_HOP.contains(name) && name != header::HOST && name != header::CONTENT_LENGTH {
+        if !HOP_BY_HOP.contains(name)
+            && !listed.contains(name)
+            && name != header::HOST
+            && name != header::CONTENT_LENGTH
+        {
             to.append(name.clone(), value.clone());
         }
     }

@@ -11,6 +11,9 @@
 //! scenario and the table it prints are here, in [`breaker_demo`], so `tests/` can run the same
 //! scenario with paused time and check every step.
 //!
+//! `chaos-proxy` puts tower-chaos in front of any HTTP/1.1 upstream, with an admin route that
+//! switches faults live: [`chaos_proxy`].
+//!
 //! tower-heal: `heal_degradation_axum` (an axum handler whose dependencies sit behind
 //! fallbacks, answering with a degradation report in its JSON body: [`heal_incident`]) and
 //! `heal_checkpoint_agent` (a three-step agent workflow checkpointed in SQLite, killed in step 3

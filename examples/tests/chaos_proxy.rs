@@ -26,7 +26,12 @@ async fn echo(
         .get("x-marker")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    format!("{method} {uri} {marker} {body}")
+    let hop = if headers.contains_key("x-hop") {
+        " x-hop"
+    } else {
+        ""
+    };
+    format!("{method} {uri} {marker} {body}{hop}")
 }
 
 async fn upstream() -> (String, Arc<AtomicUsize>) {
@@ -214,4 +219,24 @@ fn the_shipped_faults_file_builds() {
     assert!(!stats.armed, "the proxy starts disarmed");
     let names: Vec<&str> = stats.faults.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["errors", "slow", "throttled"]);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stay_on_their_hop() {
+    let (upstream, _) = upstream().await;
+    let proxy = proxy(upstream, FAULTS).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/", proxy.addr);
+    // An ordinary header goes through...
+    let passed = client.get(&url).header("x-hop", "1").send().await.unwrap();
+    assert_eq!(passed.text().await.unwrap(), "GET / -  x-hop");
+    // ...unless `Connection` names it.
+    let dropped = client
+        .get(&url)
+        .header("x-hop", "1")
+        .header("connection", "keep-alive, x-hop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.text().await.unwrap(), "GET / - ");
 }
