@@ -148,3 +148,44 @@ fn the_readme_shows_figures_of_the_committed_run() {
         );
     }
 }
+
+/// A run without a single call (no agents) renders "n/a" figures, not a panic or a made-up 0.
+#[test]
+fn a_run_without_calls_renders_without_figures() {
+    use examples::reliability::{LayerCounts, Run, Suite, Window};
+    let windows: Vec<Window> = (0..SUITE.len())
+        .map(|i| {
+            let start = i as f64 * 4.0;
+            Window {
+                start,
+                fault_start: start + 1.0,
+                fault_end: start + 2.0,
+                end: start + 3.0,
+            }
+        })
+        .collect();
+    let run = |protected| Run {
+        protected,
+        calls: Vec::new(),
+        windows: windows.clone(),
+        samples: Vec::new(),
+        counts: LayerCounts::default(),
+        patterns: None,
+    };
+    let suite = Suite {
+        settings: Settings {
+            agents: 0,
+            ..Settings::quick(1)
+        },
+        unprotected: run(false),
+        protected: run(true),
+    };
+    let markdown = report::render(&suite, "t.svg");
+    assert!(markdown.contains("| Success rate (usable answers) | n/a | n/a |"));
+    assert!(markdown.contains("## Appendix: Incident Runbook"));
+    let digest = Digest::new(&suite);
+    assert!(digest.after_experiments.iter().all(|e| e.verdict() == "No"));
+    let path = std::env::temp_dir().join(format!("empty-timeline-{}.svg", std::process::id()));
+    chart::render_svg(&suite, &path).expect("an empty chart renders");
+    let _ = std::fs::remove_file(&path);
+}
