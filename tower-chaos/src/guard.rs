@@ -20,6 +20,8 @@ pub(crate) type GuardClassifier<Res> =
 
 const SLOTS: usize = 10;
 const EMPTY: u64 = u64::MAX;
+/// One success in this many reads the clock (to notice a new slice).
+const SAMPLE: u64 = 8;
 
 /// One time slice of the window.
 struct Slice {
@@ -60,6 +62,9 @@ pub(crate) struct Guard<Res> {
     /// False for the default classifier, which never fails an `Ok`: no call per success.
     pub(crate) ok_can_fail: bool,
     width: Duration,
+    /// The newest slice a clock read found ([`EMPTY`] after a reset): unsampled successes
+    /// are counted there.
+    current: AtomicU64,
     ring: [Slice; SLOTS],
     rotate: Mutex<()>,
 }
@@ -81,6 +86,7 @@ impl<Res> Guard<Res> {
             classify,
             ok_can_fail,
             width: window / SLOTS as u32,
+            current: AtomicU64::new(EMPTY),
             ring: [const { Slice::new() }; SLOTS],
             rotate: Mutex::new(()),
         }
@@ -94,12 +100,49 @@ impl<Res> Guard<Res> {
     /// Starts a fresh window (arming), with no calls yet.
     pub(crate) fn reset(&self) {
         let _rotate = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
+        self.current.store(EMPTY, Relaxed);
         for slice in &self.ring {
             slice.index.store(EMPTY, Release);
             slice.calls.store(0, Relaxed);
             slice.failures.store(0, Relaxed);
             slice.slow.store(0, Relaxed);
         }
+    }
+
+    /// Counts one real call that succeeded (neither slow nor already counted). The clock
+    /// (`now`) is read once in [`SAMPLE`] successes, and when no slice is current: the
+    /// successes in between are counted in the slice the last clock read found current. So a
+    /// success may be counted up to `SAMPLE - 1` calls early, in an older slice, and leave
+    /// the window early: the rate the guard reads errs toward failures (toward disarming),
+    /// never away from them. Failures and slow calls always read the clock.
+    #[inline]
+    pub(crate) fn count_success(&self, now: impl FnOnce() -> Duration) {
+        let current = self.current.load(Relaxed);
+        if current != EMPTY {
+            let slice = &self.ring[(current % SLOTS as u64) as usize];
+            if slice.index.load(Acquire) == current {
+                let counted = slice.calls.fetch_add(1, AcqRel);
+                if counted % SAMPLE == SAMPLE - 1 {
+                    self.roll(now());
+                }
+                return;
+            }
+        }
+        self.count_success_slow(now());
+    }
+
+    /// Makes the slice counting `now` current (a new slice noticed by a sampled success).
+    #[cold]
+    #[inline(never)]
+    fn roll(&self, now: Duration) {
+        self.slice(self.index(now));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_success_slow(&self, now: Duration) {
+        // A success never trips the guard.
+        let _ = self.record(now, true, false, false);
     }
 
     /// Whether a call that took `latency` passed the latency bound.
@@ -121,6 +164,9 @@ impl<Res> Guard<Res> {
             slice.failures.store(0, Relaxed);
             slice.slow.store(0, Relaxed);
             slice.index.store(index, Release);
+            if self.current.load(Relaxed) == EMPTY || self.current.load(Relaxed) < index {
+                self.current.store(index, Relaxed);
+            }
         }
         slice
     }
