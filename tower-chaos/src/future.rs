@@ -64,7 +64,9 @@ impl<S: Service<Req>, Req> HeldBox<S, Req> {
 
     fn get(&mut self) -> &mut Held<S, Req> {
         // Invariant: `None` only inside `drop`.
-        self.0.as_mut().expect("a held call's box is there until dropped")
+        self.0
+            .as_mut()
+            .expect("a held call's box is there until dropped")
     }
 }
 

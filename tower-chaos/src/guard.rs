@@ -1,12 +1,14 @@
 //! The automatic guard: disarms when the inner service's real error rate, or the p99 latency
 //! callers see, passes a limit.
 //!
-//! Invariants: the window is a ring of time slices, each tagged with the slice it counts; a
-//! slice is reset (under `rotate`, once per slice width) before it is counted into again, so
-//! counts never mix two slices. Every real call is counted once, when it ends (or, for a call
-//! held past the latency bound, when it passes the bound); failures and slow calls are
-//! counted with it. A sum over the ring is a snapshot of atomics: a call counted while it is
-//! read may or may not be in it, which moves the rate by one call at most.
+//! Invariants: the window is a ring of time slices, each tagged with the slice it counts; a slice
+//! is reset (under `rotate`, once per slice width) before it is counted into again, so counts never
+//! mix two slices. Every real call is counted once, when it ends (or, for a call held past the
+//! latency bound, when it passes the bound); failures and slow calls are counted with it, in the
+//! slice of their own clock reading. A success without a latency bound reads the clock once in
+//! `SAMPLE` calls: the others count in the slice the newest reading found (`current`). A sum over
+//! the ring is a snapshot of atomics: a call counted while it is read may or may not be in it,
+//! which moves the rate by one call at most.
 
 use std::error::Error;
 use std::sync::atomic::AtomicU64;
@@ -320,5 +322,71 @@ mod tests {
         }
         g.reset();
         assert_eq!(g.record(secs(1), true, true, false), None);
+    }
+
+    #[test]
+    fn a_success_reads_the_clock_once_in_sample_calls() {
+        let g = guard(None);
+        let reads = std::cell::Cell::new(0_u64);
+        let now = || {
+            reads.set(reads.get() + 1);
+            secs(1)
+        };
+        // No slice is current after a reset: the first success reads the clock.
+        g.count_success(now);
+        assert_eq!(reads.get(), 1);
+        for _ in 1..(8 * SAMPLE) {
+            g.count_success(now);
+        }
+        assert_eq!(reads.get(), 1 + 8, "one read in {SAMPLE} successes");
+        // The successes count in the window: 64 successes and 11 failures are 15 %.
+        for _ in 0..11 {
+            assert_eq!(g.record(secs(1), true, true, false), None);
+        }
+    }
+
+    #[test]
+    fn a_sampled_success_moves_the_counting_to_a_new_slice() {
+        let g = guard(None);
+        g.count_success(|| secs(1));
+        // 40 s later: within `SAMPLE` successes one reads the clock and the new slice becomes
+        // current; the successes after it count in the new window.
+        for _ in 0..(SAMPLE + 100) {
+            g.count_success(|| secs(40));
+        }
+        for _ in 0..11 {
+            assert_eq!(
+                g.record(secs(40), true, true, false),
+                None,
+                "11 failures against about 100 successes in the window"
+            );
+        }
+        assert_eq!(g.current.load(Relaxed), g.index(secs(40)));
+    }
+
+    #[test]
+    fn successes_counted_without_the_clock_leave_with_their_slice() {
+        let g = guard(None);
+        for _ in 0..1_000 {
+            g.count_success(|| secs(1));
+        }
+        // 100 s later the successes (all counted in the slice of 1 s) are gone.
+        for _ in 0..9 {
+            assert_eq!(g.record(secs(101), true, true, false), None);
+        }
+        assert!(g.record(secs(101), true, true, false).is_some());
+    }
+
+    #[test]
+    fn reset_makes_the_next_success_read_the_clock() {
+        let g = guard(None);
+        g.count_success(|| secs(1));
+        g.reset();
+        let read = std::cell::Cell::new(false);
+        g.count_success(|| {
+            read.set(true);
+            secs(2)
+        });
+        assert!(read.get());
     }
 }
