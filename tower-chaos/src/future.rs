@@ -502,8 +502,8 @@ where
     }
 }
 
-/// An observed call's result: only a result the guard could count as a failure, or one it
-/// must time, goes out of line to it; a success is counted with one increment.
+/// An observed call's result: a failure, an error, or a call the guard must time goes out of
+/// line to it; a success is counted with one increment.
 #[inline(always)]
 fn observe<Req, Res, E, A>(
     shared: &Shared<Req, Res>,
@@ -513,10 +513,10 @@ fn observe<Req, Res, E, A>(
 where
     A: ChaosAnswer<Res, E>,
 {
-    if result.is_ok()
-        && start.is_none()
+    if start.is_none()
         && let Some(guard) = &shared.guard
-        && !guard.ok_can_fail
+        && let Ok(res) = &result
+        && !(guard.ok_can_fail && (guard.classify)(Ok(res)))
     {
         shared.observe_success(guard);
         return result.map_err(A::inner_error);
