@@ -225,7 +225,11 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
     ///
     /// Every real call that ended in the window counts, successes included; calls answered
     /// by a terminal fault (error, abort, status) do not. The guard acts only while the layer
-    /// is armed, and trips once per arming.
+    /// is armed, and trips once per arming. A failure is counted at the time it ends; to keep
+    /// the clock off the success path, a success reads it once in 8 calls and the others are
+    /// counted in the window slice (a tenth of `window`) the last reading found, so a few
+    /// successes may leave the window up to one slice early: the rate read errs toward
+    /// failures, never away from them.
     pub fn guard(mut self, window: Duration, error_rate: f64, minimum_calls: u64) -> Self {
         self.guard = Some((window, error_rate, minimum_calls));
         self

@@ -45,14 +45,51 @@ pin_project! {
         S: Service<Req>,
     {
         Called { #[pin] future: S::Future },
-        // Held by a latency or hang fault: the ready service and the request, sent once the
-        // gates pass (boxed: only gated calls pay for the room).
-        Parked { parked: Option<Box<(S, Req)>> },
-        // The service has answered; a response delay holds the answer.
-        Delivering { result: Option<Result<S::Response, S::Error>> },
+        // Held by a gate or a response delay (boxed: only held calls pay for the room, and
+        // the passthrough's drop stays one tag test).
+        Held { held: HeldBox<S, Req> },
         // A terminal fault answers; the inner service was not called.
         Skipped,
     }
+}
+
+/// A held call's box: dropped out of line, so the future's drop glue stays small enough to
+/// inline into the caller (`None` only while it is being dropped).
+struct HeldBox<S: Service<Req>, Req>(Option<Box<Held<S, Req>>>);
+
+impl<S: Service<Req>, Req> HeldBox<S, Req> {
+    fn new(held: Held<S, Req>) -> Self {
+        Self(Some(Box::new(held)))
+    }
+
+    fn get(&mut self) -> &mut Held<S, Req> {
+        // Invariant: `None` only inside `drop`.
+        self.0
+            .as_mut()
+            .expect("a held call's box is there until dropped")
+    }
+}
+
+impl<S: Service<Req>, Req> Drop for HeldBox<S, Req> {
+    #[inline]
+    fn drop(&mut self) {
+        #[inline(never)]
+        fn free<T>(held: Box<T>) {
+            drop(held);
+        }
+        if let Some(held) = self.0.take() {
+            free(held);
+        }
+    }
+}
+
+/// What a held call holds.
+enum Held<S: Service<Req>, Req> {
+    // Held by a latency or hang fault: the ready service and the request, sent once the
+    // gates pass.
+    Parked(Option<(S, Req)>),
+    // The service has answered; a response delay holds the answer.
+    Delivering(Option<Result<S::Response, S::Error>>),
 }
 
 /// What a call carries besides the inner future. `None` is the passthrough: polling and
@@ -259,8 +296,8 @@ impl<S: Service<Req>, Req, Res, A> ResponseFuture<S, Req, Res, A> {
     #[inline]
     pub(crate) fn parked(service: S, request: Req, faulted: Arc<Faulted<Req, Res>>) -> Self {
         Self::new(
-            Inner::Parked {
-                parked: Some(Box::new((service, request))),
+            Inner::Held {
+                held: HeldBox::new(Held::Parked(Some((service, request)))),
             },
             Some(Extra::Faulted(faulted)),
         )
@@ -449,53 +486,101 @@ where
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            let next = match (this.inner.as_mut().project(), &mut this.state.0) {
-                (InnerProj::Called { future }, None) => {
-                    return Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error));
+        // The passthrough (disarmed, or armed with nothing to carry): one tag test, inline.
+        if this.state.0.is_none()
+            && let InnerProj::Called { future } = this.inner.as_mut().project()
+        {
+            return Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error));
+        }
+        if let (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) =
+            (this.inner.as_mut().project(), &mut this.state.0)
+        {
+            let result = ready!(future.poll(cx));
+            return Poll::Ready(observe::<Req, Res, E, A>(shared, result, *start));
+        }
+        poll_rest::<S, Req, Res, E, A>(this.inner, &mut this.state.0, cx)
+    }
+}
+
+/// An observed call's result: a failure, an error, or a call the guard must time goes out of
+/// line to it; a success is counted with one increment.
+#[inline(always)]
+fn observe<Req, Res, E, A>(
+    shared: &Shared<Req, Res>,
+    result: Result<Res, E>,
+    start: Option<Instant>,
+) -> Result<Res, A::Error>
+where
+    A: ChaosAnswer<Res, E>,
+{
+    if start.is_none()
+        && let Some(guard) = &shared.guard
+        && let Ok(res) = &result
+        && !(guard.ok_can_fail && (guard.classify)(Ok(res)))
+    {
+        shared.observe_success(guard);
+        return result.map_err(A::inner_error);
+    }
+    let latency = start.map(|start| start.elapsed());
+    real::<Req, Res, E, A>(shared, result, latency, false)
+}
+
+/// Every state but the passthrough and an observed call in flight: a faulted call's gates,
+/// its held request, its delayed answer or its terminal answer. Out of line.
+#[inline(never)]
+fn poll_rest<S, Req, Res, E, A>(
+    mut inner: Pin<&mut Inner<S, Req>>,
+    state: &mut Option<Extra<Req, Res>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, A::Error>>
+where
+    S: Service<Req, Response = Res, Error = E>,
+    A: ChaosAnswer<Res, E>,
+{
+    loop {
+        let next = match (inner.as_mut().project(), &mut *state) {
+            (InnerProj::Called { future }, None) => {
+                return Poll::Ready(ready!(future.poll(cx)).map_err(A::inner_error));
+            }
+            (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) => {
+                let result = ready!(future.poll(cx));
+                return Poll::Ready(observe::<Req, Res, E, A>(shared, result, *start));
+            }
+            (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
+                match ready!(poll_faulted::<S::Future, Req, Res, E, A>(
+                    future, faulted, cx
+                )) {
+                    Step::Done(answer) => return Poll::Ready(answer),
+                    Step::Hold(result) => Inner::Held {
+                        held: HeldBox::new(Held::Delivering(Some(result))),
+                    },
                 }
-                (InnerProj::Called { future }, Some(Extra::Observe(shared, start))) => {
-                    let result = ready!(future.poll(cx));
-                    let latency = start.map(|start| start.elapsed());
-                    return Poll::Ready(real::<Req, Res, E, A>(shared, result, latency, false));
-                }
-                (InnerProj::Called { future }, Some(Extra::Faulted(faulted))) => {
-                    match ready!(poll_faulted::<S::Future, Req, Res, E, A>(
-                        future, faulted, cx
-                    )) {
-                        Step::Done(answer) => return Poll::Ready(answer),
-                        Step::Hold(result) => Inner::Delivering {
-                            result: Some(result),
-                        },
-                    }
-                }
-                (InnerProj::Delivering { result }, Some(Extra::Faulted(faulted))) => {
+            }
+            (InnerProj::Held { held }, Some(Extra::Faulted(faulted))) => match held.get() {
+                Held::Delivering(result) => {
                     return poll_delivering::<Req, Res, E, A>(result, faulted, cx);
                 }
-                (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
-                    return poll_answer::<Req, Res, E, A>(faulted, cx);
-                }
-                (InnerProj::Parked { parked }, Some(Extra::Faulted(faulted))) => Inner::Called {
+                Held::Parked(parked) => Inner::Called {
                     future: ready!(poll_parked::<S, Req, Res>(parked, faulted, cx)),
                 },
-                // Invariant: `answer`, `parked` and a faulted call's answer are the only ways
-                // to `Skipped`, `Parked` and `Delivering`, and they always carry the fault.
-                (
-                    InnerProj::Skipped | InnerProj::Parked { .. } | InnerProj::Delivering { .. },
-                    _,
-                ) => {
-                    unreachable!("an answered or held call carries its fault")
-                }
-            };
-            this.inner.set(next);
-        }
+            },
+            (InnerProj::Skipped, Some(Extra::Faulted(faulted))) => {
+                return poll_answer::<Req, Res, E, A>(faulted, cx);
+            }
+            // Invariant: `answer`, `parked` and a faulted call's answer are the only ways
+            // to `Skipped` and `Held`, and they always carry the fault.
+            (InnerProj::Skipped | InnerProj::Held { .. }, _) => {
+                unreachable!("an answered or held call carries its fault")
+            }
+        };
+        inner.set(next);
     }
 }
 
 /// A held call: the gates, then the inner service is called with the request.
 #[inline(never)]
 fn poll_parked<S, Req, Res>(
-    parked: &mut Option<Box<(S, Req)>>,
+    parked: &mut Option<(S, Req)>,
     faulted: &mut Arc<Faulted<Req, Res>>,
     cx: &mut Context<'_>,
 ) -> Poll<S::Future>
@@ -508,7 +593,7 @@ where
         return Poll::Pending;
     }
     // Invariant: taken once, then the future becomes `Called`.
-    let (mut service, request) = *parked.take().expect("a held call is sent once");
+    let (mut service, request) = parked.take().expect("a held call is sent once");
     Poll::Ready(service.call(request))
 }
 
@@ -518,8 +603,10 @@ impl<S: Service<Req>, Req, Res, A> fmt::Debug for ResponseFuture<S, Req, Res, A>
             (_, None) => "passthrough",
             (_, Some(Extra::Observe(..))) => "observed",
             (Inner::Called { .. }, Some(Extra::Faulted(_))) => "faulted",
-            (Inner::Parked { .. }, Some(Extra::Faulted(_))) => "held",
-            (Inner::Delivering { .. }, Some(Extra::Faulted(_))) => "answer held",
+            (Inner::Held { held }, Some(Extra::Faulted(_))) => match held.0.as_deref() {
+                Some(Held::Parked(_)) => "held",
+                Some(Held::Delivering(_)) | None => "answer held",
+            },
             (Inner::Skipped, Some(Extra::Faulted(_))) => "answer",
         };
         f.debug_struct("ResponseFuture")

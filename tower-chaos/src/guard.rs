@@ -1,12 +1,14 @@
 //! The automatic guard: disarms when the inner service's real error rate, or the p99 latency
 //! callers see, passes a limit.
 //!
-//! Invariants: the window is a ring of time slices, each tagged with the slice it counts; a
-//! slice is reset (under `rotate`, once per slice width) before it is counted into again, so
-//! counts never mix two slices. Every real call is counted once, when it ends (or, for a call
-//! held past the latency bound, when it passes the bound); failures and slow calls are
-//! counted with it. A sum over the ring is a snapshot of atomics: a call counted while it is
-//! read may or may not be in it, which moves the rate by one call at most.
+//! Invariants: the window is a ring of time slices, each tagged with the slice it counts; a slice
+//! is reset (under `rotate`, once per slice width) before it is counted into again, so counts never
+//! mix two slices. Every real call is counted once, when it ends (or, for a call held past the
+//! latency bound, when it passes the bound); failures and slow calls are counted with it, in the
+//! slice of their own clock reading. A success without a latency bound reads the clock once in
+//! `SAMPLE` calls: the others count in the slice the newest reading found (`current`). A sum over
+//! the ring is a snapshot of atomics: a call counted while it is read may or may not be in it,
+//! which moves the rate by one call at most.
 
 use std::error::Error;
 use std::sync::atomic::AtomicU64;
@@ -20,6 +22,8 @@ pub(crate) type GuardClassifier<Res> =
 
 const SLOTS: usize = 10;
 const EMPTY: u64 = u64::MAX;
+/// One success in this many reads the clock (to notice a new slice).
+const SAMPLE: u64 = 8;
 
 /// One time slice of the window.
 struct Slice {
@@ -60,6 +64,9 @@ pub(crate) struct Guard<Res> {
     /// False for the default classifier, which never fails an `Ok`: no call per success.
     pub(crate) ok_can_fail: bool,
     width: Duration,
+    /// The newest slice a clock read found ([`EMPTY`] after a reset): unsampled successes
+    /// are counted there.
+    current: AtomicU64,
     ring: [Slice; SLOTS],
     rotate: Mutex<()>,
 }
@@ -81,6 +88,7 @@ impl<Res> Guard<Res> {
             classify,
             ok_can_fail,
             width: window / SLOTS as u32,
+            current: AtomicU64::new(EMPTY),
             ring: [const { Slice::new() }; SLOTS],
             rotate: Mutex::new(()),
         }
@@ -94,12 +102,49 @@ impl<Res> Guard<Res> {
     /// Starts a fresh window (arming), with no calls yet.
     pub(crate) fn reset(&self) {
         let _rotate = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
+        self.current.store(EMPTY, Relaxed);
         for slice in &self.ring {
             slice.index.store(EMPTY, Release);
             slice.calls.store(0, Relaxed);
             slice.failures.store(0, Relaxed);
             slice.slow.store(0, Relaxed);
         }
+    }
+
+    /// Counts one real call that succeeded (neither slow nor already counted). The clock
+    /// (`now`) is read once in [`SAMPLE`] successes, and when no slice is current: the
+    /// successes in between are counted in the slice the last clock read found current. So a
+    /// success may be counted up to `SAMPLE - 1` calls early, in an older slice, and leave
+    /// the window early: the rate the guard reads errs toward failures (toward disarming),
+    /// never away from them. Failures and slow calls always read the clock.
+    #[inline]
+    pub(crate) fn count_success(&self, now: impl FnOnce() -> Duration) {
+        let current = self.current.load(Relaxed);
+        if current != EMPTY {
+            let slice = &self.ring[(current % SLOTS as u64) as usize];
+            if slice.index.load(Acquire) == current {
+                let counted = slice.calls.fetch_add(1, AcqRel);
+                if counted % SAMPLE == SAMPLE - 1 {
+                    self.roll(now());
+                }
+                return;
+            }
+        }
+        self.count_success_slow(now());
+    }
+
+    /// Makes the slice counting `now` current (a new slice noticed by a sampled success).
+    #[cold]
+    #[inline(never)]
+    fn roll(&self, now: Duration) {
+        self.slice(self.index(now));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_success_slow(&self, now: Duration) {
+        // A success never trips the guard.
+        let _ = self.record(now, true, false, false);
     }
 
     /// Whether a call that took `latency` passed the latency bound.
@@ -121,6 +166,9 @@ impl<Res> Guard<Res> {
             slice.failures.store(0, Relaxed);
             slice.slow.store(0, Relaxed);
             slice.index.store(index, Release);
+            if self.current.load(Relaxed) == EMPTY || self.current.load(Relaxed) < index {
+                self.current.store(index, Relaxed);
+            }
         }
         slice
     }
@@ -274,5 +322,71 @@ mod tests {
         }
         g.reset();
         assert_eq!(g.record(secs(1), true, true, false), None);
+    }
+
+    #[test]
+    fn a_success_reads_the_clock_once_in_sample_calls() {
+        let g = guard(None);
+        let reads = std::cell::Cell::new(0_u64);
+        let now = || {
+            reads.set(reads.get() + 1);
+            secs(1)
+        };
+        // No slice is current after a reset: the first success reads the clock.
+        g.count_success(now);
+        assert_eq!(reads.get(), 1);
+        for _ in 1..(8 * SAMPLE) {
+            g.count_success(now);
+        }
+        assert_eq!(reads.get(), 1 + 8, "one read in {SAMPLE} successes");
+        // The successes count in the window: 64 successes and 11 failures are 15 %.
+        for _ in 0..11 {
+            assert_eq!(g.record(secs(1), true, true, false), None);
+        }
+    }
+
+    #[test]
+    fn a_sampled_success_moves_the_counting_to_a_new_slice() {
+        let g = guard(None);
+        g.count_success(|| secs(1));
+        // 40 s later: within `SAMPLE` successes one reads the clock and the new slice becomes
+        // current; the successes after it count in the new window.
+        for _ in 0..(SAMPLE + 100) {
+            g.count_success(|| secs(40));
+        }
+        for _ in 0..11 {
+            assert_eq!(
+                g.record(secs(40), true, true, false),
+                None,
+                "11 failures against about 100 successes in the window"
+            );
+        }
+        assert_eq!(g.current.load(Relaxed), g.index(secs(40)));
+    }
+
+    #[test]
+    fn successes_counted_without_the_clock_leave_with_their_slice() {
+        let g = guard(None);
+        for _ in 0..1_000 {
+            g.count_success(|| secs(1));
+        }
+        // 100 s later the successes (all counted in the slice of 1 s) are gone.
+        for _ in 0..9 {
+            assert_eq!(g.record(secs(101), true, true, false), None);
+        }
+        assert!(g.record(secs(101), true, true, false).is_some());
+    }
+
+    #[test]
+    fn reset_makes_the_next_success_read_the_clock() {
+        let g = guard(None);
+        g.count_success(|| secs(1));
+        g.reset();
+        let read = std::cell::Cell::new(false);
+        g.count_success(|| {
+            read.set(true);
+            secs(2)
+        });
+        assert!(read.get());
     }
 }

@@ -174,9 +174,10 @@
 //! Disarmed, a call takes one relaxed atomic load and a branch over the bare service (and,
 //! with header control, the header's removal), and its response future carries nothing but
 //! the inner one. Armed, one shared atomic increment (the sequence number), one hash and one
-//! compare per fault, and with the guard on a reference-count increment and decrement, a
-//! clock read and an atomic increment when the call ends (the guard counts every real call
-//! in its window), plus a clock read when the call starts if it watches latency. No lock
+//! compare per fault, and with the guard on a reference-count increment and decrement and an
+//! atomic increment when the call ends (the guard counts every real call in its window; a
+//! success reads the clock once in 8 calls, a failure every time), plus a clock read when the
+//! call starts and when it ends if the guard watches latency. No lock
 //! (but once per window slice), no allocation, no float math. With `auto_disarm_after`, one
 //! clock read per armed call. A faulted call allocates its state (and its timer); a held one
 //! also boxes the request with the service it will go to.

@@ -18,7 +18,8 @@ use crate::future::{Decided, ResponseFuture};
 /// never fails it. `call` decides every fault for the request exactly once, from the seed, the
 /// fault and the request's number (or key). Disarmed, it costs one atomic load; armed, one
 /// atomic increment, a hash per fault, and (with the guard on) a reference-count pair so the
-/// response future can count the call's outcome for the guard.
+/// response future can count the call's outcome for the guard, and one atomic increment to
+/// count it (a success reads the clock once in 8 calls).
 ///
 /// When a terminal fault (error, abort, status) fires, the inner service is not called: the
 /// readiness `poll_ready` obtained stays with this instance for its next call, as tower allows.

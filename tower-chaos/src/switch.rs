@@ -112,6 +112,15 @@ impl<Req, Res> Shared<Req, Res> {
         }
     }
 
+    /// Tells the guard about one real call that succeeded (the guard does not watch latency,
+    /// and its classifier never fails an `Ok`). Ignored once disarmed.
+    #[inline]
+    pub(crate) fn observe_success(&self, guard: &Guard<Res>) {
+        if self.armed.load(Relaxed) {
+            guard.count_success(|| self.now_offset());
+        }
+    }
+
     /// Tells the guard a held call has passed its latency bound (counted as a call, slow).
     pub(crate) fn observe_slow(&self) {
         let Some(guard) = &self.guard else { return };

@@ -36,6 +36,15 @@ pin_project! {
     #[project = StateProj]
     enum State<S, F, Req, C> {
         Called { #[pin] future: F, classifier: C },
+        // Boxed: only a call that meets a rebuild pays for the room, and the called future's
+        // drop stays small.
+        Rebuild { rebuild: Pin<Box<Rebuild<S, Req, C>>> },
+    }
+}
+
+pin_project! {
+    #[project = RebuildProj]
+    enum Rebuild<S, Req, C> {
         Waiting { #[pin] sleep: Sleep, waiter: Waiter<S>, request: Option<Req>, classifier: Option<C> },
         Ready { service: S, request: Option<Req>, classifier: Option<C> },
         Rejected { rejected: Option<Rejected> },
@@ -64,14 +73,16 @@ where
 
     pub(crate) fn waiting(request: Req, health: Arc<Health<S>>, classifier: C) -> Self {
         Self {
-            state: State::Waiting {
-                sleep: tokio::time::sleep(health.settings.max_rebuild_wait),
-                waiter: Waiter {
-                    health: Arc::clone(&health),
-                    slot: None,
-                },
-                request: Some(request),
-                classifier: Some(classifier),
+            state: State::Rebuild {
+                rebuild: Box::pin(Rebuild::Waiting {
+                    sleep: tokio::time::sleep(health.settings.max_rebuild_wait),
+                    waiter: Waiter {
+                        health: Arc::clone(&health),
+                        slot: None,
+                    },
+                    request: Some(request),
+                    classifier: Some(classifier),
+                }),
             },
             health: Some(health),
             generation: 0,
@@ -81,8 +92,10 @@ where
 
     pub(crate) fn rejected(rejected: Rejected) -> Self {
         Self {
-            state: State::Rejected {
-                rejected: Some(rejected),
+            state: State::Rebuild {
+                rebuild: Box::pin(Rebuild::Rejected {
+                    rejected: Some(rejected),
+                }),
             },
             health: None,
             generation: 0,
@@ -153,11 +166,13 @@ where
     S: Service<Req> + Clone + Send + 'static,
     A: Answer<S::Response, S::Error>,
 {
-    loop {
-        match state.as_mut().project() {
-            // Invariant: `poll` handles this state itself.
-            StateProj::Called { .. } => return Poll::Ready(None),
-            StateProj::Waiting {
+    let StateProj::Rebuild { rebuild } = state.as_mut().project() else {
+        // Invariant: `poll` handles this state itself.
+        return Poll::Ready(None);
+    };
+    let (future, classifier) = loop {
+        match rebuild.as_mut().project() {
+            RebuildProj::Waiting {
                 sleep,
                 waiter,
                 request,
@@ -169,7 +184,7 @@ where
                     let rejected = health.rejection();
                     // Done waiting: the waiter's entry and the timer go now, not when the
                     // future is dropped.
-                    state.set(State::Rejected { rejected: None });
+                    rebuild.set(Rebuild::Rejected { rejected: None });
                     return Poll::Ready(Some(A::rejected(rejected)));
                 }
                 // Invariant: a rebuild layer stores its first instance when it layers it.
@@ -179,13 +194,13 @@ where
                 *generation = current;
                 let request = request.take();
                 let classifier = classifier.take();
-                state.set(State::Ready {
+                rebuild.set(Rebuild::Ready {
                     service,
                     request,
                     classifier,
                 });
             }
-            StateProj::Ready {
+            RebuildProj::Ready {
                 service,
                 request,
                 classifier,
@@ -195,14 +210,16 @@ where
                 }
                 let future = service.call(request.take().expect(POLLED_AFTER_DONE));
                 let classifier = classifier.take().expect(POLLED_AFTER_DONE);
-                state.set(State::Called { future, classifier });
+                break (future, classifier);
             }
-            StateProj::Rejected { rejected } => {
+            RebuildProj::Rejected { rejected } => {
                 let rejected = rejected.take().expect(POLLED_AFTER_DONE);
                 return Poll::Ready(Some(A::rejected(rejected)));
             }
         }
-    }
+    };
+    state.set(State::Called { future, classifier });
+    Poll::Ready(None)
 }
 
 impl<S, Req, C, A> fmt::Debug for ResponseFuture<S, Req, C, A>
@@ -212,9 +229,11 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Called { .. } => "called",
-            State::Waiting { .. } => "waiting_for_rebuild",
-            State::Ready { .. } => "ready",
-            State::Rejected { .. } => "rejected",
+            State::Rebuild { rebuild } => match **rebuild {
+                Rebuild::Waiting { .. } => "waiting_for_rebuild",
+                Rebuild::Ready { .. } => "ready",
+                Rebuild::Rejected { .. } => "rejected",
+            },
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -61,18 +61,28 @@ impl<S, C, A> Recovery<S, C, A> {
         &self.inner
     }
 
-    /// Takes the rebuilt instance if there is a newer one.
+    /// Takes the rebuilt instance if there is a newer one: one load when there is not.
+    #[inline]
     fn refresh(&mut self)
     where
         S: Clone,
     {
         if self.health.generation.load(Ordering::Acquire) != self.generation {
-            // The instance and its generation, read together.
-            if let Some((current, generation)) = self.health.current() {
-                self.inner = current;
-                self.ready = false;
-                self.generation = generation;
-            }
+            self.take_current();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_current(&mut self)
+    where
+        S: Clone,
+    {
+        // The instance and its generation, read together.
+        if let Some((current, generation)) = self.health.current() {
+            self.inner = current;
+            self.ready = false;
+            self.generation = generation;
         }
     }
 
@@ -80,6 +90,25 @@ impl<S, C, A> Recovery<S, C, A> {
         self.rebuild
             && (self.health.rebuilding.load(Ordering::Acquire)
                 || self.health.generation.load(Ordering::Acquire) != self.generation)
+    }
+}
+
+impl<S, C, A> Recovery<S, C, A> {
+    /// A call whose instance was not polled ready, or may be the broken one: the response
+    /// future waits for the rebuild, then polls the current instance ready (or the call is
+    /// rejected). Out of line, so the ready path stays small.
+    #[inline(never)]
+    fn call_unready<Req>(&mut self, request: Req) -> ResponseFuture<S, Req, C, A>
+    where
+        S: Service<Req>,
+        C: Clone,
+    {
+        if self.health.rebuilding.load(Ordering::Acquire)
+            && self.health.settings.during_rebuild == DuringRebuild::Reject
+        {
+            return ResponseFuture::rejected(self.health.rejection());
+        }
+        ResponseFuture::waiting(request, Arc::clone(&self.health), self.classifier.clone())
     }
 }
 
@@ -142,19 +171,7 @@ where
         }
         let ready = std::mem::replace(&mut self.ready, false);
         if !ready || self.stale() {
-            // The instance polled ready may be the broken one, and one not polled ready must
-            // not be called: the response future waits for the rebuild, then polls the
-            // current instance ready.
-            if self.health.rebuilding.load(Ordering::Acquire)
-                && self.health.settings.during_rebuild == DuringRebuild::Reject
-            {
-                return ResponseFuture::rejected(self.health.rejection());
-            }
-            return ResponseFuture::waiting(
-                request,
-                Arc::clone(&self.health),
-                self.classifier.clone(),
-            );
+            return self.call_unready(request);
         }
         ResponseFuture::called(
             self.inner.call(request),
