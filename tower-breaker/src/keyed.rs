@@ -270,6 +270,24 @@ impl<K, F, C, A, L> KeyedCircuitBreakerLayer<K, F, C, A, L> {
     }
 }
 
+impl<K: Hash + Eq, F> KeyedCircuitBreakerLayer<K, F> {
+    /// A per-key layer from a configuration (for example one read from JSON), in the default
+    /// answer mode: `key` maps each request to the key whose breaker it goes through. The same
+    /// as `CircuitBreakerLayer::builder().config(&config).build_keyed(key)`, where the answer
+    /// mode and classifier can be chosen too. Takes the configuration by reference or by value.
+    ///
+    /// # Errors
+    /// The first invalid value, as [`CircuitBreakerConfig::validate`](crate::CircuitBreakerConfig::validate) finds it.
+    pub fn from_config(
+        config: impl std::borrow::Borrow<crate::CircuitBreakerConfig>,
+        key: F,
+    ) -> Result<Self, crate::ConfigError> {
+        crate::CircuitBreakerLayer::builder()
+            .config(config)
+            .build_keyed(key)
+    }
+}
+
 impl<K, F, C, A, L> KeyedCircuitBreakerLayer<K, F, C, A, L>
 where
     K: Hash + Eq + fmt::Debug + Send + Sync + 'static,

@@ -124,8 +124,8 @@
 //! # Without tower
 //!
 //! Code that has no `Service` (a database driver, an SDK) uses the layer itself:
-//! [`call`](CircuitBreakerLayer::call) runs a future through the breaker, or
-//! [`acquire`](CircuitBreakerLayer::acquire) gives a [`Permit`] to record by hand. The rules,
+//! [`run`](CircuitBreakerLayer::run) runs a future through the breaker, or
+//! [`acquire`](CircuitBreakerLayer::acquire) gives a [`CallPermit`] to record by hand. The rules,
 //! metrics and cancellation are those of a call through the service.
 //!
 //! ```
@@ -133,7 +133,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_breaker::BoxError> {
 //! let breaker = CircuitBreakerLayer::builder().name("db").build()?;
-//! let rows = breaker.call(async { Ok::<_, std::io::Error>(vec![1, 2, 3]) }).await?;
+//! let rows = breaker.run(async { Ok::<_, std::io::Error>(vec![1, 2, 3]) }).await?;
 //! assert_eq!(rows.len(), 3);
 //!
 //! match breaker.acquire() {
@@ -360,7 +360,7 @@ mod word;
 
 pub use builder::CircuitBreakerBuilder;
 pub use call_event::{CallEvent, CallListener, CallOutcome, NoCallListener};
-pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier};
+pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier, ImplyClassifier};
 pub use config::{
     CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES,
     MAX_TIME_BUCKETS, WindowConfig,
@@ -372,7 +372,8 @@ pub use keyed::{
     KeyedCircuitBreaker, KeyedCircuitBreakerHandle, KeyedCircuitBreakerLayer, KeyedResponseFuture,
 };
 pub use layer::CircuitBreakerLayer;
-pub use permit::Permit;
+#[allow(deprecated)]
+pub use permit::{CallPermit, Permit};
 pub use service::CircuitBreaker;
 pub use state::State;
 
