@@ -502,6 +502,24 @@ impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
         self.mode_classifier(Arc::new(crate::http::grpc_failure::<ResB>));
         self.answer()
     }
+
+    /// The preset for chaos in front of an HTTP client: the guard counts 5xx (and 408) answers
+    /// and errors as failures, as [`http`](Self::http) does, unless a
+    /// [`guard_classifier`](Self::guard_classifier) was given; faults are answered with errors
+    /// (aborts as the family's `Rejected` in a `BoxError`), which is what a client's caller
+    /// expects. [`http`](Self::http) is the server-side mode: answer the HTTP caller yourself.
+    pub fn http_client(mut self) -> ChaosBuilder<Req, http::Response<ResB>, BoxErrorAnswer> {
+        self.mode_classifier(Arc::new(crate::http::http_failure::<ResB>));
+        self.answer()
+    }
+
+    /// The preset for chaos in front of a gRPC client: the guard counts failing `grpc-status`
+    /// codes as [`grpc`](Self::grpc) does, unless a [`guard_classifier`](Self::guard_classifier)
+    /// was given; faults are answered with errors.
+    pub fn grpc_client(mut self) -> ChaosBuilder<Req, http::Response<ResB>, BoxErrorAnswer> {
+        self.mode_classifier(Arc::new(crate::http::grpc_failure::<ResB>));
+        self.answer()
+    }
 }
 
 impl<Req, Res, A> fmt::Debug for ChaosBuilder<Req, Res, A> {

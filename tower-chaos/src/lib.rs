@@ -150,7 +150,7 @@
 //! disarms the layer. It runs in real time or under paused tokio time, with one caller or
 //! several at once. Suites read from JSON ([`experiment::SuiteConfig`]).
 //! For an HTTP service, count its statuses with
-//! [`.classify(CallOutcome::from_http)`](experiment::CallOutcome::from_http): by default the
+//! [`.classify(RunnerOutcome::from_http)`](experiment::RunnerOutcome::from_http): by default the
 //! runner counts every `Ok` answer, an injected 503 included, as a success.
 //!
 //! # Profiles and configuration

@@ -23,7 +23,7 @@ fn the_course_configuration_parses_and_builds() {
 #[tokio::test(start_paused = true)]
 async fn the_course_configuration_drives_the_classes() {
     let config: RetryConfig = serde_json::from_str(COURSE).unwrap();
-    let layer = RetryLayer::http()
+    let layer = RetryLayer::builder().http_client()
         .config(config)
         .max_retry_after(Duration::from_secs(120))
         .build()

@@ -95,9 +95,9 @@ impl Default for FallbackOn {
 /// settle from the response value (`ErrorsAsFailures`, `HttpStatus`, `FnClassifier`) work. One
 /// that waits for the end of the stream (gRPC trailers) cannot steer a fallback.
 #[derive(Debug)]
-pub struct Verdict<'a>(&'a Cell<Outcome>);
+pub struct OutcomeRecorder<'a>(&'a Cell<Outcome>);
 
-impl<'a> Verdict<'a> {
+impl<'a> OutcomeRecorder<'a> {
     /// An obligation that writes the outcome into `cell`.
     #[must_use]
     pub const fn new(cell: &'a Cell<Outcome>) -> Self {
@@ -105,7 +105,7 @@ impl<'a> Verdict<'a> {
     }
 }
 
-impl Settle for Verdict<'_> {
+impl Settle for OutcomeRecorder<'_> {
     fn settle(self, outcome: Outcome) {
         self.0.set(outcome);
     }
@@ -137,7 +137,7 @@ impl<F, K, C> Shared<F, K, C> {
     pub(crate) fn judge_response<Res>(&self, response: Res) -> (Res, Option<Trigger>)
     where
         Res: Degradable,
-        C: for<'a> Classify<Res, Response<Verdict<'a>> = Res>,
+        C: for<'a> Classify<Res, Response<OutcomeRecorder<'a>> = Res>,
     {
         if self.on.rejection && response.is_rejection() {
             return (response, Some(Trigger::Rejection));
@@ -145,7 +145,7 @@ impl<F, K, C> Shared<F, K, C> {
         let verdict = Cell::new(Outcome::Ignore);
         let response = self
             .classifier
-            .classify_response(response, Verdict(&verdict));
+            .classify_response(response, OutcomeRecorder(&verdict));
         let trigger =
             (self.on.failure && verdict.get() == Outcome::Failure).then_some(Trigger::Failure);
         (response, trigger)

@@ -23,7 +23,11 @@ pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use keep::keep_head;
 pub use keep::{CloneRequest, KeepRequest};
-pub use layer::{FallbackBuilder, FallbackLayer, FallbackOn, Verdict};
+pub use layer::{FallbackBuilder, FallbackLayer, FallbackOn, OutcomeRecorder};
+
+/// The old name of [`OutcomeRecorder`] (the chaos experiment's `Verdict` is a report's judgement).
+#[deprecated(since = "0.1.0", note = "renamed to `OutcomeRecorder`")]
+pub type Verdict<'a> = OutcomeRecorder<'a>;
 pub use report::DegradationReport;
 pub use service::Fallback;
 

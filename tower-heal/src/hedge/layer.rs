@@ -57,14 +57,10 @@ impl HedgeLayer {
 
 #[cfg(feature = "http")]
 impl HedgeLayer {
-    /// A builder for HTTP: good answers are those [`HttpClasses`](crate::HttpClasses) does
-    /// not class as failures, and only idempotent requests are hedged.
+    /// The old spelling of `HedgeLayer::builder().http_client()`.
+    #[deprecated(since = "0.1.0", note = "use `HedgeLayer::builder().http_client()`")]
     pub fn http() -> HedgeBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
-        HedgeBuilder::with(
-            crate::HttpClasses::new(),
-            crate::IdempotentMethods,
-            CloneRequest,
-        )
+        HedgeLayer::builder().http_client()
     }
 }
 
@@ -234,6 +230,32 @@ impl<C, G, R> HedgeBuilder<C, G, R> {
             classifier: self.classifier,
             gate: self.gate,
             replay: crate::ReplayBodies::new(max_bytes),
+        }
+    }
+
+    /// The preset for HTTP clients: good answers are those [`HttpClasses`](crate::HttpClasses)
+    /// does not class as failures, only idempotent requests are hedged
+    /// ([`IdempotentMethods`](crate::IdempotentMethods)), requests are cloned. Errors stay
+    /// errors. The preset replaces the classifier, gate and replay set before it; the settings
+    /// stay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_heal::HedgeLayer;
+    ///
+    /// let hedge = HedgeLayer::builder().http_client().delay(Duration::from_millis(50)).build().unwrap();
+    /// # let _ = hedge;
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_client(self) -> HedgeBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
+        HedgeBuilder {
+            name: self.name,
+            delay: self.delay,
+            max_hedges: self.max_hedges,
+            budget: self.budget,
+            classifier: crate::HttpClasses::new(),
+            gate: crate::IdempotentMethods,
+            replay: CloneRequest,
         }
     }
 

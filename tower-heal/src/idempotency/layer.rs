@@ -106,9 +106,17 @@ impl IdempotencyLayer<(), ()> {
 }
 
 impl IdempotencyLayer<(), ()> {
-    /// A builder for any service, from closures (see [`FnCodec`]); errors are `BoxError`.
-    pub fn keyed<K, E, D>(key: K, encode: E, decode: D) -> IdempotencyBuilder<FnCodec<K, E, D>> {
+    /// A builder for any service, from closures (see [`FnCodec`]): `key` reads a request's
+    /// idempotency key, `encode` and `decode` store and restore its result; errors are
+    /// `BoxError`.
+    pub fn from_fn<K, E, D>(key: K, encode: E, decode: D) -> IdempotencyBuilder<FnCodec<K, E, D>> {
         IdempotencyBuilder::new(FnCodec::new(key, encode, decode))
+    }
+
+    /// The old name of [`from_fn`](Self::from_fn) (it read like "one layer per key").
+    #[deprecated(since = "0.1.0", note = "renamed to `IdempotencyLayer::from_fn`")]
+    pub fn keyed<K, E, D>(key: K, encode: E, decode: D) -> IdempotencyBuilder<FnCodec<K, E, D>> {
+        Self::from_fn(key, encode, decode)
     }
 }
 

@@ -184,10 +184,16 @@ impl<C, A> RecoveryBuilder<C, A> {
         self
     }
 
-    /// `min_calls`: calls needed in the window before the rate counts.
-    pub fn min_calls(mut self, calls: u32) -> Self {
-        self.config.min_calls = calls;
+    /// `minimum_calls`: calls needed in the window before the rate counts.
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
+        self.config.minimum_calls = calls;
         self
+    }
+
+    /// The old name of [`minimum_calls`](Self::minimum_calls).
+    #[deprecated(since = "0.1.0", note = "renamed to `minimum_calls`, as in the breaker")]
+    pub fn min_calls(self, calls: u32) -> Self {
+        self.minimum_calls(calls)
     }
 
     /// `consecutive_failures`: recover after this many failures in a row; `None` turns it off.
