@@ -105,13 +105,13 @@ pub enum Overflow {
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
-/// use tower_bulkhead::{BulkheadLayer, KeyedBulkheadConfig};
+/// use tower_bulkhead::{KeyedBulkheadConfig, KeyedBulkheadLayer};
 ///
 /// let config: KeyedBulkheadConfig = serde_json::from_str(r#"{"bulkheads": {
 ///     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
 ///     "writing_agent": {"max_concurrent": 2, "token_budget": 500}
 /// }}"#).unwrap();
-/// let layer = BulkheadLayer::keyed_from_config(config, |agent: &String| agent.clone()).unwrap();
+/// let layer = KeyedBulkheadLayer::from_config(&config, |agent: &String| agent.clone()).unwrap();
 /// let handle = layer.handle();
 /// assert_eq!(handle.keys(), 0); // compartments are created on first use
 /// # }

@@ -402,6 +402,30 @@ pub struct KeyedBulkheadLayer<
     _mode: PhantomData<fn() -> (H, A)>,
 }
 
+impl<K, F> KeyedBulkheadLayer<K, F> {
+    /// Per-key compartments from a configuration (for example one read from JSON), in the
+    /// default answer mode: `key` maps each request to its key; a key named in
+    /// `config.bulkheads` gets that configuration, others the default. For cost functions or
+    /// an answer mode, use the builder:
+    /// `BulkheadLayer::builder().keyed_config(&config).http().build_keyed(key)`. Takes the
+    /// configuration by reference or by value.
+    ///
+    /// # Errors
+    /// The first invalid value, as
+    /// [`KeyedBulkheadConfig::validate`](crate::KeyedBulkheadConfig::validate) finds it, or a
+    /// name in `bulkheads` that is not a valid key (`K: std::str::FromStr`).
+    pub fn from_config<Req>(
+        config: impl std::borrow::Borrow<crate::KeyedBulkheadConfig>,
+        key: F,
+    ) -> Result<Self, ConfigError>
+    where
+        F: Fn(&Req) -> K,
+        K: Hash + Eq + std::str::FromStr,
+    {
+        Self::from_limits(config.borrow().limits()?, key, PerRequest, EstimateStands)
+    }
+}
+
 impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
     pub(crate) fn from_limits(
         limits: KeyedLimits,
@@ -477,12 +501,14 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
 
     /// Answers rejections with HTTP 503/429 + `Retry-After`. The same compartments.
     #[cfg(feature = "http")]
+    #[deprecated(since = "0.1.0", note = "choose the answer mode on the builder: `.http()`")]
     pub fn http(self) -> KeyedBulkheadLayer<K, F, E, R, H, HttpAnswer> {
         self.mode()
     }
 
     /// Answers rejections with gRPC `RESOURCE_EXHAUSTED`. The same compartments.
     #[cfg(feature = "http")]
+    #[deprecated(since = "0.1.0", note = "choose the answer mode on the builder: `.grpc()`")]
     pub fn grpc(self) -> KeyedBulkheadLayer<K, F, E, R, H, GrpcAnswer> {
         self.mode()
     }

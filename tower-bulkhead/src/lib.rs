@@ -105,7 +105,7 @@
 //! # Per-key compartments
 //!
 //! [`KeyedBulkheadLayer`] ([`BulkheadBuilder::build_keyed`],
-//! [`BulkheadLayer::keyed_from_config`]) gives each key of the request (an agent's name, a
+//! [`KeyedBulkheadLayer::from_config`]) gives each key of the request (an agent's name, a
 //! tenant, axum's `MatchedPath`) its own compartment, with per-key configurations and a
 //! default, a cap on live keys, idle eviction and an [`Overflow`] policy. One key saturated
 //! never slows another. Eviction never resets a limit: a key with a call in flight or
@@ -129,8 +129,8 @@
 //! | mode | error type | a refusal answers |
 //! |---|---|---|
 //! | default | [`BoxError`] | `Err`, downcastable to [`Rejected`] |
-//! | [`.http()`](BulkheadLayer::http) | the inner error, unchanged | `503` + `Retry-After` when full or after a wait timed out; `429` + `Retry-After` (time until enough refill) for an exhausted budget; `503` without `Retry-After` for a request costing more than a budget's capacity (waiting never helps) |
-//! | [`.grpc()`](BulkheadLayer::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 8` (`RESOURCE_EXHAUSTED`), `grpc-message`, `grpc-retry-pushback-ms` |
+//! | [`.http()`](BulkheadBuilder::http) | the inner error, unchanged | `503` + `Retry-After` when full or after a wait timed out; `429` + `Retry-After` (time until enough refill) for an exhausted budget; `503` without `Retry-After` for a request costing more than a budget's capacity (waiting never helps) |
+//! | [`.grpc()`](BulkheadBuilder::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 8` (`RESOURCE_EXHAUSTED`), `grpc-message`, `grpc-retry-pushback-ms` |
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -171,9 +171,11 @@
 //!     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
 //!     "writing_agent": {"max_concurrent": 2, "token_budget": 500}
 //! }}"#)?;
-//! let layer = BulkheadLayer::keyed_from_config(config, agent)?
+//! let layer = BulkheadLayer::builder()
+//!     .keyed_config(&config)
 //!     .cost(HeaderCost::new("x-estimated-tokens").fallback(100))
-//!     .http();
+//!     .http()
+//!     .build_keyed(agent)?;
 //! let state = AppState { bulkheads: layer.handle() };
 //! let app: Router = Router::new()
 //!     .route("/agents/{agent}/run", post(|| async { "done" }))
@@ -234,14 +236,14 @@
 //!
 //! ```
 //! # #[cfg(feature = "serde")] {
-//! use tower_bulkhead::{BulkheadLayer, KeyedBulkheadConfig};
+//! use tower_bulkhead::{KeyedBulkheadConfig, KeyedBulkheadLayer};
 //!
 //! let config: KeyedBulkheadConfig = serde_json::from_str(r#"{"bulkheads": {
 //!     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
 //!     "writing_agent": {"max_concurrent": 2, "token_budget": 500,
 //!                       "refill_tokens": 10000, "refill_period_seconds": 60}
 //! }}"#).unwrap();
-//! let layer = BulkheadLayer::keyed_from_config(config, |agent: &String| agent.clone()).unwrap();
+//! let layer = KeyedBulkheadLayer::from_config(&config, |agent: &String| agent.clone()).unwrap();
 //! # }
 //! ```
 //!
