@@ -17,7 +17,7 @@ pub const MAX_TIME_BUCKETS: u32 = 1_000;
 pub const MAX_PROBES: u32 = u16::MAX as u32;
 /// The longest duration any setting takes (7 days): `retry_after` and the open-duration backoff
 /// (up to 10 × the reset timeout) stay exact below it.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+pub use tower_outcome::MAX_DURATION;
 
 /// A circuit breaker's configuration, field for field as you write it in JSON.
 ///

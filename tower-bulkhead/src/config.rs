@@ -15,7 +15,7 @@ pub const MAX_CONCURRENT: u32 = 1 << 24;
 /// to it): `2^31 - 1`, so a rate budget's level and its debt fit one atomic word.
 pub const MAX_TOKENS: u64 = i32::MAX as u64;
 /// The longest duration any setting takes (7 days).
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+pub use tower_outcome::MAX_DURATION;
 /// The shortest `refill_period_seconds` (1 ms).
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// The most keys a per-key layer may keep.

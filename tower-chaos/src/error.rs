@@ -87,7 +87,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The longest duration any setting takes (7 days).
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+pub use tower_outcome::MAX_DURATION;
 
 pub(crate) fn check_rate(field: impl FnOnce() -> String, value: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {

@@ -87,7 +87,7 @@ impl std::error::Error for ConfigError {
 }
 
 /// The longest duration a setting accepts: 7 days.
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+pub use tower_outcome::MAX_DURATION;
 
 pub(crate) fn check_duration(
     field: &'static str,
