@@ -175,3 +175,16 @@ fn handles_validate_live_changes() {
     handle.set_max_wait(Duration::from_secs(1)).unwrap();
     assert_eq!(handle.max_concurrent(), 25);
 }
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = BulkheadLayer::builder().max_concurrent(0).build().unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("max_concurrent", "0"));
+    assert_eq!(field.to_string(), err.to_string());
+    let err = BulkheadLayer::builder()
+        .max_wait(Duration::from_secs(8 * 86_400))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field_error().unwrap().to_string(), err.to_string());
+}

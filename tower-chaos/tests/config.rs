@@ -218,3 +218,11 @@ fn invalid_suites_name_the_experiment_and_field() {
     .unwrap_err();
     assert!(unknown.to_string().contains("vibes"));
 }
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = layer_err(r#"{"faults": [{"rate": 1.5, "abort": true}]}"#);
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("faults[0].rate", "1.5"));
+    assert_eq!(field.to_string(), err.to_string());
+}

@@ -101,3 +101,20 @@ fn backoff_type_and_plural_class_names_are_read_too() {
     .unwrap();
     let _layer = RetryLayer::from_config(config).unwrap();
 }
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = RetryLayer::builder().multiplier(0.5).build().unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("multiplier", "0.5"));
+    assert_eq!(field.to_string(), err.to_string());
+    let err = tower_heal::RecoveryConfig {
+        success_rate_threshold: 1.5,
+        ..tower_heal::RecoveryConfig::default()
+    }
+    .validate()
+    .unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("success_rate_threshold", "1.5"));
+    assert_eq!(field.to_string(), err.to_string());
+}

@@ -160,9 +160,11 @@ pub struct RecoveryBuilder<C = ErrorsAsFailures, A = BoxErrorAnswer> {
 }
 
 impl<C, A> RecoveryBuilder<C, A> {
-    /// Replaces the whole configuration (classifier, callback and answer mode stay).
-    pub fn config(mut self, config: RecoveryConfig) -> Self {
-        self.config = config;
+    /// Replaces the whole configuration (classifier, callback and answer mode stay). Takes the
+    /// configuration by reference or by value. (A recovery layer needs a hook or a factory,
+    /// so it is built from a configuration this way, not with a `from_config`.)
+    pub fn config(mut self, config: impl std::borrow::Borrow<RecoveryConfig>) -> Self {
+        config.borrow().clone_into(&mut self.config);
         self
     }
 
