@@ -12,9 +12,9 @@ use tower_outcome::BoxErrorAnswer;
 use tower_outcome::{GrpcAnswer, GrpcStatus, HttpAnswer, HttpStatus};
 
 use crate::call_event::{CallListener, NoCallListener};
-use crate::classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 #[cfg(feature = "http")]
 use crate::classifier::ImplyClassifier;
+use crate::classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 use crate::common::Common;
 use crate::event::{Listener, Transition, debug_listener};
 use crate::{

@@ -100,9 +100,7 @@ impl ConfigError {
                 seconds.to_string(),
                 "a positive number of seconds, at most 604800 (7 days)",
             )),
-            Self::InProfile { profile, error } => {
-                error.field_error().map(|e| e.under(profile))
-            }
+            Self::InProfile { profile, error } => error.field_error().map(|e| e.under(profile)),
             Self::Missing { .. } | Self::UnknownProfile(_) => None,
         }
     }

@@ -350,6 +350,7 @@ mod machine;
 pub mod metrics;
 mod padded;
 mod permit;
+mod profiles;
 mod refusal;
 mod service;
 mod slot;
@@ -362,8 +363,8 @@ pub use builder::CircuitBreakerBuilder;
 pub use call_event::{CallEvent, CallListener, CallOutcome, NoCallListener};
 pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier, ImplyClassifier};
 pub use config::{
-    CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES,
-    MAX_TIME_BUCKETS, WindowConfig,
+    CircuitBreakerConfig, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES, MAX_TIME_BUCKETS,
+    WindowConfig,
 };
 pub use error::{ConfigError, LayerKind, Reason, Rejected};
 pub use event::{Transition, TransitionReason};
@@ -374,6 +375,7 @@ pub use keyed::{
 pub use layer::CircuitBreakerLayer;
 #[allow(deprecated)]
 pub use permit::{CallPermit, Permit};
+pub use profiles::CircuitBreakerProfiles;
 pub use service::CircuitBreaker;
 pub use state::State;
 

@@ -68,7 +68,9 @@ impl Metrics {
             gauges[State::Closed as usize].set(1.0);
             gauges
         });
-        let keys = keyed.then(|| metrics::gauge!(KEYS, tower_outcome::LayerKind::Breaker.label() => label.clone()));
+        let keys = keyed.then(
+            || metrics::gauge!(KEYS, tower_outcome::LayerKind::Breaker.label() => label.clone()),
+        );
         Self {
             name: label,
             calls,

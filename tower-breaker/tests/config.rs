@@ -176,6 +176,9 @@ fn a_value_error_reads_the_same_as_the_familys_field_error() {
     assert_eq!(field.field(), "failure_rate_threshold");
     assert_eq!(field.value(), "1.5");
     assert_eq!(field.to_string(), err.to_string());
-    let err = CircuitBreakerLayer::builder().count_window(0).build().unwrap_err();
+    let err = CircuitBreakerLayer::builder()
+        .count_window(0)
+        .build()
+        .unwrap_err();
     assert_eq!(err.field_error().unwrap().to_string(), err.to_string());
 }

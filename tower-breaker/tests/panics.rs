@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::time::advance;
 use tower_breaker::{
-    BoxErrorAnswer, CallEvent, CallListener, CircuitBreakerHandle, CircuitBreakerLayer, Classify,
-    Outcome, CallPermit, Reason, Settle, State, TransitionReason,
+    BoxErrorAnswer, CallEvent, CallListener, CallPermit, CircuitBreakerHandle, CircuitBreakerLayer,
+    Classify, Outcome, Reason, Settle, State, TransitionReason,
 };
 
 /// Which user code panics.

@@ -56,7 +56,10 @@ async fn twenty_503s_open_an_http_client_breaker() {
 
 #[tokio::test(start_paused = true)]
 async fn client_errors_do_not_open_an_http_client_breaker() {
-    let layer = CircuitBreakerLayer::builder().http_client().build().unwrap();
+    let layer = CircuitBreakerLayer::builder()
+        .http_client()
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let mut svc = ServiceBuilder::new()
         .layer(layer)
@@ -143,7 +146,10 @@ async fn from_config_takes_a_reference_for_plain_and_keyed_layers() {
 #[test]
 #[allow(deprecated)]
 fn the_old_names_still_work() {
-    let breaker = CircuitBreakerLayer::builder().failure_threshold(1).build().unwrap();
+    let breaker = CircuitBreakerLayer::builder()
+        .failure_threshold(1)
+        .build()
+        .unwrap();
     let permit: tower_breaker::Permit<ErrorsAsFailures> = breaker.acquire().unwrap();
     permit.failure();
     assert_eq!(breaker.handle().state(), State::Open);
