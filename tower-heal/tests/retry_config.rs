@@ -23,7 +23,8 @@ fn the_course_configuration_parses_and_builds() {
 #[tokio::test(start_paused = true)]
 async fn the_course_configuration_drives_the_classes() {
     let config: RetryConfig = serde_json::from_str(COURSE).unwrap();
-    let layer = RetryLayer::builder().http_client()
+    let layer = RetryLayer::builder()
+        .http_client()
         .config(config)
         .max_retry_after(Duration::from_secs(120))
         .build()
@@ -115,6 +116,9 @@ fn a_value_error_reads_the_same_as_the_familys_field_error() {
     .validate()
     .unwrap_err();
     let field = err.field_error().expect("about one value");
-    assert_eq!((field.field(), field.value()), ("success_rate_threshold", "1.5"));
+    assert_eq!(
+        (field.field(), field.value()),
+        ("success_rate_threshold", "1.5")
+    );
     assert_eq!(field.to_string(), err.to_string());
 }

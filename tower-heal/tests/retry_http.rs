@@ -25,7 +25,8 @@ async fn five_503s_back_off_exponentially() {
         status(503),
         status(200),
     ]);
-    let layer = RetryLayer::builder().http_client()
+    let layer = RetryLayer::builder()
+        .http_client()
         .policy(
             Class::API_ERRORS_5XX,
             ClassPolicy::new(
@@ -49,7 +50,11 @@ async fn five_503s_back_off_exponentially() {
 #[tokio::test(start_paused = true)]
 async fn a_429_with_retry_after_7_waits_exactly_7_seconds() {
     // Full jitter on the computed delay must not touch a server's Retry-After: never early.
-    let layer = RetryLayer::builder().http_client().jitter(Jitter::Full).build().unwrap();
+    let layer = RetryLayer::builder()
+        .http_client()
+        .jitter(Jitter::Full)
+        .build()
+        .unwrap();
     for _ in 0..20 {
         let script = Script::new([with(429, "retry-after", "7"), status(200)]);
         let mut svc = ServiceBuilder::new()
@@ -74,7 +79,8 @@ async fn a_429_with_an_http_date_waits_until_that_date() {
         with(429, "retry-after", "Sun, 06 Nov 1994 08:50:07 GMT"),
         status(200),
     ]);
-    let layer = RetryLayer::builder().http_client()
+    let layer = RetryLayer::builder()
+        .http_client()
         .classifier(HttpClasses::new().wall_clock(fixed_now))
         .build()
         .unwrap();
@@ -91,7 +97,8 @@ async fn a_retry_after_beyond_max_retry_after_returns_the_429() {
     let script = Script::new([with(429, "retry-after", "3600"), status(200)]);
     let mut svc = ServiceBuilder::new()
         .layer(
-            RetryLayer::builder().http_client()
+            RetryLayer::builder()
+                .http_client()
                 .max_retry_after(Duration::from_secs(60))
                 .build()
                 .unwrap(),
@@ -106,7 +113,13 @@ async fn a_validation_error_is_never_retried() {
     for code in [400, 422] {
         let script = Script::new([status(code), status(200)]);
         let mut svc = ServiceBuilder::new()
-            .layer(RetryLayer::builder().http_client().max_retries(5).build().unwrap())
+            .layer(
+                RetryLayer::builder()
+                    .http_client()
+                    .max_retries(5)
+                    .build()
+                    .unwrap(),
+            )
             .service(Http(script.clone()));
         assert_eq!(call(&mut svc, get()).await.unwrap().status(), code);
         assert_eq!(script.count(), 1, "{code}");
@@ -188,7 +201,13 @@ async fn body_replay_retries_a_streamed_body_under_the_bound() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::builder().http_client().replay_bodies(64).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(64)
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let request = http::Request::put("/upload").body(streamed()).unwrap();
     assert_eq!(call(&mut svc, request).await.unwrap().status(), 200);
@@ -211,7 +230,13 @@ async fn body_replay_does_not_retry_a_body_over_the_bound() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::builder().http_client().replay_bodies(16).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(16)
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let request = http::Request::put("/upload").body(streamed()).unwrap();
     assert_eq!(call(&mut svc, request).await.unwrap().status(), 503);
@@ -239,7 +264,13 @@ async fn body_replay_continues_a_body_the_first_attempt_did_not_read() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::builder().http_client().replay_bodies(64).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(64)
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let request = http::Request::put("/upload").body(streamed()).unwrap();
     assert_eq!(call(&mut svc, request).await.unwrap().status(), 200);
@@ -293,6 +324,8 @@ async fn the_http_client_preset_keeps_settings_set_before_it_and_the_old_name_ag
     #[allow(deprecated)]
     let old = RetryLayer::http().no_budget().build().unwrap();
     let script = Script::new([status(503), status(200)]);
-    let mut svc = ServiceBuilder::new().layer(old).service(Http(script.clone()));
+    let mut svc = ServiceBuilder::new()
+        .layer(old)
+        .service(Http(script.clone()));
     assert_eq!(call(&mut svc, get()).await.unwrap().status(), 200);
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use tower_layer::Layer;
-#[cfg(feature = "http")]
-use tower_outcome::HttpAnswer;
+
+use super::builder::FallbackBuilder;
 use tower_outcome::{BoxErrorAnswer, Classify, ErrorsAsFailures, Outcome, Settle, find_rejected};
 
-use super::{CloneRequest, Degradable, DegradationLevel, Degraded, FallbackChain, Trigger};
+use super::{CloneRequest, Degradable, DegradationLevel, Degraded, Trigger};
 use crate::metrics::FallbackMetrics;
 
 /// Which failures of the primary the fallback answers. By default all three.
@@ -123,11 +123,11 @@ pub(crate) struct Shared<F, K, C> {
     /// The outermost stage of a chain (or a lone layer): it alone reports level 4.
     pub(crate) last_stage: bool,
     /// The level last reported on the gauge, so a healthy call writes nothing.
-    current: AtomicU8,
+    pub(super) current: AtomicU8,
     /// Held while `current` and the gauge change together, so two calls racing at a level
     /// change cannot leave the gauge at one level and `current` at another (which would keep
     /// the gauge wrong until the level changes again).
-    gauge: std::sync::Mutex<()>,
+    pub(super) gauge: std::sync::Mutex<()>,
     pub(crate) metrics: FallbackMetrics,
 }
 
@@ -258,7 +258,7 @@ impl<F, K, C> Shared<F, K, C> {
 #[must_use]
 pub struct FallbackLayer<F, K = CloneRequest, C = ErrorsAsFailures, A = BoxErrorAnswer> {
     pub(crate) shared: Arc<Shared<F, K, C>>,
-    _answer: PhantomData<fn() -> A>,
+    pub(super) _answer: PhantomData<fn() -> A>,
 }
 
 impl<F> FallbackLayer<F> {
@@ -314,161 +314,6 @@ impl<S, F, K, C, A> Layer<S> for FallbackLayer<F, K, C, A> {
 
     fn layer(&self, inner: S) -> Self::Service {
         super::Fallback::new(inner, Arc::clone(&self.shared))
-    }
-}
-
-/// Builds a [`FallbackLayer`], or a [`FallbackChain`] of them.
-///
-/// ```
-/// use tower::service_fn;
-/// use tower_heal::{DegradationLevel, FallbackLayer, FallbackOn, Marked};
-///
-/// let layer = FallbackLayer::builder("search")
-///     .level(DegradationLevel::Moderate)
-///     .on(FallbackOn::ALL.failure(false))     // errors and rejections only
-///     .keep(|query: &String| query.len())     // the fallback gets the query's length
-///     .build(service_fn(|_len: usize| async { Ok::<_, std::io::Error>(Marked::new(vec![0u8])) }));
-/// assert_eq!(layer.level(), DegradationLevel::Moderate);
-/// ```
-#[must_use]
-pub struct FallbackBuilder<K = CloneRequest, C = ErrorsAsFailures, A = BoxErrorAnswer> {
-    component: Arc<str>,
-    level: DegradationLevel,
-    on: FallbackOn,
-    keep: K,
-    classifier: C,
-    header: bool,
-    _answer: PhantomData<fn() -> A>,
-}
-
-impl FallbackBuilder {
-    pub(crate) fn new(component: impl Into<Arc<str>>) -> Self {
-        Self {
-            component: component.into(),
-            level: DegradationLevel::Slight,
-            on: FallbackOn::ALL,
-            keep: CloneRequest,
-            classifier: ErrorsAsFailures,
-            header: false,
-            _answer: PhantomData,
-        }
-    }
-}
-
-impl<K, C, A> FallbackBuilder<K, C, A> {
-    /// `level`: what the fallback's answers are marked with (1 to 3; default 1, slight).
-    pub fn level(mut self, level: DegradationLevel) -> Self {
-        self.level = level;
-        self
-    }
-
-    /// `on`: which failures the fallback answers (default: all).
-    pub fn on(mut self, on: FallbackOn) -> Self {
-        self.on = on;
-        self
-    }
-
-    /// What the fallback is called with: `keep(&request)` runs before the primary is called.
-    /// The default clones the request; for an `http::Request` keep the head
-    /// ([`keep_head`](crate::fallback::keep_head)), since its body is not `Clone`.
-    pub fn keep<K2>(self, keep: K2) -> FallbackBuilder<K2, C, A> {
-        FallbackBuilder {
-            component: self.component,
-            level: self.level,
-            on: self.on,
-            keep,
-            classifier: self.classifier,
-            header: self.header,
-            _answer: PhantomData,
-        }
-    }
-
-    /// The classifier that decides what a failure is (default [`ErrorsAsFailures`]; for HTTP
-    /// `HttpStatus`, so a 503 falls back).
-    pub fn classifier<C2>(self, classifier: C2) -> FallbackBuilder<K, C2, A> {
-        FallbackBuilder {
-            component: self.component,
-            level: self.level,
-            on: self.on,
-            keep: self.keep,
-            classifier,
-            header: self.header,
-            _answer: PhantomData,
-        }
-    }
-
-    /// HTTP mode: the inner error type is kept (axum's `Infallible` stays), and a fallback's
-    /// answer also carries the [`DEGRADED_HEADER`](crate::DEGRADED_HEADER) header.
-    #[cfg(feature = "http")]
-    pub fn http(self) -> FallbackBuilder<K, C, HttpAnswer> {
-        FallbackBuilder {
-            component: self.component,
-            level: self.level,
-            on: self.on,
-            keep: self.keep,
-            classifier: self.classifier,
-            header: true,
-            _answer: PhantomData,
-        }
-    }
-
-    pub(crate) fn shared<F>(
-        &self,
-        fallback: F,
-        level: DegradationLevel,
-        last: bool,
-    ) -> Shared<F, K, C>
-    where
-        K: Clone,
-        C: Clone,
-    {
-        Shared {
-            fallback,
-            keep: self.keep.clone(),
-            classifier: self.classifier.clone(),
-            component: Arc::clone(&self.component),
-            level,
-            on: self.on,
-            header: self.header,
-            last_stage: last,
-            current: AtomicU8::new(0),
-            gauge: std::sync::Mutex::new(()),
-            metrics: FallbackMetrics::new(&self.component),
-        }
-    }
-
-    /// Builds the layer with `fallback`.
-    pub fn build<F>(self, fallback: F) -> FallbackLayer<F, K, C, A>
-    where
-        K: Clone,
-        C: Clone,
-    {
-        let shared = self.shared(fallback, self.level, true);
-        FallbackLayer {
-            shared: Arc::new(shared),
-            _answer: PhantomData,
-        }
-    }
-
-    /// Starts a chain of fallbacks: `fallback` answers at `level` first; add more with
-    /// [`then`](FallbackChain::then).
-    pub fn chain<F>(
-        self,
-        level: DegradationLevel,
-        fallback: F,
-    ) -> FallbackChain<tower_layer::Identity, F, K, C, A> {
-        FallbackChain::new(self, level, fallback)
-    }
-}
-
-impl<K, C, A> fmt::Debug for FallbackBuilder<K, C, A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FallbackBuilder")
-            .field("component", &self.component)
-            .field("level", &self.level)
-            .field("on", &self.on)
-            .field("header", &self.header)
-            .finish()
     }
 }
 

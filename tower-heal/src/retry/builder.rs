@@ -301,7 +301,9 @@ impl<C, G, R> RetryBuilder<C, G, R> {
     /// let retry = RetryLayer::builder().http_client().max_retries(3).build().unwrap();
     /// # let _ = retry;
     /// ```
-    pub fn http_client(self) -> RetryBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
+    pub fn http_client(
+        self,
+    ) -> RetryBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
         self.preset(
             crate::HttpClasses::new(),
             crate::IdempotentMethods,
@@ -322,7 +324,9 @@ impl<C, G, R> RetryBuilder<C, G, R> {
     /// tonic's `Channel` fails with its own error type, which the classes cannot look into:
     /// such an error counts as possibly sent. Map it into a `BoxError` under the layer
     /// (`.map_err(BoxError::from)`) so a refused connection is recognised.
-    pub fn grpc_client(self) -> RetryBuilder<crate::GrpcClasses, crate::GrpcGate, crate::ReplayBodies> {
+    pub fn grpc_client(
+        self,
+    ) -> RetryBuilder<crate::GrpcClasses, crate::GrpcGate, crate::ReplayBodies> {
         self.preset(
             crate::GrpcClasses::new(),
             crate::GrpcGate::new(),
