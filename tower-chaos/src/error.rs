@@ -102,9 +102,11 @@ impl ConfigError {
                 seconds.to_string(),
                 "a positive number of seconds, at most 604800 (7 days)",
             )),
-            Self::Count { field, value } => {
-                Some(FieldError::new(field.as_str(), value.to_string(), "at least 1"))
-            }
+            Self::Count { field, value } => Some(FieldError::new(
+                field.as_str(),
+                value.to_string(),
+                "at least 1",
+            )),
             Self::Invalid { field, reason } => {
                 Some(FieldError::new(field.as_str(), reason.as_str(), "valid"))
             }

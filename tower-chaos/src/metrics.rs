@@ -82,7 +82,8 @@ impl Metrics {
     pub(crate) fn new(name: &Arc<str>) -> Self {
         DESCRIBE.call_once(describe_metrics);
         let label = SharedString::from(Arc::clone(name));
-        let armed = metrics::gauge!(ARMED, tower_outcome::LayerKind::Chaos.label() => label.clone());
+        let armed =
+            metrics::gauge!(ARMED, tower_outcome::LayerKind::Chaos.label() => label.clone());
         armed.set(0.0);
         Self {
             armed,

@@ -572,7 +572,9 @@ async fn the_http_client_preset_answers_with_errors_and_guards_on_5xx() {
         .call(Request::new(()))
         .await
         .unwrap_err();
-    let rejected = err.downcast_ref::<Rejected>().expect("the family's rejection");
+    let rejected = err
+        .downcast_ref::<Rejected>()
+        .expect("the family's rejection");
     assert_eq!(rejected.reason(), tower_chaos::Reason::Injected);
 
     // The guard counts the dependency's 503s as failures and trips.

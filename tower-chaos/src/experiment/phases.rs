@@ -18,7 +18,7 @@ use tower_service::Service;
 use super::phase::{Call, Phase, percentiles, rank};
 use super::probe::{conclude, observed};
 use super::report::{self, Observed, Parts, Report, SteadyResult, Verdict};
-use super::runner::{RunnerOutcome, Classifier, MakeRequest, Runner};
+use super::runner::{Classifier, MakeRequest, Runner, RunnerOutcome};
 use super::{Check, Experiment, Load, Signals, TransitionRecord};
 use crate::{ChaosHandle, ChaosStats};
 

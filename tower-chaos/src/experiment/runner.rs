@@ -97,7 +97,8 @@ fn default_outcome<Res>(result: Result<&Res, &BoxError>) -> RunnerOutcome {
     }
 }
 
-pub(crate) type Classifier<Res> = Box<dyn Fn(Result<&Res, &BoxError>) -> RunnerOutcome + Send + Sync>;
+pub(crate) type Classifier<Res> =
+    Box<dyn Fn(Result<&Res, &BoxError>) -> RunnerOutcome + Send + Sync>;
 
 /// Runs [`Experiment`]s against a service that has a chaos layer in it.
 ///
