@@ -270,9 +270,8 @@
 //! shared atomic increment per call (count window) or a clock read (time window); a slow-call
 //! rule adds two clock reads. An open breaker reads the clock once to decide a rejection (has
 //! the reset timeout passed?) and once more when answering it (the time left, for
-//! `retry_after`); the default answer mode boxes the rejection. Measured on a 2-vCPU machine, a closed call with the consecutive rule cost about
-//! 12 ns over a bare service (tower's `ConcurrencyLimit`: about 16 ns); the benchmarks, beside
-//! peer crates, come with the source repository.
+//! `retry_after`); the default answer mode boxes the rejection. Measured figures, beside peer
+//! crates, are in the repository's `benches/README.md`.
 //!
 //! # Observability
 //!

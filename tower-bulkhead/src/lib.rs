@@ -71,6 +71,13 @@
 //! timeout) gives back its slot and in-flight tokens but not the rate tokens, as quotas
 //! count what reached the upstream. Nothing leaks in any state.
 //!
+//! # Sharing and clones
+//!
+//! The compartment (its slots, budgets and queue) is created with the layer value: every
+//! service the layer wraps, and every clone of those services, share it, so one layer is one
+//! compartment however axum or tonic clone the service. A clone never inherits the readiness
+//! of the service it was cloned from.
+//!
 //! # Full: reject or wait
 //!
 //! By default a full compartment rejects at once ([`Reason::BulkheadFull`] or
@@ -87,7 +94,7 @@
 //! `retry_after_seconds` for a full compartment (or a full key map), the time until enough
 //! tokens refill when the rate budget is the cause (also after a wait timed out).
 //!
-//! # Where permits are taken
+//! # Backpressure
 //!
 //! Admission happens once a request exists, in `call`, **never in `poll_ready`**: hyper polls
 //! a connection's service ready before a request arrives, so a limit reserved there lets idle
