@@ -501,14 +501,20 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
 
     /// Answers rejections with HTTP 503/429 + `Retry-After`. The same compartments.
     #[cfg(feature = "http")]
-    #[deprecated(since = "0.1.0", note = "choose the answer mode on the builder: `.http()`")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "choose the answer mode on the builder: `.http()`"
+    )]
     pub fn http(self) -> KeyedBulkheadLayer<K, F, E, R, H, HttpAnswer> {
         self.mode()
     }
 
     /// Answers rejections with gRPC `RESOURCE_EXHAUSTED`. The same compartments.
     #[cfg(feature = "http")]
-    #[deprecated(since = "0.1.0", note = "choose the answer mode on the builder: `.grpc()`")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "choose the answer mode on the builder: `.grpc()`"
+    )]
     pub fn grpc(self) -> KeyedBulkheadLayer<K, F, E, R, H, GrpcAnswer> {
         self.mode()
     }

@@ -73,7 +73,9 @@ impl BulkheadLayer {
     ///
     /// # Errors
     /// The first invalid value, as [`BulkheadConfig::validate`] finds it.
-    pub fn from_config(config: impl std::borrow::Borrow<BulkheadConfig>) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        config: impl std::borrow::Borrow<BulkheadConfig>,
+    ) -> Result<Self, ConfigError> {
         BulkheadBuilder::new().config(config).build()
     }
 
@@ -82,7 +84,10 @@ impl BulkheadLayer {
     /// # Errors
     /// The first invalid value, as [`KeyedBulkheadConfig::validate`] finds it, or a name in
     /// `bulkheads` that is not a valid key (`K: std::str::FromStr`).
-    #[deprecated(since = "0.1.0", note = "use `KeyedBulkheadLayer::from_config(&config, key)`")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `KeyedBulkheadLayer::from_config(&config, key)`"
+    )]
     pub fn keyed_from_config<Req, K, F>(
         config: KeyedBulkheadConfig,
         key: F,
@@ -129,7 +134,10 @@ impl<E, R, H, A> BulkheadLayer<E, R, H, A> {
     /// timed out, 429 + `Retry-After` (time until enough refill) for an exhausted budget;
     /// keeps the inner error type, so axum's `Infallible` stays. The same compartment.
     #[cfg(feature = "http")]
-    #[deprecated(since = "0.1.0", note = "choose the answer mode on the builder: `.http()`")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "choose the answer mode on the builder: `.http()`"
+    )]
     pub fn http(self) -> BulkheadLayer<E, R, H, HttpAnswer> {
         self.mode()
     }
@@ -137,7 +145,10 @@ impl<E, R, H, A> BulkheadLayer<E, R, H, A> {
     /// Answers rejections with gRPC Trailers-Only responses (`grpc-status` 8
     /// `RESOURCE_EXHAUSTED`); keeps the inner error type. The same compartment.
     #[cfg(feature = "http")]
-    #[deprecated(since = "0.1.0", note = "choose the answer mode on the builder: `.grpc()`")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "choose the answer mode on the builder: `.grpc()`"
+    )]
     pub fn grpc(self) -> BulkheadLayer<E, R, H, GrpcAnswer> {
         self.mode()
     }

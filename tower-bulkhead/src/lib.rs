@@ -271,6 +271,7 @@
 
 mod budget;
 mod builder;
+mod clock;
 mod compartment;
 mod config;
 mod cost;
@@ -281,6 +282,8 @@ mod hold;
 mod keyed;
 mod layer;
 pub mod metrics;
+mod permit;
+mod refusal;
 mod service;
 
 pub use builder::BulkheadBuilder;

@@ -178,7 +178,10 @@ fn handles_validate_live_changes() {
 
 #[test]
 fn a_value_error_reads_the_same_as_the_familys_field_error() {
-    let err = BulkheadLayer::builder().max_concurrent(0).build().unwrap_err();
+    let err = BulkheadLayer::builder()
+        .max_concurrent(0)
+        .build()
+        .unwrap_err();
     let field = err.field_error().expect("about one value");
     assert_eq!((field.field(), field.value()), ("max_concurrent", "0"));
     assert_eq!(field.to_string(), err.to_string());

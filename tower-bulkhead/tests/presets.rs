@@ -33,7 +33,12 @@ async fn keyed_config_on_the_builder_gives_what_from_config_gives() {
             .layer(layer)
             .service_fn(|s: String| async move { Ok::<_, std::io::Error>(s) });
         for key in ["research", "writing"] {
-            svc.ready().await.unwrap().call(key.to_owned()).await.unwrap();
+            svc.ready()
+                .await
+                .unwrap()
+                .call(key.to_owned())
+                .await
+                .unwrap();
         }
         assert_eq!(handle.name(), "agents");
         let research = handle.get(&"research".to_owned()).unwrap();
