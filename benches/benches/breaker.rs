@@ -107,7 +107,7 @@ fn closed(c: &mut Criterion) {
     let breaker = peer_failsafe();
     group.bench_function("failsafe 1.3 consecutive", |b| {
         b.iter(|| {
-            poll_once(breaker.run(std::future::ready(Ok::<u64, std::io::Error>(black_box(1)))))
+            poll_once(breaker.call(std::future::ready(Ok::<u64, std::io::Error>(black_box(1)))))
                 .is_ok()
         })
     });
@@ -160,14 +160,14 @@ fn rejection(c: &mut Criterion) {
     let breaker = peer_failsafe();
     for _ in 0..5 {
         let _ = poll_once(
-            breaker.run(std::future::ready(Err::<u64, _>(std::io::Error::other(
+            breaker.call(std::future::ready(Err::<u64, _>(std::io::Error::other(
                 "down",
             )))),
         );
     }
     group.bench_function("failsafe 1.3 open", |b| {
         b.iter(|| {
-            poll_once(breaker.run(std::future::ready(Ok::<u64, std::io::Error>(black_box(1)))))
+            poll_once(breaker.call(std::future::ready(Ok::<u64, std::io::Error>(black_box(1)))))
                 .is_err()
         })
     });

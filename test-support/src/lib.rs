@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn finds_a_rejection_behind_a_box() {
-        let err: BoxError = Rejected::new(tower_outcome::LayerKind::Bulkhead, Reason::BulkheadFull).into();
+        let err: BoxError =
+            Rejected::new(tower_outcome::LayerKind::Bulkhead, Reason::BulkheadFull).into();
         assert_eq!(reason(&err), Reason::BulkheadFull);
         let other: BoxError = "boom".into();
         assert!(rejected(&other).is_none());

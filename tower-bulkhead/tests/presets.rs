@@ -19,6 +19,7 @@ fn config() -> KeyedBulkheadConfig {
 #[tokio::test(start_paused = true)]
 async fn keyed_config_on_the_builder_gives_what_from_config_gives() {
     let config = config();
+    #[allow(clippy::ptr_arg)] // the key function takes the request, a `String`, by reference
     fn key(s: &String) -> String {
         s.clone()
     }

@@ -71,7 +71,11 @@ impl FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} must be {}, got {}", self.field, self.expected, self.value)
+        write!(
+            f,
+            "{} must be {}, got {}",
+            self.field, self.expected, self.value
+        )
     }
 }
 
@@ -87,7 +91,10 @@ mod tests {
         assert_eq!(e.field(), "faults[0].rate");
         assert_eq!(e.value(), "1.5");
         assert_eq!(e.expected(), "a rate between 0 and 1");
-        assert_eq!(e.to_string(), "faults[0].rate must be a rate between 0 and 1, got 1.5");
+        assert_eq!(
+            e.to_string(),
+            "faults[0].rate must be a rate between 0 and 1, got 1.5"
+        );
     }
 
     #[test]

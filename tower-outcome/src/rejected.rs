@@ -284,10 +284,18 @@ mod tests {
         let labels: std::collections::HashSet<_> = reasons.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), reasons.len());
         for label in labels {
-            assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{label}"
+            );
         }
         assert_eq!(Reason::Other("mine").label(), "mine");
-        let kinds = [LayerKind::Breaker, LayerKind::Bulkhead, LayerKind::Heal, LayerKind::Chaos];
+        let kinds = [
+            LayerKind::Breaker,
+            LayerKind::Bulkhead,
+            LayerKind::Heal,
+            LayerKind::Chaos,
+        ];
         let labels: Vec<_> = kinds.iter().map(|k| k.label()).collect();
         assert_eq!(labels, ["breaker", "bulkhead", "heal", "chaos"]);
         assert_eq!(LayerKind::Other("gate").label(), "gate");
