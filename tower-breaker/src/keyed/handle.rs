@@ -8,7 +8,7 @@ use crate::{CircuitBreakerHandle, ConfigError, State};
 
 use super::Keys;
 
-/// A handle on the breakers of a [`KeyedCircuitBreakerLayer`].
+/// A handle on the breakers of a [`KeyedCircuitBreakerLayer`](crate::KeyedCircuitBreakerLayer).
 ///
 /// Threshold changes apply to every key, present and future.
 #[derive(Clone)]

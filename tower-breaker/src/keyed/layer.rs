@@ -31,7 +31,7 @@ use super::{KeyedCircuitBreaker, KeyedCircuitBreakerHandle, Keys, Registry};
 ///
 /// | the key's breaker | idle sweep | making room |
 /// |---|---|---|
-/// | a call in flight, or a live [`CircuitBreakerHandle`] from [`get`](KeyedCircuitBreakerHandle::get) | kept | kept |
+/// | a call in flight, or a live [`CircuitBreakerHandle`](crate::CircuitBreakerHandle) from [`get`](KeyedCircuitBreakerHandle::get) | kept | kept |
 /// | forced open, disabled, metrics only (set by an operator: they hold until reset) | kept | kept |
 /// | open, within its open period (new keys are no way to close a circuit) | kept | kept |
 /// | open past its open period, or half-open with no probe in flight | forgotten | kept |

@@ -16,7 +16,7 @@ use crate::ticket::Ticket;
 use super::future::KeyedKind;
 use super::{KeyedResponseFuture, Registry};
 
-/// A service behind per-key circuit breakers. Made by [`KeyedCircuitBreakerLayer`].
+/// A service behind per-key circuit breakers. Made by [`KeyedCircuitBreakerLayer`](crate::KeyedCircuitBreakerLayer).
 pub struct KeyedCircuitBreaker<
     S,
     K,

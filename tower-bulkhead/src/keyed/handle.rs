@@ -8,7 +8,7 @@ use crate::{BulkheadHandle, ConfigError};
 
 use super::Keys;
 
-/// A handle on the compartments of a [`KeyedBulkheadLayer`].
+/// A handle on the compartments of a [`KeyedBulkheadLayer`](crate::KeyedBulkheadLayer).
 #[derive(Clone)]
 #[must_use]
 pub struct KeyedBulkheadHandle<K> {

@@ -36,7 +36,7 @@ use super::{KeyedBulkhead, KeyedBulkheadHandle, Keys, Registry};
 /// gets a second chance). The hand visits a bounded number of keys per new key, so a new key
 /// costs O(1) amortized however many keys are busy. If none it visits is at rest, the new
 /// key shares one overflow compartment (key `<overflow>`, the default limits) or, with
-/// [`Overflow::Reject`], is rejected with the default `retry_after`. So a flood of distinct
+/// [`Overflow::Reject`](crate::Overflow::Reject), is rejected with the default `retry_after`. So a flood of distinct
 /// keys cannot grow memory past the cap, nor buy a fresh budget.
 ///
 /// A key with a configuration of its own (`bulkheads`, [`key_config`](crate::BulkheadBuilder::key_config))

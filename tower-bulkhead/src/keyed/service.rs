@@ -14,7 +14,7 @@ use crate::{ActualCost, Cost, EstimateStands, Hold, PerRequest, UntilResponse};
 
 use super::Registry;
 
-/// A service behind per-key compartments. Made by [`KeyedBulkheadLayer`].
+/// A service behind per-key compartments. Made by [`KeyedBulkheadLayer`](crate::KeyedBulkheadLayer).
 pub struct KeyedBulkhead<
     S,
     K,

@@ -54,7 +54,7 @@ impl<Codec> Shared<Codec> {
 ///   replayable" (a retry gets 409, the handler does not run twice). `Set-Cookie` and other
 ///   per-caller headers are never stored (`HttpCodec`);
 /// - entries expire after `ttl` (default 24 h); the store is bounded (the default
-///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
+///   [`MemoryStore`](crate::store::MemoryStore): 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
 ///   that fills up evicts live entries before their `ttl`; each is counted in
 ///   `heal_store_evictions_total` and logged, and that key's next request runs again: size
 ///   the store for the keys of one `ttl`.

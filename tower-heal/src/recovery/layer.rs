@@ -21,7 +21,7 @@ use super::{Recovery, RecoveryConfig};
 /// - **Action**: [`hook`](RecoveryBuilder::hook) runs an async closure (clear a cache, reset a
 ///   pool) while calls go on; [`rebuild`](RecoveryBuilder::rebuild) builds a new inner service
 ///   (reconnect a channel): calls arriving meanwhile wait for it or are rejected
-///   ([`DuringRebuild`]), and none is sent to the old instance.
+///   ([`DuringRebuild`](crate::DuringRebuild)), and none is sent to the old instance.
 /// - **Hold-off**: 5 s after the first recovery, doubling to 300 s, less up to 20 % jitter
 ///   (seedable); a healthy window in between resets it.
 /// - **Escalation**: after `max_attempts` (default 3) recoveries without improvement, the
