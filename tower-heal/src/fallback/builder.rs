@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicU8;
 use tower_outcome::HttpAnswer;
 use tower_outcome::{BoxErrorAnswer, ErrorsAsFailures};
 
-use super::layer::{FallbackLayer, FallbackOn, Shared};
+use super::layer::FallbackLayer;
+use super::shared::{FallbackOn, Shared};
 use super::{CloneRequest, DegradationLevel, FallbackChain};
 use crate::metrics::FallbackMetrics;
 

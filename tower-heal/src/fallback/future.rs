@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_outcome::{Answer, Classify};
 use tower_service::Service;
 
-use super::layer::{OutcomeRecorder, Shared};
+use super::shared::{OutcomeRecorder, Shared};
 use super::{Degradable, DegradationLevel, Trigger};
 
 /// What a failed primary call came to, held while the fallback runs so it can be returned if

@@ -16,6 +16,7 @@ mod keep;
 mod layer;
 mod report;
 mod service;
+mod shared;
 
 pub use builder::FallbackBuilder;
 pub use cache::{CacheMiss, LastGood, RecordFuture, RecordLastGood, RecordLastGoodLayer};
@@ -25,7 +26,8 @@ pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use keep::keep_head;
 pub use keep::{CloneRequest, KeepRequest};
-pub use layer::{FallbackLayer, FallbackOn, OutcomeRecorder};
+pub use layer::FallbackLayer;
+pub use shared::{FallbackOn, OutcomeRecorder};
 
 /// The old name of [`OutcomeRecorder`] (the chaos experiment's `Verdict` is a report's judgement).
 #[deprecated(since = "0.1.0", note = "renamed to `OutcomeRecorder`")]

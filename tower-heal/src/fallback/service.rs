@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tower_outcome::{Answer, Classify};
 use tower_service::Service;
 
-use super::layer::{OutcomeRecorder, Shared};
+use super::shared::{OutcomeRecorder, Shared};
 use super::{Degradable, KeepRequest, ResponseFuture};
 
 /// A service with a fallback. Made by [`FallbackLayer`](crate::FallbackLayer).
