@@ -62,7 +62,7 @@ pub fn recovery_rebuild() -> impl Service<u64, Response = u64, Error = BoxError>
 /// Idempotency keys over [`Bare`] with every call carrying the same key, so each call after
 /// the first is a replay from `store`.
 pub fn replay(store: impl ResultStore) -> impl Service<u64, Response = u64, Error = BoxError> {
-    IdempotencyLayer::keyed(
+    IdempotencyLayer::from_fn(
         |_: &u64| Some(("order-12345".to_owned(), 7)),
         |n: &u64| Some(n.to_le_bytes().to_vec()),
         |b: &[u8]| Some(u64::from_le_bytes(b.try_into().ok()?)),

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_bulkhead::{BulkheadLayer, KeyedBulkheadConfig, find_rejected};
+use tower_bulkhead::{KeyedBulkheadConfig, KeyedBulkheadLayer, find_rejected};
 
 /// A request to the shared LLM backend: which agent asks, and the tokens it expects to spend.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "writing_agent": {"max_concurrent": 2, "token_budget": 500}
         }}"#,
     )?;
-    let per_agent = BulkheadLayer::keyed_from_config(config, |p: &Prompt| p.agent.to_owned())?
+    let per_agent = KeyedBulkheadLayer::from_config(&config, |p: &Prompt| p.agent.to_owned())?
         .cost(|p: &Prompt| p.estimated_tokens);
     let handle = per_agent.handle();
 

@@ -22,7 +22,7 @@ use tower::util::BoxService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_breaker::CircuitBreakerLayer;
 use tower_chaos::experiment::{
-    Expectation, Experiment, Load, Recovery, Report, Runner, Signals, SteadyState, SuiteReport,
+    Expectation, Experiment, Load, RecoveryCheck, Report, Runner, Signals, SteadyState, SuiteReport,
 };
 use tower_chaos::{BoxError, ChaosLayer, Fault, find_rejected, profiles};
 
@@ -167,7 +167,7 @@ async fn main() -> Result<(), BoxError> {
         .callers(4)
         .load(Load::Duration(Duration::from_secs(30)))
         .interval(Duration::from_millis(200))
-        .recovery(Recovery {
+        .recovery(RecoveryCheck {
             successes: 5,
             timeout: Duration::from_secs(60),
         })

@@ -120,7 +120,8 @@ async fn main() -> Result<(), BoxError> {
         .build();
 
     // Retry: idempotent requests only, 3 retries, short back-off; prints every retry.
-    let retry = RetryLayer::http()
+    let retry = RetryLayer::builder()
+        .http_client()
         .name("catalog")
         .max_retries(3)
         .initial_delay(Duration::from_millis(20))

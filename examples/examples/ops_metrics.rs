@@ -93,7 +93,13 @@ async fn main() -> Result<(), BoxError> {
                     Ok::<_, BoxError>(http::Response::new("canned".to_owned()))
                 })),
         )
-        .layer(RetryLayer::http().name("upstream").max_retries(2).build()?)
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .name("upstream")
+                .max_retries(2)
+                .build()?,
+        )
         .layer(
             CircuitBreakerLayer::builder()
                 .name("upstream")

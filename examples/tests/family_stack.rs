@@ -148,7 +148,8 @@ fn path_of(request: &Req) -> String {
 fn family(knobs: Knobs) -> Family {
     let retries = Arc::new(Mutex::new(Vec::new()));
     let seen = retries.clone();
-    let retry = RetryLayer::http()
+    let retry = RetryLayer::builder()
+        .http_client()
         .name("upstream")
         .max_retries(knobs.max_retries)
         .initial_delay(Duration::from_millis(5))

@@ -29,7 +29,13 @@ async fn an_axum_body_is_replayed_on_retry() {
         }),
     );
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().replay_bodies(1024).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(1024)
+                .build()
+                .unwrap(),
+        )
         .service(app);
     let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
         Ok(Bytes::from_static(b"hello, ")),

@@ -1,5 +1,6 @@
 //! The builder: typed setters named after the configuration's fields.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -8,9 +9,11 @@ use std::time::Duration;
 
 use tower_outcome::BoxErrorAnswer;
 #[cfg(feature = "http")]
-use tower_outcome::{GrpcAnswer, HttpAnswer};
+use tower_outcome::{GrpcAnswer, GrpcStatus, HttpAnswer, HttpStatus};
 
 use crate::call_event::{CallListener, NoCallListener};
+#[cfg(feature = "http")]
+use crate::classifier::ImplyClassifier;
 use crate::classifier::{Chosen, ClassifierChoice, DefaultClassifier};
 use crate::common::Common;
 use crate::event::{Listener, Transition, debug_listener};
@@ -68,9 +71,10 @@ impl CircuitBreakerBuilder {
 }
 
 impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
-    /// Replaces the whole configuration (classifier, listener and answer mode stay).
-    pub fn config(mut self, config: CircuitBreakerConfig) -> Self {
-        self.config = config;
+    /// Replaces the whole configuration (classifier, listener and answer mode stay). Takes the
+    /// configuration by reference or by value.
+    pub fn config(mut self, config: impl Borrow<CircuitBreakerConfig>) -> Self {
+        config.borrow().clone_into(&mut self.config);
         self
     }
 
@@ -254,6 +258,54 @@ impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
     #[cfg(feature = "http")]
     pub fn grpc(self) -> CircuitBreakerBuilder<C, GrpcAnswer, L> {
         self.answer()
+    }
+
+    /// The preset for a breaker in front of an HTTP client (`reqwest`, a hyper client, a
+    /// `tower::Service` calling another server): classifies by HTTP status
+    /// ([`HttpStatus`](crate::HttpStatus): 500, 502, 503, 504, 408 and transport errors fail)
+    /// unless you set a [`classifier`](Self::classifier), and answers a rejection with an error
+    /// (the breaker's [`Rejected`](crate::Rejected) in a `BoxError`), which is what a client's
+    /// caller expects. [`http`](Self::http) is the server-side mode: answer the HTTP caller
+    /// yourself.
+    ///
+    /// ```
+    /// use tower_breaker::{BoxErrorAnswer, CircuitBreakerLayer, HttpStatus};
+    ///
+    /// let layer: CircuitBreakerLayer<HttpStatus, BoxErrorAnswer> =
+    ///     CircuitBreakerLayer::builder().name("billing-api").http_client().build().unwrap();
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_client(self) -> CircuitBreakerBuilder<C::Choice, BoxErrorAnswer, L>
+    where
+        C: ImplyClassifier<HttpStatus>,
+    {
+        CircuitBreakerBuilder {
+            config: self.config,
+            classifier: self.classifier.imply(HttpStatus::new()),
+            listener: self.listener,
+            call_listener: self.call_listener,
+            _answer: PhantomData,
+        }
+    }
+
+    /// The preset for a breaker in front of a gRPC client (a tonic `Channel`): classifies by
+    /// `grpc-status` ([`GrpcStatus`](crate::GrpcStatus)) unless you set a
+    /// [`classifier`](Self::classifier), and answers a rejection with an error (the breaker's
+    /// [`Rejected`](crate::Rejected) in a `BoxError`). [`grpc`](Self::grpc) is the server-side
+    /// mode: answer the gRPC caller yourself.
+    #[cfg(feature = "http")]
+    pub fn grpc_client(self) -> CircuitBreakerBuilder<C::Choice, BoxErrorAnswer, L>
+    where
+        C: ImplyClassifier<GrpcStatus>,
+    {
+        CircuitBreakerBuilder {
+            config: self.config,
+            classifier: self.classifier.imply(GrpcStatus::new()),
+            listener: self.listener,
+            call_listener: self.call_listener,
+            _answer: PhantomData,
+        }
     }
 
     #[cfg(feature = "http")]

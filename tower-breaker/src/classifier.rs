@@ -75,3 +75,31 @@ impl ClassifierChoice<GrpcAnswer> for DefaultClassifier {
         GrpcStatus::new()
     }
 }
+
+/// How [`http_client`](crate::CircuitBreakerBuilder::http_client) and
+/// [`grpc_client`](crate::CircuitBreakerBuilder::grpc_client) pick the classifier: the preset's
+/// `D` unless a classifier was set. Implemented by [`DefaultClassifier`] and [`Chosen`]; you never
+/// implement it yourself.
+pub trait ImplyClassifier<D> {
+    /// The builder's classifier slot after the preset.
+    type Choice;
+
+    /// Applies the preset's classifier `preset` unless one was set.
+    fn imply(self, preset: D) -> Self::Choice;
+}
+
+impl<D> ImplyClassifier<D> for DefaultClassifier {
+    type Choice = Chosen<D>;
+
+    fn imply(self, preset: D) -> Chosen<D> {
+        Chosen(preset)
+    }
+}
+
+impl<C, D> ImplyClassifier<D> for Chosen<C> {
+    type Choice = Self;
+
+    fn imply(self, _preset: D) -> Self {
+        self
+    }
+}

@@ -1,6 +1,5 @@
 //! Configuration: plain data in the shape of your JSON, validated once.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ pub const MAX_TIME_BUCKETS: u32 = 1_000;
 pub const MAX_PROBES: u32 = u16::MAX as u32;
 /// The longest duration any setting takes (7 days): `retry_after` and the open-duration backoff
 /// (up to 10 × the reset timeout) stay exact below it.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+pub use tower_outcome::MAX_DURATION;
 
 /// A circuit breaker's configuration, field for field as you write it in JSON.
 ///
@@ -140,83 +139,6 @@ const fn default_buckets() -> u32 {
 impl Default for WindowConfig {
     fn default() -> Self {
         Self::Count { size: 100 }
-    }
-}
-
-/// Named breaker configurations, as in `{"circuit_breakers": {"default": {...}, "critical_services": {...}}}`.
-///
-/// Deserialize the map under your own top-level key, then build a layer per profile
-/// ([`layer`](Self::layer)), or a builder to choose the classifier and answer mode yourself
-/// ([`builder`](Self::builder)); a profile without a `name` takes its key as the name. An
-/// error in a profile, from JSON or from its values, names the profile.
-///
-/// ```
-/// # #[cfg(feature = "serde")] {
-/// use tower_breaker::CircuitBreakerProfiles;
-///
-/// #[derive(serde::Deserialize)]
-/// struct Settings {
-///     circuit_breakers: CircuitBreakerProfiles,
-/// }
-///
-/// let settings: Settings = serde_json::from_str(r#"{"circuit_breakers": {
-///     "default": {"failure_threshold": 5, "timeout_seconds": 60},
-///     "critical_services": {"failure_threshold": 3, "success_threshold": 2, "timeout_seconds": 30}
-/// }}"#).unwrap();
-/// let critical = settings.circuit_breakers.layer("critical_services").unwrap();
-/// assert_eq!(critical.handle().name(), "critical_services");
-/// assert!(settings.circuit_breakers.layer("missing").is_err());
-///
-/// // An axum route: answer 503 and count 5xx answers as failures.
-/// let reports = settings.circuit_breakers.builder("default").unwrap().http().build().unwrap();
-/// assert_eq!(reports.name(), "default");
-/// # }
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CircuitBreakerProfiles {
-    /// The profiles by name.
-    pub profiles: BTreeMap<String, CircuitBreakerConfig>,
-}
-
-impl CircuitBreakerProfiles {
-    /// The profile `name`, with its name filled in from the key when it has none of its own.
-    ///
-    /// # Errors
-    /// [`ConfigError::UnknownProfile`] when there is no such profile.
-    pub fn get(&self, name: &str) -> Result<CircuitBreakerConfig, ConfigError> {
-        let mut config = self
-            .profiles
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ConfigError::UnknownProfile(name.to_owned()))?;
-        if config.name.is_empty() {
-            name.clone_into(&mut config.name);
-        }
-        Ok(config)
-    }
-
-    /// Builds a layer from the profile `name` (default classifier and answer mode).
-    ///
-    /// # Errors
-    /// [`ConfigError::UnknownProfile`], or [`ConfigError::InProfile`] with what the profile's
-    /// values violate.
-    pub fn layer(&self, name: &str) -> Result<crate::CircuitBreakerLayer, ConfigError> {
-        self.builder(name)?.build()
-    }
-
-    /// A builder holding the profile `name`, its values checked: set the classifier, the answer
-    /// mode (`.http()`, `.grpc()`) or a listener, then build a layer or a per-key layer.
-    ///
-    /// # Errors
-    /// [`ConfigError::UnknownProfile`], or [`ConfigError::InProfile`] with what the profile's
-    /// values violate.
-    pub fn builder(&self, name: &str) -> Result<crate::CircuitBreakerBuilder, ConfigError> {
-        let config = self.get(name)?;
-        config.validate().map_err(|error| ConfigError::InProfile {
-            profile: name.to_owned(),
-            error: Box::new(error),
-        })?;
-        Ok(crate::CircuitBreakerLayer::builder().config(config))
     }
 }
 

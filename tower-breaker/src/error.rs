@@ -77,6 +77,35 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error as the family's [`FieldError`](tower_outcome::FieldError) (field path, value,
+    /// what was expected), so errors of several layers' configurations can be reported the
+    /// same way; `None` for an error that is not about one value (a missing companion setting, an unknown profile).
+    #[must_use]
+    pub fn field_error(&self) -> Option<tower_outcome::FieldError> {
+        use tower_outcome::FieldError;
+        match self {
+            Self::Count { field, value, max } => Some(FieldError::new(
+                *field,
+                value.to_string(),
+                format!("between 1 and {max}"),
+            )),
+            Self::Rate { field, value } => Some(FieldError::new(
+                *field,
+                value.to_string(),
+                "a rate above 0 and at most 1",
+            )),
+            Self::Duration { field, seconds } => Some(FieldError::new(
+                *field,
+                seconds.to_string(),
+                "a positive number of seconds, at most 604800 (7 days)",
+            )),
+            Self::InProfile { profile, error } => error.field_error().map(|e| e.under(profile)),
+            Self::Missing { .. } | Self::UnknownProfile(_) => None,
+        }
+    }
+}
+
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -1,5 +1,6 @@
 //! The layer: holds the breaker's shared state and wraps services with it.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -69,11 +70,12 @@ impl CircuitBreakerLayer {
     /// A breaker from a configuration (for example one read from JSON), in the default answer
     /// mode. For an axum route or a tonic service, choose the answer mode on the builder,
     /// which also picks the classifier:
-    /// `CircuitBreakerLayer::builder().config(config).http().build()`.
+    /// `CircuitBreakerLayer::builder().config(&config).http().build()`. Takes the configuration
+    /// by reference or by value.
     ///
     /// # Errors
     /// The first invalid value, as [`CircuitBreakerConfig::validate`] finds it.
-    pub fn from_config(config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(config: impl Borrow<CircuitBreakerConfig>) -> Result<Self, ConfigError> {
         CircuitBreakerBuilder::new().config(config).build()
     }
 }

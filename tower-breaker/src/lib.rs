@@ -124,8 +124,8 @@
 //! # Without tower
 //!
 //! Code that has no `Service` (a database driver, an SDK) uses the layer itself:
-//! [`call`](CircuitBreakerLayer::call) runs a future through the breaker, or
-//! [`acquire`](CircuitBreakerLayer::acquire) gives a [`Permit`] to record by hand. The rules,
+//! [`run`](CircuitBreakerLayer::run) runs a future through the breaker, or
+//! [`acquire`](CircuitBreakerLayer::acquire) gives a [`CallPermit`] to record by hand. The rules,
 //! metrics and cancellation are those of a call through the service.
 //!
 //! ```
@@ -133,7 +133,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_breaker::BoxError> {
 //! let breaker = CircuitBreakerLayer::builder().name("db").build()?;
-//! let rows = breaker.call(async { Ok::<_, std::io::Error>(vec![1, 2, 3]) }).await?;
+//! let rows = breaker.run(async { Ok::<_, std::io::Error>(vec![1, 2, 3]) }).await?;
 //! assert_eq!(rows.len(), 3);
 //!
 //! match breaker.acquire() {
@@ -270,9 +270,8 @@
 //! shared atomic increment per call (count window) or a clock read (time window); a slow-call
 //! rule adds two clock reads. An open breaker reads the clock once to decide a rejection (has
 //! the reset timeout passed?) and once more when answering it (the time left, for
-//! `retry_after`); the default answer mode boxes the rejection. Measured on a 2-vCPU machine, a closed call with the consecutive rule cost about
-//! 12 ns over a bare service (tower's `ConcurrencyLimit`: about 16 ns); the benchmarks, beside
-//! peer crates, come with the source repository.
+//! `retry_after`); the default answer mode boxes the rejection. Measured figures, beside peer
+//! crates, are in the repository's `benches/README.md`.
 //!
 //! # Observability
 //!
@@ -350,6 +349,7 @@ mod machine;
 pub mod metrics;
 mod padded;
 mod permit;
+mod profiles;
 mod refusal;
 mod service;
 mod slot;
@@ -360,10 +360,10 @@ mod word;
 
 pub use builder::CircuitBreakerBuilder;
 pub use call_event::{CallEvent, CallListener, CallOutcome, NoCallListener};
-pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier};
+pub use classifier::{Chosen, ClassifierChoice, DefaultClassifier, ImplyClassifier};
 pub use config::{
-    CircuitBreakerConfig, CircuitBreakerProfiles, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES,
-    MAX_TIME_BUCKETS, WindowConfig,
+    CircuitBreakerConfig, MAX_COUNT_WINDOW, MAX_DURATION, MAX_PROBES, MAX_TIME_BUCKETS,
+    WindowConfig,
 };
 pub use error::{ConfigError, LayerKind, Reason, Rejected};
 pub use event::{Transition, TransitionReason};
@@ -372,7 +372,9 @@ pub use keyed::{
     KeyedCircuitBreaker, KeyedCircuitBreakerHandle, KeyedCircuitBreakerLayer, KeyedResponseFuture,
 };
 pub use layer::CircuitBreakerLayer;
-pub use permit::Permit;
+#[allow(deprecated)]
+pub use permit::{CallPermit, Permit};
+pub use profiles::CircuitBreakerProfiles;
 pub use service::CircuitBreaker;
 pub use state::State;
 

@@ -61,14 +61,16 @@ impl Metrics {
         DESCRIBE.call_once(describe_metrics);
         let label = SharedString::from(Arc::clone(name));
         let calls = ["success", "failure", "ignored", "rejected"]
-            .map(|outcome| metrics::counter!(CALLS_TOTAL, "breaker" => label.clone(), "outcome" => outcome));
+            .map(|outcome| metrics::counter!(CALLS_TOTAL, tower_outcome::LayerKind::Breaker.label() => label.clone(), "outcome" => outcome));
         let state = (!keyed).then(|| {
             let gauges = State::ALL
-                .map(|s| metrics::gauge!(STATE, "breaker" => label.clone(), "state" => s.as_str()));
+                .map(|s| metrics::gauge!(STATE, tower_outcome::LayerKind::Breaker.label() => label.clone(), "state" => s.as_str()));
             gauges[State::Closed as usize].set(1.0);
             gauges
         });
-        let keys = keyed.then(|| metrics::gauge!(KEYS, "breaker" => label.clone()));
+        let keys = keyed.then(
+            || metrics::gauge!(KEYS, tower_outcome::LayerKind::Breaker.label() => label.clone()),
+        );
         Self {
             name: label,
             calls,
@@ -100,7 +102,7 @@ impl Metrics {
         }
         metrics::counter!(
             TRANSITIONS_TOTAL,
-            "breaker" => self.name.clone(),
+            tower_outcome::LayerKind::Breaker.label() => self.name.clone(),
             "from" => from.as_str(),
             "to" => to.as_str()
         )

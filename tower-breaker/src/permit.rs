@@ -11,6 +11,11 @@ use crate::future::finish;
 use crate::slot::Slot;
 use crate::ticket::Ticket;
 
+/// The old name of [`CallPermit`] (it read like the bulkhead's permit, which is an obligation
+/// the response future holds).
+#[deprecated(since = "0.1.0", note = "renamed to `CallPermit`")]
+pub type Permit<C, L = NoCallListener> = CallPermit<C, L>;
+
 /// Leave to make one call through a breaker, from [`CircuitBreakerLayer::acquire`].
 ///
 /// Record how the call went with [`success`](Self::success), [`failure`](Self::failure),
@@ -18,13 +23,13 @@ use crate::ticket::Ticket;
 /// panicked, or its future was dropped), it counts for nothing and frees the half-open probe
 /// slot it may hold, as a cancelled call through the service does.
 #[must_use = "a permit records nothing unless you say how the call went"]
-pub struct Permit<C, L = NoCallListener> {
+pub struct CallPermit<C, L = NoCallListener> {
     ticket: Ticket<C, L>,
     /// When the call started ([`Ticket::start`]).
     start_ns: u64,
 }
 
-impl<C, L: CallListener> Permit<C, L> {
+impl<C, L: CallListener> CallPermit<C, L> {
     /// The call succeeded.
     pub fn success(self) {
         self.record(Outcome::Success);
@@ -47,9 +52,9 @@ impl<C, L: CallListener> Permit<C, L> {
     }
 }
 
-impl<C, L> fmt::Debug for Permit<C, L> {
+impl<C, L> fmt::Debug for CallPermit<C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
+        f.debug_struct("CallPermit")
             .field("ticket", &self.ticket)
             .finish()
     }
@@ -79,14 +84,14 @@ impl<C, A, L: CallListener> CircuitBreakerLayer<C, A, L> {
     ///
     /// # Errors
     /// The breaker's [`Rejected`] when the call may not be made now.
-    pub fn acquire(&self) -> Result<Permit<C, L>, Rejected> {
+    pub fn acquire(&self) -> Result<CallPermit<C, L>, Rejected> {
         let core = self.core();
         let mut slot = Slot::new();
         slot.fill(core);
         match slot.take(core) {
             Ok(ticket) => {
                 let start_ns = ticket.start();
-                Ok(Permit { ticket, start_ns })
+                Ok(CallPermit { ticket, start_ns })
             }
             Err(refusal) => Err(core.rejection(refusal).into_rejected()),
         }
@@ -106,16 +111,16 @@ impl<C, A, L: CallListener> CircuitBreakerLayer<C, A, L> {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let breaker = CircuitBreakerLayer::builder().failure_threshold(1).build().unwrap();
-    /// let rows = breaker.call(async { Err::<u32, _>(std::io::Error::other("db down")) }).await;
+    /// let rows = breaker.run(async { Err::<u32, _>(std::io::Error::other("db down")) }).await;
     /// assert!(rows.is_err());
-    /// let again = breaker.call(async { Ok::<u32, std::io::Error>(7) }).await;
+    /// let again = breaker.run(async { Ok::<u32, std::io::Error>(7) }).await;
     /// assert!(again.unwrap_err().downcast_ref::<Rejected>().is_some());
     /// # }
     /// ```
     ///
     /// # Errors
     /// Your call's error, or the breaker's [`Rejected`].
-    pub async fn call<F, T, E>(&self, call: F) -> Result<C::Response<Ticket<C, L>>, BoxError>
+    pub async fn run<F, T, E>(&self, call: F) -> Result<C::Response<Ticket<C, L>>, BoxError>
     where
         F: Future<Output = Result<T, E>>,
         C: Classify<T> + Clone,
@@ -124,5 +129,19 @@ impl<C, A, L: CallListener> CircuitBreakerLayer<C, A, L> {
         let permit = self.acquire().map_err(BoxError::from)?;
         let result = call.await;
         finish::<C, BoxErrorAnswer, L, T, E>(result, permit.ticket, permit.start_ns)
+    }
+
+    /// The old name of [`run`](Self::run) (it read like `Service::call`).
+    ///
+    /// # Errors
+    /// Your call's error, or the breaker's [`Rejected`].
+    #[deprecated(since = "0.1.0", note = "renamed to `run`")]
+    pub async fn call<F, T, E>(&self, call: F) -> Result<C::Response<Ticket<C, L>>, BoxError>
+    where
+        F: Future<Output = Result<T, E>>,
+        C: Classify<T> + Clone,
+        E: Into<BoxError>,
+    {
+        self.run(call).await
     }
 }

@@ -136,7 +136,7 @@ async fn permits_and_calls_without_tower_are_reported() {
     let permit = layer.acquire().unwrap();
     tokio::time::advance(Duration::from_millis(20)).await;
     permit.failure();
-    assert!(layer.call(work(5)).await.is_err());
+    assert!(layer.run(work(5)).await.is_err());
     assert_eq!(
         seen.take(),
         [

@@ -165,3 +165,20 @@ fn a_config_round_trips() {
         config
     );
 }
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = CircuitBreakerLayer::builder()
+        .failure_rate_threshold(1.5)
+        .build()
+        .unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!(field.field(), "failure_rate_threshold");
+    assert_eq!(field.value(), "1.5");
+    assert_eq!(field.to_string(), err.to_string());
+    let err = CircuitBreakerLayer::builder()
+        .count_window(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field_error().unwrap().to_string(), err.to_string());
+}

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::time::advance;
 use tower_breaker::{
-    BoxErrorAnswer, CallEvent, CallListener, CircuitBreakerHandle, CircuitBreakerLayer, Classify,
-    Outcome, Permit, Reason, Settle, State, TransitionReason,
+    BoxErrorAnswer, CallEvent, CallListener, CallPermit, CircuitBreakerHandle, CircuitBreakerLayer,
+    Classify, Outcome, Reason, Settle, State, TransitionReason,
 };
 
 /// Which user code panics.
@@ -121,7 +121,7 @@ struct Breaker {
     arms: Arc<Arms>,
     transitions: Arc<Mutex<Vec<(State, State, TransitionReason)>>>,
     /// A probe in flight, held by another caller for the whole scenario.
-    other_probe: Option<Permit<Classifier, Calls>>,
+    other_probe: Option<CallPermit<Classifier, Calls>>,
 }
 
 impl Breaker {
@@ -255,7 +255,7 @@ fn panicking_call(breaker: &Breaker, kind: Kind, outcome: Outcome) -> Option<Sto
             poll_once(
                 breaker
                     .layer
-                    .call(async move { Ok::<_, std::io::Error>(outcome) }),
+                    .run(async move { Ok::<_, std::io::Error>(outcome) }),
             )
         }))
         .map(drop)

@@ -100,12 +100,12 @@ async fn call_runs_the_future_and_classifies_it_with_the_breakers_classifier() {
         .unwrap();
     let handle = breaker.handle();
     let rows = breaker
-        .call(async { Ok::<_, std::io::Error>(vec![1, 2]) })
+        .run(async { Ok::<_, std::io::Error>(vec![1, 2]) })
         .await;
     assert_eq!(rows.unwrap(), [1, 2]);
     for _ in 0..2 {
         let rows = breaker
-            .call(async { Ok::<_, std::io::Error>(Vec::new()) })
+            .run(async { Ok::<_, std::io::Error>(Vec::new()) })
             .await;
         assert!(rows.unwrap().is_empty());
     }
@@ -113,7 +113,7 @@ async fn call_runs_the_future_and_classifies_it_with_the_breakers_classifier() {
 
     let mut polled = false;
     let refused = breaker
-        .call(async {
+        .run(async {
             polled = true;
             Ok::<_, std::io::Error>(vec![1])
         })
@@ -127,7 +127,7 @@ async fn call_runs_the_future_and_classifies_it_with_the_breakers_classifier() {
 async fn call_passes_your_error_through_boxed() {
     let breaker = breaker(5);
     let err = breaker
-        .call(async { Err::<(), _>(std::io::Error::other("db down")) })
+        .run(async { Err::<(), _>(std::io::Error::other("db down")) })
         .await
         .unwrap_err();
     assert_eq!(
@@ -144,7 +144,7 @@ async fn a_dropped_call_future_frees_its_probe_slot() {
     breaker.acquire().unwrap().failure();
     advance(Duration::from_secs(10)).await;
     {
-        let call = breaker.call(std::future::pending::<Result<(), std::io::Error>>());
+        let call = breaker.run(std::future::pending::<Result<(), std::io::Error>>());
         let mut call = pin!(call);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(call.as_mut().poll(&mut cx).is_pending());

@@ -1,5 +1,6 @@
 //! The builder: typed setters named after the configuration's fields.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -70,9 +71,34 @@ impl BulkheadBuilder {
 }
 
 impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
-    /// Replaces the whole configuration (cost functions and modes stay).
-    pub fn config(mut self, config: BulkheadConfig) -> Self {
-        self.config = config;
+    /// Replaces the whole configuration (cost functions and modes stay). Takes the
+    /// configuration by reference or by value.
+    pub fn config(mut self, config: impl Borrow<BulkheadConfig>) -> Self {
+        config.borrow().clone_into(&mut self.config);
+        self
+    }
+
+    /// Replaces the whole per-key configuration (cost functions and modes stay): its `name`
+    /// and `default` become this builder's configuration, its named compartments and key
+    /// settings those of [`build_keyed`](Self::build_keyed). Takes the configuration by
+    /// reference or by value.
+    ///
+    /// ```
+    /// use tower_bulkhead::{BulkheadConfig, BulkheadLayer, KeyedBulkheadConfig};
+    ///
+    /// let mut config = KeyedBulkheadConfig { name: "agents".into(), ..Default::default() };
+    /// config.bulkheads.insert("research".into(), BulkheadConfig { max_concurrent: 4, ..Default::default() });
+    /// let layer = BulkheadLayer::builder()
+    ///     .keyed_config(&config)
+    ///     .build_keyed(|agent: &String| agent.clone())
+    ///     .unwrap();
+    /// assert_eq!(layer.handle().name(), "agents");
+    /// ```
+    pub fn keyed_config(mut self, config: impl Borrow<KeyedBulkheadConfig>) -> Self {
+        let config = config.borrow();
+        config.default.clone_into(&mut self.config);
+        config.name.clone_into(&mut self.config.name);
+        config.clone_into(&mut self.keyed);
         self
     }
 
@@ -108,10 +134,11 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
     }
 
     /// `refill_tokens` and `refill_period_seconds`: the rate budget (tokens spent, refilled by
-    /// `tokens` every `period`, up to `burst_tokens`, by default `tokens`).
-    pub const fn refill(mut self, tokens: u64, period: Duration) -> Self {
-        self.config.refill_tokens = Some(tokens);
-        self.config.refill_period_seconds = Some(period.as_secs_f64());
+    /// `refill_tokens` every `refill_period`, up to `burst_tokens`, by default
+    /// `refill_tokens`).
+    pub const fn refill(mut self, refill_tokens: u64, refill_period: Duration) -> Self {
+        self.config.refill_tokens = Some(refill_tokens);
+        self.config.refill_period_seconds = Some(refill_period.as_secs_f64());
         self
     }
 
@@ -191,15 +218,35 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
         }
     }
 
-    /// Answers rejections with HTTP 503/429 + `Retry-After` (see [`BulkheadLayer::http`]).
+    /// Answers the HTTP caller itself: 503 + `Retry-After` when full or after a wait timed
+    /// out, 429 + `Retry-After` (time until enough refill) for an exhausted budget; keeps the
+    /// inner error type, so axum's `Infallible` stays.
     #[cfg(feature = "http")]
     pub fn http(self) -> BulkheadBuilder<E, R, H, HttpAnswer> {
         self.mode()
     }
 
-    /// Answers rejections with gRPC `RESOURCE_EXHAUSTED` (see [`BulkheadLayer::grpc`]).
+    /// Answers the gRPC caller itself: Trailers-Only `grpc-status` 8 `RESOURCE_EXHAUSTED`;
+    /// keeps the inner error type.
     #[cfg(feature = "http")]
     pub fn grpc(self) -> BulkheadBuilder<E, R, H, GrpcAnswer> {
+        self.mode()
+    }
+
+    /// The preset for a bulkhead in front of an HTTP client: rejections are errors (the
+    /// family's [`Rejected`](crate::Rejected) in a `BoxError`), as a client's caller expects.
+    /// A bulkhead classifies no answer (a 503 from the dependency frees its slot as a 200
+    /// does), so this only sets, or keeps, the default answer mode; it is here so a stack of
+    /// client layers reads the same in every crate.
+    #[cfg(feature = "http")]
+    pub fn http_client(self) -> BulkheadBuilder<E, R, H, BoxErrorAnswer> {
+        self.mode()
+    }
+
+    /// The preset for a bulkhead in front of a gRPC client: rejections are errors, as with
+    /// [`http_client`](Self::http_client).
+    #[cfg(feature = "http")]
+    pub fn grpc_client(self) -> BulkheadBuilder<E, R, H, BoxErrorAnswer> {
         self.mode()
     }
 

@@ -5,6 +5,11 @@
 //! permit is given back with one subtraction, which also tells whether a waiter needs waking.
 //! The queue (a `Mutex`) is touched only when calls wait.
 //!
+//! The word, the budgets and the queue are one protocol (as in tokio's batch semaphore): the
+//! admission, release and dispatch paths below read and write them together, which is why
+//! this file holds one long `impl`. The permit, the refusal and the clock live in files of
+//! their own.
+//!
 //! Invariants:
 //! - The waiter count in the word is the number of queued entries still waiting (neither
 //!   granted nor refused). Dispatch takes a waiter's slot first (`+1` in flight) and only then,
@@ -27,50 +32,18 @@ use tower_outcome::{LayerKind, Reason, Rejected};
 
 use crate::budget::{InFlightBudget, RateBudget};
 use crate::config::{Limits, MAX_TOKENS};
-use crate::metrics::{Metrics, reason_label};
+use crate::metrics::reason_label;
 use metrics::Gauge;
 
 const ONE_WAITER: u64 = 1 << 32;
 const IN_FLIGHT: u64 = ONE_WAITER - 1;
 
-/// What every compartment of one layer shares: its name, metrics and clock origin.
-pub(crate) struct Common {
-    pub(crate) name: Arc<str>,
-    pub(crate) metrics: Metrics,
-    epoch: Instant,
-}
-
-impl Common {
-    pub(crate) fn new(name: Arc<str>, keyed: bool) -> Self {
-        Self {
-            metrics: Metrics::new(&name, keyed),
-            name,
-            epoch: Instant::now(),
-        }
-    }
-
-    /// Nanoseconds since the layer was built, from `tokio::time` (so paused time moves it).
-    pub(crate) fn now_ns(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.epoch))
-    }
-
-    pub(crate) fn instant(&self, ns: u64) -> Instant {
-        self.epoch + Duration::from_nanos(ns)
-    }
-}
-
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Why a call was not admitted at once.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Denied {
-    pub(crate) reason: Reason,
-    pub(crate) retry_after: Option<Duration>,
-    /// `retry_after` is when the rate budget will have enough, not just a hint.
-    pub(crate) until_refill: bool,
-}
+pub(crate) use crate::clock::{Common, nanos};
+pub use crate::permit::Permit;
+use crate::permit::SPENT;
+#[cfg(feature = "http")]
+pub use crate::permit::{CostReport, StreamPermit};
+pub(crate) use crate::refusal::Denied;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -128,20 +101,20 @@ impl Queue {
 /// reference counts (also written by every call) and from the rarely touched fields, so two
 /// cores admitting calls bounce as few lines as possible.
 #[repr(align(128))]
-struct Hot {
+pub(crate) struct Hot {
     word: AtomicU64,
     max_concurrent: AtomicU32,
     /// A budget of either kind exists: one byte read on the hot path instead of two.
     budgets: bool,
     /// `bulkhead_in_flight`, kept here so admission and release read no other line for it.
     in_flight: Gauge,
-    budget: Option<InFlightBudget>,
-    rate: Option<RateBudget>,
+    pub(crate) budget: Option<InFlightBudget>,
+    pub(crate) rate: Option<RateBudget>,
 }
 
 /// One compartment.
 pub(crate) struct Compartment {
-    hot: Hot,
+    pub(crate) hot: Hot,
     /// A hint for `poll_ready`, apart from the hot words so that reading it does not pull
     /// their cache line: set when the last slot is taken or calls wait, cleared when room
     /// appears. Written only at those transitions.
@@ -404,7 +377,7 @@ impl Compartment {
 
     /// What a permit holds going back: its slot, its tokens, their gauges.
     #[inline(always)]
-    fn release_permit(&self, tokens: u64, rate: u64) {
+    pub(crate) fn release_permit(&self, tokens: u64, rate: u64) {
         self.hot.in_flight.decrement(1.0);
         if self.has_budgets() {
             self.release_tokens(tokens, rate);
@@ -414,7 +387,7 @@ impl Compartment {
 
     /// [`release_permit`](Self::release_permit) out of line: a permit dropped, not released.
     #[inline(never)]
-    fn release_permit_cold(&self, tokens: u64, rate: u64) {
+    pub(crate) fn release_permit_cold(&self, tokens: u64, rate: u64) {
         self.release_permit(tokens, rate);
     }
 
@@ -784,251 +757,6 @@ impl fmt::Debug for Compartment {
             .field("waiters", &self.waiters())
             .field("tokens_in_use", &self.tokens_in_use())
             .finish_non_exhaustive()
-    }
-}
-
-/// What an admitted call holds: a slot of its compartment, the tokens it holds in the
-/// in-flight budget, and the rate tokens it reserved. Dropping it gives back the slot and the
-/// in-flight tokens, and, unless the request was sent to the inner service, the rate
-/// reservation (a call cancelled before it was sent spends nothing; once sent, its rate
-/// tokens are spent).
-///
-/// It lives in the response future, and with [`.hold_until_body_end()`](crate::BulkheadLayer::hold_until_body_end)
-/// in the response body until the stream ends or is dropped.
-#[must_use]
-pub struct Permit {
-    /// `None` only once released (by [`release`](Self::release), which lets the release be
-    /// inlined where a call ends instead of going through the drop glue).
-    compartment: Option<Arc<Compartment>>,
-    tokens: u64,
-    /// Rate tokens taken from the bucket, a reservation until the `SPENT` bit is set.
-    rate: u64,
-}
-
-/// The rate tokens of a permit are spent (the call happened), not refundable.
-const SPENT: u64 = 1 << 63;
-#[cfg(feature = "http")]
-/// No actual cost reported.
-const UNREPORTED: u64 = u64::MAX;
-
-impl Permit {
-    #[inline(always)]
-    const fn new(compartment: Arc<Compartment>, tokens: u64, rate: u64) -> Self {
-        Self {
-            compartment: Some(compartment),
-            tokens,
-            rate,
-        }
-    }
-
-    /// The request reached the inner service: its rate tokens are spent, whatever happens to
-    /// the call from now on (an actual cost may still correct the amount).
-    #[inline(always)]
-    pub(crate) const fn sent(mut self) -> Self {
-        self.rate |= SPENT;
-        self
-    }
-
-    #[inline(always)]
-    fn compartment(&self) -> &Compartment {
-        self.compartment
-            .as_deref()
-            .expect("a permit is only released once")
-    }
-
-    /// Gives everything back now: what dropping the permit does, inlined.
-    #[inline(always)]
-    pub(crate) fn release(mut self) {
-        let compartment = self.compartment.take();
-        let (tokens, rate) = (self.tokens, self.rate);
-        // Nothing is left to drop: skip the drop glue (an out-of-line call) altogether.
-        std::mem::forget(self);
-        if let Some(compartment) = compartment {
-            compartment.release_permit(tokens, rate);
-        }
-    }
-
-    /// Tokens this call holds in the in-flight budget (0 without one).
-    #[must_use]
-    pub const fn tokens(&self) -> u64 {
-        self.tokens
-    }
-
-    /// Replaces the estimate with the actual cost (when known) and spends the rate tokens.
-    ///
-    /// In-flight budget: the call now holds `actual` (more: debt that blocks admissions until
-    /// it drains; less: the difference is given back at once). Rate budget: the difference is
-    /// charged or given back. Without an actual cost the estimate stands.
-    #[inline]
-    pub(crate) fn settle(&mut self, actual: Option<u64>) {
-        match actual {
-            // The estimate stands: the rate tokens are spent (they were when it was sent).
-            None => self.rate |= SPENT,
-            Some(actual) if self.compartment().has_budgets() => self.settle_tokens(actual),
-            Some(_) => {}
-        }
-    }
-
-    fn settle_tokens(&mut self, actual: u64) {
-        let Some(compartment) = self.compartment.clone() else {
-            return;
-        };
-        let actual = actual.min(MAX_TOKENS);
-        let mut freed = false;
-        if let Some(budget) = &compartment.hot.budget {
-            if actual > self.tokens {
-                budget.add(actual - self.tokens);
-                compartment
-                    .common
-                    .metrics
-                    .tokens_changed(actual - self.tokens, 0);
-            } else if actual < self.tokens {
-                budget.give_back(self.tokens - actual);
-                compartment
-                    .common
-                    .metrics
-                    .tokens_changed(0, self.tokens - actual);
-                freed = true;
-            }
-            self.tokens = actual;
-        }
-        if let Some(bucket) = &compartment.hot.rate {
-            let taken = self.rate & !SPENT;
-            if actual > taken {
-                bucket.charge(actual - taken, compartment.common.now_ns());
-            } else if actual < taken {
-                bucket.give_back(taken - actual, compartment.common.now_ns());
-                freed = true;
-            }
-            self.rate = actual;
-        }
-        self.rate |= SPENT;
-        if freed {
-            compartment.wake_waiters();
-        }
-    }
-}
-
-impl Drop for Permit {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(compartment) = self.compartment.take() {
-            compartment.release_permit_cold(self.tokens, self.rate);
-        }
-    }
-}
-
-#[cfg(feature = "http")]
-/// What a streamed response's body holds ([`UntilBodyEnd`](crate::UntilBodyEnd)): the call's
-/// [`Permit`], and the cost its caller may report through the response's [`CostReport`],
-/// applied when the body ends or is dropped.
-pub struct StreamPermit {
-    permit: Permit,
-    report: Arc<AtomicU64>,
-}
-
-#[cfg(feature = "http")]
-impl StreamPermit {
-    /// Wraps `permit`, and gives the handle the caller reports the actual cost through.
-    pub(crate) fn new(permit: Permit) -> (Self, CostReport) {
-        let report = Arc::new(AtomicU64::new(UNREPORTED));
-        let cell = Arc::clone(&report);
-        (Self { permit, report }, CostReport { cell })
-    }
-}
-
-#[cfg(feature = "http")]
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        let actual = self.report.load(Acquire);
-        if actual != UNREPORTED {
-            self.permit.settle(Some(actual));
-        }
-    }
-}
-
-#[cfg(feature = "http")]
-impl tower_outcome::Settle for StreamPermit {
-    /// The body ended: apply the reported cost, give everything back.
-    fn settle(self, _outcome: tower_outcome::Outcome) {}
-}
-
-#[cfg(feature = "http")]
-impl fmt::Debug for StreamPermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamPermit")
-            .field("permit", &self.permit)
-            .field(
-                "report",
-                &CostReport {
-                    cell: Arc::clone(&self.report),
-                },
-            )
-            .finish()
-    }
-}
-
-#[cfg(feature = "http")]
-/// Reports what a streamed call actually cost, once the caller knows (for example from the
-/// usage an LLM sends in the last event of its stream).
-///
-/// With [`hold_until_body_end`](crate::BulkheadLayer::hold_until_body_end), every admitted
-/// response carries one in its extensions. The reported cost replaces the estimate (or the
-/// cost settled from the response head) when the body ends or is dropped, as
-/// [`ActualCost`](crate::ActualCost) would: report it before polling the body past its
-/// end. A report after that is ignored; the last report wins.
-///
-/// ```
-/// # async fn demo(response: http::Response<()>) {
-/// use tower_bulkhead::CostReport;
-///
-/// let report = response.extensions().get::<CostReport>().cloned();
-/// // … read the stream; its last event says `"usage": {"total_tokens": 742}` …
-/// if let Some(report) = report {
-///     report.actual_cost(742);
-/// }
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct CostReport {
-    cell: Arc<AtomicU64>,
-}
-
-#[cfg(feature = "http")]
-impl CostReport {
-    /// Records the call's actual cost, applied when the body ends.
-    pub fn actual_cost(&self, tokens: u64) {
-        self.cell.store(tokens.min(MAX_TOKENS), Release);
-    }
-}
-
-#[cfg(feature = "http")]
-impl fmt::Debug for CostReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = self.cell.load(Acquire);
-        f.debug_struct("CostReport")
-            .field("actual", &(value != UNREPORTED).then_some(value))
-            .finish()
-    }
-}
-
-impl tower_outcome::Settle for Permit {
-    /// The body ended: give everything back (the outcome does not matter to a bulkhead).
-    fn settle(self, _outcome: tower_outcome::Outcome) {}
-}
-
-impl fmt::Debug for Permit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field(
-                "bulkhead",
-                &self.compartment.as_ref().map(|c| &c.common.name),
-            )
-            .field("key", &self.compartment.as_ref().map(|c| &c.key))
-            .field("tokens", &self.tokens)
-            .field("rate", &(self.rate & !SPENT))
-            .field("spent", &(self.rate & SPENT != 0))
-            .finish()
     }
 }
 

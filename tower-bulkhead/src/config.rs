@@ -15,7 +15,7 @@ pub const MAX_CONCURRENT: u32 = 1 << 24;
 /// to it): `2^31 - 1`, so a rate budget's level and its debt fit one atomic word.
 pub const MAX_TOKENS: u64 = i32::MAX as u64;
 /// The longest duration any setting takes (7 days).
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+pub use tower_outcome::MAX_DURATION;
 /// The shortest `refill_period_seconds` (1 ms).
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// The most keys a per-key layer may keep.
@@ -105,13 +105,13 @@ pub enum Overflow {
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
-/// use tower_bulkhead::{BulkheadLayer, KeyedBulkheadConfig};
+/// use tower_bulkhead::{KeyedBulkheadConfig, KeyedBulkheadLayer};
 ///
 /// let config: KeyedBulkheadConfig = serde_json::from_str(r#"{"bulkheads": {
 ///     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
 ///     "writing_agent": {"max_concurrent": 2, "token_budget": 500}
 /// }}"#).unwrap();
-/// let layer = BulkheadLayer::keyed_from_config(config, |agent: &String| agent.clone()).unwrap();
+/// let layer = KeyedBulkheadLayer::from_config(&config, |agent: &String| agent.clone()).unwrap();
 /// let handle = layer.handle();
 /// assert_eq!(handle.keys(), 0); // compartments are created on first use
 /// # }

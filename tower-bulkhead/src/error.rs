@@ -67,4 +67,38 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error as the family's [`FieldError`](tower_outcome::FieldError) (field path, value,
+    /// what was expected), so errors of several layers' configurations can be reported the
+    /// same way; `None` for an error that is not about one value (a missing companion setting).
+    #[must_use]
+    pub fn field_error(&self) -> Option<tower_outcome::FieldError> {
+        use tower_outcome::FieldError;
+        match self {
+            Self::Count { field, value, max } => Some(FieldError::new(
+                *field,
+                value.to_string(),
+                format!("between 1 and {max}"),
+            )),
+            Self::Duration {
+                field,
+                seconds,
+                zero_allowed,
+            } => Some(FieldError::new(
+                *field,
+                seconds.to_string(),
+                if *zero_allowed {
+                    "a number of seconds between 0 and 604800 (7 days)"
+                } else {
+                    "a positive number of seconds, at most 604800 (7 days)"
+                },
+            )),
+            Self::InvalidKey { field, key } => {
+                Some(FieldError::new(*field, format!("{key:?}"), "a valid key"))
+            }
+            Self::Missing { .. } => None,
+        }
+    }
+}
+
 impl std::error::Error for ConfigError {}

@@ -66,20 +66,28 @@ impl BulkheadLayer {
         BulkheadBuilder::new()
     }
 
-    /// A compartment from a configuration (for example one read from JSON).
+    /// A compartment from a configuration (for example one read from JSON), in the default
+    /// answer mode. For an axum route or a tonic service, choose the answer mode on the
+    /// builder: `BulkheadLayer::builder().config(&config).http().build()`. Takes the
+    /// configuration by reference or by value.
     ///
     /// # Errors
     /// The first invalid value, as [`BulkheadConfig::validate`] finds it.
-    pub fn from_config(config: BulkheadConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        config: impl std::borrow::Borrow<BulkheadConfig>,
+    ) -> Result<Self, ConfigError> {
         BulkheadBuilder::new().config(config).build()
     }
 
-    /// Per-key compartments from a configuration: `key` maps each request to its key; a key
-    /// named in `config.bulkheads` gets that configuration, others the default.
+    /// The old spelling of [`KeyedBulkheadLayer::from_config`].
     ///
     /// # Errors
     /// The first invalid value, as [`KeyedBulkheadConfig::validate`] finds it, or a name in
     /// `bulkheads` that is not a valid key (`K: std::str::FromStr`).
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `KeyedBulkheadLayer::from_config(&config, key)`"
+    )]
     pub fn keyed_from_config<Req, K, F>(
         config: KeyedBulkheadConfig,
         key: F,
@@ -88,7 +96,7 @@ impl BulkheadLayer {
         F: Fn(&Req) -> K,
         K: std::hash::Hash + Eq + std::str::FromStr,
     {
-        KeyedBulkheadLayer::from_limits(config.limits()?, key, PerRequest, EstimateStands)
+        KeyedBulkheadLayer::from_config(&config, key)
     }
 }
 
@@ -126,6 +134,10 @@ impl<E, R, H, A> BulkheadLayer<E, R, H, A> {
     /// timed out, 429 + `Retry-After` (time until enough refill) for an exhausted budget;
     /// keeps the inner error type, so axum's `Infallible` stays. The same compartment.
     #[cfg(feature = "http")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "choose the answer mode on the builder: `.http()`"
+    )]
     pub fn http(self) -> BulkheadLayer<E, R, H, HttpAnswer> {
         self.mode()
     }
@@ -133,6 +145,10 @@ impl<E, R, H, A> BulkheadLayer<E, R, H, A> {
     /// Answers rejections with gRPC Trailers-Only responses (`grpc-status` 8
     /// `RESOURCE_EXHAUSTED`); keeps the inner error type. The same compartment.
     #[cfg(feature = "http")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "choose the answer mode on the builder: `.grpc()`"
+    )]
     pub fn grpc(self) -> BulkheadLayer<E, R, H, GrpcAnswer> {
         self.mode()
     }

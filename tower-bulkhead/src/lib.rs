@@ -71,6 +71,13 @@
 //! timeout) gives back its slot and in-flight tokens but not the rate tokens, as quotas
 //! count what reached the upstream. Nothing leaks in any state.
 //!
+//! # Sharing and clones
+//!
+//! The compartment (its slots, budgets and queue) is created with the layer value: every
+//! service the layer wraps, and every clone of those services, share it, so one layer is one
+//! compartment however axum or tonic clone the service. A clone never inherits the readiness
+//! of the service it was cloned from.
+//!
 //! # Full: reject or wait
 //!
 //! By default a full compartment rejects at once ([`Reason::BulkheadFull`] or
@@ -87,7 +94,7 @@
 //! `retry_after_seconds` for a full compartment (or a full key map), the time until enough
 //! tokens refill when the rate budget is the cause (also after a wait timed out).
 //!
-//! # Where permits are taken
+//! # Backpressure
 //!
 //! Admission happens once a request exists, in `call`, **never in `poll_ready`**: hyper polls
 //! a connection's service ready before a request arrives, so a limit reserved there lets idle
@@ -105,7 +112,7 @@
 //! # Per-key compartments
 //!
 //! [`KeyedBulkheadLayer`] ([`BulkheadBuilder::build_keyed`],
-//! [`BulkheadLayer::keyed_from_config`]) gives each key of the request (an agent's name, a
+//! [`KeyedBulkheadLayer::from_config`]) gives each key of the request (an agent's name, a
 //! tenant, axum's `MatchedPath`) its own compartment, with per-key configurations and a
 //! default, a cap on live keys, idle eviction and an [`Overflow`] policy. One key saturated
 //! never slows another. Eviction never resets a limit: a key with a call in flight or
@@ -129,8 +136,8 @@
 //! | mode | error type | a refusal answers |
 //! |---|---|---|
 //! | default | [`BoxError`] | `Err`, downcastable to [`Rejected`] |
-//! | [`.http()`](BulkheadLayer::http) | the inner error, unchanged | `503` + `Retry-After` when full or after a wait timed out; `429` + `Retry-After` (time until enough refill) for an exhausted budget; `503` without `Retry-After` for a request costing more than a budget's capacity (waiting never helps) |
-//! | [`.grpc()`](BulkheadLayer::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 8` (`RESOURCE_EXHAUSTED`), `grpc-message`, `grpc-retry-pushback-ms` |
+//! | [`.http()`](BulkheadBuilder::http) | the inner error, unchanged | `503` + `Retry-After` when full or after a wait timed out; `429` + `Retry-After` (time until enough refill) for an exhausted budget; `503` without `Retry-After` for a request costing more than a budget's capacity (waiting never helps) |
+//! | [`.grpc()`](BulkheadBuilder::grpc) | the inner error, unchanged | Trailers-Only, `grpc-status: 8` (`RESOURCE_EXHAUSTED`), `grpc-message`, `grpc-retry-pushback-ms` |
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -171,9 +178,11 @@
 //!     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
 //!     "writing_agent": {"max_concurrent": 2, "token_budget": 500}
 //! }}"#)?;
-//! let layer = BulkheadLayer::keyed_from_config(config, agent)?
+//! let layer = BulkheadLayer::builder()
+//!     .keyed_config(&config)
 //!     .cost(HeaderCost::new("x-estimated-tokens").fallback(100))
-//!     .http();
+//!     .http()
+//!     .build_keyed(agent)?;
 //! let state = AppState { bulkheads: layer.handle() };
 //! let app: Router = Router::new()
 //!     .route("/agents/{agent}/run", post(|| async { "done" }))
@@ -234,14 +243,14 @@
 //!
 //! ```
 //! # #[cfg(feature = "serde")] {
-//! use tower_bulkhead::{BulkheadLayer, KeyedBulkheadConfig};
+//! use tower_bulkhead::{KeyedBulkheadConfig, KeyedBulkheadLayer};
 //!
 //! let config: KeyedBulkheadConfig = serde_json::from_str(r#"{"bulkheads": {
 //!     "research_agent": {"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2},
 //!     "writing_agent": {"max_concurrent": 2, "token_budget": 500,
 //!                       "refill_tokens": 10000, "refill_period_seconds": 60}
 //! }}"#).unwrap();
-//! let layer = BulkheadLayer::keyed_from_config(config, |agent: &String| agent.clone()).unwrap();
+//! let layer = KeyedBulkheadLayer::from_config(&config, |agent: &String| agent.clone()).unwrap();
 //! # }
 //! ```
 //!
@@ -262,6 +271,7 @@
 
 mod budget;
 mod builder;
+mod clock;
 mod compartment;
 mod config;
 mod cost;
@@ -272,6 +282,8 @@ mod hold;
 mod keyed;
 mod layer;
 pub mod metrics;
+mod permit;
+mod refusal;
 mod service;
 
 pub use builder::BulkheadBuilder;

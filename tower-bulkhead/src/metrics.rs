@@ -57,13 +57,14 @@ pub fn describe_metrics() {
 
 static DESCRIBE: Once = Once::new();
 
-/// The label of a rejection reason.
+/// The label of a rejection reason ([`Reason::label`]); a reason the bulkhead never gives
+/// counts as full.
 pub(crate) const fn reason_label(reason: Reason) -> &'static str {
     match reason {
-        Reason::BudgetExhausted => "budget_exhausted",
-        Reason::CostExceedsCapacity => "cost_exceeds_capacity",
-        Reason::WaitTimedOut => "wait_timed_out",
-        _ => "bulkhead_full",
+        Reason::BudgetExhausted | Reason::CostExceedsCapacity | Reason::WaitTimedOut => {
+            reason.label()
+        }
+        _ => Reason::BulkheadFull.label(),
     }
 }
 
@@ -87,13 +88,13 @@ impl Metrics {
         DESCRIBE.call_once(describe_metrics);
         let label = SharedString::from(Arc::clone(name));
         Self {
-            in_flight: metrics::gauge!(IN_FLIGHT, "bulkhead" => label.clone()),
-            tokens: metrics::gauge!(TOKENS_IN_USE, "bulkhead" => label.clone()),
+            in_flight: metrics::gauge!(IN_FLIGHT, tower_outcome::LayerKind::Bulkhead.label() => label.clone()),
+            tokens: metrics::gauge!(TOKENS_IN_USE, tower_outcome::LayerKind::Bulkhead.label() => label.clone()),
             rejected: REASONS.map(|r| {
-                metrics::counter!(REJECTED_TOTAL, "bulkhead" => label.clone(), "reason" => reason_label(r))
+                metrics::counter!(REJECTED_TOTAL, tower_outcome::LayerKind::Bulkhead.label() => label.clone(), "reason" => reason_label(r))
             }),
-            wait: metrics::histogram!(WAIT_SECONDS, "bulkhead" => label.clone()),
-            keys: keyed.then(|| metrics::gauge!(KEYS, "bulkhead" => label)),
+            wait: metrics::histogram!(WAIT_SECONDS, tower_outcome::LayerKind::Bulkhead.label() => label.clone()),
+            keys: keyed.then(|| metrics::gauge!(KEYS, tower_outcome::LayerKind::Bulkhead.label() => label)),
         }
     }
 

@@ -123,6 +123,7 @@ async fn one_tenant_flooding_gets_503_and_429_while_another_gets_200() {
                 ..BulkheadConfig::default()
             },
         )
+        .http()
         .build_keyed(|request: &Request<Body>| {
             request
                 .extensions()
@@ -130,8 +131,7 @@ async fn one_tenant_flooding_gets_503_and_429_while_another_gets_200() {
                 .map(|path| path.as_str().to_owned())
                 .unwrap_or_default()
         })
-        .unwrap()
-        .http();
+        .unwrap();
     let handle = per_tenant.handle();
     let app = Router::new()
         .route(

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tower_bulkhead::{BulkheadConfig, BulkheadLayer, ConfigError, KeyedBulkheadConfig, Overflow};
+use tower_bulkhead::{
+    BulkheadConfig, BulkheadLayer, ConfigError, KeyedBulkheadConfig, KeyedBulkheadLayer, Overflow,
+};
 
 #[test]
 fn the_course_shape_reads_as_per_agent_compartments() {
@@ -23,7 +25,7 @@ fn the_course_shape_reads_as_per_agent_compartments() {
     assert_eq!(writing.refill_tokens, Some(10_000));
     assert_eq!(config.max_keys, 1000);
     assert_eq!(config.overflow, Overflow::Shared);
-    let layer = BulkheadLayer::keyed_from_config(config, |agent: &String| agent.clone()).unwrap();
+    let layer = KeyedBulkheadLayer::from_config(&config, |agent: &String| agent.clone()).unwrap();
     assert_eq!(layer.handle().keys(), 0);
 }
 
@@ -120,7 +122,7 @@ fn nonsense_values_are_a_config_error_naming_the_field() {
     }
     let keyed: KeyedBulkheadConfig =
         serde_json::from_str(r#"{"bulkheads": {"a": {"max_concurrent": 0}}}"#).unwrap();
-    let err = BulkheadLayer::keyed_from_config(keyed, |s: &String| s.clone()).unwrap_err();
+    let err = KeyedBulkheadLayer::from_config(&keyed, |s: &String| s.clone()).unwrap_err();
     assert!(matches!(
         err,
         ConfigError::Count {
@@ -132,7 +134,7 @@ fn nonsense_values_are_a_config_error_naming_the_field() {
     assert!(keyed.validate().is_err());
     let keyed: KeyedBulkheadConfig =
         serde_json::from_str(r#"{"bulkheads": {"not-a-number": {}}}"#).unwrap();
-    let err = BulkheadLayer::keyed_from_config(keyed, |n: &u64| *n).unwrap_err();
+    let err = KeyedBulkheadLayer::from_config(&keyed, |n: &u64| *n).unwrap_err();
     assert_eq!(
         err.to_string(),
         "bulkheads has an invalid key \"not-a-number\""
@@ -172,4 +174,20 @@ fn handles_validate_live_changes() {
     assert!(handle.set_refill(10, 10).is_err());
     handle.set_max_wait(Duration::from_secs(1)).unwrap();
     assert_eq!(handle.max_concurrent(), 25);
+}
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = BulkheadLayer::builder()
+        .max_concurrent(0)
+        .build()
+        .unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("max_concurrent", "0"));
+    assert_eq!(field.to_string(), err.to_string());
+    let err = BulkheadLayer::builder()
+        .max_wait(Duration::from_secs(8 * 86_400))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field_error().unwrap().to_string(), err.to_string());
 }

@@ -9,7 +9,7 @@ use support::{reason, settle};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-use tower_bulkhead::{BulkheadLayer, Overflow, Reason};
+use tower_bulkhead::{BulkheadLayer, KeyedBulkheadLayer, Overflow, Reason};
 use tower_layer::Layer;
 
 type Request = (String, u64);
@@ -159,7 +159,7 @@ async fn named_keys_get_their_own_limits_and_others_the_default() {
         }}"#,
     )
     .unwrap();
-    let layer = BulkheadLayer::keyed_from_config(config, key).unwrap();
+    let layer = KeyedBulkheadLayer::from_config(&config, key).unwrap();
     let handle = layer.handle();
     let release = Arc::new(Semaphore::new(0));
     let svc = layer.layer(gated(release.clone()));

@@ -3,17 +3,15 @@
 use std::error::Error;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::time::Instant;
 use tower_outcome::{BoxErrorAnswer, Outcome, default_error_outcome};
 #[cfg(feature = "http")]
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 
-use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared, StripFn};
+use crate::core::{ControlFn, FaultState, KeyFn, MAX_FAULTS, Shared, SharedParts, StripFn};
 use crate::decide::{fault_key, salt, threshold};
 use crate::error::{check_duration, check_rate};
 use crate::fault::{Action, Fault, FaultKind, Schedule, check_schedule, latency_dist};
@@ -431,14 +429,10 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             && faults
                 .iter()
                 .all(|f| matches!(f.schedule, Schedule::Always) && f.when.is_none());
-        let shared = Shared {
+        let shared = Shared::new(SharedParts {
             name,
             plain,
-            armed: AtomicBool::new(false),
-            dry_run: AtomicBool::new(self.dry_run),
-            seq: AtomicU64::new(0),
-            base: Instant::now(),
-            armed_at: AtomicU64::new(0),
+            dry_run: self.dry_run,
             needs_clock,
             faults: faults.into_boxed_slice(),
             key: self.key,
@@ -446,21 +440,12 @@ impl<Req, Res, A> ChaosBuilder<Req, Res, A> {
             strip: self.strip,
             control_hang: self.control_hang,
             max_active,
-            active: Arc::new(AtomicU32::new(0)),
-            overflow: AtomicU64::new(0),
-            no_runtime: AtomicU64::new(0),
             timer_faults,
             guard,
-            guard_tripped: AtomicBool::new(false),
-            guard_trips: AtomicU64::new(0),
             auto_disarm: self.auto_disarm_after,
             release_on_disarm: self.release_on_disarm,
-            transition: Mutex::new(()),
-            hung: Arc::new(Notify::new()),
-            release_epoch: AtomicU64::new(0),
-            delay_epoch: AtomicU64::new(0),
             metrics,
-        };
+        });
         if self.armed {
             shared.arm();
         }
@@ -503,6 +488,24 @@ impl<Req, ResB: 'static, A> ChaosBuilder<Req, http::Response<ResB>, A> {
     /// non-200 status by the gRPC code it maps to, unless a
     /// [`guard_classifier`](Self::guard_classifier) was given.
     pub fn grpc(mut self) -> ChaosBuilder<Req, http::Response<ResB>, GrpcAnswer> {
+        self.mode_classifier(Arc::new(crate::http::grpc_failure::<ResB>));
+        self.answer()
+    }
+
+    /// The preset for chaos in front of an HTTP client: the guard counts 5xx (and 408) answers
+    /// and errors as failures, as [`http`](Self::http) does, unless a
+    /// [`guard_classifier`](Self::guard_classifier) was given; faults are answered with errors
+    /// (aborts as the family's `Rejected` in a `BoxError`), which is what a client's caller
+    /// expects. [`http`](Self::http) is the server-side mode: answer the HTTP caller yourself.
+    pub fn http_client(mut self) -> ChaosBuilder<Req, http::Response<ResB>, BoxErrorAnswer> {
+        self.mode_classifier(Arc::new(crate::http::http_failure::<ResB>));
+        self.answer()
+    }
+
+    /// The preset for chaos in front of a gRPC client: the guard counts failing `grpc-status`
+    /// codes as [`grpc`](Self::grpc) does, unless a [`guard_classifier`](Self::guard_classifier)
+    /// was given; faults are answered with errors.
+    pub fn grpc_client(mut self) -> ChaosBuilder<Req, http::Response<ResB>, BoxErrorAnswer> {
         self.mode_classifier(Arc::new(crate::http::grpc_failure::<ResB>));
         self.answer()
     }

@@ -113,7 +113,7 @@ impl Default for GuardConfig {
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
-/// use tower_chaos::ChaosConfig;
+/// use tower_chaos::{ChaosConfig, ChaosLayer};
 ///
 /// let config = ChaosConfig::from_json(r#"{
 ///     "name": "search-chaos",
@@ -127,12 +127,12 @@ impl Default for GuardConfig {
 ///     "auto_disarm_after_seconds": 600,
 ///     "guard": {"error_rate": 0.3, "latency_p99_ms": 5000}
 /// }"#).unwrap();
-/// let layer = config.layer::<u32, u32>().unwrap();
+/// let layer = ChaosLayer::<u32, u32>::from_config(&config).unwrap();
 /// assert!(!layer.handle().is_armed(), "armed only when the file says so");
 ///
 /// let bad = ChaosConfig::from_json(r#"{"faults": [{"rate": 1.5, "abort": true}]}"#).unwrap();
 /// assert_eq!(
-///     bad.layer::<u32, u32>().unwrap_err().to_string(),
+///     ChaosLayer::<u32, u32>::from_config(&bad).unwrap_err().to_string(),
 ///     "faults[0].rate must be a rate between 0 and 1, got 1.5"
 /// );
 /// # }
@@ -405,11 +405,18 @@ impl ChaosConfig {
         Ok(builder)
     }
 
-    /// Builds the layer for a service of any request and response type.
+    /// The old spelling of [`ChaosLayer::from_config`].
     ///
     /// # Errors
     /// The first invalid value, naming its field.
+    #[deprecated(since = "0.1.0", note = "use `ChaosLayer::from_config(&config)`")]
     pub fn layer<Req, Res: 'static>(&self) -> Result<ChaosLayer<Req, Res>, ConfigError> {
+        ChaosLayer::from_config(self)
+    }
+
+    pub(crate) fn build_layer<Req, Res: 'static>(
+        &self,
+    ) -> Result<ChaosLayer<Req, Res>, ConfigError> {
         let mut faults = Vec::new();
         for (i, fault) in self.faults.iter().enumerate() {
             faults.push(fault.fault(&format!("faults[{i}]"))?);

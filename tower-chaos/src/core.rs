@@ -134,6 +134,62 @@ pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// What a [`Shared`] is made of: the settings a builder checked. The run-time state (armed,
+/// counters, epochs) starts fresh in [`Shared::new`].
+pub(crate) struct SharedParts<Req, Res> {
+    pub(crate) name: Arc<str>,
+    pub(crate) plain: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) needs_clock: bool,
+    pub(crate) faults: Box<[FaultState<Req, Res>]>,
+    pub(crate) key: Option<KeyFn<Req>>,
+    pub(crate) control: Option<ControlFn<Req>>,
+    pub(crate) strip: Option<StripFn<Req>>,
+    pub(crate) control_hang: bool,
+    pub(crate) max_active: u32,
+    pub(crate) timer_faults: u64,
+    pub(crate) guard: Option<Guard<Res>>,
+    pub(crate) auto_disarm: Option<Duration>,
+    pub(crate) release_on_disarm: bool,
+    pub(crate) metrics: Metrics,
+}
+
+impl<Req, Res> Shared<Req, Res> {
+    /// A layer's state: the settings of `parts`, disarmed, every counter at zero.
+    pub(crate) fn new(parts: SharedParts<Req, Res>) -> Self {
+        Self {
+            name: parts.name,
+            plain: parts.plain,
+            armed: AtomicBool::new(false),
+            dry_run: AtomicBool::new(parts.dry_run),
+            seq: AtomicU64::new(0),
+            base: Instant::now(),
+            armed_at: AtomicU64::new(0),
+            needs_clock: parts.needs_clock,
+            faults: parts.faults,
+            key: parts.key,
+            control: parts.control,
+            strip: parts.strip,
+            control_hang: parts.control_hang,
+            max_active: parts.max_active,
+            active: Arc::new(AtomicU32::new(0)),
+            overflow: AtomicU64::new(0),
+            no_runtime: AtomicU64::new(0),
+            timer_faults: parts.timer_faults,
+            guard: parts.guard,
+            guard_tripped: AtomicBool::new(false),
+            guard_trips: AtomicU64::new(0),
+            auto_disarm: parts.auto_disarm,
+            release_on_disarm: parts.release_on_disarm,
+            transition: Mutex::new(()),
+            hung: Arc::new(Notify::new()),
+            release_epoch: AtomicU64::new(0),
+            delay_epoch: AtomicU64::new(0),
+            metrics: parts.metrics,
+        }
+    }
+}
+
 impl<Req, Res> Shared<Req, Res> {
     pub(crate) fn now_offset(&self) -> Duration {
         Instant::now().saturating_duration_since(self.base)

@@ -84,10 +84,49 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error as the family's [`FieldError`](tower_outcome::FieldError) (field path, value,
+    /// what was expected), so errors of several layers' configurations can be reported the
+    /// same way; `None` for an error that is not about one value (a missing setting, an unknown name, text that does not parse).
+    #[must_use]
+    pub fn field_error(&self) -> Option<tower_outcome::FieldError> {
+        use tower_outcome::FieldError;
+        match self {
+            Self::Rate { field, value } => Some(FieldError::new(
+                field.as_str(),
+                value.to_string(),
+                "a rate between 0 and 1",
+            )),
+            Self::Duration { field, seconds } => Some(FieldError::new(
+                field.as_str(),
+                seconds.to_string(),
+                "a positive number of seconds, at most 604800 (7 days)",
+            )),
+            Self::Count { field, value } => Some(FieldError::new(
+                field.as_str(),
+                value.to_string(),
+                "at least 1",
+            )),
+            Self::Invalid { field, reason } => {
+                Some(FieldError::new(field.as_str(), reason.as_str(), "valid"))
+            }
+            Self::Duplicate { field, name } => Some(FieldError::new(
+                field.as_str(),
+                format!("{name:?}"),
+                "a name used once",
+            )),
+            Self::Missing { .. }
+            | Self::UnknownFault(_)
+            | Self::UnknownProfile(_)
+            | Self::Parse(_) => None,
+        }
+    }
+}
+
 impl std::error::Error for ConfigError {}
 
 /// The longest duration any setting takes (7 days).
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+pub use tower_outcome::MAX_DURATION;
 
 pub(crate) fn check_rate(field: impl FnOnce() -> String, value: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {

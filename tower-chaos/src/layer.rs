@@ -50,6 +50,16 @@ impl<Req, Res: 'static> ChaosLayer<Req, Res> {
     pub fn builder() -> ChaosBuilder<Req, Res> {
         ChaosBuilder::new()
     }
+
+    /// A layer from a configuration (for example one read from JSON), for a service of any
+    /// request and response type. For an HTTP service answering its callers, use
+    /// [`ChaosConfig::http_layer`](crate::ChaosConfig::http_layer).
+    ///
+    /// # Errors
+    /// The first invalid value, naming its field.
+    pub fn from_config(config: &crate::ChaosConfig) -> Result<Self, crate::ConfigError> {
+        config.build_layer()
+    }
 }
 
 impl<Req, Res, A> ChaosLayer<Req, Res, A> {

@@ -133,6 +133,25 @@
 //!
 //! Status faults answer the same in every mode.
 //!
+//! # Sharing and clones
+//!
+//! The state (armed or not, rates, counters, the guard) is created with the layer value: every
+//! service the layer wraps, and every clone of those services, share it, so one handle arms
+//! and disarms them all. A clone never inherits the readiness of the service it was cloned
+//! from.
+//!
+//! # Backpressure
+//!
+//! `poll_ready` is the inner service's: the chaos layer never pends or fails it. Faults are
+//! decided in `call` and answered from the response future, so an aborted call reserves
+//! nothing of the inner service.
+//!
+//! # Cancellation
+//!
+//! Dropping a faulted call's future (or a faulted body) gives back what it holds: its
+//! active-fault slot, its timer, and a held call's request. A stalled or cut-off body holds its
+//! slot until it ends or is dropped.
+//!
 //! # Where it goes in a stack
 //!
 //! Next to the transport, inside everything it tests (a `ServiceBuilder` runs top to bottom):
@@ -150,7 +169,7 @@
 //! disarms the layer. It runs in real time or under paused tokio time, with one caller or
 //! several at once. Suites read from JSON ([`experiment::SuiteConfig`]).
 //! For an HTTP service, count its statuses with
-//! [`.classify(CallOutcome::from_http)`](experiment::CallOutcome::from_http): by default the
+//! [`.classify(RunnerOutcome::from_http)`](experiment::RunnerOutcome::from_http): by default the
 //! runner counts every `Ok` answer, an injected 503 included, as a success.
 //!
 //! # Profiles and configuration

@@ -65,8 +65,8 @@ impl FaultMetrics {
     pub(crate) fn new(layer: &SharedString, fault: &Arc<str>) -> Self {
         let fault = SharedString::from(Arc::clone(fault));
         Self {
-            injected: metrics::counter!(INJECTED_TOTAL, "chaos" => layer.clone(), "fault" => fault.clone()),
-            dry_run: metrics::counter!(DRY_RUN_TOTAL, "chaos" => layer.clone(), "fault" => fault),
+            injected: metrics::counter!(INJECTED_TOTAL, tower_outcome::LayerKind::Chaos.label() => layer.clone(), "fault" => fault.clone()),
+            dry_run: metrics::counter!(DRY_RUN_TOTAL, tower_outcome::LayerKind::Chaos.label() => layer.clone(), "fault" => fault),
         }
     }
 }
@@ -82,12 +82,13 @@ impl Metrics {
     pub(crate) fn new(name: &Arc<str>) -> Self {
         DESCRIBE.call_once(describe_metrics);
         let label = SharedString::from(Arc::clone(name));
-        let armed = metrics::gauge!(ARMED, "chaos" => label.clone());
+        let armed =
+            metrics::gauge!(ARMED, tower_outcome::LayerKind::Chaos.label() => label.clone());
         armed.set(0.0);
         Self {
             armed,
-            overflow: metrics::counter!(OVERFLOW_TOTAL, "chaos" => label.clone()),
-            guard_trips: metrics::counter!(GUARD_TRIPS_TOTAL, "chaos" => label.clone()),
+            overflow: metrics::counter!(OVERFLOW_TOTAL, tower_outcome::LayerKind::Chaos.label() => label.clone()),
+            guard_trips: metrics::counter!(GUARD_TRIPS_TOTAL, tower_outcome::LayerKind::Chaos.label() => label.clone()),
             label,
         }
     }

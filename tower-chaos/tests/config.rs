@@ -3,13 +3,10 @@
 #![cfg(all(feature = "serde", feature = "http"))]
 
 use tower_chaos::experiment::SuiteConfig;
-use tower_chaos::{ChaosConfig, ConfigError, FaultKind};
+use tower_chaos::{ChaosConfig, ChaosLayer, ConfigError, FaultKind};
 
 fn layer_err(json: &str) -> ConfigError {
-    ChaosConfig::from_json(json)
-        .unwrap()
-        .layer::<u64, u64>()
-        .unwrap_err()
+    ChaosLayer::<u64, u64>::from_config(&ChaosConfig::from_json(json).unwrap()).unwrap_err()
 }
 
 #[test]
@@ -27,7 +24,7 @@ fn a_config_builds_the_layer_it_describes() {
     }"#,
     )
     .unwrap();
-    let layer = config.layer::<u64, u64>().unwrap();
+    let layer = ChaosLayer::<u64, u64>::from_config(&config).unwrap();
     let stats = layer.handle().stats();
     assert!(stats.armed);
     let faults: Vec<(&str, FaultKind, f64)> = stats
@@ -220,4 +217,12 @@ fn invalid_suites_name_the_experiment_and_field() {
     )
     .unwrap_err();
     assert!(unknown.to_string().contains("vibes"));
+}
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = layer_err(r#"{"faults": [{"rate": 1.5, "abort": true}]}"#);
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("faults[0].rate", "1.5"));
+    assert_eq!(field.to_string(), err.to_string());
 }

@@ -15,7 +15,7 @@ use tower::retry::{Policy, RetryLayer};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_breaker::CircuitBreakerLayer;
 use tower_chaos::experiment::{
-    Expectation, Experiment, Load, Recovery, Runner, Signals, SteadyState, Verdict,
+    Expectation, Experiment, Load, RecoveryCheck, Runner, Signals, SteadyState, Verdict,
 };
 use tower_chaos::{BoxError, ChaosHandle, ChaosLayer, Fault, Latency, find_rejected, profiles};
 
@@ -56,7 +56,7 @@ fn small(name: &str) -> Experiment {
         })
         .load(Load::Calls(3))
         .interval(Duration::from_millis(100))
-        .recovery(Recovery {
+        .recovery(RecoveryCheck {
             successes: 1,
             timeout: Duration::from_secs(1),
         })
@@ -210,7 +210,7 @@ fn outage(name: &str) -> Experiment {
     Experiment::new(name)
         .load(Load::Duration(Duration::from_secs(30)))
         .interval(Duration::from_millis(100))
-        .recovery(Recovery {
+        .recovery(RecoveryCheck {
             successes: 5,
             timeout: Duration::from_secs(60),
         })

@@ -554,3 +554,54 @@ async fn header_control_bounds_active_faults_by_default() {
         call.await.unwrap().unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_http_client_preset_answers_with_errors_and_guards_on_5xx() {
+    // An abort reaches the client's caller as the family's rejection, in an error.
+    let chaos = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::abort().rate(1.0))
+        .http_client()
+        .armed(true)
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new().layer(chaos).service(ok_service());
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
+    let rejected = err
+        .downcast_ref::<Rejected>()
+        .expect("the family's rejection");
+    assert_eq!(rejected.reason(), tower_chaos::Reason::Injected);
+
+    // The guard counts the dependency's 503s as failures and trips.
+    let unavailable = || {
+        tower::service_fn(|_req: Request<()>| async {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            Ok::<_, Infallible>(res)
+        })
+    };
+    let chaos = ChaosLayer::<Request<()>, Response<Body>>::builder()
+        .fault(Fault::latency(tower_chaos::Latency::Fixed(Duration::ZERO)).rate(0.1))
+        .http_client()
+        .armed(true)
+        .build()
+        .unwrap();
+    let handle = chaos.handle();
+    let mut svc = ServiceBuilder::new().layer(chaos).service(unavailable());
+    for _ in 0..20 {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    assert!(handle.guard_tripped(), "503s count as failures");
+}

@@ -1,7 +1,7 @@
 //! A layer's rollback and guard settings read from JSON.
 #![cfg(all(feature = "serde", feature = "inject"))]
 
-use tower_chaos::{ChaosConfig, ConfigError};
+use tower_chaos::{ChaosConfig, ChaosLayer, ConfigError};
 
 #[tokio::test(start_paused = true)]
 async fn a_file_sets_auto_disarm_after_and_the_latency_guard() {
@@ -11,7 +11,7 @@ async fn a_file_sets_auto_disarm_after_and_the_latency_guard() {
             "faults": [{"rate": 1.0, "error": "down"}]}"#,
     )
     .unwrap();
-    let layer = config.layer::<u64, u64>().unwrap();
+    let layer = ChaosLayer::<u64, u64>::from_config(&config).unwrap();
     let handle = layer.handle();
     let svc = layer.layer(tower::service_fn(|n: u64| async move {
         Ok::<_, std::convert::Infallible>(n)
@@ -23,7 +23,7 @@ async fn a_file_sets_auto_disarm_after_and_the_latency_guard() {
 
     let bad = ChaosConfig::from_json(r#"{"auto_disarm_after_seconds": -1}"#).unwrap();
     assert_eq!(
-        bad.layer::<u64, u64>().unwrap_err(),
+        ChaosLayer::<u64, u64>::from_config(&bad).unwrap_err(),
         ConfigError::Duration {
             field: "auto_disarm_after_seconds".to_owned(),
             seconds: -1.0
@@ -31,7 +31,7 @@ async fn a_file_sets_auto_disarm_after_and_the_latency_guard() {
     );
     let bad = ChaosConfig::from_json(r#"{"guard": {"latency_p99_ms": 0}}"#).unwrap();
     assert!(
-        bad.layer::<u64, u64>()
+        ChaosLayer::<u64, u64>::from_config(&bad)
             .unwrap_err()
             .to_string()
             .starts_with("guard.latency_p99_ms")

@@ -94,7 +94,7 @@ mod body {
     /// use tower::ServiceBuilder;
     /// use tower_heal::{ReplayBody, RetryLayer};
     ///
-    /// let retry = RetryLayer::grpc().build().unwrap(); // replays bodies up to 64 KiB
+    /// let retry = RetryLayer::builder().grpc_client().build().unwrap(); // replays bodies up to 64 KiB
     /// let layers = ServiceBuilder::new()
     ///     .layer(retry)
     ///     .map_request(|req: http::Request<ReplayBody<tonic::body::Body>>| req.map(tonic::body::Body::new));

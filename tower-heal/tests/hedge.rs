@@ -147,7 +147,8 @@ async fn a_post_is_not_hedged_by_the_http_layer() {
             Ok::<_, std::io::Error>(http::Response::new(()))
         }
     });
-    let layer = HedgeLayer::http()
+    let layer = HedgeLayer::builder()
+        .http_client()
         .delay(Duration::from_millis(100))
         .build()
         .unwrap();

@@ -289,7 +289,7 @@ async fn a_key_function_for_services_that_are_not_http() {
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     // Requests are (key, amount); responses are receipt numbers.
-    let layer = IdempotencyLayer::keyed(
+    let layer = IdempotencyLayer::from_fn(
         |req: &(String, u32)| Some((req.0.clone(), u64::from(req.1))),
         |receipt: &u64| Some(receipt.to_le_bytes().to_vec()),
         |bytes: &[u8]| Some(u64::from_le_bytes(bytes.try_into().ok()?)),
@@ -796,7 +796,7 @@ async fn a_first_call_cancelled_at_any_poll_never_holds_its_key() {
 
 #[tokio::test(start_paused = true)]
 async fn a_duplicate_of_a_service_that_is_not_http_times_out_with_a_rejection() {
-    let layer = IdempotencyLayer::keyed(
+    let layer = IdempotencyLayer::from_fn(
         |req: &u32| Some((req.to_string(), 0)),
         |res: &u32| Some(res.to_le_bytes().to_vec()),
         |b: &[u8]| Some(u32::from_le_bytes(b.try_into().ok()?)),

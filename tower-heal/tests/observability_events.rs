@@ -69,7 +69,7 @@ async fn every_healing_action_is_a_tracing_event() {
         tokio::time::advance(Duration::from_secs(2)).await;
     }
 
-    let idem = IdempotencyLayer::keyed(
+    let idem = IdempotencyLayer::from_fn(
         |_: &u32| Some(("k".to_owned(), 0)),
         |res: &u32| Some(res.to_le_bytes().to_vec()),
         |b: &[u8]| Some(u32::from_le_bytes(b.try_into().ok()?)),

@@ -138,7 +138,7 @@ fn recoveries_and_escalations_are_counted() {
 fn idempotent_replays_are_counted() {
     let recorder = DebuggingRecorder::new();
     run(&recorder, async || {
-        let layer = IdempotencyLayer::keyed(
+        let layer = IdempotencyLayer::from_fn(
             |req: &u32| Some((req.to_string(), 0)),
             |res: &u32| Some(res.to_le_bytes().to_vec()),
             |b: &[u8]| Some(u32::from_le_bytes(b.try_into().ok()?)),

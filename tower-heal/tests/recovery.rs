@@ -85,7 +85,7 @@ async fn a_low_success_rate_triggers_recovery() {
     let counter = hooks.clone();
     let layer = RecoveryLayer::builder()
         .consecutive_failures(None)
-        .min_calls(5)
+        .minimum_calls(5)
         .success_rate_threshold(0.8)
         .hook(move || {
             counter.fetch_add(1, Ordering::SeqCst);
@@ -109,7 +109,7 @@ async fn a_low_success_rate_triggers_recovery() {
         let _ = call(&mut svc).await;
     }
     settle().await;
-    assert_eq!(hooks.load(Ordering::SeqCst), 0, "fewer than min_calls");
+    assert_eq!(hooks.load(Ordering::SeqCst), 0, "fewer than minimum_calls");
     for _ in 0..3 {
         let _ = call(&mut svc).await;
     }
@@ -609,7 +609,7 @@ async fn two_threads_calling_through_failing_panicking_and_good_rebuilds() {
     let (v, b) = (violations.clone(), built.clone());
     let layer = RecoveryLayer::builder()
         .consecutive_failures(2)
-        .min_calls(2)
+        .minimum_calls(2)
         .holdoff(Duration::from_millis(1), Duration::from_millis(2))
         .max_attempts(1_000_000)
         .rebuild_timeout(Duration::from_secs(5))

@@ -23,7 +23,8 @@ fn the_course_configuration_parses_and_builds() {
 #[tokio::test(start_paused = true)]
 async fn the_course_configuration_drives_the_classes() {
     let config: RetryConfig = serde_json::from_str(COURSE).unwrap();
-    let layer = RetryLayer::http()
+    let layer = RetryLayer::builder()
+        .http_client()
         .config(config)
         .max_retry_after(Duration::from_secs(120))
         .build()
@@ -100,4 +101,24 @@ fn backoff_type_and_plural_class_names_are_read_too() {
     )
     .unwrap();
     let _layer = RetryLayer::from_config(config).unwrap();
+}
+
+#[test]
+fn a_value_error_reads_the_same_as_the_familys_field_error() {
+    let err = RetryLayer::builder().multiplier(0.5).build().unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!((field.field(), field.value()), ("multiplier", "0.5"));
+    assert_eq!(field.to_string(), err.to_string());
+    let err = tower_heal::RecoveryConfig {
+        success_rate_threshold: 1.5,
+        ..tower_heal::RecoveryConfig::default()
+    }
+    .validate()
+    .unwrap_err();
+    let field = err.field_error().expect("about one value");
+    assert_eq!(
+        (field.field(), field.value()),
+        ("success_rate_threshold", "1.5")
+    );
+    assert_eq!(field.to_string(), err.to_string());
 }

@@ -35,7 +35,7 @@ async fn grpc_pushback_minus_one_stops_retries() {
         (code, headers)
     };
     let script = Script::new([unavailable("-1"), status(200)]);
-    let layer = RetryLayer::grpc().build().unwrap();
+    let layer = RetryLayer::builder().grpc_client().build().unwrap();
     let mut svc = ServiceBuilder::new()
         .layer(layer.clone())
         .service(Http(script.clone()));
@@ -123,7 +123,8 @@ async fn a_tonic_client_succeeds_after_two_unavailable_answers() {
     )
     .await
     .unwrap();
-    let retry = RetryLayer::grpc()
+    let retry = RetryLayer::builder()
+        .grpc_client()
         .name("health")
         .initial_delay(Duration::from_millis(10))
         .build()
@@ -187,7 +188,8 @@ async fn a_refused_connection_is_retried_for_any_method() {
         .connect_lazy();
     let attempts = Arc::new(AtomicUsize::new(0));
     let counter = attempts.clone();
-    let retry = RetryLayer::grpc()
+    let retry = RetryLayer::builder()
+        .grpc_client()
         .backoff(Backoff::none())
         .no_budget()
         .build()

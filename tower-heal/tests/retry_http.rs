@@ -25,7 +25,8 @@ async fn five_503s_back_off_exponentially() {
         status(503),
         status(200),
     ]);
-    let layer = RetryLayer::http()
+    let layer = RetryLayer::builder()
+        .http_client()
         .policy(
             Class::API_ERRORS_5XX,
             ClassPolicy::new(
@@ -49,7 +50,11 @@ async fn five_503s_back_off_exponentially() {
 #[tokio::test(start_paused = true)]
 async fn a_429_with_retry_after_7_waits_exactly_7_seconds() {
     // Full jitter on the computed delay must not touch a server's Retry-After: never early.
-    let layer = RetryLayer::http().jitter(Jitter::Full).build().unwrap();
+    let layer = RetryLayer::builder()
+        .http_client()
+        .jitter(Jitter::Full)
+        .build()
+        .unwrap();
     for _ in 0..20 {
         let script = Script::new([with(429, "retry-after", "7"), status(200)]);
         let mut svc = ServiceBuilder::new()
@@ -74,7 +79,8 @@ async fn a_429_with_an_http_date_waits_until_that_date() {
         with(429, "retry-after", "Sun, 06 Nov 1994 08:50:07 GMT"),
         status(200),
     ]);
-    let layer = RetryLayer::http()
+    let layer = RetryLayer::builder()
+        .http_client()
         .classifier(HttpClasses::new().wall_clock(fixed_now))
         .build()
         .unwrap();
@@ -91,7 +97,8 @@ async fn a_retry_after_beyond_max_retry_after_returns_the_429() {
     let script = Script::new([with(429, "retry-after", "3600"), status(200)]);
     let mut svc = ServiceBuilder::new()
         .layer(
-            RetryLayer::http()
+            RetryLayer::builder()
+                .http_client()
                 .max_retry_after(Duration::from_secs(60))
                 .build()
                 .unwrap(),
@@ -106,7 +113,13 @@ async fn a_validation_error_is_never_retried() {
     for code in [400, 422] {
         let script = Script::new([status(code), status(200)]);
         let mut svc = ServiceBuilder::new()
-            .layer(RetryLayer::http().max_retries(5).build().unwrap())
+            .layer(
+                RetryLayer::builder()
+                    .http_client()
+                    .max_retries(5)
+                    .build()
+                    .unwrap(),
+            )
             .service(Http(script.clone()));
         assert_eq!(call(&mut svc, get()).await.unwrap().status(), code);
         assert_eq!(script.count(), 1, "{code}");
@@ -117,7 +130,7 @@ async fn a_validation_error_is_never_retried() {
 async fn a_post_without_idempotency_key_is_not_retried_with_one_it_is() {
     let script = Script::new([status(503), status(200)]);
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().build().unwrap())
+        .layer(RetryLayer::builder().http_client().build().unwrap())
         .service(Http(script.clone()));
     let post = http::Request::post("/charge").body(()).unwrap();
     assert_eq!(call(&mut svc, post).await.unwrap().status(), 503);
@@ -125,7 +138,7 @@ async fn a_post_without_idempotency_key_is_not_retried_with_one_it_is() {
 
     let script = Script::new([status(503), status(200)]);
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().build().unwrap())
+        .layer(RetryLayer::builder().http_client().build().unwrap())
         .service(Http(script.clone()));
     let keyed = http::Request::post("/charge")
         .header("idempotency-key", "order-42")
@@ -154,7 +167,7 @@ async fn a_family_rejection_answer_is_waited_out_when_it_fits() {
         async move { Ok::<_, std::io::Error>(answer) }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().build().unwrap())
+        .layer(RetryLayer::builder().http_client().build().unwrap())
         .service(svc);
     assert_eq!(call(&mut svc, get()).await.unwrap().status(), 200);
     assert_eq!(script.gaps_ms(), [2000]);
@@ -188,7 +201,13 @@ async fn body_replay_retries_a_streamed_body_under_the_bound() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().replay_bodies(64).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(64)
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let request = http::Request::put("/upload").body(streamed()).unwrap();
     assert_eq!(call(&mut svc, request).await.unwrap().status(), 200);
@@ -211,7 +230,13 @@ async fn body_replay_does_not_retry_a_body_over_the_bound() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().replay_bodies(16).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(16)
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let request = http::Request::put("/upload").body(streamed()).unwrap();
     assert_eq!(call(&mut svc, request).await.unwrap().status(), 503);
@@ -239,7 +264,13 @@ async fn body_replay_continues_a_body_the_first_attempt_did_not_read() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().replay_bodies(64).build().unwrap())
+        .layer(
+            RetryLayer::builder()
+                .http_client()
+                .replay_bodies(64)
+                .build()
+                .unwrap(),
+        )
         .service(inner);
     let request = http::Request::put("/upload").body(streamed()).unwrap();
     assert_eq!(call(&mut svc, request).await.unwrap().status(), 200);
@@ -263,10 +294,38 @@ async fn a_retry_after_too_large_to_parse_stops_the_retries() {
         status(200),
     ]);
     let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::http().seed(1).build().unwrap())
+        .layer(RetryLayer::builder().http_client().seed(1).build().unwrap())
         .service(Http(script.clone()));
     let start = tokio::time::Instant::now();
     assert_eq!(call(&mut svc, get()).await.unwrap().status(), 503);
     assert_eq!(script.count(), 1);
     assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_http_client_preset_keeps_settings_set_before_it_and_the_old_name_agrees() {
+    // Settings set before the preset stay; only the classifier, gate and replay change.
+    let layer = RetryLayer::builder()
+        .name("billing")
+        .max_retries(1)
+        .http_client()
+        .no_budget()
+        .build()
+        .unwrap();
+    assert_eq!(layer.name(), "billing");
+    let script = Script::new([status(503), status(503), status(200)]);
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(Http(script.clone()));
+    let res = call(&mut svc, get()).await.unwrap();
+    assert_eq!(res.status(), 503, "one retry, then the last answer");
+    assert_eq!(script.gaps().len(), 1);
+
+    #[allow(deprecated)]
+    let old = RetryLayer::http().no_budget().build().unwrap();
+    let script = Script::new([status(503), status(200)]);
+    let mut svc = ServiceBuilder::new()
+        .layer(old)
+        .service(Http(script.clone()));
+    assert_eq!(call(&mut svc, get()).await.unwrap().status(), 200);
 }

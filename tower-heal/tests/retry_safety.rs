@@ -220,10 +220,11 @@ fn unavailable() -> Answer {
 const CHECK: &str = "/grpc.health.v1.Health/Check";
 const CHARGE: &str = "/payments.Payments/Charge";
 
-/// Seen failing before the fix: `RetryLayer::grpc()` sent the timed-out `Charge` three times.
+/// Seen failing before the fix: `RetryLayer::builder().grpc_client()` sent the timed-out `Charge` three times.
 #[tokio::test(start_paused = true)]
 async fn grpc_retries_a_timeout_only_of_a_method_marked_idempotent() {
-    let layer = RetryLayer::grpc()
+    let layer = RetryLayer::builder()
+        .grpc_client()
         .idempotent_method(CHECK)
         .seed(1)
         .no_budget()
@@ -252,7 +253,12 @@ async fn grpc_retries_a_timeout_only_of_a_method_marked_idempotent() {
 /// `grpc-timeout` was 1 s.
 #[tokio::test(start_paused = true)]
 async fn grpc_timeout_bounds_every_sleep_and_retries_carry_the_time_left() {
-    let layer = RetryLayer::grpc().seed(1).no_budget().build().unwrap();
+    let layer = RetryLayer::builder()
+        .grpc_client()
+        .seed(1)
+        .no_budget()
+        .build()
+        .unwrap();
     let pushback = |ms: &'static str| {
         Ok((
             200,
@@ -291,7 +297,8 @@ async fn grpc_timeout_bounds_every_sleep_and_retries_carry_the_time_left() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_extension_bounds_grpc_retries_too() {
-    let layer = RetryLayer::grpc()
+    let layer = RetryLayer::builder()
+        .grpc_client()
         .delay(Duration::from_millis(300))
         .jitter(Jitter::None)
         .seed(1)

@@ -126,6 +126,7 @@
 
 mod answer;
 mod classify;
+mod config;
 mod outcome;
 mod rejected;
 
@@ -138,6 +139,7 @@ mod retry_after;
 
 pub use answer::{Answer, BoxError, BoxErrorAnswer};
 pub use classify::{Classify, ErrorsAsFailures, FnClassifier, default_error_outcome};
+pub use config::{FieldError, MAX_DURATION};
 pub use outcome::{Outcome, Settle};
 pub use rejected::{LayerKind, Reason, Rejected, find_rejected};
 

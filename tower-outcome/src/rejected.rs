@@ -33,6 +33,19 @@ impl LayerKind {
             Self::Other(name) => name,
         }
     }
+
+    /// The metric label: `breaker`, `bulkhead`, `heal`, `chaos`, or the string of
+    /// [`Other`](Self::Other). Every crate of the family labels its metrics with it.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Breaker => "breaker",
+            Self::Bulkhead => "bulkhead",
+            Self::Heal => "heal",
+            Self::Chaos => "chaos",
+            Self::Other(name) => name,
+        }
+    }
 }
 
 /// Why a call was rejected.
@@ -72,6 +85,25 @@ impl Reason {
             Self::CostExceedsCapacity => "cannot admit a request costing more than its capacity",
             Self::WaitTimedOut => "timed out waiting for capacity",
             Self::Injected => "injected a fault",
+            Self::Other(reason) => reason,
+        }
+    }
+
+    /// The metric label, in snake case: `circuit_open`, `half_open_full`, `forced_open`,
+    /// `bulkhead_full`, `budget_exhausted`, `cost_exceeds_capacity`, `wait_timed_out`,
+    /// `injected`, or the string of [`Other`](Self::Other). Every crate of the family labels
+    /// its metrics with it.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::CircuitOpen => "circuit_open",
+            Self::HalfOpenFull => "half_open_full",
+            Self::ForcedOpen => "forced_open",
+            Self::BulkheadFull => "bulkhead_full",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::CostExceedsCapacity => "cost_exceeds_capacity",
+            Self::WaitTimedOut => "wait_timed_out",
+            Self::Injected => "injected",
             Self::Other(reason) => reason,
         }
     }
@@ -235,6 +267,38 @@ mod tests {
         fn source(&self) -> Option<&(dyn Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn labels_are_snake_case_and_distinct() {
+        let reasons = [
+            Reason::CircuitOpen,
+            Reason::HalfOpenFull,
+            Reason::ForcedOpen,
+            Reason::BulkheadFull,
+            Reason::BudgetExhausted,
+            Reason::CostExceedsCapacity,
+            Reason::WaitTimedOut,
+            Reason::Injected,
+        ];
+        let labels: std::collections::HashSet<_> = reasons.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), reasons.len());
+        for label in labels {
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{label}"
+            );
+        }
+        assert_eq!(Reason::Other("mine").label(), "mine");
+        let kinds = [
+            LayerKind::Breaker,
+            LayerKind::Bulkhead,
+            LayerKind::Heal,
+            LayerKind::Chaos,
+        ];
+        let labels: Vec<_> = kinds.iter().map(|k| k.label()).collect();
+        assert_eq!(labels, ["breaker", "bulkhead", "heal", "chaos"]);
+        assert_eq!(LayerKind::Other("gate").label(), "gate");
     }
 
     #[test]

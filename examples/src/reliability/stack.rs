@@ -242,7 +242,8 @@ fn outer(
     let retries = counters.clone();
     let mut retry_config = configs.retry.clone();
     retry_config.name = component.to_owned();
-    let retry = RetryLayer::http()
+    let retry = RetryLayer::builder()
+        .http_client()
         .config(retry_config)
         .on_retry(move |_| {
             retries.retries.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,5 @@
 //! Shared pieces of the behaviour tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -72,16 +72,4 @@ pub fn instant() -> BoxCloneSyncService<u64, u64, std::io::Error> {
     BoxCloneSyncService::new(tower::service_fn(|cost: u64| async move { Ok(cost) }))
 }
 
-/// The rejection reason of a bulkhead error.
-pub fn reason(err: &tower_bulkhead::BoxError) -> tower_bulkhead::Reason {
-    tower_bulkhead::find_rejected(&**err)
-        .unwrap_or_else(|| panic!("not a rejection: {err}"))
-        .reason()
-}
-
-/// Lets spawned tasks run until they block.
-pub async fn settle() {
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-}
+pub use test_support::{reason, settle};

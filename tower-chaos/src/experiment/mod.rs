@@ -32,7 +32,15 @@ pub use report::{
     Issue, Observed, Percentiles, ProbeResult, RecoveryObserved, Report, Severity, SuiteReport,
     Verdict,
 };
-pub use runner::{CallOutcome, Runner};
+pub use runner::{Runner, RunnerOutcome};
+
+/// The old name of [`RunnerOutcome`] (the breaker's `CallOutcome` is a listener's view of a call).
+#[deprecated(since = "0.1.0", note = "renamed to `RunnerOutcome`")]
+pub type CallOutcome = RunnerOutcome;
+
+/// The old name of [`RecoveryCheck`] (tower-heal's `Recovery` is a middleware).
+#[deprecated(since = "0.1.0", note = "renamed to `RecoveryCheck`")]
+pub type Recovery = RecoveryCheck;
 
 pub use signals::{Signals, TransitionRecord};
 pub use suite::{ExpectationConfig, ExperimentConfig, SteadyStateConfig, SuiteConfig};
@@ -74,14 +82,14 @@ impl Default for SteadyState {
 /// fallback's answer or a rejection breaks the run), watched for at most `timeout`. A
 /// dependency that never comes back is reported as not recovered, with the time watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Recovery {
+pub struct RecoveryCheck {
     /// Consecutive real answers that count as recovered (0 counts as 1). Default 5.
     pub successes: u32,
     /// How long to wait for them. Default 60 s.
     pub timeout: Duration,
 }
 
-impl Default for Recovery {
+impl Default for RecoveryCheck {
     fn default() -> Self {
         Self {
             successes: 5,
@@ -109,7 +117,7 @@ pub enum Check {
     /// Every call is answered (with a success or an error) within the runner's call deadline:
     /// nothing hangs.
     GracefulFailure,
-    /// Real answers come back within this long after the fault ends (see [`Recovery`]).
+    /// Real answers come back within this long after the fault ends (see [`RecoveryCheck`]).
     RecoveryWithin(Duration),
     /// At least this many fallbacks answer ([`Signals::fallback`]).
     FallbacksAtLeast(u64),
@@ -333,7 +341,7 @@ pub struct Experiment {
     pub(crate) expectations: Vec<Expectation>,
     pub(crate) stop_on_failure: bool,
     pub(crate) rollback: Vec<String>,
-    pub(crate) recovery: Recovery,
+    pub(crate) recovery: RecoveryCheck,
     pub(crate) experimenter: String,
     pub(crate) environment: String,
     pub(crate) date: Option<String>,
@@ -359,7 +367,7 @@ impl Experiment {
             expectations: Vec::new(),
             stop_on_failure: false,
             rollback: Vec::new(),
-            recovery: Recovery::default(),
+            recovery: RecoveryCheck::default(),
             experimenter: "tower-chaos runner".to_owned(),
             environment: "test".to_owned(),
             date: None,
@@ -452,7 +460,7 @@ impl Experiment {
     }
 
     /// How recovery is measured.
-    pub const fn recovery(mut self, recovery: Recovery) -> Self {
+    pub const fn recovery(mut self, recovery: RecoveryCheck) -> Self {
         self.recovery = recovery;
         self
     }

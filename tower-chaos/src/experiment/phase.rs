@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::report::Percentiles;
-use super::runner::CallOutcome;
+use super::runner::RunnerOutcome;
 
 /// One call as the runner saw it.
 pub(crate) struct Call {
     pub(crate) latency: Duration,
-    pub(crate) outcome: CallOutcome,
+    pub(crate) outcome: RunnerOutcome,
     /// No answer within the call deadline.
     pub(crate) hung: bool,
 }
@@ -52,12 +52,12 @@ impl Phase {
         self.latencies.push(call.latency);
         self.hangs += u64::from(call.hung);
         match call.outcome {
-            CallOutcome::Success => {
+            RunnerOutcome::Success => {
                 self.successes += 1;
                 self.real_latencies.push(call.latency);
             }
-            CallOutcome::Fallback => self.fallbacks += 1,
-            CallOutcome::Rejected(layer) => {
+            RunnerOutcome::Fallback => self.fallbacks += 1,
+            RunnerOutcome::Rejected(layer) => {
                 self.failures += 1;
                 self.rejected += 1;
                 *self
@@ -65,7 +65,7 @@ impl Phase {
                     .entry(format!("rejected ({layer})"))
                     .or_default() += 1;
             }
-            CallOutcome::Failure(kind) => {
+            RunnerOutcome::Failure(kind) => {
                 self.failures += 1;
                 *self.errors.entry(kind).or_default() += 1;
             }
@@ -113,10 +113,10 @@ mod tests {
         let mut phase = Phase::default();
         let ms = Duration::from_millis;
         for (latency, outcome) in [
-            (ms(10), CallOutcome::Success),
-            (ms(1), CallOutcome::Fallback),
-            (ms(5), CallOutcome::Rejected("breaker".into())),
-            (ms(20), CallOutcome::Failure("error".into())),
+            (ms(10), RunnerOutcome::Success),
+            (ms(1), RunnerOutcome::Fallback),
+            (ms(5), RunnerOutcome::Rejected("breaker".into())),
+            (ms(20), RunnerOutcome::Failure("error".into())),
         ] {
             phase.record(Call {
                 latency,

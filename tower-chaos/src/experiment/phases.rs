@@ -18,7 +18,7 @@ use tower_service::Service;
 use super::phase::{Call, Phase, percentiles, rank};
 use super::probe::{conclude, observed};
 use super::report::{self, Observed, Parts, Report, SteadyResult, Verdict};
-use super::runner::{CallOutcome, Classifier, MakeRequest, Runner};
+use super::runner::{Classifier, MakeRequest, Runner, RunnerOutcome};
 use super::{Check, Experiment, Load, Signals, TransitionRecord};
 use crate::{ChaosHandle, ChaosStats};
 
@@ -126,8 +126,8 @@ where
             Ok(result) => {
                 let result: Result<Res, BoxError> = result;
                 let outcome = match (self.classify)(result.as_ref()) {
-                    CallOutcome::Success if self.claim_fallback(fallbacks_before) => {
-                        CallOutcome::Fallback
+                    RunnerOutcome::Success if self.claim_fallback(fallbacks_before) => {
+                        RunnerOutcome::Fallback
                     }
                     outcome => outcome,
                 };
@@ -139,7 +139,7 @@ where
             }
             Err(_) => Call {
                 latency: timeout,
-                outcome: CallOutcome::Failure("no answer within the call deadline".to_owned()),
+                outcome: RunnerOutcome::Failure("no answer within the call deadline".to_owned()),
                 hung: true,
             },
         }
@@ -342,7 +342,7 @@ where
             let started = disarmed.elapsed();
             let call = self.call(n, experiment.call_timeout).await;
             n += 1;
-            let real = call.outcome == CallOutcome::Success;
+            let real = call.outcome == RunnerOutcome::Success;
             phase.record(call);
             if real {
                 if streak == 0 {

@@ -14,7 +14,7 @@ use crate::ChaosHandle;
 
 /// What one call came to, as the runner counts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallOutcome {
+pub enum RunnerOutcome {
     /// The dependency answered, and the answer is usable: a real answer.
     Success,
     /// A fallback answered instead of the dependency (a cache, a default): usable, but not
@@ -33,7 +33,7 @@ pub enum CallOutcome {
 }
 
 #[cfg(feature = "http")]
-impl CallOutcome {
+impl RunnerOutcome {
     /// How an HTTP call counts, for [`Runner::classify`]: a 2xx or 3xx answer is a success; an
     /// answer carrying the family's [`Rejected`](crate::Rejected) (a breaker or bulkhead
     /// answering `.http()`) is rejected; any other status is a failure of kind `"503"`,
@@ -46,7 +46,7 @@ impl CallOutcome {
     /// use std::time::Duration;
     /// use http::{Request, Response, StatusCode};
     /// use tower::ServiceBuilder;
-    /// use tower_chaos::experiment::{CallOutcome, Expectation, Experiment, Load, Runner};
+    /// use tower_chaos::experiment::{RunnerOutcome, Expectation, Experiment, Load, Runner};
     /// use tower_chaos::{ChaosLayer, Fault};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -65,7 +65,7 @@ impl CallOutcome {
     ///     .load(Load::Calls(100))
     ///     .expect(Expectation::success_rate_at_least(0.9));
     /// let report = Runner::new(svc, handle, |_| Request::new(String::new()))
-    ///     .classify(CallOutcome::from_http)
+    ///     .classify(RunnerOutcome::from_http)
     ///     .run(&experiment)
     ///     .await;
     /// assert!(report.to_markdown().contains("| 503: "), "{}", report.to_markdown());
@@ -87,17 +87,18 @@ impl CallOutcome {
     }
 }
 
-fn default_outcome<Res>(result: Result<&Res, &BoxError>) -> CallOutcome {
+fn default_outcome<Res>(result: Result<&Res, &BoxError>) -> RunnerOutcome {
     match result {
-        Ok(_) => CallOutcome::Success,
+        Ok(_) => RunnerOutcome::Success,
         Err(err) => match find_rejected(&**err) {
-            Some(rejected) => CallOutcome::Rejected(rejected.kind().as_str().to_owned()),
-            None => CallOutcome::Failure("error".to_owned()),
+            Some(rejected) => RunnerOutcome::Rejected(rejected.kind().as_str().to_owned()),
+            None => RunnerOutcome::Failure("error".to_owned()),
         },
     }
 }
 
-pub(crate) type Classifier<Res> = Box<dyn Fn(Result<&Res, &BoxError>) -> CallOutcome + Send + Sync>;
+pub(crate) type Classifier<Res> =
+    Box<dyn Fn(Result<&Res, &BoxError>) -> RunnerOutcome + Send + Sync>;
 
 /// Runs [`Experiment`]s against a service that has a chaos layer in it.
 ///
@@ -197,7 +198,7 @@ where
     #[must_use]
     pub fn classify(
         mut self,
-        classify: impl Fn(Result<&Res, &BoxError>) -> CallOutcome + Send + Sync + 'static,
+        classify: impl Fn(Result<&Res, &BoxError>) -> RunnerOutcome + Send + Sync + 'static,
     ) -> Self {
         self.classify = Box::new(classify);
         self

@@ -6,7 +6,7 @@ use std::time::Duration;
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-use super::{Expectation, Experiment, Load, Recovery, SteadyState};
+use super::{Expectation, Experiment, Load, RecoveryCheck, SteadyState};
 use crate::config::FaultConfig;
 use crate::error::seconds;
 use crate::{ChaosLayer, ConfigError, Fault, FaultProfile};
@@ -260,7 +260,7 @@ impl ExperimentConfig {
             .call_timeout(secs("call_timeout_seconds", self.call_timeout_seconds)?)
             .stop_on_failure(self.stop_on_failure)
             .callers(self.callers)
-            .recovery(Recovery {
+            .recovery(RecoveryCheck {
                 successes: self.recovery_successes,
                 timeout: secs("recovery_timeout_seconds", self.recovery_timeout_seconds)?,
             });

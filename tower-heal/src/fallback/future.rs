@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_outcome::{Answer, Classify};
 use tower_service::Service;
 
-use super::layer::{Shared, Verdict};
+use super::shared::{OutcomeRecorder, Shared};
 use super::{Degradable, DegradationLevel, Trigger};
 
 /// What a failed primary call came to, held while the fallback runs so it can be returned if
@@ -66,7 +66,7 @@ where
     Res: Degradable,
     F: Service<Kept, Response = Res> + Clone,
     F::Error: fmt::Display,
-    C: for<'a> Classify<Res, Response<Verdict<'a>> = Res>,
+    C: for<'a> Classify<Res, Response<OutcomeRecorder<'a>> = Res>,
     A: Answer<Res, E>,
 {
     type Output = Result<Res, A::Error>;
@@ -124,7 +124,7 @@ where
     Res: Degradable,
     F: Service<Kept, Response = Res>,
     F::Error: fmt::Display,
-    C: for<'a> Classify<Res, Response<Verdict<'a>> = Res>,
+    C: for<'a> Classify<Res, Response<OutcomeRecorder<'a>> = Res>,
     A: Answer<Res, E>,
 {
     loop {

@@ -7,6 +7,7 @@
 //! - [`LastGood`]: the last good response per key, served as level 1.
 //! - [`DegradationReport`]: what each dependency of a handler answered.
 
+mod builder;
 mod cache;
 mod chain;
 mod degraded;
@@ -15,7 +16,9 @@ mod keep;
 mod layer;
 mod report;
 mod service;
+mod shared;
 
+pub use builder::FallbackBuilder;
 pub use cache::{CacheMiss, LastGood, RecordFuture, RecordLastGood, RecordLastGoodLayer};
 pub use chain::{FallbackChain, Then};
 pub use degraded::{DEGRADED_HEADER, Degradable, DegradationLevel, Degraded, Marked};
@@ -23,7 +26,12 @@ pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use keep::keep_head;
 pub use keep::{CloneRequest, KeepRequest};
-pub use layer::{FallbackBuilder, FallbackLayer, FallbackOn, Verdict};
+pub use layer::FallbackLayer;
+pub use shared::{FallbackOn, OutcomeRecorder};
+
+/// The old name of [`OutcomeRecorder`] (the chaos experiment's `Verdict` is a report's judgement).
+#[deprecated(since = "0.1.0", note = "renamed to `OutcomeRecorder`")]
+pub type Verdict<'a> = OutcomeRecorder<'a>;
 pub use report::DegradationReport;
 pub use service::Fallback;
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tower_outcome::{Answer, Classify};
 use tower_service::Service;
 
-use super::layer::{Shared, Verdict};
+use super::shared::{OutcomeRecorder, Shared};
 use super::{Degradable, KeepRequest, ResponseFuture};
 
 /// A service with a fallback. Made by [`FallbackLayer`](crate::FallbackLayer).
@@ -70,7 +70,7 @@ where
     K: KeepRequest<Req>,
     F: Service<K::Kept, Response = S::Response> + Clone,
     F::Error: fmt::Display,
-    C: for<'a> Classify<S::Response, Response<Verdict<'a>> = S::Response>,
+    C: for<'a> Classify<S::Response, Response<OutcomeRecorder<'a>> = S::Response>,
     A: Answer<S::Response, S::Error>,
 {
     type Response = S::Response;

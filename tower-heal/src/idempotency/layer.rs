@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use metrics::Counter;
 use tower_layer::Layer;
+
+use super::builder::IdempotencyBuilder;
 use tower_outcome::BoxErrorAnswer;
 #[cfg(feature = "http")]
 use tower_outcome::HttpAnswer;
 
 use super::flight::Flights;
 use super::{FnCodec, Idempotency};
-use crate::store::{MemoryStore, ResultStore};
+use crate::store::ResultStore;
 
 /// State shared by every service an [`IdempotencyLayer`] makes.
 pub(crate) struct Shared<Codec> {
@@ -52,7 +54,7 @@ impl<Codec> Shared<Codec> {
 ///   replayable" (a retry gets 409, the handler does not run twice). `Set-Cookie` and other
 ///   per-caller headers are never stored (`HttpCodec`);
 /// - entries expire after `ttl` (default 24 h); the store is bounded (the default
-///   [`MemoryStore`]: 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
+///   [`MemoryStore`](crate::store::MemoryStore): 10,000 entries, 64 MiB) or durable (`SqliteStore`). A bounded store
 ///   that fills up evicts live entries before their `ttl`; each is counted in
 ///   `heal_store_evictions_total` and logged, and that key's next request runs again: size
 ///   the store for the keys of one `ttl`.
@@ -92,8 +94,8 @@ impl<Codec> Shared<Codec> {
 /// ```
 #[must_use]
 pub struct IdempotencyLayer<Codec, A = BoxErrorAnswer> {
-    shared: Arc<Shared<Codec>>,
-    _answer: PhantomData<fn() -> A>,
+    pub(super) shared: Arc<Shared<Codec>>,
+    pub(super) _answer: PhantomData<fn() -> A>,
 }
 
 #[cfg(feature = "http")]
@@ -106,9 +108,17 @@ impl IdempotencyLayer<(), ()> {
 }
 
 impl IdempotencyLayer<(), ()> {
-    /// A builder for any service, from closures (see [`FnCodec`]); errors are `BoxError`.
-    pub fn keyed<K, E, D>(key: K, encode: E, decode: D) -> IdempotencyBuilder<FnCodec<K, E, D>> {
+    /// A builder for any service, from closures (see [`FnCodec`]): `key` reads a request's
+    /// idempotency key, `encode` and `decode` store and restore its result; errors are
+    /// `BoxError`.
+    pub fn from_fn<K, E, D>(key: K, encode: E, decode: D) -> IdempotencyBuilder<FnCodec<K, E, D>> {
         IdempotencyBuilder::new(FnCodec::new(key, encode, decode))
+    }
+
+    /// The old name of [`from_fn`](Self::from_fn) (it read like "one layer per key").
+    #[deprecated(since = "0.1.0", note = "renamed to `IdempotencyLayer::from_fn`")]
+    pub fn keyed<K, E, D>(key: K, encode: E, decode: D) -> IdempotencyBuilder<FnCodec<K, E, D>> {
+        Self::from_fn(key, encode, decode)
     }
 }
 
@@ -135,75 +145,5 @@ impl<S, Codec, A> Layer<S> for IdempotencyLayer<Codec, A> {
 
     fn layer(&self, inner: S) -> Self::Service {
         Idempotency::new(inner, Arc::clone(&self.shared))
-    }
-}
-
-/// Builds an [`IdempotencyLayer`].
-#[must_use]
-pub struct IdempotencyBuilder<Codec, A = BoxErrorAnswer> {
-    pub(crate) codec: Codec,
-    store: Option<Arc<dyn ResultStore>>,
-    ttl: Option<Duration>,
-    max_wait: Duration,
-    _answer: PhantomData<fn() -> A>,
-}
-
-impl<Codec, A> IdempotencyBuilder<Codec, A> {
-    pub(crate) fn new(codec: Codec) -> Self {
-        Self {
-            codec,
-            store: None,
-            ttl: Some(Duration::from_secs(86_400)),
-            max_wait: Duration::from_secs(10),
-            _answer: PhantomData,
-        }
-    }
-
-    /// `store`: where responses are kept (default: a [`MemoryStore`] of 10,000 entries and
-    /// 64 MiB). Share one store between layers by passing an `Arc`.
-    pub fn store(mut self, store: impl ResultStore) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// `ttl`: how long a stored response is replayed (default 24 h; `None`: until evicted).
-    pub fn ttl(mut self, ttl: impl Into<Option<Duration>>) -> Self {
-        self.ttl = ttl.into();
-        self
-    }
-
-    /// `max_wait`: how long a duplicate waits for the first call with its key before it is
-    /// answered "in progress" (HTTP 409; other services: the family's `Rejected`). Default
-    /// 10 s. A waiting duplicate holds no downstream capacity.
-    pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.max_wait = wait;
-        self
-    }
-
-    /// Builds the layer.
-    pub fn build(self) -> IdempotencyLayer<Codec, A> {
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::default()));
-        IdempotencyLayer {
-            shared: Arc::new(Shared {
-                codec: self.codec,
-                store,
-                ttl: self.ttl,
-                max_wait: self.max_wait,
-                flights: Arc::default(),
-                replays: crate::metrics::replay_counter(),
-            }),
-            _answer: PhantomData,
-        }
-    }
-}
-
-impl<Codec: fmt::Debug, A> fmt::Debug for IdempotencyBuilder<Codec, A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdempotencyBuilder")
-            .field("codec", &self.codec)
-            .field("ttl", &self.ttl)
-            .finish()
     }
 }

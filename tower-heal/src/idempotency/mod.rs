@@ -6,6 +6,7 @@
 //! (HTTP bodies stream through `IdempotentBody`), and a codec stores through the
 //! [`StoreSlot`] it is handed with the first call's response.
 
+mod builder;
 mod codec;
 mod flight;
 mod future;
@@ -15,10 +16,11 @@ mod layer;
 mod service;
 mod slot;
 
+pub use builder::IdempotencyBuilder;
 pub use codec::{FnCodec, IdempotencyCodec, Prepared, fingerprint};
 pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use http::{HttpCodec, IdempotentBody, MAX_KEY_LEN, PrepareFuture, REPLAYED_HEADER};
-pub use layer::{IdempotencyBuilder, IdempotencyLayer};
+pub use layer::IdempotencyLayer;
 pub use service::Idempotency;
 pub use slot::StoreSlot;

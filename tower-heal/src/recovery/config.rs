@@ -27,7 +27,8 @@ pub enum DuringRebuild {
 /// improvement.
 ///
 /// With the `serde` feature it reads
-/// `{"success_rate_threshold": 0.8, "window_seconds": 30, "min_calls": 5, "max_attempts": 3}`;
+/// `{"success_rate_threshold": 0.8, "window_seconds": 30, "minimum_calls": 5, "max_attempts": 3}`
+/// (`min_calls`, the old name, is read too);
 /// unknown fields are an error, so a typo never leaves a default in force silently.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
@@ -39,8 +40,10 @@ pub struct RecoveryConfig {
     pub success_rate_threshold: f64,
     /// The window's length. Default 30.
     pub window_seconds: f64,
-    /// The rate rule waits for this many calls in the window. Default 5.
-    pub min_calls: u32,
+    /// The rate rule waits for this many calls in the window. Default 5. (Named as the
+    /// breaker's `minimum_calls`; the JSON field `min_calls` is read too.)
+    #[cfg_attr(feature = "serde", serde(alias = "min_calls"))]
+    pub minimum_calls: u32,
     /// Recover after this many failures in a row, whatever the rate; `None` turns the rule
     /// off. Default 5.
     pub consecutive_failures: Option<u32>,
@@ -68,7 +71,7 @@ impl Default for RecoveryConfig {
             name: "default".to_owned(),
             success_rate_threshold: 0.8,
             window_seconds: 30.0,
-            min_calls: 5,
+            minimum_calls: 5,
             consecutive_failures: Some(5),
             max_attempts: 3,
             holdoff_seconds: 5.0,
@@ -146,7 +149,7 @@ impl RecoveryConfig {
         Ok(Settings {
             threshold: rate,
             window: duration("window_seconds", self.window_seconds)?,
-            min_calls: u64::from(count("min_calls", self.min_calls)?),
+            min_calls: u64::from(count("minimum_calls", self.minimum_calls)?),
             consecutive: match self.consecutive_failures {
                 Some(n) => Some(u64::from(count("consecutive_failures", n)?)),
                 None => None,
@@ -182,14 +185,14 @@ mod tests {
             "success_rate_threshold must be a rate in (0, 1], got 1.5"
         );
         c.success_rate_threshold = 0.8;
-        c.min_calls = 0;
+        c.minimum_calls = 0;
         assert!(
             c.validate()
                 .unwrap_err()
                 .to_string()
-                .starts_with("min_calls")
+                .starts_with("minimum_calls")
         );
-        c.min_calls = 5;
+        c.minimum_calls = 5;
         c.window_seconds = f64::NAN;
         assert!(
             c.validate()
@@ -205,6 +208,15 @@ mod tests {
                 .to_string()
                 .starts_with("max_holdoff_seconds")
         );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn minimum_calls_is_read_under_its_new_and_old_names() {
+        for field in ["minimum_calls", "min_calls"] {
+            let c: RecoveryConfig = serde_json::from_str(&format!(r#"{{"{field}": 9}}"#)).unwrap();
+            assert_eq!(c.minimum_calls, 9, "{field}");
+        }
     }
 
     #[cfg(feature = "serde")]

@@ -52,4 +52,30 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error as the family's [`FieldError`](tower_outcome::FieldError) (field path, value,
+    /// what was expected), so errors of several layers' configurations can be reported the
+    /// same way; `None` for an error that is not about one value (two settings out of order).
+    #[must_use]
+    pub fn field_error(&self) -> Option<tower_outcome::FieldError> {
+        use tower_outcome::FieldError;
+        match self {
+            Self::Rate { field, value } => Some(FieldError::new(
+                *field,
+                value.to_string(),
+                "a rate in (0, 1]",
+            )),
+            Self::Count { field, value } => {
+                Some(FieldError::new(*field, value.to_string(), "at least 1"))
+            }
+            Self::Duration { field, seconds } => Some(FieldError::new(
+                *field,
+                seconds.to_string(),
+                "a positive number of seconds, at most 604800 (7 days)",
+            )),
+            Self::Order { .. } => None,
+        }
+    }
+}
+
 impl std::error::Error for ConfigError {}

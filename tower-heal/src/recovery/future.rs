@@ -13,7 +13,7 @@ use tower_outcome::{Answer, Classify, Outcome, Rejected};
 use tower_service::Service;
 
 use super::health::{Health, Waiter};
-use crate::fallback::Verdict;
+use crate::fallback::OutcomeRecorder;
 
 pin_project! {
     /// The response future of [`Recovery`](crate::Recovery).
@@ -107,7 +107,7 @@ where
 impl<S, Req, C, A> Future for ResponseFuture<S, Req, C, A>
 where
     S: Service<Req> + Clone + Send + 'static,
-    C: for<'a> Classify<S::Response, Response<Verdict<'a>> = S::Response>,
+    C: for<'a> Classify<S::Response, Response<OutcomeRecorder<'a>> = S::Response>,
     A: Answer<S::Response, S::Error>,
 {
     type Output = Result<S::Response, A::Error>;
@@ -122,7 +122,7 @@ where
                     Ok(response) => {
                         let verdict = std::cell::Cell::new(Outcome::Ignore);
                         let response =
-                            classifier.classify_response(response, Verdict::new(&verdict));
+                            classifier.classify_response(response, OutcomeRecorder::new(&verdict));
                         (Ok(response), verdict.get())
                     }
                     Err(error) => {

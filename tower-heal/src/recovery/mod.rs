@@ -3,6 +3,7 @@
 //!
 //! See [`RecoveryLayer`].
 
+mod builder;
 mod config;
 mod error;
 mod future;
@@ -10,9 +11,10 @@ mod health;
 mod layer;
 mod service;
 
+pub use builder::RecoveryBuilder;
 pub use config::{DuringRebuild, MAX_DURATION, RecoveryConfig};
 pub use error::ConfigError;
 pub use future::ResponseFuture;
 pub use health::Escalation;
-pub use layer::{RecoveryBuilder, RecoveryLayer};
+pub use layer::RecoveryLayer;
 pub use service::Recovery;

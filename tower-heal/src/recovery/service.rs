@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::DuringRebuild;
 use super::ResponseFuture;
 use super::health::Health;
-use crate::fallback::Verdict;
+use crate::fallback::OutcomeRecorder;
 
 /// A service under a health monitor. Made by [`RecoveryLayer`](crate::RecoveryLayer).
 ///
@@ -136,7 +136,7 @@ impl<S: fmt::Debug, C, A> fmt::Debug for Recovery<S, C, A> {
 impl<S, C, A, Req> Service<Req> for Recovery<S, C, A>
 where
     S: Service<Req> + Clone + Send + 'static,
-    C: for<'a> Classify<S::Response, Response<Verdict<'a>> = S::Response> + Clone,
+    C: for<'a> Classify<S::Response, Response<OutcomeRecorder<'a>> = S::Response> + Clone,
     A: Answer<S::Response, S::Error>,
 {
     type Response = S::Response;

@@ -22,7 +22,7 @@ use crate::{
 /// use std::time::Duration;
 /// use tower_heal::{Backoff, Class, ClassPolicy, Jitter, RetryBudget, RetryLayer};
 ///
-/// let layer = RetryLayer::http()
+/// let layer = RetryLayer::builder().http_client()
 ///     .name("llm")
 ///     .max_retries(3)
 ///     .initial_delay(Duration::from_millis(500))
@@ -67,9 +67,22 @@ impl<C, G, R> RetryBuilder<C, G, R> {
         }
     }
 
-    /// Replaces the whole configuration (classifier, gate, replay and hook stay).
-    pub fn config(mut self, config: RetryConfig) -> Self {
-        match config.settings() {
+    #[cfg(feature = "http")]
+    fn preset<C2, G2, R2>(self, classifier: C2, gate: G2, replay: R2) -> RetryBuilder<C2, G2, R2> {
+        RetryBuilder {
+            settings: self.settings,
+            error: self.error,
+            classifier,
+            gate,
+            replay,
+            hook: self.hook,
+        }
+    }
+
+    /// Replaces the whole configuration (classifier, gate, replay and hook stay). Takes the
+    /// configuration by reference or by value.
+    pub fn config(mut self, config: impl std::borrow::Borrow<RetryConfig>) -> Self {
+        match config.borrow().settings() {
             Ok(settings) => self.settings = settings,
             Err(error) => self.error = self.error.or(Some(error)),
         }
@@ -186,7 +199,7 @@ impl<C, G, R> RetryBuilder<C, G, R> {
     /// `retry_non_idempotent`: retry a failure that may have reached the server (a timeout,
     /// a connection lost mid-call) even when the gate says the request is not idempotent
     /// (default `false`). The gate's [`allows`](crate::RetryGate::allows) still decides
-    /// which requests are retried at all: over [`RetryLayer::http`], a POST without an
+    /// which requests are retried at all: over [`http_client`](Self::http_client), a POST without an
     /// `Idempotency-Key` is never retried.
     pub fn retry_non_idempotent(mut self, retry: bool) -> Self {
         self.settings.retry_non_idempotent = retry;
@@ -274,20 +287,31 @@ impl<C, G, R> RetryBuilder<C, G, R> {
 }
 
 #[cfg(feature = "http")]
-impl RetryLayer {
-    /// A builder for HTTP clients: [`HttpClasses`](crate::HttpClasses) (502, 503, 504, 408,
+impl<C, G, R> RetryBuilder<C, G, R> {
+    /// The preset for HTTP clients: [`HttpClasses`](crate::HttpClasses) (502, 503, 504, 408,
     /// 429 with `Retry-After`), [`IdempotentMethods`](crate::IdempotentMethods) (only
     /// idempotent methods or requests with an `Idempotency-Key`), requests cloned (use
-    /// [`replay_bodies`](RetryBuilder::replay_bodies) for bodies that are not `Clone`).
-    pub fn http() -> RetryBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
-        RetryBuilder::with(
+    /// [`replay_bodies`](RetryBuilder::replay_bodies) for bodies that are not `Clone`). Errors
+    /// stay errors: the caller gets the last answer or error. The preset replaces the
+    /// classifier, gate and replay set before it; the settings stay.
+    ///
+    /// ```
+    /// use tower_heal::RetryLayer;
+    ///
+    /// let retry = RetryLayer::builder().http_client().max_retries(3).build().unwrap();
+    /// # let _ = retry;
+    /// ```
+    pub fn http_client(
+        self,
+    ) -> RetryBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
+        self.preset(
             crate::HttpClasses::new(),
             crate::IdempotentMethods,
             CloneRequest,
         )
     }
 
-    /// A builder for gRPC clients (over tonic's `Channel`), after gRPC's retry design (A6):
+    /// The preset for gRPC clients (over tonic's `Channel`), after gRPC's retry design (A6):
     /// [`GrpcClasses`](crate::GrpcClasses) retries `UNAVAILABLE` answers (honouring
     /// `grpc-retry-pushback-ms`) and RPCs that never left the client (a refused connection
     /// or stream); [`GrpcGate`](crate::GrpcGate) retries a timeout or a connection lost
@@ -295,17 +319,34 @@ impl RetryLayer {
     /// [`idempotent_method`](RetryBuilder::idempotent_method). The RPC's deadline
     /// (`grpc-timeout`, or a [`Deadline`](crate::Deadline) extension) bounds every back-off,
     /// and each retry's `grpc-timeout` is the time left. Bodies are replayed from a buffer of
-    /// up to 64 KiB.
+    /// up to 64 KiB. The preset replaces the classifier, gate and replay set before it.
     ///
     /// tonic's `Channel` fails with its own error type, which the classes cannot look into:
     /// such an error counts as possibly sent. Map it into a `BoxError` under the layer
     /// (`.map_err(BoxError::from)`) so a refused connection is recognised.
-    pub fn grpc() -> RetryBuilder<crate::GrpcClasses, crate::GrpcGate, crate::ReplayBodies> {
-        RetryBuilder::with(
+    pub fn grpc_client(
+        self,
+    ) -> RetryBuilder<crate::GrpcClasses, crate::GrpcGate, crate::ReplayBodies> {
+        self.preset(
             crate::GrpcClasses::new(),
             crate::GrpcGate::new(),
             crate::ReplayBodies::new(64 * 1024),
         )
+    }
+}
+
+#[cfg(feature = "http")]
+impl RetryLayer {
+    /// The old spelling of `RetryLayer::builder().http_client()`.
+    #[deprecated(since = "0.1.0", note = "use `RetryLayer::builder().http_client()`")]
+    pub fn http() -> RetryBuilder<crate::HttpClasses, crate::IdempotentMethods, CloneRequest> {
+        RetryLayer::builder().http_client()
+    }
+
+    /// The old spelling of `RetryLayer::builder().grpc_client()`.
+    #[deprecated(since = "0.1.0", note = "use `RetryLayer::builder().grpc_client()`")]
+    pub fn grpc() -> RetryBuilder<crate::GrpcClasses, crate::GrpcGate, crate::ReplayBodies> {
+        RetryLayer::builder().grpc_client()
     }
 }
 

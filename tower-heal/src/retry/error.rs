@@ -77,6 +77,42 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error as the family's [`FieldError`](tower_outcome::FieldError) (field path, value,
+    /// what was expected), so errors of several layers' configurations can be reported the
+    /// same way; `None` for an error that is not about one value (a missing companion setting).
+    #[must_use]
+    pub fn field_error(&self) -> Option<tower_outcome::FieldError> {
+        use tower_outcome::FieldError;
+        match self {
+            Self::Count { field, value, max } => Some(FieldError::new(
+                *field,
+                value.to_string(),
+                format!("at most {max}"),
+            )),
+            Self::Duration { field, millis } => Some(FieldError::new(
+                *field,
+                format!("{millis} ms"),
+                "a positive duration of at most 7 days",
+            )),
+            Self::Number {
+                field,
+                value,
+                range,
+            } => Some(FieldError::new(*field, value.to_string(), *range)),
+            Self::Jitter(name) => Some(FieldError::new(
+                "jitter",
+                format!("{name:?}"),
+                "a bool or one of none, full, equal, decorrelated, proportional(f)",
+            )),
+            Self::Class { class, error } => error
+                .field_error()
+                .map(|e| e.under(&format!("retry_policies.{class}"))),
+            Self::Missing { .. } => None,
+        }
+    }
+}
+
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -87,7 +123,7 @@ impl std::error::Error for ConfigError {
 }
 
 /// The longest duration a setting accepts: 7 days.
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+pub use tower_outcome::MAX_DURATION;
 
 pub(crate) fn check_duration(
     field: &'static str,

@@ -55,11 +55,12 @@ impl RetryLayer {
     /// classes and gate: errors are retried, responses never are, and over HTTP a timeout is
     /// retried only for an idempotent request unless the configuration's
     /// `retry_non_idempotent` says otherwise. For HTTP (retrying 503s and 429s, honouring
-    /// `Retry-After`), use `RetryLayer::http().config(config).build()` instead.
+    /// `Retry-After`), use `RetryLayer::builder().config(&config).http_client().build()`
+    /// instead. Takes the configuration by reference or by value.
     ///
     /// # Errors
     /// The first invalid value.
-    pub fn from_config(config: RetryConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(config: impl std::borrow::Borrow<RetryConfig>) -> Result<Self, ConfigError> {
         RetryBuilder::new().config(config).build()
     }
 }

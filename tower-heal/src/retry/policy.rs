@@ -118,7 +118,7 @@ pub trait RetryGate<Req> {
 /// specialisation the method is read for the common bodies only (`()`, `String`,
 /// `Vec<u8>`, `Bytes`, `&'static str`, [`ReplayBody`](crate::ReplayBody) of those); an
 /// `http::Request` with another body counts as not idempotent. For HTTP, prefer
-/// [`RetryLayer::http`](crate::RetryLayer::http), whose [`IdempotentMethods`] reads every
+/// [`RetryBuilder::http_client`](crate::RetryBuilder::http_client), whose [`IdempotentMethods`] reads every
 /// request.
 ///
 /// ```
@@ -435,7 +435,7 @@ mod http_gate {
 
 /// Every HTTP request may be retried, after any failure; its deadline (a [`Deadline`]
 /// extension, or its `grpc-timeout` header) is honoured. For gRPC, [`GrpcGate`] (the
-/// default of [`RetryLayer::grpc`](crate::RetryLayer::grpc)) retries a timeout only for
+/// default of [`RetryBuilder::grpc_client`](crate::RetryBuilder::grpc_client)) retries a timeout only for
 /// idempotent methods.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AnyRequestWithDeadline;
