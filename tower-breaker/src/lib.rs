@@ -342,6 +342,8 @@ mod config;
 mod config_serde;
 mod error;
 mod event;
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod future;
 mod handle;
 mod keyed;

@@ -244,6 +244,7 @@ mod compartment;
 mod config;
 mod cost;
 mod error;
+pub mod fleet;
 pub mod future;
 mod handle;
 mod hold;
