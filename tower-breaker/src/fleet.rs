@@ -154,8 +154,7 @@ impl FleetOverridesBuilder {
     /// # Errors
     /// The URL is not a Redis URL, or Redis does not answer within the timeout.
     pub async fn connect(self) -> Result<FleetOverrides, FleetError> {
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|e| FleetError(Box::new(e)))?;
+        let client = redis::Client::open(self.url.as_str()).map_err(|e| FleetError(Box::new(e)))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))

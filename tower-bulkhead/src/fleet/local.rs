@@ -58,7 +58,9 @@ impl LocalBudget {
     }
 
     fn remaining(&self, tat: f64, now: f64) -> u64 {
-        ((self.tolerance - (tat - now)) / self.interval).floor().max(0.0) as u64
+        ((self.tolerance - (tat - now)) / self.interval)
+            .floor()
+            .max(0.0) as u64
     }
 }
 

@@ -32,9 +32,9 @@ mod local;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use local::LocalBudget;
 #[cfg(feature = "redis")]
 pub use self::redis::{FLEET_DEGRADED, RedisBudget, RedisBudgetBuilder};
+pub use local::LocalBudget;
 
 use std::future::Future;
 use std::time::Duration;

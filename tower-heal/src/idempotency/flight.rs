@@ -158,7 +158,12 @@ impl Leader {
     }
 
     /// Keeps the shared store's claim on `store_key` until this leader is dropped.
-    pub(crate) fn hold_fleet(&mut self, store: Arc<dyn ResultStore>, store_key: String, token: u64) {
+    pub(crate) fn hold_fleet(
+        &mut self,
+        store: Arc<dyn ResultStore>,
+        store_key: String,
+        token: u64,
+    ) {
         self.fleet = Some(FleetHold {
             store,
             store_key,

@@ -133,7 +133,13 @@ where
     let mut leader = leader;
     match shared.store.claim(&store_key) {
         Ok(StoreClaim::Held(token)) => {
+            // Another replica may have stored its answer and released the key between the
+            // read above and this claim: read once more, holding the claim.
+            let answer = stored::<S, Req, Codec, A>(shared, &store_key, &key, fingerprint);
             leader.hold_fleet(Arc::clone(&shared.store), store_key, token);
+            if let Some(answer) = answer {
+                return Step::Done(answer);
+            }
         }
         Ok(StoreClaim::Busy) => {
             tracing::info!(target: "tower_heal", key, "a request with this idempotency key is in progress on another replica");

@@ -123,8 +123,8 @@ impl RedisStoreBuilder {
                 "timeout and claim_ttl must be above zero".into(),
             ));
         }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
