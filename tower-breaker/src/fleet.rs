@@ -228,13 +228,13 @@ impl FleetOverrides {
     /// Redis failed or did not answer within the timeout.
     pub async fn set(&self, name: &str, what: Override) -> Result<(), FleetError> {
         let mut conn = self.conn.clone();
-        let call = self
-            .script
+        let mut invocation = self.script.prepare_invoke();
+        invocation
             .key(self.key(name))
             .key(self.generation_key())
             .arg(what.as_str())
-            .arg(self.channel(name))
-            .invoke_async::<i64>(&mut conn);
+            .arg(self.channel(name));
+        let call = invocation.invoke_async::<i64>(&mut conn);
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(FleetError(Box::new(e))),
@@ -255,9 +255,9 @@ impl FleetOverrides {
 
     async fn stored(&self, name: &str) -> Option<(u64, Override)> {
         let mut conn = self.conn.clone();
-        let get = redis::cmd("GET")
-            .arg(self.key(name))
-            .query_async::<Option<String>>(&mut conn);
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(name));
+        let get = cmd.query_async::<Option<String>>(&mut conn);
         match tokio::time::timeout(self.timeout, get).await {
             Ok(Ok(Some(value))) => parse(&value),
             Ok(Ok(None)) => None,

@@ -111,7 +111,10 @@ async fn a_killed_replicas_leases_come_back_after_the_lease_time() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // 100, 102..104 expired; 105 was renewed.
     assert!(b.lease(106, 4).await.allowed);
-    assert!(!b.lease(107, 1).await.allowed, "the renewed lease still counts");
+    assert!(
+        !b.lease(107, 1).await.allowed,
+        "the renewed lease still counts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +143,10 @@ async fn redis_stopped_mid_run_switches_to_the_failure_mode_and_back() {
         }
     }
     assert_eq!(admitted, 20);
-    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the timeout"
+    );
 
     server.restart();
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -172,5 +178,8 @@ async fn a_settle_made_while_redis_stalls_is_applied_when_it_answers_again() {
     tokio::time::sleep(Duration::from_millis(450)).await;
     let grant = a.take(1).await;
     assert!(grant.allowed);
-    assert_eq!(grant.remaining, 49, "the 20 refunded during the stall were applied");
+    assert_eq!(
+        grant.remaining, 49,
+        "the 20 refunded during the stall were applied"
+    );
 }

@@ -385,30 +385,30 @@ impl RedisBudget {
 
     async fn rate_call(&self, cost: i64, op: &str) -> Option<Reply> {
         let mut conn = self.conn.clone();
-        let invocation = self
-            .rate
+        let mut invocation = self.rate.prepare_invoke();
+        invocation
             .key(&self.rate_key)
             .arg(self.interval_us)
             .arg(self.tolerance_us)
             .arg(cost)
-            .arg(op)
-            .invoke_async::<Reply>(&mut conn);
-        self.shared(invocation).await
+            .arg(op);
+        self.shared(invocation.invoke_async::<Reply>(&mut conn))
+            .await
     }
 
     async fn leases(&self, op: &str, id: u64, cost: u64) -> Option<Reply> {
         let mut conn = self.conn.clone();
-        let invocation = self
-            .lease
+        let mut invocation = self.lease.prepare_invoke();
+        invocation
             .key(&self.leases_key)
             .key(&self.leased_key)
             .arg(op)
             .arg(format!("{id}:{cost}"))
             .arg(cost)
             .arg(self.capacity)
-            .arg(self.lease_us)
-            .invoke_async::<Reply>(&mut conn);
-        self.shared(invocation).await
+            .arg(self.lease_us);
+        self.shared(invocation.invoke_async::<Reply>(&mut conn))
+            .await
     }
 
     /// Applies the settles kept while Redis was away.

@@ -138,7 +138,9 @@ impl RedisServer {
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut buf = [0u8; 16];
                 if stream.write_all(b"PING\r\n").is_ok()
-                    && stream.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                    && stream
+                        .read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
                 {
                     return true;
                 }
