@@ -10,6 +10,19 @@ use std::time::Duration;
 
 use tower_bulkhead::fleet::{BudgetStore, FailureMode, RedisBudget};
 
+/// Takes one token until granted, for at most 2 s (a reconnect, then a probe, once per
+/// `probe_interval`).
+async fn take_until_granted(budget: &RedisBudget) -> tower_bulkhead::fleet::Grant {
+    let started = std::time::Instant::now();
+    loop {
+        let grant = budget.take(1).await;
+        if grant.allowed || started.elapsed() > Duration::from_secs(2) {
+            return grant;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `burst` tokens, refilled at one token a minute (nothing refills during a test).
 async fn budget(url: &str, name: &str, burst: u64, failure: FailureMode) -> RedisBudget {
     RedisBudget::builder(name)
@@ -149,11 +162,44 @@ async fn redis_stopped_mid_run_switches_to_the_failure_mode_and_back() {
     );
 
     server.restart();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let grant = closed.take(1).await;
+    let grant = take_until_granted(&closed).await;
     assert!(grant.allowed, "shared again");
     assert!(!closed.is_degraded());
     assert_eq!(grant.remaining, 59, "a fresh Redis: the full burst");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_to_the_failure_mode_and_back_shows_in_the_degraded_gauge() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let Some(mut server) = server::RedisServer::start() else {
+        return;
+    };
+    // The only test of this binary that installs a recorder.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).unwrap();
+    let gauge = || {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find(|(k, ..)| {
+                k.key().name() == tower_bulkhead::fleet::FLEET_DEGRADED
+                    && k.key().labels().any(|l| l.value() == "gauged")
+            })
+            .map(|(.., v)| match v {
+                DebugValue::Gauge(g) => g.into_inner(),
+                _ => -1.0,
+            })
+    };
+    let budget = budget(&server.url(), "gauged", 60, FailureMode::FailClosed).await;
+    assert!(budget.take(1).await.allowed);
+    server.kill();
+    assert!(!budget.take(1).await.allowed);
+    assert_eq!(gauge(), Some(1.0));
+    server.restart();
+    assert!(take_until_granted(&budget).await.allowed);
+    assert_eq!(gauge(), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

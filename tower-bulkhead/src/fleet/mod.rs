@@ -71,6 +71,28 @@ impl Grant {
             retry_after,
         }
     }
+
+    /// For a refusal, the family's rejection (`budget_exhausted`, HTTP 429 with
+    /// `Retry-After`) of the bulkhead named `name`; `None` when granted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_bulkhead::Reason;
+    /// use tower_bulkhead::fleet::Grant;
+    ///
+    /// let rejected = Grant::refused(Duration::from_secs(3)).rejection("llm").unwrap();
+    /// assert_eq!(rejected.reason(), Reason::BudgetExhausted);
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(3)));
+    /// assert!(Grant::allowed(10).rejection("llm").is_none());
+    /// ```
+    #[must_use]
+    pub fn rejection(&self, name: &str) -> Option<crate::Rejected> {
+        (!self.allowed).then(|| {
+            crate::Rejected::new(crate::LayerKind::Bulkhead, crate::Reason::BudgetExhausted)
+                .with_name(name)
+                .with_retry_after(self.retry_after)
+        })
+    }
 }
 
 /// What a fleet budget does while its shared store cannot be reached.
