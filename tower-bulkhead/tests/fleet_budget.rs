@@ -71,6 +71,48 @@ async fn three_replicas_share_one_rate_budget_and_never_over_admit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_layered_replicas_share_one_budget_and_reject_with_retry_after() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tower::{BoxError, ServiceExt, service_fn};
+    use tower_bulkhead::fleet::FleetBudgetLayer;
+    use tower_bulkhead::{Reason, find_rejected};
+    use tower_layer::Layer;
+
+    let Some(server) = server::RedisServer::start() else {
+        return;
+    };
+    let spent = Arc::new(AtomicU64::new(0));
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let budget = Arc::new(budget(&server.url(), "layered", 20, FailureMode::FailClosed).await);
+        let layer = FleetBudgetLayer::new("layered", budget, |cost: &u64| *cost);
+        let spent = Arc::clone(&spent);
+        let svc = layer.layer(service_fn(move |cost: u64| {
+            spent.fetch_add(cost, Ordering::SeqCst);
+            async move { Ok::<_, BoxError>(cost) }
+        }));
+        for cost in [1, 2, 3, 1, 2, 3] {
+            calls.push(tokio::spawn(svc.clone().oneshot(cost)));
+        }
+    }
+    let mut rejected = 0;
+    for call in calls {
+        if let Err(err) = call.await.unwrap() {
+            let refusal = find_rejected(&*err).expect("the family's rejection");
+            assert_eq!(refusal.reason(), Reason::BudgetExhausted);
+            assert!(refusal.retry_after().is_some_and(|d| d > Duration::ZERO));
+            rejected += 1;
+        }
+    }
+    let spent = spent.load(Ordering::SeqCst);
+    assert!(spent <= 20, "the inner services together spent {spent}");
+    assert!(
+        spent > 17 && rejected > 0,
+        "spent {spent}, rejected {rejected}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settle_refunds_below_the_estimate_and_charges_debt_above_it() {
     let Some(server) = server::RedisServer::start() else {
         return;

@@ -26,14 +26,18 @@
 //! `EVALSHA`, `TIME` and core data types are used, no modules.
 //!
 //! The layer's own budgets stay in-process by default; a fleet budget is a
-//! [`RedisBudget`] checked through the [`BudgetStore`] trait.
+//! [`RedisBudget`] checked through the [`BudgetStore`] trait, in front of the inner service
+//! with a [`FleetBudgetLayer`] (inside the [`BulkheadLayer`](crate::BulkheadLayer) that keeps
+//! the local concurrency limit).
 
+mod layer;
 mod local;
 #[cfg(feature = "redis")]
 mod redis;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{FLEET_DEGRADED, RedisBudget, RedisBudgetBuilder};
+pub use layer::{FleetBudget, FleetBudgetLayer, FleetFuture};
 pub use local::LocalBudget;
 
 use std::future::Future;
