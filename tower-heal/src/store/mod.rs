@@ -1,8 +1,11 @@
 //! Result stores: where idempotent responses and workflow checkpoints are kept.
 //!
-//! One trait, [`ResultStore`], with two implementations: [`MemoryStore`] (the default,
-//! bounded in entries and bytes) and, with the `sqlite` feature, `SqliteStore`, a durable
-//! embedded store that survives a process crash.
+//! One trait, [`ResultStore`], with three implementations: [`MemoryStore`] (the default,
+//! bounded in entries and bytes); with the `sqlite` feature, `SqliteStore`, a durable
+//! embedded store that survives a process crash; with the `redis` feature, `RedisStore`, one
+//! store for every replica of a service, which also claims idempotency keys fleet-wide
+//! ([`ResultStore::claim`]) so a duplicate sent to another replica does not run the handler
+//! again.
 
 mod error;
 mod memory;
