@@ -271,3 +271,69 @@ async fn a_settle_made_while_redis_stalls_is_applied_when_it_answers_again() {
         "the 20 refunded during the stall were applied"
     );
 }
+
+/// The body of a child replica of `three_child_processes_share_one_budget_exactly`: it runs
+/// only with `FLEET_CHILD_URL` set (by that test), and prints what it was granted.
+#[tokio::test]
+async fn child_replica() {
+    let Ok(url) = std::env::var("FLEET_CHILD_URL") else {
+        return;
+    };
+    let budget = budget(&url, "children", 30, FailureMode::FailClosed).await;
+    let mut admitted = 0;
+    for _ in 0..20 {
+        if budget.take(1).await.allowed {
+            admitted += 1;
+        }
+    }
+    println!("admitted={admitted}");
+}
+
+#[test]
+fn three_child_processes_share_one_budget_exactly() {
+    use std::process::{Command, Stdio};
+    let Some(server) = server::RedisServer::start() else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_replica",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("FLEET_CHILD_URL", server.url())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Bounded: each child is done within 10 s or is killed (and the test fails).
+    let started = std::time::Instant::now();
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        if started.elapsed() > Duration::from_secs(10) {
+            for child in &mut children {
+                let _ = child.kill();
+            }
+            panic!("a child replica did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut admitted = 0;
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8_lossy(&output.stdout);
+        let line = text
+            .split_once("admitted=")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .expect("the child's count");
+        admitted += line.parse::<u64>().unwrap();
+    }
+    // Three processes asking 60 tokens of a 30-token budget get exactly 30.
+    assert_eq!(admitted, 30);
+}
