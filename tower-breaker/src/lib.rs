@@ -323,6 +323,7 @@
 //! | `http` | yes | [`HttpStatus`], [`GrpcStatus`], `.http()`, `.grpc()` |
 //! | `reqwest` | no | `ReqwestStatus`, a classifier for a breaker in front of `reqwest::Client` (implies `http`) |
 //! | `serde` | no | `Deserialize`/`Serialize` for the configuration types |
+//! | `redis` | no | `fleet::FleetOverrides`: force-open, disable or reset a named breaker on every replica through Redis; the counters stay local |
 //!
 //! # Supported Rust versions
 //!
