@@ -57,7 +57,7 @@ async fn main() {
     println!("redis strict take: mean {m:.1} µs, p50 {p50:.1} µs, p99 {p99:.1} µs");
 
     // 10 replicas, 100 000 tokens per minute, a burst of 6 s worth (10 000), 6 s of bursty
-    // load of about 3 times the quota.
+    // load of about 3 times the refill rate.
     let replicas = 10;
     let run = Duration::from_secs(6);
     let burst = 10_000_u64;
@@ -85,9 +85,9 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let mut rng = fastrand::Rng::with_seed(replica);
             while started.elapsed() < run {
-                // A burst of 1 to 8 calls of 100 to 2 000 tokens, then 20 to 200 ms of quiet.
+                // A burst of 1 to 8 calls of 50 to 500 tokens, then 1 to 4 s of quiet.
                 for _ in 0..rng.u64(1..=8) {
-                    let cost = rng.u64(100..=2_000);
+                    let cost = rng.u64(50..=500);
                     asked.fetch_add(cost, Ordering::Relaxed);
                     calls.fetch_add(1, Ordering::Relaxed);
                     if budget.take(cost).await.allowed {
@@ -96,7 +96,8 @@ async fn main() {
                         refused.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(rng.u64(20..=200))).await;
+                let pause = Duration::from_millis(rng.u64(1_000..=4_000));
+                tokio::time::sleep(pause.min(run.saturating_sub(started.elapsed()))).await;
             }
         }));
     }
