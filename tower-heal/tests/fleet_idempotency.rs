@@ -182,3 +182,25 @@ async fn redis_gone_refuses_when_fail_closed_and_runs_when_fail_open() {
     }
     assert!(served, "served again once redis is back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_first_call_releases_its_fleet_claim_at_once() {
+    let Some(server) = server::RedisServer::start() else {
+        return;
+    };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(0));
+    // A long claim: only the release lets b run within the test.
+    let ttl = Duration::from_secs(30);
+    let a = replica(&server.url(), &runs, &gate, ttl, RedisFailure::FailClosed);
+    let b = replica(&server.url(), &runs, &gate, ttl, RedisFailure::FailClosed);
+    let mut first = tokio_test::task::spawn(a.oneshot(("k".into(), 1)));
+    assert!(first.poll().is_pending());
+    let err = b.clone().oneshot(("k".into(), 1)).await.unwrap_err();
+    assert!(in_progress(&err), "{err}");
+    // The client goes away: the claim goes with it.
+    drop(first);
+    gate.add_permits(1);
+    b.oneshot(("k".into(), 1)).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
