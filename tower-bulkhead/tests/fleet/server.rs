@@ -45,8 +45,11 @@ impl RedisServer {
                 "fleet tests required (FLEET_TESTS=require) but redis-server is not installed"
             );
             static SAID: std::sync::Once = std::sync::Once::new();
+            // Straight to stderr: the test harness captures `println!`, and this line must
+            // be seen.
             SAID.call_once(|| {
-                println!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "fleet tests skipped: redis-server not found; install it or set FLEET_TESTS=require"
                 );
             });
