@@ -322,6 +322,7 @@
 //! | `http` | yes | [`HttpStatus`], [`GrpcStatus`], `.http()`, `.grpc()` |
 //! | `reqwest` | no | `ReqwestStatus`, a classifier for a breaker in front of `reqwest::Client` (implies `http`) |
 //! | `serde` | no | `Deserialize`/`Serialize` for the configuration types |
+//! | `redis` | no | `fleet::FleetOverrides`: force-open, disable or reset a named breaker on every replica through Redis; the counters stay local |
 //!
 //! # Supported Rust versions
 //!
@@ -341,6 +342,8 @@ mod config;
 mod config_serde;
 mod error;
 mod event;
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod future;
 mod handle;
 mod keyed;

@@ -258,12 +258,21 @@
 //! a negative duration, a refill period without refill tokens…) are a [`ConfigError`] naming
 //! the field when the layer is built, never a panic.
 //!
+//! # When you outgrow one machine
+//!
+//! A compartment's budgets live in its process, so N replicas spend N times a quota. The
+//! [`fleet`] module shares a rate budget and an in-flight budget between every replica
+//! through Redis (feature `redis`), with an explicit failure mode; the concurrency limit
+//! stays local. See [`fleet`] for what is shared, what stays local and why, the failure
+//! modes and the Redis versions and managed services that work.
+//!
 //! # Feature flags
 //!
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `http` | yes | `.http()`, `.grpc()`, [`HeaderCost`], [`BodySize`], [`UntilBodyEnd`] |
 //! | `serde` | no | `Deserialize`/`Serialize` for the configuration types |
+//! | `redis` | no | `fleet::RedisBudget`: budgets shared by every replica through Redis |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -276,6 +285,7 @@ mod compartment;
 mod config;
 mod cost;
 mod error;
+pub mod fleet;
 pub mod future;
 mod handle;
 mod hold;

@@ -362,6 +362,7 @@
 //! | `http` | yes | [`HttpClasses`], [`GrpcClasses`], [`IdempotentMethods`], [`GrpcGate`], [`ReplayBodies`]; the `Degraded` header, the HTTP idempotency codec, `.http()` answers |
 //! | `serde` | no | `Deserialize` / `Serialize` for [`RetryConfig`] and [`RecoveryConfig`], `Serialize` for [`DegradationReport`] |
 //! | `sqlite` | no | `store::SqliteStore` (SQLite compiled from the crate: nothing to install) |
+//! | `redis` | no | `store::RedisStore`: one result store for every replica, idempotency keys claimed fleet-wide (Redis OSS 7+ or Valkey) |
 //! | `checkpoint` | no | `checkpoint::Workflow` (step results as serde data) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

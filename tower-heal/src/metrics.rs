@@ -13,6 +13,7 @@
 //! | `heal_escalations_total` | counter | `component` | recoveries that did not help `max_attempts` times in a row |
 //! | `heal_idempotent_replays_total` | counter | — | duplicate requests answered from the store |
 //! | `heal_store_evictions_total` | counter | — | entries a result store (in memory or SQLite) evicted before their ttl (it was full) |
+//! | `heal_store_failures_total` | counter | — | calls of a `RedisStore` (feature `redis`) that failed or timed out |
 //! | `heal_checkpoint_resumes_total` | counter | — | workflow runs that skipped steps already completed |
 //!
 //! Labels are the layer's `name`, fixed words and class names (a bounded set chosen in code

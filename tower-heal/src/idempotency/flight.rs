@@ -4,6 +4,7 @@
 //! waiting (timed out, cancelled) takes it out, so the list never outgrows the duplicates
 //! waiting right now, however long the first call runs.
 
+use crate::store::ResultStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -121,6 +122,7 @@ impl Flights {
             flights: Arc::clone(self),
             key: key.to_owned(),
             flight,
+            fleet: None,
         })
     }
 
@@ -139,16 +141,42 @@ pub(crate) struct Leader {
     flights: Arc<Flights>,
     key: String,
     flight: Arc<Flight>,
+    /// The claim on a store shared by other processes, released before the local waiters wake.
+    fleet: Option<FleetHold>,
+}
+
+/// A claim held on a shared store (`ResultStore::claim`).
+struct FleetHold {
+    store: Arc<dyn ResultStore>,
+    store_key: String,
+    token: u64,
 }
 
 impl Leader {
     pub(crate) fn key(&self) -> &str {
         &self.key
     }
+
+    /// Keeps the shared store's claim on `store_key` until this leader is dropped.
+    pub(crate) fn hold_fleet(
+        &mut self,
+        store: Arc<dyn ResultStore>,
+        store_key: String,
+        token: u64,
+    ) {
+        self.fleet = Some(FleetHold {
+            store,
+            store_key,
+            token,
+        });
+    }
 }
 
 impl Drop for Leader {
     fn drop(&mut self) {
+        if let Some(hold) = self.fleet.take() {
+            hold.store.release(&hold.store_key, hold.token);
+        }
         {
             let mut map = self
                 .flights

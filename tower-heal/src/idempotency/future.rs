@@ -15,6 +15,7 @@ use tower_service::Service;
 use super::flight::{Claim, Leader, Waiter};
 use super::layer::Shared;
 use super::{IdempotencyCodec, Prepared, StoreSlot};
+use crate::store::StoreClaim;
 
 pin_project! {
     /// The response future of [`Idempotency`](crate::idempotency::Idempotency).
@@ -128,12 +129,50 @@ where
     if let Some(answer) = stored::<S, Req, Codec, A>(shared, &store_key, &key, fingerprint) {
         return Step::Done(answer);
     }
+    // A store shared by other replicas: claim the key there too.
+    let mut leader = leader;
+    match shared.store.claim(&store_key) {
+        Ok(StoreClaim::Held(token)) => {
+            // Another replica may have stored its answer and released the key between the
+            // read above and this claim: read once more, holding the claim.
+            let answer = stored::<S, Req, Codec, A>(shared, &store_key, &key, fingerprint);
+            leader.hold_fleet(Arc::clone(&shared.store), store_key, token);
+            if let Some(answer) = answer {
+                return Step::Done(answer);
+            }
+        }
+        Ok(StoreClaim::Busy) => {
+            tracing::info!(target: "tower_heal", key, "a request with this idempotency key is in progress on another replica");
+            return Step::Done(in_progress::<S, Req, Codec, A>(shared));
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(target: "tower_heal", %error, "idempotency key not claimed; request refused");
+            return Step::Done(A::rejected(store_unavailable()));
+        }
+    }
     Step::Call {
         service,
         ready,
         request,
         leader,
         fingerprint,
+    }
+}
+
+/// The answer to a duplicate whose first call is still in progress (HTTP 409).
+fn in_progress<S, Req, Codec, A>(shared: &Shared<Codec>) -> Result<Codec::Response, A::Error>
+where
+    S: Service<Req>,
+    Codec: IdempotencyCodec<Req, S::Response>,
+    A: Answer<Codec::Response, S::Error>,
+{
+    match shared.codec.in_progress() {
+        Some(response) => Ok(response),
+        None => A::rejected(Rejected::new(
+            LayerKind::Heal,
+            Reason::Other("has a request with this idempotency key in progress"),
+        )),
     }
 }
 
@@ -258,15 +297,7 @@ where
                     if waiter.poll_done(cx).is_pending() {
                         ready!(sleep.poll(cx));
                         tracing::warn!(target: "tower_heal", key = &**key, "a duplicate waited max_wait for the first call with its idempotency key");
-                        return Poll::Ready(match this.shared.codec.in_progress() {
-                            Some(response) => Ok(response),
-                            None => A::rejected(Rejected::new(
-                                LayerKind::Heal,
-                                Reason::Other(
-                                    "has a request with this idempotency key in progress",
-                                ),
-                            )),
-                        });
+                        return Poll::Ready(in_progress::<S, Req, Codec, A>(this.shared));
                     }
                     let request = request.take().expect(POLLED_AFTER_DONE);
                     let service = service.take().expect(POLLED_AFTER_DONE);

@@ -1,11 +1,16 @@
 //! Result stores: where idempotent responses and workflow checkpoints are kept.
 //!
-//! One trait, [`ResultStore`], with two implementations: [`MemoryStore`] (the default,
-//! bounded in entries and bytes) and, with the `sqlite` feature, `SqliteStore`, a durable
-//! embedded store that survives a process crash.
+//! One trait, [`ResultStore`], with three implementations: [`MemoryStore`] (the default,
+//! bounded in entries and bytes); with the `sqlite` feature, `SqliteStore`, a durable
+//! embedded store that survives a process crash; with the `redis` feature, `RedisStore`, one
+//! store for every replica of a service, which also claims idempotency keys fleet-wide
+//! ([`ResultStore::claim`]) so a duplicate sent to another replica does not run the handler
+//! again.
 
 mod error;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -14,8 +19,22 @@ use std::time::Duration;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisFailure, RedisStore, RedisStoreBuilder, STORE_FAILURES_TOTAL};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+
+/// What [`ResultStore::claim`] gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreClaim {
+    /// The store is not shared with other processes (or failed open): nothing to claim.
+    Unshared,
+    /// This process holds the key; release it with this token.
+    Held(u64),
+    /// Another process holds the key: its call is in progress.
+    Busy,
+}
 
 /// A stored result: the bytes, and the fingerprint of the request that produced them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +84,23 @@ pub trait ResultStore: Send + Sync + 'static {
     /// # Errors
     /// The store could not be written.
     fn remove(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Claims `key` for one call in progress across every process sharing the store (a store
+    /// shared by replicas, like `RedisStore`); the claim expires on its own if the process
+    /// dies. The default, for a store of one process: [`StoreClaim::Unshared`].
+    ///
+    /// # Errors
+    /// The store could not be reached.
+    fn claim(&self, key: &str) -> Result<StoreClaim, StoreError> {
+        let _ = key;
+        Ok(StoreClaim::Unshared)
+    }
+
+    /// Releases a claim [`claim`](Self::claim) gave as `Held(token)`; a claim held by another
+    /// token is left alone. Failures are logged by the store; the claim then expires.
+    fn release(&self, key: &str, token: u64) {
+        let _ = (key, token);
+    }
 }
 
 impl<T: ResultStore + ?Sized> ResultStore for Arc<T> {
@@ -78,6 +114,14 @@ impl<T: ResultStore + ?Sized> ResultStore for Arc<T> {
 
     fn remove(&self, key: &str) -> Result<(), StoreError> {
         (**self).remove(key)
+    }
+
+    fn claim(&self, key: &str) -> Result<StoreClaim, StoreError> {
+        (**self).claim(key)
+    }
+
+    fn release(&self, key: &str, token: u64) {
+        (**self).release(key, token);
     }
 }
 
