@@ -33,7 +33,7 @@ fn replica(
         .failure(failure)
         .build()
         .unwrap();
-    let layer = IdempotencyLayer::keyed(
+    let layer = IdempotencyLayer::from_fn(
         |req: &Req| Some((req.0.clone(), u64::from(req.1))),
         |receipt: &u64| Some(receipt.to_le_bytes().to_vec()),
         |bytes: &[u8]| Some(u64::from_le_bytes(bytes.try_into().ok()?)),
