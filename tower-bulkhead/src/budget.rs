@@ -1,7 +1,7 @@
-//! Token budgets: the in-flight budget (a weighted semaphore) and the rate budget (a token
-//! bucket refilled from elapsed time, with no background task).
+//! Token budgets: the in-flight budget (a weighted semaphore) and the rate budget (GCRA: a
+//! token bucket refilled continuously from elapsed time, with no background task).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use tower_outcome::Reason;
@@ -78,61 +78,94 @@ impl InFlightBudget {
     }
 }
 
-/// A token bucket: `refill` tokens at every `period` boundary (counted from the layer's
-/// creation), up to `burst`; it starts full. Spent tokens are not given back when calls end;
-/// a cancelled call's reservation is, and an actual cost above the estimate is charged as debt
-/// (the level goes below zero and refills pay it first).
+/// `T = period / refill` in fixed point, in one word: the mantissa in the high bits, the
+/// number of its fractional bits in the low 6. The mantissa has 32 significant bits (rounded
+/// up: never more generous) whenever `T` is below 2^32 ns, so any rate from one token per
+/// week to `2^31` per millisecond keeps 31 bits of precision, and [`span`] multiplies in 64
+/// bits.
+pub(crate) fn interval(refill: u64, period: Duration) -> u64 {
+    let ns = period.as_nanos().max(1);
+    let refill = u128::from(refill.max(1));
+    let bits = |v: u128| 128 - v.leading_zeros();
+    let shift = (32 + bits(refill)).saturating_sub(bits(ns)).min(63);
+    let mantissa = (ns << shift).div_ceil(refill);
+    (u64::try_from(mantissa)
+        .unwrap_or(u64::MAX >> 6)
+        .min(u64::MAX >> 6)
+        << 6)
+        | u64::from(shift)
+}
+
+/// `tokens × T` in ns, rounded up, saturating.
+#[inline]
+pub(crate) const fn span(tokens: u64, interval: u64) -> u64 {
+    let shift = (interval & 63) as u32;
+    let product = tokens.saturating_mul(interval >> 6);
+    product.saturating_add((1 << shift) - 1) >> shift
+}
+
+/// How many tokens `ns` of refill are worth at interval `T`, rounded up, saturating.
+pub(crate) fn tokens_in(ns: u64, interval: u64) -> u128 {
+    let shift = (interval & 63) as u32;
+    let mantissa = u128::from((interval >> 6).max(1));
+    (u128::from(ns) << shift).div_ceil(mantissa)
+}
+
+/// The rate budget: GCRA (the generic cell rate algorithm), a token bucket refilled
+/// continuously, kept in one word: the theoretical arrival time (`tat`).
+///
+/// A token is worth the emission interval `T = period / refill`; the bucket holds up to
+/// `burst` tokens, the tolerance `τ = burst × T`. It is full when `tat ≤ now`, and holds
+/// `burst - (tat - now) / T` tokens otherwise (below zero: debt). Taking `cost` tokens moves
+/// `tat` to `max(tat, now) + cost × T`, allowed when that is at most `now + τ`. Times are
+/// nanoseconds since the layer was built, so a new bucket (`tat = 0`) starts full. A fleet
+/// store keeping `tat` per key runs the same arithmetic.
+///
+/// Spent tokens are not given back when calls end; a cancelled call's reservation is, and an
+/// actual cost above the estimate is charged as debt (refills pay it first). `T` is kept in
+/// fixed point ([`interval`]); the configuration bounds `τ` (`config::check_rate`).
 #[derive(Debug)]
 pub(crate) struct RateBudget {
-    level: AtomicI64,
-    /// The period index the level was last refilled for.
-    refilled: AtomicU64,
+    tat: AtomicU64,
+    /// `T`, as [`interval`] packs it.
+    interval: AtomicU64,
+    /// `τ`, in ns.
+    tolerance: AtomicU64,
     refill: AtomicU64,
     burst: AtomicU64,
-    period_ns: u64,
+    period: Duration,
 }
 
 impl RateBudget {
     pub(crate) fn new(spec: RateSpec) -> Self {
+        let interval = interval(spec.refill, spec.period);
         Self {
-            level: AtomicI64::new(spec.burst as i64),
-            refilled: AtomicU64::new(0),
+            tat: AtomicU64::new(0),
+            interval: AtomicU64::new(interval),
+            tolerance: AtomicU64::new(span(spec.burst, interval)),
             refill: AtomicU64::new(spec.refill),
             burst: AtomicU64::new(spec.burst),
-            period_ns: u64::try_from(spec.period.as_nanos()).unwrap_or(u64::MAX),
+            period: spec.period,
         }
-    }
-
-    pub(crate) const fn period_index(&self, now_ns: u64) -> u64 {
-        now_ns / self.period_ns
-    }
-
-    /// Adds the refills of the periods begun since the last one. Exactly one caller wins each
-    /// period's refill.
-    fn refill(&self, now_ns: u64) {
-        let index = self.period_index(now_ns);
-        let last = self.refilled.load(Acquire);
-        if index <= last
-            || self
-                .refilled
-                .compare_exchange(last, index, AcqRel, Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let burst = self.burst.load(Relaxed) as i64;
-        let add = (index - last)
-            .saturating_mul(self.refill.load(Relaxed))
-            .min(2 * MAX_TOKENS) as i64;
-        let _ = self.level.fetch_update(AcqRel, Acquire, |level| {
-            (level < burst).then(|| level.saturating_add(add).min(burst))
-        });
     }
 
     /// The tokens available now (negative: debt).
     pub(crate) fn available(&self, now_ns: u64) -> i64 {
-        self.refill(now_ns);
-        self.level.load(Acquire)
+        let owed = self.tat.load(Acquire).saturating_sub(now_ns);
+        self.burst.load(Relaxed) as i64 - self.tokens_in(owed)
+    }
+
+    /// How many tokens `ns` of refill are worth, rounded up.
+    fn tokens_in(&self, ns: u64) -> i64 {
+        let tokens = tokens_in(ns, self.interval.load(Relaxed));
+        i64::try_from(tokens)
+            .unwrap_or(i64::MAX)
+            .min(4 * MAX_TOKENS as i64)
+    }
+
+    /// Whether the bucket is full: forgetting it would give nothing away.
+    pub(crate) fn is_full(&self, now_ns: u64) -> bool {
+        self.tat.load(Acquire) <= now_ns
     }
 
     pub(crate) fn check(&self, cost: u64) -> Result<(), Reason> {
@@ -157,65 +190,62 @@ impl RateBudget {
     }
 
     /// Spends `cost` tokens if that many are available. A zero cost always fits.
+    #[inline]
     pub(crate) fn try_take(&self, cost: u64, now_ns: u64) -> bool {
         if cost == 0 {
             return true;
         }
-        self.refill(now_ns);
-        let cost = cost as i64;
-        self.level
-            .fetch_update(AcqRel, Acquire, |level| {
-                (level >= cost).then_some(level - cost)
+        let step = span(cost, self.interval.load(Relaxed));
+        let limit = now_ns.saturating_add(self.tolerance.load(Relaxed));
+        self.tat
+            .fetch_update(AcqRel, Acquire, |tat| {
+                let next = tat.max(now_ns).saturating_add(step);
+                (next <= limit).then_some(next)
             })
             .is_ok()
     }
 
     /// Returns `tokens` (a cancelled reservation, or an estimate above the actual cost), up to
     /// the burst.
-    pub(crate) fn give_back(&self, tokens: u64) {
+    pub(crate) fn give_back(&self, tokens: u64, now_ns: u64) {
         if tokens == 0 {
             return;
         }
-        let burst = self.burst.load(Relaxed) as i64;
-        let tokens = tokens.min(MAX_TOKENS) as i64;
-        let _ = self.level.fetch_update(AcqRel, Acquire, |level| {
-            (level < burst).then(|| (level + tokens).min(burst))
+        let step = span(tokens, self.interval.load(Relaxed));
+        let _ = self.tat.fetch_update(AcqRel, Acquire, |tat| {
+            (tat > now_ns).then(|| tat.saturating_sub(step).max(now_ns))
         });
     }
 
     /// Charges `tokens` beyond what was reserved: the level may go below zero (debt).
-    pub(crate) fn charge(&self, tokens: u64) {
-        let tokens = tokens.min(MAX_TOKENS) as i64;
-        let _ = self.level.fetch_update(AcqRel, Acquire, |level| {
-            Some(level.saturating_sub(tokens).max(-2 * MAX_TOKENS as i64))
+    pub(crate) fn charge(&self, tokens: u64, now_ns: u64) {
+        let step = span(tokens.min(MAX_TOKENS), self.interval.load(Relaxed));
+        let _ = self.tat.fetch_update(AcqRel, Acquire, |tat| {
+            Some(tat.max(now_ns).saturating_add(step))
         });
     }
 
-    /// How long until `cost` tokens are available, counting whole refills.
+    /// How long until `cost` tokens are available (zero: now).
     pub(crate) fn time_until(&self, cost: u64, now_ns: u64) -> Duration {
-        let level = self.available(now_ns);
-        let missing = (cost as i64).saturating_sub(level);
-        if missing <= 0 {
-            return Duration::ZERO;
-        }
-        let refill = self.refill.load(Relaxed).max(1);
-        let periods = (missing as u64).div_ceil(refill);
-        let next = self.period_index(now_ns).saturating_add(periods);
-        Duration::from_nanos(next.saturating_mul(self.period_ns).saturating_sub(now_ns))
+        let step = span(cost, self.interval.load(Relaxed));
+        let tat = self.tat.load(Acquire).max(now_ns);
+        let ready = tat
+            .saturating_add(step)
+            .saturating_sub(self.tolerance.load(Relaxed));
+        Duration::from_nanos(ready.saturating_sub(now_ns))
     }
 
-    /// When the next refill happens.
-    pub(crate) fn next_refill_ns(&self, now_ns: u64) -> u64 {
-        (self.period_index(now_ns) + 1).saturating_mul(self.period_ns)
-    }
-
-    pub(crate) fn set_refill(&self, refill: u64, burst: u64) {
+    /// Changes the refill and the burst; the tokens held stay, up to the new burst.
+    pub(crate) fn set_refill(&self, refill: u64, burst: u64, now_ns: u64) {
+        let level = self.available(now_ns).min(burst as i64);
+        let interval = interval(refill, self.period);
+        self.interval.store(interval, Relaxed);
+        self.tolerance.store(span(burst, interval), Relaxed);
         self.refill.store(refill, Relaxed);
         self.burst.store(burst, Relaxed);
-        let burst = burst as i64;
-        let _ = self
-            .level
-            .fetch_update(AcqRel, Acquire, |level| (level > burst).then_some(burst));
+        let owed = (burst as i64 - level).max(0) as u64;
+        self.tat
+            .store(now_ns.saturating_add(span(owed, interval)), Release);
     }
 
     pub(crate) fn burst(&self) -> u64 {
@@ -224,6 +254,10 @@ impl RateBudget {
 
     pub(crate) fn refill_tokens(&self) -> u64 {
         self.refill.load(Relaxed)
+    }
+
+    pub(crate) const fn period(&self) -> Duration {
+        self.period
     }
 }
 
@@ -242,20 +276,26 @@ mod tests {
     }
 
     #[test]
-    fn refills_per_whole_period_up_to_burst() {
+    fn refills_continuously_up_to_burst() {
         let b = bucket(100, 250);
         assert!(b.try_take(250, 0));
-        assert_eq!(b.available(SECOND - 1), 0);
+        assert_eq!(b.available(SECOND / 100), 1);
+        assert_eq!(
+            b.available(SECOND / 100 - 1),
+            0,
+            "a token is whole or not there"
+        );
         assert_eq!(b.available(SECOND), 100);
-        assert_eq!(b.available(2 * SECOND + 5), 200);
-        assert_eq!(b.available(10 * SECOND), 250);
+        assert_eq!(b.available(2 * SECOND + SECOND / 2), 250);
+        assert!(b.is_full(10 * SECOND));
+        assert!(!b.is_full(SECOND));
     }
 
     #[test]
     fn debt_is_paid_by_refills_first() {
         let b = bucket(100, 100);
         assert!(b.try_take(100, 0));
-        b.charge(150);
+        b.charge(150, 0);
         assert_eq!(b.available(0), -150);
         assert_eq!(b.time_until(50, 0), Duration::from_secs(2));
         assert_eq!(b.available(2 * SECOND), 50);
@@ -265,8 +305,33 @@ mod tests {
     fn give_back_is_capped_at_burst() {
         let b = bucket(10, 100);
         assert!(b.try_take(30, 0));
-        b.give_back(1000);
+        b.give_back(1000, 0);
         assert_eq!(b.available(0), 100);
+    }
+
+    #[test]
+    fn a_rate_above_one_token_per_nanosecond_keeps_its_precision() {
+        let b = RateBudget::new(RateSpec {
+            refill: MAX_TOKENS,
+            period: Duration::from_millis(1),
+            burst: MAX_TOKENS,
+        });
+        assert!(b.try_take(MAX_TOKENS, 0));
+        // 2^31 - 1 tokens per ms: half of them in half a millisecond, within one
+        // nanosecond's refill (the clock's unit), 2148 tokens.
+        let half = b.available(500_000);
+        assert!((half - MAX_TOKENS as i64 / 2).abs() <= 2148, "{half}");
+    }
+
+    #[test]
+    fn lowering_the_burst_drops_the_tokens_above_it_and_keeps_the_debt() {
+        let b = bucket(100, 100);
+        assert!(b.try_take(20, 0));
+        b.set_refill(100, 50, 0);
+        assert_eq!(b.available(0), 50);
+        b.set_refill(100, 200, 0);
+        assert_eq!(b.available(0), 50, "raising the burst adds nothing now");
+        assert_eq!(b.available(SECOND), 150);
     }
 
     #[test]

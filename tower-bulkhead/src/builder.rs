@@ -139,6 +139,12 @@ impl<E, R, H, A> BulkheadBuilder<E, R, H, A> {
         self
     }
 
+    /// Per-key layers: `max_key_length`, in bytes of the key's `Debug` form.
+    pub const fn max_key_length(mut self, bytes: u32) -> Self {
+        self.keyed.max_key_length = bytes;
+        self
+    }
+
     /// Per-key layers: `overflow`.
     pub const fn overflow(mut self, overflow: Overflow) -> Self {
         self.keyed.overflow = overflow;

@@ -4,6 +4,16 @@
 //! 32. A call is admitted with one compare-and-swap when there is room and nobody waits; a
 //! permit is given back with one subtraction, which also tells whether a waiter needs waking.
 //! The queue (a `Mutex`) is touched only when calls wait.
+//!
+//! Invariants:
+//! - The waiter count in the word is the number of queued entries still waiting (neither
+//!   granted nor refused). Dispatch takes a waiter's slot first (`+1` in flight) and only then,
+//!   once every budget has admitted it, removes it from the count: the count never drops
+//!   while a dispatch is undecided, so a release racing with it always sees a waiter and runs
+//!   a dispatch of its own after this one (they are serialised by the queue's lock). No
+//!   release can slip between a failed attempt and its undo unseen: no lost wake-up.
+//! - A release gives its tokens back before its slot, so the dispatch it triggers finds them.
+//! - Wakers are woken after the queue's lock is released.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -62,18 +72,49 @@ pub(crate) struct Denied {
     pub(crate) until_refill: bool,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    /// Holds a slot and its tokens until its future collects them.
+    Granted,
+    /// Can no longer fit (a limit was lowered below its cost): refused, out of the count.
+    Refused,
+}
+
 struct Entry {
     id: u64,
     tokens: u64,
     rate: u64,
-    granted: bool,
+    state: State,
     waker: Option<Waker>,
+}
+
+/// What a waiter finds when it looks at its place in the queue.
+pub(crate) enum Grant {
+    Admitted(Permit),
+    Refused(Denied),
+    /// Still waiting; when a refill will let the head of the queue in, if that is what it
+    /// waits for.
+    Waiting(Option<Instant>),
+}
+
+/// Wakers collected under the queue's lock, woken once it is released.
+#[derive(Default)]
+#[must_use]
+struct Wakers(Vec<Waker>);
+
+impl Wakers {
+    fn wake(self) {
+        for waker in self.0 {
+            waker.wake();
+        }
+    }
 }
 
 #[derive(Default)]
 struct Queue {
     next_id: u64,
-    /// Sorted by `id`. Granted entries stay until their future collects the grant.
+    /// Sorted by `id`. Granted and refused entries stay until their future collects them.
     entries: VecDeque<Entry>,
 }
 
@@ -201,6 +242,14 @@ impl Compartment {
         Ok(Permit::new(Arc::clone(self), tokens, rate))
     }
 
+    /// As [`try_admit`](Self::try_admit), for a call sent to the inner service at once: its
+    /// rate tokens are spent from the start.
+    #[inline(always)]
+    pub(crate) fn try_admit_sent(self: &Arc<Self>, cost: u64) -> Result<Permit, Denied> {
+        let (tokens, rate) = self.admit(cost)?;
+        Ok(Permit::new(Arc::clone(self), tokens, rate | SPENT))
+    }
+
     /// As [`try_admit`](Self::try_admit), the permit taking over `self` (no reference-count
     /// traffic); on refusal `self` comes back.
     #[inline(always)]
@@ -240,9 +289,7 @@ impl Compartment {
 
     fn admit_tokens(&self, cost: u64) -> Result<(u64, u64), Denied> {
         if !self.try_slot() {
-            // A request that can never fit is told so, even when the compartment is full.
-            self.check_cost(cost)?;
-            return Err(self.full(Reason::BulkheadFull));
+            return Err(self.no_slot(cost));
         }
         let mut tokens = 0;
         if let Some(budget) = &self.hot.budget {
@@ -271,6 +318,30 @@ impl Compartment {
         self.hot.in_flight.increment(1.0);
         self.common.metrics.tokens_taken(tokens);
         Ok((tokens, rate))
+    }
+
+    /// Why a call with budgets found no slot: a request that can never fit is told so, even
+    /// when the compartment is full; one the rate budget cannot pay for now is told when it
+    /// can (a 429, not a wait in the queue for a slot).
+    #[cold]
+    #[inline(never)]
+    fn no_slot(&self, cost: u64) -> Denied {
+        if let Err(denied) = self.check_cost(cost) {
+            return denied;
+        }
+        if let Some(bucket) = &self.hot.rate
+            && cost > 0
+        {
+            let wait = bucket.time_until(cost, self.common.now_ns());
+            if !wait.is_zero() {
+                return Denied {
+                    reason: Reason::BudgetExhausted,
+                    retry_after: Some(wait),
+                    until_refill: true,
+                };
+            }
+        }
+        self.full(Reason::BulkheadFull)
     }
 
     fn refused(&self, reason: Reason) -> Denied {
@@ -302,11 +373,7 @@ impl Compartment {
         Ok(())
     }
 
-    pub(crate) fn timed_out(&self) -> Denied {
-        self.full(Reason::WaitTimedOut)
-    }
-
-    fn full(&self, reason: Reason) -> Denied {
+    pub(crate) fn full(&self, reason: Reason) -> Denied {
         Denied {
             reason,
             retry_after: Some(self.retry_after),
@@ -366,22 +433,24 @@ impl Compartment {
         }
         if let Some(bucket) = &self.hot.rate
             && rate & SPENT == 0
+            && rate > 0
         {
-            bucket.give_back(rate);
+            bucket.give_back(rate, self.common.now_ns());
         }
     }
 
     #[cold]
     fn dispatch_now(&self) {
-        self.dispatch(&mut self.lock());
+        let wakers = self.dispatch(&mut self.lock());
+        wakers.wake();
     }
 
     /// Wakes waiters if room appeared other than by a release (a raised limit, tokens given
-    /// back by a settled call).
+    /// back by a settled call), and refuses those a lowered limit leaves without a chance.
     pub(crate) fn wake_waiters(&self) {
         // A read-modify-write, not a load, so it is ordered with a waiter's registration.
         if self.hot.word.fetch_add(0, AcqRel) >= ONE_WAITER {
-            self.dispatch(&mut self.lock());
+            self.dispatch_now();
         }
     }
 
@@ -389,24 +458,37 @@ impl Compartment {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Grants room to waiters in FIFO order, stopping at the first that does not fit.
-    fn dispatch(&self, queue: &mut Queue) {
+    /// Grants room to waiters in FIFO order, stopping at the first that does not fit; refuses
+    /// on the way those that never can any more. Returns the wakers to wake once the lock is
+    /// released.
+    fn dispatch(&self, queue: &mut Queue) -> Wakers {
+        let mut wakers = Wakers::default();
         let now = self.hot.rate.as_ref().map(|_| self.common.now_ns());
         let limit = u64::from(self.hot.max_concurrent.load(Relaxed));
-        for entry in queue.entries.iter_mut().filter(|e| !e.granted) {
-            // A slot, moving the entry from waiting to in flight in one step.
+        for entry in queue
+            .entries
+            .iter_mut()
+            .filter(|e| e.state == State::Waiting)
+        {
+            if self.exceeds(entry) {
+                entry.state = State::Refused;
+                self.hot.word.fetch_sub(ONE_WAITER, AcqRel);
+                wakers.0.extend(entry.waker.take());
+                continue;
+            }
+            // A slot, the waiter still counted as waiting until it is admitted.
             let taken = self
                 .hot
                 .word
                 .fetch_update(AcqRel, Acquire, |w| {
-                    (w & IN_FLIGHT < limit && w >= ONE_WAITER).then(|| w - ONE_WAITER + 1)
+                    (w & IN_FLIGHT < limit).then_some(w + 1)
                 })
                 .is_ok();
             if !taken {
                 break;
             }
             let undo_slot = || {
-                self.hot.word.fetch_add(ONE_WAITER - 1, AcqRel);
+                self.hot.word.fetch_sub(1, AcqRel);
             };
             if let Some(budget) = &self.hot.budget
                 && !budget.try_take(entry.tokens)
@@ -423,14 +505,36 @@ impl Compartment {
                 undo_slot();
                 break;
             }
-            entry.granted = true;
+            self.hot.word.fetch_sub(ONE_WAITER, AcqRel);
+            entry.state = State::Granted;
             self.hot.in_flight.increment(1.0);
             self.common.metrics.tokens_taken(entry.tokens);
-            if let Some(waker) = entry.waker.take() {
-                waker.wake();
-            }
+            wakers.0.extend(entry.waker.take());
         }
         self.refresh_full();
+        wakers
+    }
+
+    /// Whether a queued call costs more than a budget's capacity now (a limit was lowered).
+    fn exceeds(&self, entry: &Entry) -> bool {
+        self.hot
+            .budget
+            .as_ref()
+            .is_some_and(|b| b.check(entry.tokens).is_err())
+            || self
+                .hot
+                .rate
+                .as_ref()
+                .is_some_and(|r| r.check(entry.rate).is_err())
+    }
+
+    /// When the head of the queue, blocked by the rate budget, will find enough tokens.
+    fn next_look(&self, queue: &Queue) -> Option<Instant> {
+        let bucket = self.hot.rate.as_ref()?;
+        let head = queue.entries.iter().find(|e| e.state == State::Waiting)?;
+        let now = self.common.now_ns();
+        let wait = bucket.time_until(head.rate, now);
+        (!wait.is_zero()).then(|| self.common.instant(now) + wait)
     }
 
     /// How long a call may wait here; zero: it may not.
@@ -451,60 +555,97 @@ impl Compartment {
             id,
             tokens: if self.hot.budget.is_some() { cost } else { 0 },
             rate: if self.hot.rate.is_some() { cost } else { 0 },
-            granted: false,
+            state: State::Waiting,
             waker: None,
         });
         self.hot.word.fetch_add(ONE_WAITER, AcqRel);
-        self.dispatch(&mut queue);
+        let wakers = self.dispatch(&mut queue);
+        drop(queue);
+        wakers.wake();
         Some(id)
     }
 
-    /// The permit of waiter `id` if it was granted; otherwise registers the waker.
-    pub(crate) fn poll_grant(self: &Arc<Self>, id: u64, cx: &mut Context<'_>) -> Option<Permit> {
+    /// What became of waiter `id`: granted, refused, or still waiting (then `cx`'s waker is
+    /// registered). With `dispatch`, the queue is dispatched first (a refill may have made
+    /// room).
+    pub(crate) fn poll_grant(
+        self: &Arc<Self>,
+        id: u64,
+        cx: &mut Context<'_>,
+        dispatch: bool,
+    ) -> Grant {
         let mut queue = self.lock();
-        let index = queue.find(id)?;
-        let entry = &mut queue.entries[index];
-        if entry.granted {
-            let entry = queue.entries.remove(index)?;
-            return Some(self.granted(&entry));
-        }
-        match &entry.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => entry.waker = Some(cx.waker().clone()),
-        }
-        None
+        let wakers = if dispatch {
+            self.dispatch(&mut queue)
+        } else {
+            Wakers::default()
+        };
+        let grant = match queue.find(id) {
+            None => Grant::Refused(self.full(Reason::WaitTimedOut)),
+            Some(index) if queue.entries[index].state == State::Waiting => {
+                let entry = &mut queue.entries[index];
+                match &entry.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => entry.waker = Some(cx.waker().clone()),
+                }
+                Grant::Waiting(self.next_look(&queue))
+            }
+            Some(index) => match queue.entries.remove(index) {
+                Some(entry) => self.collect(&entry),
+                None => Grant::Refused(self.full(Reason::WaitTimedOut)),
+            },
+        };
+        drop(queue);
+        wakers.wake();
+        grant
     }
 
-    /// Re-runs the dispatch (a refill may have made room) and returns the grant, if any.
-    pub(crate) fn retry_grant(self: &Arc<Self>, id: u64, cx: &mut Context<'_>) -> Option<Permit> {
-        self.dispatch(&mut self.lock());
-        self.poll_grant(id, cx)
-    }
-
-    /// Takes waiter `id` out of the queue. If it had been granted meanwhile, its permit.
-    pub(crate) fn cancel(self: &Arc<Self>, id: u64) -> Option<Permit> {
+    /// Takes waiter `id` out of the queue (its wait timed out, or its future was dropped). If
+    /// it had been granted meanwhile, its permit; otherwise why it was not: when a rate budget
+    /// it waited for is the cause, with the time until it refills enough.
+    pub(crate) fn leave(self: &Arc<Self>, id: u64) -> Result<Permit, Denied> {
         let mut queue = self.lock();
-        let index = queue.find(id)?;
-        let entry = queue.entries.remove(index)?;
-        if entry.granted {
+        let Some(entry) = queue.find(id).and_then(|i| queue.entries.remove(i)) else {
+            return Err(self.full(Reason::WaitTimedOut));
+        };
+        if entry.state != State::Waiting {
             drop(queue);
-            return Some(self.granted(&entry));
+            return match self.collect(&entry) {
+                Grant::Admitted(permit) => Ok(permit),
+                Grant::Refused(denied) => Err(denied),
+                Grant::Waiting(_) => Err(self.full(Reason::WaitTimedOut)),
+            };
         }
         self.hot.word.fetch_sub(ONE_WAITER, AcqRel);
-        // The head leaving may let the next one in.
-        self.dispatch(&mut queue);
-        None
+        // The head leaving may let the next one in; the new head looks again at what it
+        // waits for.
+        let mut wakers = self.dispatch(&mut queue);
+        if let Some(head) = queue.entries.iter().find(|e| e.state == State::Waiting) {
+            wakers.0.extend(head.waker.clone());
+        }
+        drop(queue);
+        wakers.wake();
+        let mut denied = self.full(Reason::WaitTimedOut);
+        if let Some(bucket) = &self.hot.rate {
+            let wait = bucket.time_until(entry.rate, self.common.now_ns());
+            if !wait.is_zero() {
+                denied.retry_after = Some(wait);
+                denied.until_refill = true;
+            }
+        }
+        Err(denied)
     }
 
-    fn granted(self: &Arc<Self>, entry: &Entry) -> Permit {
-        Permit::new(Arc::clone(self), entry.tokens, entry.rate)
-    }
-
-    /// When a waiter blocked by the rate budget should look again: the next refill.
-    pub(crate) fn next_refill(&self) -> Option<Instant> {
-        let bucket = self.hot.rate.as_ref()?;
-        let now = self.common.now_ns();
-        Some(self.common.instant(bucket.next_refill_ns(now)))
+    /// A decided entry, taken out of the queue: its permit, or its refusal.
+    fn collect(self: &Arc<Self>, entry: &Entry) -> Grant {
+        if entry.state == State::Granted {
+            return Grant::Admitted(Permit::new(Arc::clone(self), entry.tokens, entry.rate));
+        }
+        Grant::Refused(Denied {
+            reason: Reason::CostExceedsCapacity,
+            retry_after: None,
+            until_refill: false,
+        })
     }
 
     /// Whether waiting up to `max_wait` could possibly end in admission (an exhausted rate
@@ -587,7 +728,8 @@ impl Compartment {
             return false;
         };
         let before = budget.capacity.swap(value, AcqRel);
-        if value > before {
+        if value != before {
+            // Raised: room for waiters; lowered: waiters that no longer fit are refused.
             self.wake_waiters();
         }
         true
@@ -596,6 +738,22 @@ impl Compartment {
     pub(crate) fn rate_available(&self) -> Option<i64> {
         let bucket = self.hot.rate.as_ref()?;
         Some(bucket.available(self.common.now_ns()))
+    }
+
+    pub(crate) fn rate_period(&self) -> Option<Duration> {
+        self.hot.rate.as_ref().map(RateBudget::period)
+    }
+
+    /// Whether forgetting this compartment would give nothing away: no call holds or waits
+    /// for anything, the in-flight budget holds nothing and the rate budget is full.
+    pub(crate) fn at_rest(&self, now_ns: u64) -> bool {
+        self.hot.word.load(Acquire) == 0
+            && self
+                .hot
+                .budget
+                .as_ref()
+                .is_none_or(|b| b.in_use.load(Acquire) == 0)
+            && self.hot.rate.as_ref().is_none_or(|b| b.is_full(now_ns))
     }
 
     pub(crate) fn rate_limits(&self) -> Option<(u64, u64)> {
@@ -610,7 +768,7 @@ impl Compartment {
         let Some(bucket) = &self.hot.rate else {
             return false;
         };
-        bucket.set_refill(refill, burst);
+        bucket.set_refill(refill, burst, self.common.now_ns());
         self.wake_waiters();
         true
     }
@@ -631,8 +789,9 @@ impl fmt::Debug for Compartment {
 
 /// What an admitted call holds: a slot of its compartment, the tokens it holds in the
 /// in-flight budget, and the rate tokens it reserved. Dropping it gives back the slot and the
-/// in-flight tokens, and, unless the call was settled, the rate reservation (a cancelled call
-/// spends nothing).
+/// in-flight tokens, and, unless the request was sent to the inner service, the rate
+/// reservation (a call cancelled before it was sent spends nothing; once sent, its rate
+/// tokens are spent).
 ///
 /// It lives in the response future, and with [`.hold_until_body_end()`](crate::BulkheadLayer::hold_until_body_end)
 /// in the response body until the stream ends or is dropped.
@@ -660,6 +819,14 @@ impl Permit {
             tokens,
             rate,
         }
+    }
+
+    /// The request reached the inner service: its rate tokens are spent, whatever happens to
+    /// the call from now on (an actual cost may still correct the amount).
+    #[inline(always)]
+    pub(crate) const fn sent(mut self) -> Self {
+        self.rate |= SPENT;
+        self
     }
 
     #[inline(always)]
@@ -695,7 +862,7 @@ impl Permit {
     #[inline]
     pub(crate) fn settle(&mut self, actual: Option<u64>) {
         match actual {
-            // The estimate stands: the rate tokens are spent.
+            // The estimate stands: the rate tokens are spent (they were when it was sent).
             None => self.rate |= SPENT,
             Some(actual) if self.compartment().has_budgets() => self.settle_tokens(actual),
             Some(_) => {}
@@ -728,9 +895,9 @@ impl Permit {
         if let Some(bucket) = &compartment.hot.rate {
             let taken = self.rate & !SPENT;
             if actual > taken {
-                bucket.charge(actual - taken);
+                bucket.charge(actual - taken, compartment.common.now_ns());
             } else if actual < taken {
-                bucket.give_back(taken - actual);
+                bucket.give_back(taken - actual, compartment.common.now_ns());
                 freed = true;
             }
             self.rate = actual;
@@ -862,5 +1029,138 @@ impl fmt::Debug for Permit {
             .field("rate", &(self.rate & !SPENT))
             .field("spent", &(self.rate & SPENT != 0))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+    use crate::BulkheadConfig;
+
+    fn compartment(config: BulkheadConfig) -> Arc<Compartment> {
+        let limits = config.limits().unwrap();
+        let common = Arc::new(Common::new("stress".into(), false));
+        Arc::new(Compartment::new(&limits, common, None))
+    }
+
+    /// The race of the lost wake-up: one thread dispatches the queue (here through
+    /// `wake_waiters`, as a settled call or a raised limit does) while the waiter's head
+    /// cannot get its token, and the other releases that token and its slot. Whatever the
+    /// interleaving, the waiter must end granted, never left queued with everything free.
+    #[test]
+    fn a_release_racing_with_a_dispatch_never_loses_the_waiters_wake_up() {
+        const ROUNDS: usize = 200_000;
+        let c = compartment(BulkheadConfig {
+            max_concurrent: 2,
+            token_budget: Some(1),
+            max_wait_seconds: 60.0,
+            ..BulkheadConfig::default()
+        });
+        let started = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let other = {
+            let (c, started, finished) = (c.clone(), started.clone(), finished.clone());
+            std::thread::spawn(move || {
+                for round in 1..=ROUNDS {
+                    let mut spins = 0u32;
+                    while started.load(Acquire) < round {
+                        spins = spins.wrapping_add(1);
+                        if spins.is_multiple_of(4096) {
+                            if std::time::Instant::now() > deadline {
+                                return;
+                            }
+                            std::thread::yield_now();
+                        }
+                        std::hint::spin_loop();
+                    }
+                    c.wake_waiters();
+                    finished.store(round, Release);
+                }
+            })
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut lost, mut rounds) = (0, 0);
+        for round in 1..=ROUNDS {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            let permit = c.try_admit(1).unwrap();
+            let id = c.enqueue(1).unwrap();
+            started.store(round, Release);
+            // A varying delay, so the release lands at every point of the other thread's
+            // dispatch.
+            for _ in 0..(round * 7) % 97 {
+                std::hint::spin_loop();
+            }
+            drop(permit);
+            while finished.load(Acquire) < round && std::time::Instant::now() <= deadline {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+            }
+            match c.poll_grant(id, &mut cx, false) {
+                Grant::Admitted(permit) => drop(permit),
+                _ => {
+                    lost += 1;
+                    drop(c.leave(id));
+                }
+            }
+            rounds = round;
+        }
+        started.store(usize::MAX, Release);
+        other.join().unwrap();
+        assert!(rounds >= 1000, "only {rounds} rounds ran");
+        assert_eq!(
+            lost, 0,
+            "{lost} waiters of {rounds} left queued with room free"
+        );
+        assert_eq!(
+            (c.in_flight(), c.waiters(), c.tokens_in_use()),
+            (0, 0, Some(0))
+        );
+    }
+
+    /// Records whether the queue's lock was free when it was woken.
+    struct Probe {
+        compartment: Arc<Compartment>,
+        woken_unlocked: AtomicBool,
+    }
+
+    impl Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            let free = self.compartment.queue.try_lock().is_ok();
+            self.woken_unlocked.store(free, SeqCst);
+        }
+    }
+
+    #[test]
+    fn waiters_are_woken_after_the_queue_lock_is_released() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let c = compartment(BulkheadConfig {
+            max_concurrent: 1,
+            max_wait_seconds: 60.0,
+            ..BulkheadConfig::default()
+        });
+        let permit = c.try_admit(0).unwrap();
+        let id = c.enqueue(0).unwrap();
+        let probe = Arc::new(Probe {
+            compartment: c.clone(),
+            woken_unlocked: AtomicBool::new(false),
+        });
+        let waker = Waker::from(probe.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            c.poll_grant(id, &mut cx, false),
+            Grant::Waiting(_)
+        ));
+        drop(permit);
+        assert!(probe.woken_unlocked.load(SeqCst));
+        assert!(matches!(
+            c.poll_grant(id, &mut cx, false),
+            Grant::Admitted(_)
+        ));
     }
 }

@@ -1,4 +1,4 @@
-//! Configuration: plain data in our users' JSON shape, validated once.
+//! Configuration: plain data in the JSON shape, validated once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,14 +20,16 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// The most keys a per-key layer may keep.
 pub const MAX_KEYS: u32 = 1 << 20;
+/// The largest `max_key_length` (64 KiB).
+pub const MAX_KEY_LENGTH: u32 = 1 << 16;
 
-/// One compartment's configuration, field for field as our users write it in JSON.
+/// One compartment's configuration, field for field as written in JSON.
 ///
 /// `Default` gives the documented defaults: 25 calls in flight, no waiting (a full compartment
 /// rejects at once), no token budget. A compartment may add an **in-flight budget**
 /// (`token_budget`: a call holds its cost while it runs and gives it back when it ends) and/or
-/// a **rate budget** (`refill_tokens` every `refill_period_seconds`, up to `burst_tokens`:
-/// tokens are spent, not given back, as tokens-per-minute quotas work).
+/// a **rate budget** (`refill_tokens` per `refill_period_seconds`, refilled continuously, up
+/// to `burst_tokens`: tokens are spent, not given back, as tokens-per-minute quotas work).
 ///
 /// With the `serde` feature it deserializes from JSON such as
 /// `{"max_concurrent": 4, "token_budget": 1000, "max_wait_seconds": 2}`; unknown fields are an
@@ -48,15 +50,18 @@ pub struct BulkheadConfig {
     pub max_waiters: u32,
     /// The in-flight budget: tokens held by the calls in flight at once. Default `None` (none).
     pub token_budget: Option<u64>,
-    /// The rate budget: tokens added every `refill_period_seconds`. Default `None` (none).
+    /// The rate budget: tokens added per `refill_period_seconds`, continuously (one every
+    /// `refill_period_seconds / refill_tokens`). Default `None` (none).
     pub refill_tokens: Option<u64>,
     /// The rate budget's period. Needed with `refill_tokens`. Default `None` (60 when
     /// `refill_tokens` is set).
     pub refill_period_seconds: Option<f64>,
-    /// The most tokens the rate budget holds (it starts full). Default: `refill_tokens`.
+    /// The most tokens the rate budget holds (it starts full; a new key too). Default:
+    /// `refill_tokens`. At most what refills in about 146 years.
     pub burst_tokens: Option<u64>,
-    /// The `Retry-After` given when the compartment is full or its in-flight budget exhausted
-    /// (an exhausted rate budget gives the time until enough refill). Default 1.
+    /// The `Retry-After` given when the compartment (or a per-key layer's key map) is full or
+    /// its in-flight budget exhausted (an exhausted rate budget gives the time until enough
+    /// refill). Default 1.
     pub retry_after_seconds: f64,
 }
 
@@ -76,7 +81,8 @@ impl Default for BulkheadConfig {
     }
 }
 
-/// What a per-key layer does with a new key when it already holds `max_keys` keys, all busy.
+/// What a per-key layer does with a new key when it holds `max_keys` keys, none at rest (or
+/// with a key longer than `max_key_length`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -84,7 +90,8 @@ pub enum Overflow {
     /// Such keys share one overflow compartment (key `<overflow>`, the default limits).
     #[default]
     Shared,
-    /// Such keys are rejected ([`Reason::BulkheadFull`](crate::Reason::BulkheadFull)).
+    /// Such keys are rejected ([`Reason::BulkheadFull`](crate::Reason::BulkheadFull), with
+    /// the default `retry_after_seconds`).
     Reject,
 }
 
@@ -93,7 +100,8 @@ pub enum Overflow {
 ///
 /// Each entry of `bulkheads` is the configuration of the key of that name; every other key
 /// gets `default`. Keys are created when first seen and forgotten after
-/// `key_idle_timeout_seconds` without a call; at most `max_keys` are kept.
+/// `key_idle_timeout_seconds` without a call, once at rest (nothing in flight, budgets full
+/// again); at most `max_keys` are kept. Named keys are kept for the layer's life.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
@@ -121,10 +129,15 @@ pub struct KeyedBulkheadConfig {
     pub bulkheads: BTreeMap<String, BulkheadConfig>,
     /// The most keys kept at once. Default 1000.
     pub max_keys: u32,
-    /// A key with no call in flight for this long is forgotten. Default 300.
+    /// A key at rest (no call in flight or waiting, budgets full again) unused for this long
+    /// is forgotten. Default 300.
     pub key_idle_timeout_seconds: f64,
     /// What a new key gets when `max_keys` busy keys are live. Default `shared`.
     pub overflow: Overflow,
+    /// The longest key kept in the map, in bytes of its `Debug` form (as events show it,
+    /// quotes included); a longer key is treated as one that finds the map full (`overflow`).
+    /// Keys often come from the client (a header): this bounds what one key costs. Default 256.
+    pub max_key_length: u32,
 }
 
 impl Default for KeyedBulkheadConfig {
@@ -136,6 +149,7 @@ impl Default for KeyedBulkheadConfig {
             max_keys: 1000,
             key_idle_timeout_seconds: 300.0,
             overflow: Overflow::Shared,
+            max_key_length: 256,
         }
     }
 }
@@ -169,6 +183,7 @@ pub(crate) struct KeyedLimits {
     pub(crate) max_keys: u32,
     pub(crate) key_idle_timeout: Duration,
     pub(crate) overflow: Overflow,
+    pub(crate) max_key_length: usize,
 }
 
 pub(crate) fn count(field: &'static str, value: u64, max: u64) -> Result<u64, ConfigError> {
@@ -176,6 +191,24 @@ pub(crate) fn count(field: &'static str, value: u64, max: u64) -> Result<u64, Co
         return Err(ConfigError::Count { field, value, max });
     }
     Ok(value)
+}
+
+/// The longest a rate budget may take to refill from empty: `2^62` ns, about 146 years.
+const MAX_REFILL_NS: u64 = 1 << 62;
+
+/// A rate budget whose burst would take longer than [`MAX_REFILL_NS`] to refill is refused
+/// (its state would not fit the one word it is kept in).
+pub(crate) fn check_rate(refill: u64, period: Duration, burst: u64) -> Result<(), ConfigError> {
+    let interval = crate::budget::interval(refill, period);
+    if crate::budget::span(burst, interval) > MAX_REFILL_NS {
+        let max = crate::budget::tokens_in(MAX_REFILL_NS, interval).saturating_sub(1);
+        return Err(ConfigError::Count {
+            field: "burst_tokens",
+            value: burst,
+            max: u64::try_from(max).unwrap_or(MAX_TOKENS),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn seconds(
@@ -256,6 +289,7 @@ impl BulkheadConfig {
                     .map(|b| count("burst_tokens", b, MAX_TOKENS))
                     .transpose()?
                     .unwrap_or(refill);
+                check_rate(refill, period, burst)?;
                 Some(RateSpec {
                     refill,
                     period,
@@ -282,7 +316,8 @@ impl KeyedBulkheadConfig {
     ///
     /// # Errors
     /// As [`BulkheadConfig::validate`], and `max_keys` of 0 or above [`MAX_KEYS`], a zero or
-    /// too long `key_idle_timeout_seconds`.
+    /// too long `key_idle_timeout_seconds`, a `max_key_length` of 0 or above
+    /// [`MAX_KEY_LENGTH`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits().map(drop)
     }
@@ -307,6 +342,11 @@ impl KeyedBulkheadConfig {
                 false,
             )?,
             overflow: self.overflow,
+            max_key_length: count(
+                "max_key_length",
+                self.max_key_length.into(),
+                MAX_KEY_LENGTH.into(),
+            )? as usize,
         })
     }
 }

@@ -75,6 +75,10 @@ mod http_costs {
     /// `x-usage-tokens`). A missing or malformed header costs `fallback` on a request and
     /// keeps the estimate on a response.
     ///
+    /// A request's header is written by the client, so its estimate is never below
+    /// [`min_cost`](Self::min_cost) (default 1): `x-estimated-tokens: 0` does not pass an
+    /// exhausted budget. (A response's actual cost is the upstream's word and is taken as is.)
+    ///
     /// ```
     /// use tower_bulkhead::{Cost, HeaderCost};
     ///
@@ -82,11 +86,14 @@ mod http_costs {
     /// let request = http::Request::builder().header("x-estimated-tokens", "250").body(()).unwrap();
     /// assert_eq!(cost.cost(&request), 250);
     /// assert_eq!(cost.cost(&http::Request::new(())), 100);
+    /// let zero = http::Request::builder().header("x-estimated-tokens", "0").body(()).unwrap();
+    /// assert_eq!(cost.cost(&zero), 1);
     /// ```
     #[derive(Clone, Debug)]
     pub struct HeaderCost {
         name: HeaderName,
         fallback: u64,
+        min_cost: u64,
     }
 
     impl HeaderCost {
@@ -100,7 +107,15 @@ mod http_costs {
             Self {
                 name: HeaderName::from_static(name),
                 fallback: 1,
+                min_cost: 1,
             }
+        }
+
+        /// The least a request is estimated to cost, whatever its header says. Default 1.
+        #[must_use]
+        pub const fn min_cost(mut self, cost: u64) -> Self {
+            self.min_cost = cost;
+            self
         }
 
         /// What a request without a readable header costs.
@@ -117,7 +132,9 @@ mod http_costs {
 
     impl<B> Cost<Request<B>> for HeaderCost {
         fn cost(&self, request: &Request<B>) -> u64 {
-            self.read(request.headers()).unwrap_or(self.fallback)
+            self.read(request.headers())
+                .unwrap_or(self.fallback)
+                .max(self.min_cost)
         }
     }
 
@@ -128,39 +145,84 @@ mod http_costs {
     }
 
     /// A request costs its body's size in bytes: the exact size if the body knows it, else
-    /// `content-length`, else the body's lower bound.
+    /// `content-length`; a body of unknown length (chunked, a stream) costs
+    /// [`fallback`](Self::fallback) (default 1). The size and `content-length` come from the
+    /// client, so a cost is never below [`min_cost`](Self::min_cost) (default 1).
     ///
     /// ```
     /// use tower_bulkhead::{BodySize, Cost};
     ///
+    /// let cost = BodySize::new().fallback(64 * 1024);
     /// let request = http::Request::new(http_body_util::Full::new(bytes::Bytes::from("hello")));
-    /// assert_eq!(BodySize.cost(&request), 5);
-    /// let streaming = http::Request::builder()
+    /// assert_eq!(cost.cost(&request), 5);
+    /// let announced = http::Request::builder()
     ///     .header("content-length", "1024")
     ///     .body(http_body_util::StreamBody::new(futures_util_stream()))
     ///     .unwrap();
-    /// assert_eq!(BodySize.cost(&streaming), 1024);
+    /// assert_eq!(cost.cost(&announced), 1024);
+    /// let chunked = http::Request::new(http_body_util::StreamBody::new(futures_util_stream()));
+    /// assert_eq!(cost.cost(&chunked), 64 * 1024);
+    /// let empty = http::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
+    /// assert_eq!(cost.cost(&empty), 1);
     /// # fn futures_util_stream() -> tokio_stream::Empty<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>> {
     /// #     tokio_stream::empty()
     /// # }
     /// ```
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct BodySize;
+    #[derive(Clone, Copy, Debug)]
+    pub struct BodySize {
+        fallback: u64,
+        min_cost: u64,
+    }
+
+    impl BodySize {
+        /// A body's size; a body of unknown length costs 1.
+        #[must_use]
+        pub const fn new() -> Self {
+            Self {
+                fallback: 1,
+                min_cost: 1,
+            }
+        }
+
+        /// What a body of unknown length (no exact size, no `content-length`) costs.
+        #[must_use]
+        pub const fn fallback(mut self, cost: u64) -> Self {
+            self.fallback = cost;
+            self
+        }
+
+        /// The least a request costs, whatever its size. Default 1.
+        #[must_use]
+        pub const fn min_cost(mut self, cost: u64) -> Self {
+            self.min_cost = cost;
+            self
+        }
+    }
+
+    impl Default for BodySize {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
 
     impl<B: http_body::Body> Cost<Request<B>> for BodySize {
         fn cost(&self, request: &Request<B>) -> u64 {
-            let hint = request.body().size_hint();
-            hint.exact()
+            request
+                .body()
+                .size_hint()
+                .exact()
                 .or_else(|| {
                     request
                         .headers()
                         .get(CONTENT_LENGTH)?
                         .to_str()
                         .ok()?
+                        .trim()
                         .parse()
                         .ok()
                 })
-                .unwrap_or_else(|| hint.lower())
+                .unwrap_or(self.fallback)
+                .max(self.min_cost)
         }
     }
 }

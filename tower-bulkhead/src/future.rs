@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tower_outcome::{Answer, Reason, Rejected};
 use tower_service::Service;
 
-use crate::compartment::{Compartment, Denied};
+use crate::compartment::{Compartment, Denied, Grant};
 
 use crate::{ActualCost, Hold, Permit};
 
@@ -26,7 +26,7 @@ pin_project! {
     /// the compartment's queue while it waits. Dropping it before it completes cancels the
     /// call: the permit (slot, in-flight tokens, rate reservation) or the queue place is given
     /// back, and nothing of the inner service was reserved for a call still waiting.
-    pub struct ResponseFuture<S, F, Req, R, H, A> {
+    pub struct ResponseFuture<S: Service<Req>, F, Req, R, H, A> {
         #[pin]
         kind: Kind<S, F, Req>,
         actual: R,
@@ -37,36 +37,53 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     #[project_replace = KindReplace]
-    enum Kind<S, F, Req> {
+    enum Kind<S: Service<Req>, F, Req> {
         Called { #[pin] future: F, permit: Permit },
         Admitted { service: S, request: Option<Req>, permit: Option<Permit> },
         Waiting { service: Option<S>, request: Option<Req>, wait: Wait },
-        Rejected { rejected: Option<Rejected> },
+        // A rejection, or the inner service's readiness error (the call never made): the
+        // answer, kept in one variant (one more variant makes the hot path of every call
+        // longer).
+        Rejected { answer: Option<Result<Rejected, S::Error>> },
         // Completed: nothing left to drop.
         Done,
     }
 }
 
-impl<S, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
+impl<S: Service<Req>, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
+    /// The request was handed to the inner service: `permit`'s rate tokens must be spent
+    /// ([`Permit::sent`]), as they are from now on.
     #[inline]
     pub(crate) const fn called(future: F, permit: Permit, actual: R) -> Self {
         Self::new(Kind::Called { future, permit }, actual)
     }
 
     /// An admitted call whose inner service was not polled ready. It is polled once here,
-    /// with a no-op waker: a service ready at once (most are) is called at once; otherwise the
-    /// response future drives it to readiness with the caller's waker (only the last waker
-    /// registered counts, so the extra poll is harmless).
+    /// with a no-op waker: a service ready at once (most are) is called at once; one that
+    /// fails answers its error (the permit goes back, the request is never sent); otherwise
+    /// the response future drives it to readiness with the caller's waker (only the last
+    /// waker registered counts, so the extra poll is harmless).
     #[inline]
     pub(crate) fn admitted(mut service: S, request: Req, permit: Permit, actual: R) -> Self
     where
         S: Service<Req, Future = F>,
     {
         let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(Ok(())) = service.poll_ready(&mut cx) {
-            return Self::called(service.call(request), permit, actual);
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => {
+                return Self::called(service.call(request), permit.sent(), actual);
+            }
+            Poll::Ready(Err(error)) => {
+                drop(permit);
+                return Self::new(
+                    Kind::Rejected {
+                        answer: Some(Err(error)),
+                    },
+                    actual,
+                );
+            }
+            Poll::Pending => {}
         }
-        // Not ready, or failed: the response future polls again and reports the error.
         Self::new(
             Kind::Admitted {
                 service,
@@ -111,7 +128,7 @@ impl<S, F, Req, R, H, A> ResponseFuture<S, F, Req, R, H, A> {
     pub(crate) const fn rejected(rejected: Rejected, actual: R) -> Self {
         Self::new(
             Kind::Rejected {
-                rejected: Some(rejected),
+                answer: Some(Ok(rejected)),
             },
             actual,
         )
@@ -155,7 +172,7 @@ where
 
 /// Moves a finished call's permit out, leaving `Done` (whose drop does nothing).
 #[inline(always)]
-fn take_permit<S, F, Req>(kind: Pin<&mut Kind<S, F, Req>>) -> Permit {
+fn take_permit<S: Service<Req>, F, Req>(kind: Pin<&mut Kind<S, F, Req>>) -> Permit {
     match kind.project_replace(Kind::Done) {
         KindReplace::Called { permit, .. } => permit,
         _ => unreachable!("{DONE}"),
@@ -217,7 +234,7 @@ where
                     drop(permit.take());
                     return Poll::Ready(Err(A::inner_error(error)));
                 }
-                let permit = permit.take().expect(DONE);
+                let permit = permit.take().expect(DONE).sent();
                 let future = service.call(request.take().expect(DONE));
                 kind.set(Kind::Called { future, permit });
             }
@@ -238,16 +255,18 @@ where
                     return Poll::Ready(A::rejected(rejected).map(H::unheld));
                 }
             },
-            KindProj::Rejected { rejected } => {
-                let rejected = rejected.take().expect(DONE);
-                return Poll::Ready(A::rejected(rejected).map(H::unheld));
+            KindProj::Rejected { answer } => {
+                return Poll::Ready(match answer.take().expect(DONE) {
+                    Ok(rejected) => A::rejected(rejected).map(H::unheld),
+                    Err(error) => Err(A::inner_error(error)),
+                });
             }
             KindProj::Done => panic!("{DONE}"),
         }
     }
 }
 
-impl<S, F, Req, R, H, A> fmt::Debug for ResponseFuture<S, F, Req, R, H, A> {
+impl<S: Service<Req>, F, Req, R, H, A> fmt::Debug for ResponseFuture<S, F, Req, R, H, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",
@@ -276,43 +295,47 @@ impl Wait {
     fn new(compartment: Arc<Compartment>, id: u64, max_wait: std::time::Duration) -> Self {
         let since = Instant::now();
         let deadline = since + max_wait;
-        let wake = compartment
-            .next_refill()
-            .map_or(deadline, |t| t.min(deadline));
         Self {
             compartment,
             id: Some(id),
             since,
             deadline,
-            sleep: Box::pin(tokio::time::sleep_until(wake)),
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
         }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Permit, Rejected>> {
         let id = self.id.expect(DONE);
-        if let Some(permit) = self.compartment.poll_grant(id, cx) {
-            return Poll::Ready(Ok(self.done(permit)));
-        }
+        // A refill this waiter slept for is due: look again.
+        let mut dispatch = Instant::now() >= self.sleep.deadline();
         loop {
+            match self.compartment.poll_grant(id, cx, dispatch) {
+                Grant::Admitted(permit) => return Poll::Ready(Ok(self.done(permit))),
+                Grant::Refused(denied) => {
+                    self.id = None;
+                    return Poll::Ready(Err(self.compartment.reject(denied)));
+                }
+                Grant::Waiting(look) => {
+                    // Sleep until the deadline, or until a refill lets the head in.
+                    let wake = look.map_or(self.deadline, |t| t.min(self.deadline));
+                    if wake != self.sleep.deadline() {
+                        self.sleep.as_mut().reset(wake);
+                    }
+                }
+            }
             ready!(self.sleep.as_mut().poll(cx));
             let now = Instant::now();
             if now >= self.deadline {
                 self.id = None;
                 self.compartment.common.metrics.waited(now - self.since);
-                return Poll::Ready(match self.compartment.cancel(id) {
-                    Some(permit) => Ok(permit),
-                    None => Err(self.compartment.reject(self.compartment.timed_out())),
-                });
+                return Poll::Ready(
+                    self.compartment
+                        .leave(id)
+                        .map_err(|denied| self.compartment.reject(denied)),
+                );
             }
             // A refill is due: look again.
-            if let Some(permit) = self.compartment.retry_grant(id, cx) {
-                return Poll::Ready(Ok(self.done(permit)));
-            }
-            let wake = self
-                .compartment
-                .next_refill()
-                .map_or(self.deadline, |t| t.min(self.deadline));
-            self.sleep.as_mut().reset(wake);
+            dispatch = true;
         }
     }
 
@@ -326,7 +349,7 @@ impl Wait {
 impl Drop for Wait {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            drop(self.compartment.cancel(id));
+            drop(self.compartment.leave(id));
         }
     }
 }

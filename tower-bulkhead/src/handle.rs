@@ -98,7 +98,8 @@ impl BulkheadHandle {
         self.compartment.token_budget()
     }
 
-    /// Changes the in-flight budget.
+    /// Changes the in-flight budget. Waiters costing more than the new budget are refused at
+    /// once ([`Reason::CostExceedsCapacity`](crate::Reason::CostExceedsCapacity)).
     ///
     /// # Errors
     /// Zero or more than [`MAX_TOKENS`]; [`ConfigError::Missing`] if the compartment was
@@ -128,15 +129,19 @@ impl BulkheadHandle {
         self.compartment.rate_limits()
     }
 
-    /// Changes the rate budget's refill and burst (the period stays). Tokens above the new
-    /// burst are dropped.
+    /// Changes the rate budget's refill and burst (the period stays). The tokens held stay,
+    /// up to the new burst; waiters costing more than the new burst are refused at once
+    /// ([`Reason::CostExceedsCapacity`](crate::Reason::CostExceedsCapacity)).
     ///
     /// # Errors
-    /// Zero or more than [`MAX_TOKENS`]; [`ConfigError::Missing`] if the compartment was
-    /// built without a rate budget.
+    /// Zero or more than [`MAX_TOKENS`], a burst that would take more than about 146 years
+    /// to refill; [`ConfigError::Missing`] if the compartment was built without a rate budget.
     pub fn set_refill(&self, refill_tokens: u64, burst_tokens: u64) -> Result<(), ConfigError> {
         count("refill_tokens", refill_tokens, MAX_TOKENS)?;
         count("burst_tokens", burst_tokens, MAX_TOKENS)?;
+        if let Some(period) = self.compartment.rate_period() {
+            crate::config::check_rate(refill_tokens, period, burst_tokens)?;
+        }
         if self.compartment.set_rate(refill_tokens, burst_tokens) {
             Ok(())
         } else {

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 /// several times more per lookup). foldhash is only "minimally" HashDoS-resistant; the map
 /// is also bounded (`max_keys`, eviction), so a flood of colliding keys slows lookups in a
 /// table of bounded size at worst, and never grows memory.
-type KeyMap<K> = HashMap<K, Slot, foldhash::fast::RandomState>;
+type KeyMap<K> = HashMap<Arc<K>, Slot, foldhash::fast::RandomState>;
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tower_layer::Layer;
 use tower_outcome::{Answer, BoxErrorAnswer, Reason};
@@ -22,7 +22,7 @@ use tower_outcome::{Answer, BoxErrorAnswer, Reason};
 use tower_outcome::{GrpcAnswer, HttpAnswer};
 use tower_service::Service;
 
-use crate::compartment::{Common, Compartment, Denied, nanos};
+use crate::compartment::{Common, Compartment, nanos};
 use crate::config::{KeyedLimits, Limits, MAX_CONCURRENT, count};
 use crate::cost::TypeName;
 use crate::future::ResponseFuture;
@@ -33,155 +33,249 @@ use crate::{
     UntilResponse,
 };
 
+/// A live key of the map.
 struct Slot {
     compartment: Arc<Compartment>,
+    /// A key with a configuration of its own: kept for the layer's life (their number is
+    /// bounded by the configuration), so it is never evicted and never shares the overflow
+    /// compartment; not counted against `max_keys`, not on the eviction hand's ring.
     named: bool,
 }
 
-impl Slot {
-    /// Referenced only by the map: no call in flight or waiting, no handle.
+/// A live key as the eviction hand sees it: the key (to remove it from the map) and its
+/// compartment (so that a busy key is told without a lookup).
+struct Hand<K> {
+    key: Arc<K>,
+    compartment: Arc<Compartment>,
+}
+
+impl<K> Hand<K> {
+    /// Referenced by the map and the hand only: no call in flight or waiting, no handle.
     fn unused(&self) -> bool {
-        Arc::strong_count(&self.compartment) == 1
+        Arc::strong_count(&self.compartment) == 2
     }
 
-    fn last_used(&self) -> u64 {
-        self.compartment.last_used_ns.load(Relaxed)
-    }
-
-    /// Moves a use seen since the last look to `now`.
-    fn refresh(&self, now: u64) {
-        if self.compartment.touched.swap(false, Relaxed) {
+    /// Moves a use seen since the last look to `now`; whether there was one.
+    fn refresh(&self, now: u64) -> bool {
+        let touched = self.compartment.touched.swap(false, Relaxed);
+        if touched {
             self.compartment.last_used_ns.store(now, Relaxed);
+        }
+        touched
+    }
+}
+
+/// The live keys, and the order the eviction hand visits them in: a clock (second chance),
+/// so that making room costs O(1) amortized however many keys are busy.
+///
+/// Invariant: `ring` holds exactly the keys of `map` that are not named, once each, with
+/// the same compartment; `named` counts the others.
+struct Live<K> {
+    map: KeyMap<K>,
+    ring: VecDeque<Hand<K>>,
+    named: usize,
+}
+
+impl<K> Live<K> {
+    /// Whether the keys subject to `max_keys` fill it.
+    fn full(&self, max_keys: usize) -> bool {
+        self.map.len() - self.named >= max_keys
+    }
+}
+
+impl<K> Default for Live<K> {
+    fn default() -> Self {
+        Self {
+            map: KeyMap::default(),
+            ring: VecDeque::new(),
+            named: 0,
         }
     }
 }
+
+/// Keys the hand visits per new key, forgetting the idle ones on its way.
+const SWEEP: usize = 4;
+/// Keys the hand visits at most per new key to make room in a full map; when all of them are
+/// busy the new key overflows (the hand has moved on: the next new key looks at others).
+const MAKE_ROOM: usize = 32;
 
 /// The compartments of a per-key layer.
 struct Registry<K, F> {
     common: Arc<Common>,
     key: F,
     defaults: RwLock<Limits>,
-    named: HashMap<K, Limits>,
-    map: RwLock<KeyMap<K>>,
+    named: HashMap<K, Limits, foldhash::fast::RandomState>,
+    live: RwLock<Live<K>>,
     overflow: Arc<Compartment>,
     policy: Overflow,
     max_keys: usize,
+    max_key_length: usize,
     idle_ns: u64,
-    next_sweep_ns: AtomicU64,
+}
+
+/// Writes a key's `Debug` form, refusing past `max` bytes (so a huge key costs no more).
+struct Bounded {
+    text: String,
+    max: usize,
+}
+
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, part: &str) -> fmt::Result {
+        if self.text.len() + part.len() > self.max {
+            return Err(fmt::Error);
+        }
+        self.text.push_str(part);
+        Ok(())
+    }
 }
 
 impl<K: Hash + Eq + fmt::Debug, F> Registry<K, F> {
-    /// The compartment of `request`'s key; `None` when the map is full of busy keys and the
+    /// The compartment of `request`'s key; `None` when the key cannot have one and the
     /// overflow policy rejects.
+    #[inline]
     fn compartment<Req>(&self, request: &Req) -> Option<Arc<Compartment>>
     where
         F: Fn(&Req) -> K,
     {
         let key = (self.key)(request);
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = map.get(&key) {
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = live.map.get(&key) {
             // A load before the store: a busy key's cache line is not written by every call.
             if !slot.compartment.touched.load(Relaxed) {
                 slot.compartment.touched.store(true, Relaxed);
             }
             return Some(Arc::clone(&slot.compartment));
         }
-        drop(map);
+        drop(live);
         self.insert(key)
     }
 
-    /// A key not in the map: the only place the clock is read, idle keys are swept and room
-    /// is made.
+    /// No slot for a new key: the overflow compartment, or `None` (rejected) by policy.
+    fn overflow(&self) -> Option<Arc<Compartment>> {
+        match self.policy {
+            Overflow::Shared => Some(Arc::clone(&self.overflow)),
+            Overflow::Reject => None,
+        }
+    }
+
+    /// A key not in the map: the only place the clock is read and keys are evicted.
     #[cold]
     fn insert(&self, key: K) -> Option<Arc<Compartment>> {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = map.get(&key) {
+        if let Some(limits) = self.named.get(&key) {
+            return Some(self.insert_named(key, limits));
+        }
+        let mut label = Bounded {
+            text: String::new(),
+            max: self.max_key_length,
+        };
+        if fmt::write(&mut label, format_args!("{key:?}")).is_err() {
+            return self.overflow();
+        }
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = live.map.get(&key) {
             return Some(Arc::clone(&slot.compartment));
         }
         let now = self.common.now_ns();
-        self.sweep_if_due(&mut map, now);
-        if map.len() >= self.max_keys {
-            self.make_room(&mut map, now);
+        self.sweep(&mut live, now);
+        if live.full(self.max_keys) {
+            return self.overflow();
         }
-        if map.len() >= self.max_keys {
-            return match self.policy {
-                Overflow::Shared => Some(Arc::clone(&self.overflow)),
-                Overflow::Reject => None,
-            };
-        }
-        let named = self.named.get(&key);
-        let limits = match named {
-            Some(limits) => limits.clone(),
-            None => self
-                .defaults
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        };
-        let label: Arc<str> = format!("{key:?}").into();
+        let limits = self
+            .defaults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let compartment = Arc::new(Compartment::new(
             &limits,
             Arc::clone(&self.common),
-            Some(label),
+            Some(label.text.into()),
         ));
-        map.insert(
+        let key = Arc::new(key);
+        live.ring.push_back(Hand {
+            key: Arc::clone(&key),
+            compartment: Arc::clone(&compartment),
+        });
+        live.map.insert(
             key,
             Slot {
                 compartment: Arc::clone(&compartment),
-                named: named.is_some(),
+                named: false,
             },
         );
-        self.common.metrics.keys(map.len());
+        self.keys_gauge(live.map.len());
         Some(compartment)
     }
 
-    /// Forgets idle keys, at most every half idle timeout (and at least every 100 ms apart).
-    fn sweep_if_due(&self, map: &mut KeyMap<K>, now: u64) {
-        if now < self.next_sweep_ns.load(Relaxed) {
-            return;
+    /// A named key's first call: its compartment, with its own limits, kept for good.
+    fn insert_named(&self, key: K, limits: &Limits) -> Arc<Compartment> {
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = live.map.get(&key) {
+            return Arc::clone(&slot.compartment);
         }
-        let every = (self.idle_ns / 2).max(nanos(Duration::from_millis(100)));
-        self.next_sweep_ns.store(now.saturating_add(every), Relaxed);
-        let before = map.len();
-        map.retain(|_, slot| {
-            slot.refresh(now);
-            !(slot.unused() && now.saturating_sub(slot.last_used()) >= self.idle_ns)
-        });
-        self.evicted(before - map.len(), map.len(), "idle");
+        let label = format!("{key:?}").into();
+        let compartment = Arc::new(Compartment::new(
+            limits,
+            Arc::clone(&self.common),
+            Some(label),
+        ));
+        live.map.insert(
+            Arc::new(key),
+            Slot {
+                compartment: Arc::clone(&compartment),
+                named: true,
+            },
+        );
+        live.named += 1;
+        self.keys_gauge(live.map.len());
+        compartment
     }
 
-    /// Forgets the idle unused keys; if none was idle long enough, the least recently used
-    /// eighth of the unused keys, so a flood of new keys evicts in batches, not one per call.
-    /// A key with a call in flight or waiting (or a live handle) is never evicted.
-    fn make_room(&self, map: &mut KeyMap<K>, now: u64) {
-        let before = map.len();
-        map.retain(|_, slot| {
-            slot.refresh(now);
-            !(slot.unused() && now.saturating_sub(slot.last_used()) >= self.idle_ns)
-        });
-        if map.len() >= self.max_keys {
-            let mut ages: Vec<u64> = map
-                .values()
-                .filter(|slot| slot.unused())
-                .map(Slot::last_used)
-                .collect();
-            if !ages.is_empty() {
-                let n = (self.max_keys / 8).clamp(1, ages.len());
-                let (_, &mut cut, _) = ages.select_nth_unstable(n - 1);
-                let mut removed = 0;
-                map.retain(|_, slot| {
-                    let remove = removed < n && slot.unused() && slot.last_used() <= cut;
-                    removed += usize::from(remove);
-                    !remove
-                });
+    /// Moves the hand over a few keys, forgetting those at rest and idle for the idle
+    /// timeout; when the map is full, goes on (at most [`MAKE_ROOM`] keys) until one at rest
+    /// is forgotten: the least recently used of those visited, since a key used since the
+    /// hand's last visit gets a second chance. A busy key (a call in flight or waiting, a
+    /// handle, a budget not at rest) is never forgotten.
+    fn sweep(&self, live: &mut Live<K>, now: u64) {
+        let (mut idle_evicted, mut full_evicted) = (0, 0);
+        // Twice round at most: a key given a second chance is looked at again.
+        for visit in 0..(2 * live.ring.len()).min(MAKE_ROOM) {
+            let full = live.full(self.max_keys);
+            if visit >= SWEEP && !full {
+                break;
+            }
+            let Some(hand) = live.ring.pop_front() else {
+                break;
+            };
+            // A busy key is passed over at the cost of one read of its reference count.
+            if !hand.unused() {
+                live.ring.push_back(hand);
+                continue;
+            }
+            let used = hand.refresh(now);
+            let last_used = hand.compartment.last_used_ns.load(Relaxed);
+            let idle = now.saturating_sub(last_used) >= self.idle_ns;
+            if !used && (idle || full) && hand.compartment.at_rest(now) {
+                live.map.remove(&*hand.key);
+                if idle {
+                    idle_evicted += 1;
+                } else {
+                    full_evicted += 1;
+                }
+            } else {
+                live.ring.push_back(hand);
             }
         }
-        self.evicted(before - map.len(), map.len(), "full");
+        self.evicted(idle_evicted, live.map.len(), "idle");
+        self.evicted(full_evicted, live.map.len(), "full");
+    }
+
+    fn keys_gauge(&self, live: usize) {
+        self.common.metrics.keys(live);
     }
 
     fn evicted(&self, evicted: usize, live: usize, cause: &'static str) {
         if evicted > 0 {
-            self.common.metrics.keys(live);
+            self.keys_gauge(live);
             tracing::debug!(
                 target: "tower_bulkhead",
                 bulkhead = &*self.common.name,
@@ -210,20 +304,19 @@ where
     F: Send + Sync,
 {
     fn get(&self, key: &K) -> Option<Arc<Compartment>> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(key).map(|slot| Arc::clone(&slot.compartment))
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.map.get(key).map(|slot| Arc::clone(&slot.compartment))
     }
     fn all(&self) -> Vec<(Arc<Compartment>, bool)> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.values()
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.map
+            .values()
             .map(|slot| (Arc::clone(&slot.compartment), slot.named))
             .collect()
     }
     fn len(&self) -> usize {
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.map.len()
     }
     fn overflow(&self) -> Arc<Compartment> {
         Arc::clone(&self.overflow)
@@ -246,24 +339,35 @@ where
 /// compartment: the configuration named after it, or the default. One key saturated never
 /// slows another: keys share nothing but the key map.
 ///
-/// At most `max_keys` keys are kept: a key with no call in flight or waiting that has been
-/// idle for `key_idle_timeout` is forgotten; when the map is full the least recently used
-/// eighth of the unused keys make room; if every key is busy, a new key shares one overflow
-/// compartment (key `<overflow>`, the default limits) or, with [`Overflow::Reject`], is
-/// rejected. So a flood of distinct keys cannot grow memory past the cap.
+/// At most `max_keys` keys are kept. **Eviction never resets a limit**: only a key at rest
+/// can be forgotten (no call in flight or waiting, no handle, no in-flight tokens, a rate
+/// budget that is full again, so forgetting it gives nothing away); such a key idle for
+/// `key_idle_timeout` is forgotten, and when the map is full the least recently used key at
+/// rest makes room (a clock: a hand visits the keys in order, a key used since its last visit
+/// gets a second chance). The hand visits a bounded number of keys per new key, so a new key
+/// costs O(1) amortized however many keys are busy. If none it visits is at rest, the new
+/// key shares one overflow compartment (key `<overflow>`, the default limits) or, with
+/// [`Overflow::Reject`], is rejected with the default `retry_after`. So a flood of distinct
+/// keys cannot grow memory past the cap, nor buy a fresh budget.
+///
+/// A key with a configuration of its own (`bulkheads`, [`key_config`](crate::BulkheadBuilder::key_config))
+/// is created on first use and kept for the layer's life: it never lands in the overflow
+/// compartment and is not counted against `max_keys`. A key whose `Debug` form is longer than
+/// `max_key_length` is never stored: it is treated as a key that finds the map full.
 ///
 /// Metrics carry the layer's name only, never a key: in-flight calls and tokens are summed
 /// over keys, and `bulkhead_keys` counts live keys.
 ///
 /// Because the key is only known from the request, this service's `poll_ready` is always
 /// ready at once, and an admitted call polls a clone of the inner service ready before calling
-/// it (`S: Clone`): once in `call`, and from the response future if it was not ready. A refused call never touches it. Per
-/// call, a keyed bulkhead also runs the key function, takes a read lock on the key map (a write
-/// lock only to add or evict keys). It reads no clock: a lookup only marks its key as used,
-/// and keys are swept when a new key arrives (no background task), at most every half idle
-/// timeout; a key used since the previous sweep counts as used at the sweep. So a key is
-/// forgotten no earlier than `key_idle_timeout` after its last call, and once the map is
-/// full, as soon as room is needed.
+/// it (`S: Clone`): once in `call`, and from the response future if it was not ready; an
+/// error from its `poll_ready` is the call's answer, and the request is never sent. A refused
+/// call never touches it. Per call, a keyed bulkhead also runs the key function and takes a
+/// read lock on the key map (a write lock only to add or evict keys). It reads no clock: a
+/// lookup only marks its key as used, and the hand moves when a new key arrives (no
+/// background task), visiting a few keys each time; a key used since the hand's last visit
+/// counts as used at this one. So a key is forgotten no earlier than `key_idle_timeout` after
+/// its last call.
 ///
 /// ```
 /// use tower::{Service, ServiceBuilder, ServiceExt};
@@ -309,7 +413,7 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
         K: Hash + Eq + std::str::FromStr,
     {
         let common = Arc::new(Common::new(Arc::clone(&limits.name), true));
-        let mut named = HashMap::new();
+        let mut named = HashMap::default();
         for (name, config) in limits.named {
             let parsed = name.parse::<K>().map_err(|_| ConfigError::InvalidKey {
                 field: "bulkheads",
@@ -328,12 +432,12 @@ impl<K, F, E, R, H, A> KeyedBulkheadLayer<K, F, E, R, H, A> {
                 key,
                 defaults: RwLock::new(limits.default),
                 named,
-                map: RwLock::new(KeyMap::default()),
+                live: RwLock::new(Live::default()),
                 overflow,
                 policy: limits.overflow,
                 max_keys: limits.max_keys as usize,
+                max_key_length: limits.max_key_length,
                 idle_ns: nanos(limits.key_idle_timeout),
-                next_sweep_ns: AtomicU64::new(0),
             }),
             cost,
             actual,
@@ -516,13 +620,11 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let Some(compartment) = self.registry.compartment(&request) else {
+            // The map is full (or the key too long) and the policy rejects: the default
+            // `retry_after` says when to try again.
             let overflow = &self.registry.overflow;
-            let denied = Denied {
-                reason: Reason::BulkheadFull,
-                retry_after: None,
-                until_refill: false,
-            };
-            return ResponseFuture::rejected(overflow.reject(denied), self.actual.clone());
+            let rejected = overflow.reject(overflow.full(Reason::BulkheadFull));
+            return ResponseFuture::rejected(rejected, self.actual.clone());
         };
         let cost = if compartment.has_budgets() {
             self.cost.cost(&request)

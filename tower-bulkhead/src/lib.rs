@@ -38,16 +38,19 @@
 //!
 //! - an **in-flight budget** (`token_budget`): a call holds its cost while it runs and gives it
 //!   back when it ends, a weighted semaphore;
-//! - a **rate budget** (`refill_tokens` every `refill_period_seconds`, up to `burst_tokens`,
+//! - a **rate budget** (`refill_tokens` per `refill_period_seconds`, up to `burst_tokens`,
 //!   starting full): tokens are spent, not given back, as tokens-per-minute quotas work. The
-//!   budget is refilled from the time elapsed (`tokio::time`), at each period boundary; no
-//!   background task runs.
+//!   budget refills continuously from the time elapsed (`tokio::time`; GCRA, the generic
+//!   cell rate algorithm, so no period boundary lets a burst be spent twice); no background
+//!   task runs.
 //!
 //! A compartment may have either budget, both, or none. A call is admitted only when the
 //! concurrency limit and every budget admit it, and a refusal by one takes nothing from the
 //! others. A request costing more than a budget's capacity (or burst) is rejected at once
 //! ([`Reason::CostExceedsCapacity`]), never queued; a zero-cost request is always admitted by a
-//! budget.
+//! budget. A cost read from the request itself ([`HeaderCost`], [`BodySize`]) is written by
+//! the client: it has a floor (`min_cost`, default 1), so a claimed cost of 0 does not pass an
+//! exhausted budget.
 //!
 //! # Estimate, reserve, settle
 //!
@@ -58,9 +61,15 @@
 //! as debt (the in-flight budget holds more than its capacity until the call ends; the rate
 //! budget goes below zero and the next refills pay it first), never lost. Without an actual
 //! cost the estimate stands. For streams whose usage is only known at their end (an LLM's last
-//! event), the response carries a [`CostReport`] to settle from the stream itself. A cancelled
-//! call (its future dropped before the response) gives its whole reservation back: nothing
-//! leaks.
+//! event), the response carries a [`CostReport`] to settle from the stream itself.
+//!
+//! # Cancellation
+//!
+//! A call cancelled (its future dropped) before it reached the inner service gives its whole
+//! reservation back. Once the request has been handed to the inner service, its rate tokens
+//! are **spent**: dropping the response future after that (a client disconnecting, an outer
+//! timeout) gives back its slot and in-flight tokens but not the rate tokens, as quotas
+//! count what reached the upstream. Nothing leaks in any state.
 //!
 //! # Full: reject or wait
 //!
@@ -70,7 +79,13 @@
 //! would fit), then is rejected with [`Reason::WaitTimedOut`]. The wait happens in the response
 //! future; a waiter dropped while queued leaves the queue intact. At most `max_waiters`
 //! (default 1024) wait at once. A call blocked by a rate budget that cannot refill within
-//! `max_wait` is rejected at once.
+//! `max_wait` is rejected at once (`429`), even when others are queued. A waiter that can no
+//! longer fit because a handle lowered a budget below its cost is refused at once
+//! ([`Reason::CostExceedsCapacity`]) and the queue moves on.
+//!
+//! Every rejection that waiting can cure carries a `retry_after`: the configured
+//! `retry_after_seconds` for a full compartment (or a full key map), the time until enough
+//! tokens refill when the rate budget is the cause (also after a wait timed out).
 //!
 //! # Where permits are taken
 //!
@@ -93,7 +108,14 @@
 //! [`BulkheadLayer::keyed_from_config`]) gives each key of the request (an agent's name, a
 //! tenant, axum's `MatchedPath`) its own compartment, with per-key configurations and a
 //! default, a cap on live keys, idle eviction and an [`Overflow`] policy. One key saturated
-//! never slows another.
+//! never slows another. Eviction never resets a limit: a key with a call in flight or
+//! waiting, in-flight tokens held or a rate budget that is not full stays, and a key with a
+//! configuration of its own keeps it for the layer's life.
+//!
+//! Keys and costs often come from the client (a header): bound both. Costs read from a
+//! request have a floor (above); a key whose `Debug` form is longer than `max_key_length`
+//! (default 256 bytes) is never stored, and goes to the overflow compartment (or is
+//! rejected, with [`Overflow::Reject`]).
 //!
 //! # Where it goes in a stack
 //!
@@ -123,7 +145,7 @@
 //! An HTTP or gRPC answer carries the [`Rejected`] in its extensions, so a layer above (or a
 //! test) can tell why it was refused.
 //!
-//! Per tenant (or agent), from our users' JSON, with the cost read from a header, `.http()`
+//! Per tenant (or agent), from a JSON configuration, with the cost read from a header, `.http()`
 //! answers for axum, and the handle kept in the application's state:
 //!
 //! ```
@@ -188,7 +210,7 @@
 //! compare-and-swap to admit, one subtraction to release and one reference-count increment and
 //! decrement (the response future owns a handle on the compartment); no lock, no allocation,
 //! no clock read. An in-flight budget adds a compare-and-swap and a subtraction; a rate budget
-//! a clock read and a compare-and-swap. Waiting takes the queue's lock and allocates a timer.
+//! a clock read and a compare-and-swap (one word: GCRA's theoretical arrival time). Waiting takes the queue's lock and allocates a timer.
 //! Measured figures are in the repository's `benches/README.md`.
 //!
 //! # Observability
@@ -208,7 +230,7 @@
 //! # Configuration from JSON
 //!
 //! With the `serde` feature, [`BulkheadConfig`] reads one compartment and
-//! [`KeyedBulkheadConfig`] our users' per-agent shape:
+//! [`KeyedBulkheadConfig`] per-key compartments (`bulkheads`, `default`, `max_keys`…):
 //!
 //! ```
 //! # #[cfg(feature = "serde")] {
@@ -257,8 +279,8 @@ pub use compartment::Permit;
 #[cfg(feature = "http")]
 pub use compartment::{CostReport, StreamPermit};
 pub use config::{
-    BulkheadConfig, KeyedBulkheadConfig, MAX_CONCURRENT, MAX_DURATION, MAX_KEYS, MAX_TOKENS,
-    MIN_PERIOD, Overflow,
+    BulkheadConfig, KeyedBulkheadConfig, MAX_CONCURRENT, MAX_DURATION, MAX_KEY_LENGTH, MAX_KEYS,
+    MAX_TOKENS, MIN_PERIOD, Overflow,
 };
 pub use cost::{ActualCost, Cost, EstimateStands, PerRequest};
 #[cfg(feature = "http")]
@@ -273,5 +295,10 @@ pub use layer::BulkheadLayer;
 pub use service::Bulkhead;
 
 pub use tower_outcome::{BoxError, BoxErrorAnswer, find_rejected};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "http", feature = "serde"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 #[cfg(feature = "http")]
 pub use tower_outcome::{EosBody, GrpcAnswer, HttpAnswer};

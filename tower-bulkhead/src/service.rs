@@ -25,7 +25,10 @@ use crate::{ActualCost, Cost, EstimateStands, Hold, PerRequest, UntilResponse};
 /// The permit is taken in `call`. A call admitted with the inner service ready calls it at
 /// once; one admitted without (or after waiting) polls a clone of the inner service ready, in
 /// `call` and then from the response future, which is why the inner service must be `Clone`
-/// (axum, tonic and hyper-util services are). A refused call never touches the inner service.
+/// (axum, tonic and hyper-util services are). A refused call never calls the inner service;
+/// if a budget refuses it after `poll_ready` polled the inner service ready (only the
+/// request's cost can tell), the ready instance is dropped for a fresh clone, so nothing
+/// stays reserved downstream.
 pub struct Bulkhead<S, E = PerRequest, R = EstimateStands, H = UntilResponse, A = BoxErrorAnswer> {
     inner: S,
     compartment: Arc<Compartment>,
@@ -146,7 +149,7 @@ impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
     {
         let cost = self.cost.cost(&request);
         if self.ready
-            && let Ok(permit) = self.compartment.try_admit(cost)
+            && let Ok(permit) = self.compartment.try_admit_sent(cost)
         {
             self.ready = false;
             return ResponseFuture::called(self.inner.call(request), permit, self.actual.clone());
@@ -168,6 +171,7 @@ impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
         match self.compartment.try_admit(cost) {
             Ok(permit) if self.ready => {
                 self.ready = false;
+                let permit = permit.sent();
                 ResponseFuture::called(self.inner.call(request), permit, self.actual.clone())
             }
             Ok(permit) => self.call_unready(request, permit),
@@ -203,13 +207,21 @@ impl<S, E, R, H, A> Bulkhead<S, E, R, H, A> {
         S: Service<Req> + Clone,
         R: Clone,
     {
-        ResponseFuture::denied(
+        let future = ResponseFuture::denied(
             &self.compartment,
             denied,
             cost,
             || self.inner.clone(),
             request,
             self.actual.clone(),
-        )
+        );
+        if self.ready {
+            // The inner service was polled ready for this call, which will not use it: give
+            // back what that reserved (a `Buffer` slot, a `ConcurrencyLimit` permit) by
+            // dropping the ready instance for a fresh clone, which never inherits readiness.
+            self.ready = false;
+            self.inner = self.inner.clone();
+        }
+        future
     }
 }

@@ -83,7 +83,7 @@ async fn a_request_above_the_capacity_fails_fast_and_leaves_the_budget_untouched
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rate_budget_refills_exactly_per_period_up_to_its_burst() {
+async fn a_rate_budget_refills_continuously_up_to_its_burst() {
     let layer = BulkheadLayer::builder()
         .refill(100, Duration::from_secs(1))
         .burst_tokens(250)
@@ -100,9 +100,12 @@ async fn a_rate_budget_refills_exactly_per_period_up_to_its_burst() {
         reason(&svc.clone().oneshot(1).await.unwrap_err()),
         Reason::BudgetExhausted
     );
-    advance(Duration::from_millis(999)).await;
+    // 100 per second: a token every 10 ms, counted whole.
+    advance(Duration::from_millis(9)).await;
     assert_eq!(handle.rate_tokens_available(), Some(0));
     advance(Duration::from_millis(1)).await;
+    assert_eq!(handle.rate_tokens_available(), Some(1));
+    advance(Duration::from_millis(990)).await;
     assert_eq!(handle.rate_tokens_available(), Some(100));
     advance(Duration::from_secs(1)).await;
     assert_eq!(handle.rate_tokens_available(), Some(200));
@@ -274,16 +277,13 @@ async fn an_exhausted_rate_budget_answers_429_with_the_time_until_refill() {
         200
     );
     advance(Duration::from_secs(3)).await;
+    // 30 tokens are back; 20 more take 2 s.
     let res = svc.clone().oneshot(request(50)).await.unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(res.headers()["retry-after"], "7");
+    assert_eq!(res.headers()["retry-after"], "2");
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(
-        res.headers()["retry-after"],
-        "7",
-        "the next refill brings 100"
-    );
+    assert_eq!(res.headers()["retry-after"], "7", "70 more take 7 s");
     let res = svc.clone().oneshot(request(100)).await.unwrap();
     assert_eq!(res.status(), 429);
     let res = BulkheadLayer::builder()
@@ -393,10 +393,10 @@ async fn a_call_blocked_by_the_rate_budget_waits_for_a_refill_within_max_wait() 
     svc.clone().oneshot(100).await.unwrap();
     advance(Duration::from_millis(400)).await;
     let start = tokio::time::Instant::now();
-    // The next refill, 600 ms away, brings enough: the call waits for it.
+    // 40 tokens are back; the 20 missing refill in 200 ms: the call waits for them.
     assert_eq!(svc.clone().oneshot(60).await.unwrap(), 60);
-    assert_eq!(start.elapsed(), Duration::from_millis(600));
-    assert_eq!(handle.rate_tokens_available(), Some(40));
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert_eq!(handle.rate_tokens_available(), Some(0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -419,4 +419,167 @@ async fn a_call_the_rate_budget_cannot_admit_within_max_wait_is_refused_at_once(
         "not queued: the refill is 10 s away"
     );
     assert_eq!(handle.waiters(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_burst_cannot_be_spent_just_before_a_period_boundary_and_again_just_after() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(60))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::instant());
+    advance(Duration::from_secs(59)).await;
+    svc.clone().oneshot(100).await.unwrap();
+    advance(Duration::from_secs(2)).await;
+    let err = svc.clone().oneshot(100).await.unwrap_err();
+    let rejected = tower_bulkhead::find_rejected(&*err).unwrap();
+    assert_eq!(rejected.reason(), Reason::BudgetExhausted);
+    // Two seconds of a 100-per-minute refill: 3 tokens, the rest in 58 s.
+    assert_eq!(handle.rate_tokens_available(), Some(3));
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(58)));
+    advance(Duration::from_secs(58)).await;
+    svc.clone().oneshot(100).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_cost_of_zero_does_not_pass_an_exhausted_budget() {
+    let layer = BulkheadLayer::builder()
+        .refill(10, HOUR)
+        .cost(HeaderCost::new("x-estimated-tokens"))
+        .build()
+        .unwrap();
+    let svc = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::io::Error>(())
+    }));
+    let request = |tokens: &str| {
+        http::Request::builder()
+            .header("x-estimated-tokens", tokens)
+            .body(())
+            .unwrap()
+    };
+    svc.clone().oneshot(request("10")).await.unwrap();
+    let err = svc.clone().oneshot(request("0")).await.unwrap_err();
+    assert_eq!(reason(&err), Reason::BudgetExhausted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chunked_body_of_unknown_length_is_charged_the_fallback() {
+    let layer = BulkheadLayer::builder()
+        .refill(10, HOUR)
+        .cost(tower_bulkhead::BodySize::new())
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    type Chunks = StreamBody<tokio_stream::Empty<Result<http_body::Frame<Bytes>, Infallible>>>;
+    let svc = layer.layer(tower::service_fn(|_: http::Request<Chunks>| async {
+        Ok::<_, std::io::Error>(())
+    }));
+    let chunked = || http::Request::new(StreamBody::new(tokio_stream::empty()));
+    svc.clone().oneshot(chunked()).await.unwrap();
+    assert_eq!(handle.rate_tokens_available(), Some(9), "charged, not free");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_timed_out_on_the_rate_budget_says_when_it_refills() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(10))
+        .max_wait(Duration::from_secs(1))
+        .retry_after(Duration::from_secs(30))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let svc = layer.layer(support::instant());
+    svc.clone().oneshot(100).await.unwrap();
+    // Each waits for 8 tokens (0.8 s of refill); the second is behind the first.
+    let first = tokio::spawn(svc.clone().oneshot(8));
+    let second = tokio::spawn(svc.clone().oneshot(8));
+    assert_eq!(first.await.unwrap().unwrap(), 8);
+    let err = second.await.unwrap().unwrap_err();
+    let rejected = tower_bulkhead::find_rejected(&*err).unwrap();
+    assert_eq!(rejected.reason(), Reason::WaitTimedOut);
+    let retry_after = rejected.retry_after().unwrap();
+    assert!(
+        retry_after <= Duration::from_secs(1),
+        "the refill of the missing tokens, not the configured 30 s: {retry_after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_rate_budget_refuses_while_others_queue_is_answered_429_at_once() {
+    let gate = Gate::new();
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_wait(Duration::from_secs(5))
+        .refill(10, HOUR)
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(gate.service());
+    let first = tokio::spawn(svc.clone().oneshot(9));
+    settle().await;
+    let queued = tokio::spawn(svc.clone().oneshot(1));
+    settle().await;
+    assert_eq!(handle.waiters(), 1);
+    let err = svc.clone().oneshot(5).await.unwrap_err();
+    let rejected = tower_bulkhead::find_rejected(&*err).unwrap();
+    assert_eq!(rejected.reason(), Reason::BudgetExhausted);
+    assert!(rejected.retry_after().unwrap() > Duration::from_secs(5));
+    assert_eq!(handle.waiters(), 1);
+    gate.finish(2);
+    first.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_that_no_longer_fits_a_lowered_budget_is_refused_and_the_queue_moves_on() {
+    let gate = Gate::new();
+    let layer = BulkheadLayer::builder()
+        .token_budget(100)
+        .max_wait(Duration::from_secs(30))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(gate.service());
+    let first = tokio::spawn(svc.clone().oneshot(60));
+    settle().await;
+    let big = tokio::spawn(svc.clone().oneshot(80));
+    let small = tokio::spawn(svc.clone().oneshot(10));
+    settle().await;
+    assert_eq!(handle.waiters(), 2);
+    handle.set_token_budget(50).unwrap();
+    settle().await;
+    assert!(big.is_finished(), "refused at once");
+    let err = big.await.unwrap().unwrap_err();
+    assert_eq!(reason(&err), Reason::CostExceedsCapacity);
+    gate.finish(1);
+    first.await.unwrap().unwrap();
+    settle().await;
+    assert_eq!(handle.in_flight(), 1, "the next waiter runs");
+    gate.finish(1);
+    assert_eq!(small.await.unwrap().unwrap(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_waiter_that_no_longer_fits_a_lowered_burst_is_refused_at_once() {
+    let layer = BulkheadLayer::builder()
+        .refill(100, Duration::from_secs(10))
+        .max_wait(Duration::from_secs(30))
+        .cost(|cost: &u64| *cost)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(support::instant());
+    svc.clone().oneshot(100).await.unwrap();
+    let waiting = tokio::spawn(svc.clone().oneshot(80));
+    settle().await;
+    assert_eq!(handle.waiters(), 1);
+    handle.set_refill(100, 50).unwrap();
+    settle().await;
+    assert!(waiting.is_finished(), "refused at once");
+    let err = waiting.await.unwrap().unwrap_err();
+    assert_eq!(reason(&err), Reason::CostExceedsCapacity);
 }

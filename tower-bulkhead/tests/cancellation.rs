@@ -34,7 +34,7 @@ fn assert_whole(handle: &BulkheadHandle) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropping_a_call_in_flight_gives_back_its_slot_and_tokens() {
+async fn dropping_a_call_in_flight_gives_back_its_slot_and_in_flight_tokens() {
     let layer = layer();
     let handle = layer.handle();
     let (mut svc, mut inner) = mock::spawn_layer::<u64, u64, _>(layer);
@@ -51,7 +51,9 @@ async fn dropping_a_call_in_flight_gives_back_its_slot_and_tokens() {
         (1, Some(60), Some(940))
     );
     drop(call);
-    assert_whole(&handle);
+    assert_eq!(handle.in_flight(), 0, "slots");
+    assert_eq!(handle.tokens_in_use(), Some(0), "in-flight budget");
+    assert_eq!(handle.rate_tokens_available(), Some(940), "sent: spent");
 }
 
 #[tokio::test(start_paused = true)]
@@ -126,17 +128,22 @@ async fn dropping_a_waiter_granted_but_not_yet_polled_gives_the_grant_back() {
 async fn ten_thousand_calls_with_random_drops_and_timeouts_leave_the_capacity_whole() {
     const LIMIT: usize = 8;
     const BUDGET: u64 = 400;
-    const BURST: u64 = 2_000_000_000;
+    // No refill during the test (a token per 1000 s): the budget only counts what was sent.
+    const BURST: u64 = 2_000_000;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
     let tokens = Arc::new(AtomicU64::new(0));
     let max_tokens = Arc::new(AtomicU64::new(0));
+    // What reached the inner service: spent, whether its caller waited for the answer or not.
+    let sent = Arc::new(AtomicU64::new(0));
     let inner = {
+        let sent = sent.clone();
         let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
         let (tokens, max_tokens) = (tokens.clone(), max_tokens.clone());
         tower::service_fn(move |(cost, sleep_ms): (u64, u64)| {
             let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
             let (tokens, max_tokens) = (tokens.clone(), max_tokens.clone());
+            sent.fetch_add(cost, SeqCst);
             async move {
                 // A drop guard: a cancelled inner call must be counted out too.
                 struct Out(Arc<AtomicUsize>, Arc<AtomicU64>, u64);
@@ -157,7 +164,7 @@ async fn ten_thousand_calls_with_random_drops_and_timeouts_leave_the_capacity_wh
     let layer = BulkheadLayer::builder()
         .max_concurrent(LIMIT as u32)
         .token_budget(BUDGET)
-        .refill(1, tower_bulkhead::MAX_DURATION)
+        .refill(1, Duration::from_secs(1000))
         .burst_tokens(BURST)
         .max_wait(Duration::from_millis(5))
         .max_waiters(32)
@@ -207,11 +214,31 @@ async fn ten_thousand_calls_with_random_drops_and_timeouts_leave_the_capacity_wh
     assert_eq!(handle.in_flight(), 0);
     assert_eq!(handle.waiters(), 0);
     assert_eq!(handle.tokens_in_use(), Some(0));
-    let expected = BURST - spent.load(SeqCst);
+    assert!(sent.load(SeqCst) >= spent.load(SeqCst));
+    let expected = BURST - sent.load(SeqCst);
     assert_eq!(handle.rate_tokens_available(), Some(expected as i64));
     assert!(spent.load(SeqCst) > 0);
     assert!(
         refused.load(SeqCst) > 0,
         "the compartment was full at times"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_after_it_reached_the_inner_service_has_spent_its_rate_tokens() {
+    let layer = layer();
+    let handle = layer.handle();
+    let (mut svc, mut inner) = mock::spawn_layer::<u64, u64, _>(layer);
+    assert_ready_ok!(svc.poll_ready());
+    let mut call = task::spawn(svc.call(60));
+    assert_pending!(call.poll());
+    // The request reached the upstream: the client disconnecting does not undo it.
+    let _request = inner.next_request().await.unwrap();
+    drop(call);
+    assert_eq!(handle.rate_tokens_available(), Some(940), "spent once sent");
+    assert_eq!(
+        (handle.in_flight(), handle.tokens_in_use()),
+        (0, Some(0)),
+        "the slot and in-flight tokens come back"
     );
 }

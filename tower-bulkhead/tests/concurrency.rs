@@ -318,3 +318,29 @@ async fn raising_the_limit_admits_waiters() {
     assert_eq!((handle.in_flight(), handle.waiters()), (3, 0));
     gate.finish(3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_refusal_leaves_nothing_reserved_downstream() {
+    let layer = BulkheadLayer::builder()
+        .refill(1, Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let inner = tower::limit::ConcurrencyLimit::new(support::instant(), 1);
+    let svc = layer.layer(inner);
+    let mut connections: Vec<_> = (0..3).map(|_| svc.clone()).collect();
+    // The first connection spends the only token.
+    connections[0].ready().await.unwrap().call(1).await.unwrap();
+    for connection in &mut connections {
+        // Ready (the inner permit taken), then refused by the budget: the inner permit must
+        // not stay with this connection, or the next one would never be ready.
+        let mut ready =
+            tokio_test::task::spawn(std::future::poll_fn(|cx| connection.poll_ready(cx)));
+        tokio_test::assert_ready!(ready.poll()).unwrap();
+        drop(ready);
+        let err = connection.call(1).await.unwrap_err();
+        assert_eq!(reason(&err), Reason::BudgetExhausted);
+    }
+    let mut other = svc.clone();
+    let mut ready = tokio_test::task::spawn(std::future::poll_fn(|cx| other.poll_ready(cx)));
+    tokio_test::assert_ready!(ready.poll()).unwrap();
+}

@@ -17,11 +17,29 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use benches::{Bare, BareHttp, tenant, tenant_requests};
+
+/// An always-ready service whose calls never end (they hold their permits).
+#[derive(Clone, Copy)]
+struct Pending;
+
+impl tower::Service<u64> for Pending {
+    type Response = u64;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Pending<Result<u64, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: u64) -> Self::Future {
+        std::future::pending()
+    }
+}
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_bulkhead::BulkheadLayer;
 
-const CASES: [&str; 13] = [
+const CASES: [&str; 14] = [
     "bare",
     "concurrency-limit",
     "concurrency",
@@ -35,6 +53,7 @@ const CASES: [&str; 13] = [
     "keyed",
     "keyed-one-key",
     "rejected",
+    "keyed-full",
 ];
 
 /// `calls` calls of `request(i)`, driven by hand in one tight loop: `poll_ready`, `call`,
@@ -161,6 +180,34 @@ fn case_run(case: &str, calls: u64) {
             // Every key live before the measured calls.
             run(svc.clone(), 1000, by_tenant, true);
             run(svc, calls, by_tenant, true);
+        }
+        // A new key per call while the map holds 100 000 busy keys (each with a call in
+        // flight that never ends): every call looks for room, finds none, and goes to the
+        // shared overflow compartment.
+        "keyed-full" => {
+            const BUSY: u64 = 100_000;
+            let layer = builder()
+                .max_keys(BUSY as u32)
+                .build_keyed(|n: &u64| *n)
+                .expect("valid");
+            let mut svc = layer.layer(Pending);
+            let mut cx = Context::from_waker(Waker::noop());
+            let held: Vec<_> = (0..BUSY)
+                .map(|key| {
+                    let _ = tower::Service::poll_ready(&mut svc, &mut cx);
+                    let mut call = Box::pin(tower::Service::call(&mut svc, key));
+                    assert!(call.as_mut().poll(&mut cx).is_pending());
+                    call
+                })
+                .collect();
+            let mut pending = 0;
+            for i in 0..calls {
+                let _ = tower::Service::poll_ready(&mut svc, &mut cx);
+                let future = pin!(tower::Service::call(&mut svc, BUSY + black_box(i)));
+                pending += u64::from(future.poll(&mut cx).is_pending());
+            }
+            assert_eq!(pending, calls);
+            black_box(held);
         }
         "rejected" => {
             let layer = BulkheadLayer::builder()
