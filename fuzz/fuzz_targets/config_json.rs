@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             if let Ok(suite) = tower_chaos::experiment::SuiteConfig::from_json(json) {
-                let _ = suite.experiments();
+                if let Ok(experiments) = suite.experiments() {
+                    for experiment in experiments {
+                        let _ = suite.layer::<u64, u64>(experiment.name());
+                    }
+                }
             }
         }
     }
