@@ -36,7 +36,7 @@ async fn faulted(
             Fault::error(|| "injected".into())
                 .rate(rate)
                 .schedule(schedule)
-                .when(move |r: &u64| r % modulo == 0),
+                .when(move |r: &u64| r.is_multiple_of(modulo)),
         )
         .no_guard()
         .armed(true)
@@ -96,7 +96,7 @@ impl Plan {
         match self {
             Self::Always => true,
             Self::FirstCalls(n) => i < n,
-            Self::EveryKth(k) => (i + 1) % k == 0,
+            Self::EveryKth(k) => (i + 1).is_multiple_of(k),
             Self::Between(a, b) | Self::AfterArming(a, b) => a <= i && i < b,
         }
     }
@@ -161,7 +161,7 @@ proptest! {
         });
         prop_assert_eq!(run.is_some(), plan.valid(), "accepted?");
         let Some((failed, injected)) = run else { return Ok(()) };
-        let expected: Vec<u64> = (0..60).filter(|&i| plan.fires(i) && i % modulo == 0).collect();
+        let expected: Vec<u64> = (0..60).filter(|&i| plan.fires(i) && i.is_multiple_of(modulo)).collect();
         prop_assert_eq!(&failed, &expected);
         prop_assert_eq!(injected, expected.len() as u64);
     }
