@@ -251,11 +251,11 @@ fn stress(calls: u64) {
         // At most 32 calls at once, so the compartments are contended, not flooded.
         let mut set = tokio::task::JoinSet::new();
         for n in 0..calls {
-            if set.len() >= 32 {
-                if let Some(Err(e)) = set.join_next().await {
-                    assert!(e.is_panic(), "{e}");
-                    panicked.fetch_add(1, Ordering::Relaxed);
-                }
+            if set.len() >= 32
+                && let Some(Err(e)) = set.join_next().await
+            {
+                assert!(e.is_panic(), "{e}");
+                panicked.fetch_add(1, Ordering::Relaxed);
             }
             set.spawn(one(f.stack.clone(), n));
         }
