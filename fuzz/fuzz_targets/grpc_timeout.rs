@@ -86,7 +86,13 @@ fuzz_target!(|data: &[u8]| {
     req.headers_mut().insert("grpc-timeout", value.clone());
     RUNTIME.with(|rt| {
         rt.borrow()
-            .block_on(async { ServiceExt::<Req>::ready(&mut svc).await.unwrap().call(req).await })
+            .block_on(async {
+                ServiceExt::<Req>::ready(&mut svc)
+                    .await
+                    .unwrap()
+                    .call(req)
+                    .await
+            })
             .unwrap();
     });
     let seen = backend.0.lock().unwrap();

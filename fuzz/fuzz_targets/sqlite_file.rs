@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         for key in ["", "k", "order-42", "ckpt:wf:0"] {
             let _ = store.get(key);
         }
-        let _ = store.put("k", Record::new(7, &b"value"[..]), Some(Duration::from_secs(60)));
+        let _ = store.put(
+            "k",
+            Record::new(7, &b"value"[..]),
+            Some(Duration::from_secs(60)),
+        );
         let _ = store.get("k");
         let _ = store.remove("k");
     }
