@@ -1,9 +1,19 @@
 //! Retry budgets: a cap on retries shared by every clone of a layer, so a failing dependency
 //! sees a bounded extra load instead of a retry storm.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
+#[cfg(not(loom))]
+use std::sync::{
+    Mutex,
+    atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+};
 use std::time::Duration;
+
+#[cfg(loom)]
+use loom::sync::{
+    Mutex,
+    atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+};
 
 use tokio::time::Instant;
 
@@ -404,7 +414,11 @@ impl Tokens {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+#[path = "budget_loom.rs"]
+mod loom_model;
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

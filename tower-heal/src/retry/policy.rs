@@ -301,15 +301,20 @@ mod http_gate {
         })
     }
 
-    /// Writes a `grpc-timeout` value for `timeout` (rounded down, at most 8 digits).
+    /// Writes a `grpc-timeout` value for `timeout` (rounded down, at most 8 digits, in the finest
+    /// unit that fits, up to hours).
     pub(crate) fn grpc_timeout_value(timeout: Duration) -> http::HeaderValue {
         const MAX: u128 = 99_999_999;
         let (n, unit) = if timeout.as_micros() <= MAX {
             (timeout.as_micros(), 'u')
         } else if timeout.as_millis() <= MAX {
             (timeout.as_millis(), 'm')
+        } else if u128::from(timeout.as_secs()) <= MAX {
+            (u128::from(timeout.as_secs()), 'S')
+        } else if u128::from(timeout.as_secs() / 60) <= MAX {
+            (u128::from(timeout.as_secs() / 60), 'M')
         } else {
-            (u128::from(timeout.as_secs()).min(MAX), 'S')
+            (u128::from(timeout.as_secs() / 3600).min(MAX), 'H')
         };
         http::HeaderValue::from_str(&format!("{n}{unit}"))
             .unwrap_or_else(|_| http::HeaderValue::from_static("0n"))
