@@ -96,7 +96,8 @@ async fn soak(calls: u64) -> bool {
         .reset_timeout(Duration::from_millis(50))
         .build()
         .expect("breaker");
-    let retry = RetryLayer::http()
+    let retry = RetryLayer::builder()
+        .http_client()
         .name("soak")
         .max_retries(1)
         .initial_delay(Duration::from_micros(100))

@@ -91,7 +91,8 @@ struct Family {
 
 fn family() -> Family {
     let upstream = Upstream::default();
-    let retry = RetryLayer::http()
+    let retry = RetryLayer::builder()
+        .http_client()
         .name("stress")
         .max_retries(2)
         .initial_delay(Duration::from_micros(200))

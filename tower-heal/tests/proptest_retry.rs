@@ -317,7 +317,7 @@ proptest! {
     fn a_grpc_retry_carries_the_time_left(bytes in grpc_timeout_bytes()) {
         let Ok(value) = http::HeaderValue::from_bytes(&bytes) else { return Ok(()) };
         let backend = Grpc::default();
-        let layer = RetryLayer::grpc().idempotent_method("/p.S/M").seed(1).no_budget().build().unwrap();
+        let layer = RetryLayer::builder().grpc_client().idempotent_method("/p.S/M").seed(1).no_budget().build().unwrap();
         let mut svc = ServiceBuilder::new().layer(layer).service(backend.clone());
         let mut req = http::Request::post("/p.S/M")
             .header("content-type", "application/grpc")
@@ -354,7 +354,8 @@ proptest! {
 #[test]
 fn a_grpc_timeout_in_hours_is_carried_in_a_unit_that_holds_it() {
     let backend = Grpc::default();
-    let layer = RetryLayer::grpc()
+    let layer = RetryLayer::builder()
+        .grpc_client()
         .idempotent_method("/p.S/M")
         .seed(1)
         .no_budget()
