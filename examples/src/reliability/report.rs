@@ -39,9 +39,16 @@ impl Digest {
     }
 }
 
+/// `x` rounded to `decimals` places, with a negative zero made positive, so a change that rounds
+/// to nothing prints as `+0`, never `-0`.
+fn shown(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale + 0.0
+}
+
 fn points(before: Option<f64>, after: Option<f64>) -> String {
     match (before, after) {
-        (Some(b), Some(a)) => format!("{:+.1} points", (a - b) * 100.0),
+        (Some(b), Some(a)) => format!("{:+.1} points", shown((a - b) * 100.0, 1)),
         _ => "n/a".to_owned(),
     }
 }
@@ -51,8 +58,8 @@ fn latency_change(before: Option<f64>, after: Option<f64>) -> String {
         (Some(b), Some(a)) if b > 0.0 => {
             format!(
                 "{:+.0} ms ({:+.0} %)",
-                (a - b) * 1000.0,
-                (a - b) / b * 100.0
+                shown((a - b) * 1000.0, 0),
+                shown((a - b) / b * 100.0, 0)
             )
         }
         _ => "n/a".to_owned(),
@@ -71,8 +78,8 @@ pub fn before_after(suite: &Suite, digest: &Digest) -> Vec<[String; 4]> {
     let mttr_change = if bm.0 > 0.0 {
         format!(
             "{:+.0} ms ({:.0} % shorter{})",
-            (am.0 - bm.0) * 1000.0,
-            (bm.0 - am.0) / bm.0 * 100.0,
+            shown((am.0 - bm.0) * 1000.0, 0),
+            shown((bm.0 - am.0) / bm.0 * 100.0, 0),
             if bm.1 { "" } else { ", at least" }
         )
     } else {
@@ -800,4 +807,16 @@ fn runbook(out: &mut String, suite: &Suite) {
         out,
         "**Resolution**:\n1. An external outage: check that fallbacks answer; the breaker probes every {reset} and closes by itself once the dependency answers.\n2. A throttled API: do not force the breaker closed; the budget refills only if calls stop.\n3. A noisy agent: lower its compartment (`KeyedBulkheadHandle::set_max_concurrent`) or block it.\n4. Chaos left armed: disarm it (`ChaosHandle::disarm`, or the chaos proxy's admin route).\n"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_that_rounds_to_nothing_is_never_negative_zero() {
+        assert_eq!(latency_change(Some(0.025), Some(0.0249)), "+0 ms (+0 %)");
+        assert_eq!(points(Some(0.5), Some(0.4999)), "+0.0 points");
+        assert_eq!(latency_change(Some(1.0), Some(0.5)), "-500 ms (-50 %)");
+    }
 }
