@@ -1,8 +1,11 @@
 //! Helpers the test suites of the family's crates share: driving a service through one call,
 //! finding the family's rejection in an error, letting spawned tasks run, and a scripted
-//! answer list that records when it was asked. Not published.
+//! answer list that records when it was asked, and a real `redis-server` on 127.0.0.1 for the
+//! fleet tests ([`redis_server`]). Not published.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod redis_server;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

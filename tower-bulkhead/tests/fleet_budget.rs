@@ -2,8 +2,7 @@
 //! own connections play three replicas.
 #![cfg(feature = "redis")]
 
-#[path = "fleet/server.rs"]
-mod server;
+use test_support::redis_server as server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! instances with their own connections play two replicas.
 #![cfg(feature = "redis")]
 
-#[path = "fleet/server.rs"]
-mod server;
+use test_support::redis_server as server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

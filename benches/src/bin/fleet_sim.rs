@@ -5,7 +5,7 @@
 //! `cargo run --release -p benches --features fleet --bin fleet_sim` (starts its own
 //! `redis-server` on 127.0.0.1; about 10 s).
 
-#[path = "../../../tower-bulkhead/tests/fleet/server.rs"]
+#[path = "../../../test-support/src/redis_server.rs"]
 mod server;
 
 use std::sync::Arc;
