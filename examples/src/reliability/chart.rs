@@ -61,6 +61,30 @@ type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 /// One line of a panel: its points, colour and legend.
 type Series<'a> = (Vec<(f64, f64)>, RGBColor, &'a str);
 
+/// `points` cut where no call completed for more than one bucket, so the line breaks there
+/// instead of being drawn straight across a stretch with no figures. Only the first piece
+/// carries the legend.
+fn segments(points: Vec<(f64, f64)>, bucket: f64, color: RGBColor, label: &str) -> Vec<Series<'_>> {
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    for point in points {
+        match pieces.last_mut() {
+            Some(piece)
+                if piece
+                    .last()
+                    .is_some_and(|last| point.0 - last.0 <= bucket * 1.5) =>
+            {
+                piece.push(point);
+            }
+            _ => pieces.push(vec![point]),
+        }
+    }
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| (piece, color, if i == 0 { label } else { "" }))
+        .collect()
+}
+
 fn panel(
     area: &Panel<'_>,
     run: &Run,
@@ -90,17 +114,22 @@ fn panel(
         )
     }))?;
     for (points, color, label) in series {
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))?
-            .label(*label)
-            .legend(move |(x, y)| {
+        let line = chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
+        if !label.is_empty() {
+            line.label(*label).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
             });
+        }
     }
-    if series.len() > 1 {
+    if series
+        .iter()
+        .filter(|(_, _, label)| !label.is_empty())
+        .count()
+        > 1
+    {
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -147,7 +176,7 @@ pub fn render_svg(suite: &Suite, path: &Path) -> Result<(), Box<dyn std::error::
             x_max,
             105.0,
             "% usable",
-            &[(success, RGBColor(30, 120, 60), "success")],
+            &segments(success, bucket, RGBColor(30, 120, 60), "success"),
         )?;
         panel(
             &cells[2 + column],
@@ -156,7 +185,7 @@ pub fn render_svg(suite: &Suite, path: &Path) -> Result<(), Box<dyn std::error::
             x_max,
             deadline_ms * 1.25,
             "ms",
-            &[(p99, RGBColor(200, 90, 20), "p99")],
+            &segments(p99, bucket, RGBColor(200, 90, 20), "p99"),
         )?;
         let llm: Vec<(f64, f64)> = run
             .samples
@@ -187,4 +216,19 @@ pub fn render_svg(suite: &Suite, path: &Path) -> Result<(), Box<dyn std::error::
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stretch_without_figures_breaks_the_line() {
+        let points = vec![(0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (5.0, 0.0), (5.5, 0.0)];
+        let pieces = segments(points, 0.5, RGBColor(0, 0, 0), "success");
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0].0.len(), 3);
+        assert_eq!(pieces[1].0, vec![(5.0, 0.0), (5.5, 0.0)]);
+        assert_eq!((pieces[0].2, pieces[1].2), ("success", ""));
+    }
 }
