@@ -269,7 +269,15 @@ fn arming_races_with_expiry_on_two_threads() {
         handle.arm();
     }
     reader.join().unwrap();
-    std::thread::sleep(Duration::from_millis(5));
-    assert!(!handle.is_armed());
-    assert!(!handle.stats().armed);
+    // Let the 1 ms pass on a paused clock rather than sleeping.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::advance(Duration::from_millis(5)).await;
+        assert!(!handle.is_armed());
+        assert!(!handle.stats().armed);
+    });
 }
