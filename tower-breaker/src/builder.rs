@@ -179,8 +179,8 @@ impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
     /// Without one, the answer mode implies it ([`DefaultClassifier`]):
     /// [`ErrorsAsFailures`](crate::ErrorsAsFailures) by default,
     /// [`HttpStatus`](crate::HttpStatus) with [`http`](Self::http),
-    /// [`GrpcStatus`](crate::GrpcStatus) with [`grpc`](Self::grpc). For `reqwest::Client`, set
-    /// `ReqwestStatus` (feature `reqwest`).
+    /// [`GrpcStatus`](crate::GrpcStatus) with [`grpc`](Self::grpc). For `reqwest::Client`, use
+    /// [`http_client`](Self::http_client) or set `ReqwestStatus` (feature `reqwest`).
     ///
     /// A classifier that panics leaves its call without an outcome: it counts for nothing, as
     /// a cancelled call, and frees its probe slot.
@@ -266,7 +266,8 @@ impl<C, A, L> CircuitBreakerBuilder<C, A, L> {
     /// unless you set a [`classifier`](Self::classifier), and answers a rejection with an error
     /// (the breaker's [`Rejected`](crate::Rejected) in a `BoxError`), which is what a client's
     /// caller expects. [`http`](Self::http) is the server-side mode: answer the HTTP caller
-    /// yourself.
+    /// yourself. In front of `reqwest::Client` it needs the `reqwest` feature, with which
+    /// `HttpStatus` reads a `reqwest::Response` too.
     ///
     /// ```
     /// use tower_breaker::{BoxErrorAnswer, CircuitBreakerLayer, HttpStatus};

@@ -89,6 +89,29 @@ impl Classify<reqwest::Response> for ReqwestStatus {
     }
 }
 
+/// [`HttpStatus`] reads a `reqwest::Response` as [`ReqwestStatus`] does, so a client preset
+/// built on `HttpStatus` (such as a breaker's `.http_client()`) works in front of
+/// `reqwest::Client` as it does in front of an `http::Response` client.
+impl Classify<reqwest::Response> for HttpStatus {
+    type Response<G: Settle> = reqwest::Response;
+
+    fn classify_response<G: Settle>(
+        &self,
+        response: reqwest::Response,
+        guard: G,
+    ) -> reqwest::Response {
+        ReqwestStatus::from_status(*self).classify_response(response, guard)
+    }
+
+    fn unclassified<G: Settle>(response: reqwest::Response) -> reqwest::Response {
+        response
+    }
+
+    fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome {
+        ReqwestStatus::from_status(*self).error_outcome(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -117,6 +140,19 @@ mod tests {
         assert_eq!(outcome_of(status(503)), Some(Outcome::Failure));
         assert_eq!(outcome_of(status(404)), Some(Outcome::Ignore));
         assert_eq!(outcome_of(status(200)), Some(Outcome::Success));
+    }
+
+    #[test]
+    fn http_status_reads_a_reqwest_response_as_reqwest_status_does() {
+        let strict = HttpStatus::new().failure_on(StatusCode::TOO_MANY_REQUESTS);
+        for code in [200, 404, 429, 500, 503] {
+            let response = || http::Response::builder().status(code).body("").unwrap();
+            let (ours, theirs) = (Cell::new(None), Cell::new(None));
+            let _ = strict.classify_response(reqwest::Response::from(response()), Spy(&ours));
+            let _ = ReqwestStatus::from_status(strict)
+                .classify_response(reqwest::Response::from(response()), Spy(&theirs));
+            assert_eq!(ours.get(), theirs.get(), "{code}");
+        }
     }
 
     #[test]
